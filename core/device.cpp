@@ -1,0 +1,71 @@
+#include "core/device.hpp"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.hpp"
+
+namespace dt {
+
+// Implemented in core/device_cuda.cu when CUDA is built.
+#ifdef DIFFTRON_HAVE_CUDA
+void* cuda_alloc(int index, size_t bytes);
+void cuda_free(void* ptr);
+void cuda_memset_zero(void* ptr, size_t bytes);
+void cuda_copy(void* dst, bool dst_cuda, const void* src, bool src_cuda, size_t bytes);
+int cuda_count();
+#else
+[[noreturn]] static void no_cuda() {
+  fail("this difftron was built without CUDA (DIFFTRON_CUDA=OFF or no nvcc found); "
+       "rebuild with nvcc available or use runtime.device: cpu");
+}
+static void* cuda_alloc(int, size_t) { no_cuda(); }
+static void cuda_free(void*) { no_cuda(); }
+static void cuda_memset_zero(void*, size_t) { no_cuda(); }
+static void cuda_copy(void*, bool, const void*, bool, size_t) { no_cuda(); }
+static int cuda_count() { return 0; }
+#endif
+
+std::string Device::str() const {
+  return is_cpu() ? std::string("cpu") : "cuda:" + std::to_string(index);
+}
+
+void* device_alloc(Device dev, size_t bytes) {
+  if (bytes == 0) return nullptr;
+  if (!dev.is_cpu()) return cuda_alloc(dev.index, bytes);
+  // 64-byte alignment: one cache line, and enough for AVX-512 loads.
+  size_t rounded = (bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) fail("out of host memory allocating ", bytes, " bytes");
+  return p;
+}
+
+void device_free(Device dev, void* ptr) {
+  if (!ptr) return;
+  if (dev.is_cpu()) std::free(ptr);
+  else cuda_free(ptr);
+}
+
+void device_memset_zero(Device dev, void* ptr, size_t bytes) {
+  if (bytes == 0) return;
+  if (dev.is_cpu()) std::memset(ptr, 0, bytes);
+  else cuda_memset_zero(ptr, bytes);
+}
+
+void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
+  if (bytes == 0) return;
+  if (dst_dev.is_cpu() && src_dev.is_cpu()) std::memcpy(dst, src, bytes);
+  else cuda_copy(dst, !dst_dev.is_cpu(), src, !src_dev.is_cpu(), bytes);
+}
+
+int cuda_device_count() { return cuda_count(); }
+
+bool cuda_built() {
+#ifdef DIFFTRON_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace dt

@@ -1,0 +1,32 @@
+// Where a tensor lives. The CPU backend is always built; the CUDA parts are
+// compiled when nvcc is found (DIFFTRON_HAVE_CUDA) and otherwise fail with a
+// clear message at the first use.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace dt {
+
+enum class DeviceKind { CPU, CUDA };
+
+struct Device {
+  DeviceKind kind = DeviceKind::CPU;
+  int index = 0;
+  static Device cpu() { return {}; }
+  static Device cuda(int i) { return {DeviceKind::CUDA, i}; }
+  bool is_cpu() const { return kind == DeviceKind::CPU; }
+  bool operator==(const Device&) const = default;
+  std::string str() const;
+};
+
+void* device_alloc(Device dev, size_t bytes);
+void device_free(Device dev, void* ptr);
+void device_memset_zero(Device dev, void* ptr, size_t bytes);
+void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
+
+// Number of visible CUDA devices; 0 when CUDA is not built or no GPU/driver is
+// present (any cudaGetDeviceCount failure counts as "no GPU").
+int cuda_device_count();
+bool cuda_built();
+
+}  // namespace dt

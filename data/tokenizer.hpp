@@ -1,0 +1,31 @@
+// Tokenizers turn text into token ids and back. Every shard records the
+// tokenizer's name, vocabulary size and EOS id, so the loader can refuse to mix
+// shards made by different tokenizers.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dt {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Text to ids, no EOS appended (the shard writer adds EOS after each document).
+  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  // Ids to text; EOS decodes to nothing, an id outside [0, vocab_size) is an error.
+  virtual std::string decode(std::span<const int32_t> ids) const = 0;
+  virtual int64_t vocab_size() const = 0;
+  virtual int32_t eos_id() const = 0;
+  // The spec make_tokenizer accepts to rebuild this tokenizer ("byte").
+  virtual std::string name() const = 0;
+};
+
+// spec: "byte" (ids 0..255 are raw bytes, EOS = 256, vocab_size 257).
+// Anything else fails with a one-line dt::Error.
+std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
+
+}  // namespace dt

@@ -1,0 +1,183 @@
+// Differential attention (DESIGN §2) on the shared tile engine: both softmax
+// maps of a differential head go through one pass over each K/V tile, then
+//   out = RMSNorm(o1 − λ·o2; g_sub) · (1 − λ_init).
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/attention_tiles.hpp"
+#include "kernels/cpu/cpu_common.hpp"
+#include "kernels/ops.hpp"
+
+namespace dt::ops {
+
+namespace {
+
+struct Dims {
+  int B, T, H, KV, d;  // dv = 2d
+};
+
+Dims check_dims(const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
+  require_cpu(q, op);
+  DT_CHECK(q.ndim == 4 && k.ndim == 4 && v.ndim == 4, op, " expects (B,T,heads,dim) tensors");
+  DT_CHECK(q.dim(2) % 2 == 0 && k.dim(2) % 2 == 0, op, ": q and k need 2 sub-heads per head");
+  Dims s{int(q.dim(0)), int(q.dim(1)), int(q.dim(2) / 2), int(k.dim(2) / 2), int(q.dim(3))};
+  DT_CHECK(k.dim(0) == s.B && k.dim(1) == s.T && k.dim(3) == s.d, op, " k ", k.shape_str());
+  DT_CHECK(v.dim(0) == s.B && v.dim(1) == s.T && v.dim(2) == s.KV && v.dim(3) == 2 * s.d, op, " v ",
+           v.shape_str(), " expected (B,T,KV,2d)");
+  DT_CHECK(s.H % s.KV == 0, op, ": heads ", s.H, " not a multiple of kv heads ", s.KV);
+  return s;
+}
+
+tiles::Problem problem(const Dims& s, const float* q, const float* k, const float* v, int b, int h) {
+  const int g = h / (s.H / s.KV);
+  tiles::Problem p;
+  p.M = 2;
+  p.T = s.T, p.d = s.d, p.dv = 2 * s.d;
+  p.scale = 1.f / std::sqrt(float(s.d));
+  p.ldq = 2 * s.H * s.d, p.ldk = 2 * s.KV * s.d, p.ldv = s.KV * 2 * s.d;
+  for (int m = 0; m < 2; ++m) {
+    p.q[m] = q + (size_t(b) * s.T * 2 * s.H + 2 * h + m) * s.d;
+    p.k[m] = k + (size_t(b) * s.T * 2 * s.KV + 2 * g + m) * s.d;
+  }
+  p.v = v + (size_t(b) * s.T * s.KV + g) * 2 * s.d;
+  return p;
+}
+
+double dot(const Tensor& a, const Tensor& b) {
+  double s = 0.0;
+  for (int64_t i = 0; i < a.numel(); ++i) s += double(a.f32()[i]) * b.f32()[i];
+  return s;
+}
+
+}  // namespace
+
+float diff_lambda(const DiffLambda& lam) {
+  return float(std::exp(dot(lam.q1, lam.k1)) - std::exp(dot(lam.q2, lam.k2)) + lam.lambda_init);
+}
+
+void diff_attention_forward(Tensor out, const DiffAttnCache& cache, Tensor q, Tensor k, Tensor v,
+                            const DiffLambda& lam, Tensor g_sub, float eps) {
+  const Dims s = check_dims(q, k, v, "diff_attention_forward");
+  const int dv = 2 * s.d;
+  DT_CHECK(out.numel() == int64_t(s.B) * s.T * s.H * dv && g_sub.numel() == dv);
+  DT_CHECK(cache.o1.numel() == out.numel() && cache.o2.numel() == out.numel());
+  DT_CHECK(cache.lse1.numel() == int64_t(s.B) * s.H * s.T && cache.rstd.numel() == int64_t(s.B) * s.T * s.H);
+  const float lambda = diff_lambda(lam);
+  const float post = 1.f - lam.lambda_init;
+  const float *qp = q.f32(), *kp = k.f32(), *vp = v.f32(), *gp = g_sub.f32();
+  float *op = out.f32(), *o1 = cache.o1.f32(), *o2 = cache.o2.f32(), *l1 = cache.lse1.f32(),
+        *l2 = cache.lse2.f32(), *rs = cache.rstd.f32();
+  const int ntiles = (s.T + tiles::kBq - 1) / tiles::kBq;
+  const int ld = s.H * dv;
+#pragma omp parallel for collapse(3) schedule(dynamic)
+  for (int b = 0; b < s.B; ++b)
+    for (int h = 0; h < s.H; ++h)
+      for (int t = 0; t < ntiles; ++t) {
+        const tiles::Problem p = problem(s, qp, kp, vp, b, h);
+        const size_t row0 = size_t(b) * s.T * s.H + h;  // (b, t=0, h) in (B,T,H,·) tensors
+        float* O[2] = {o1 + row0 * dv, o2 + row0 * dv};
+        float* L[2] = {l1 + (size_t(b) * s.H + h) * s.T, l2 + (size_t(b) * s.H + h) * s.T};
+        const int i0 = t * tiles::kBq, i1 = std::min(s.T, i0 + tiles::kBq);
+        tiles::forward(p, i0, i1, O, ld, L);
+        // Epilogue on each row: the difference, the per-head RMSNorm and the scale.
+        for (int i = i0; i < i1; ++i) {
+          const float* a = O[0] + size_t(i) * ld;
+          const float* c = O[1] + size_t(i) * ld;
+          float* y = op + (row0 + size_t(i) * s.H) * dv;
+          float ss = 0.f;
+          for (int j = 0; j < dv; ++j) {
+            y[j] = a[j] - lambda * c[j];
+            ss += y[j] * y[j];
+          }
+          const float r = 1.f / std::sqrt(ss / float(dv) + eps);
+          rs[row0 + size_t(i) * s.H] = r;
+          for (int j = 0; j < dv; ++j) y[j] *= r * gp[j] * post;
+        }
+      }
+}
+
+void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const DiffLambdaGrads& dlam, Tensor dg_sub,
+                             Tensor dout, Tensor q, Tensor k, Tensor v, const DiffLambda& lam,
+                             Tensor g_sub, const DiffAttnCache& cache, float eps) {
+  (void)eps;  // the saved rstd already holds it
+  const Dims s = check_dims(q, k, v, "diff_attention_backward");
+  const int d = s.d, dvw = 2 * s.d, ld = s.H * dvw, group = s.H / s.KV;
+  const float lambda = diff_lambda(lam);
+  const float post = 1.f - lam.lambda_init;
+  const float *qp = q.f32(), *kp = k.f32(), *vp = v.f32(), *gp = g_sub.f32(), *dop = dout.f32();
+  const float *o1 = cache.o1.f32(), *o2 = cache.o2.f32(), *l1 = cache.lse1.f32(), *l2 = cache.lse2.f32(),
+              *rs = cache.rstd.f32();
+  float *dqp = dq.f32(), *dkp = dk.f32(), *dvp = dv.f32();
+  // Per-task partial sums of dg_sub (2d) and dλ (1), added in task order after
+  // the loop so the result does not depend on scheduling.
+  const int ntasks = s.B * s.KV;
+  static std::vector<double> partial;
+  partial.assign(size_t(ntasks) * (dvw + 1), 0.0);
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int b = 0; b < s.B; ++b)
+    for (int g = 0; g < s.KV; ++g) {
+      double* part = partial.data() + size_t(b * s.KV + g) * (dvw + 1);
+      float* dk_g[2] = {dkp + (size_t(b) * s.T * 2 * s.KV + 2 * g) * d,
+                        dkp + (size_t(b) * s.T * 2 * s.KV + 2 * g + 1) * d};
+      float* dv_g = dvp + (size_t(b) * s.T * s.KV + g) * dvw;
+      for (int t = 0; t < s.T; ++t) {
+        std::memset(dk_g[0] + size_t(t) * 2 * s.KV * d, 0, sizeof(float) * 2 * d);  // both sub-heads
+        std::memset(dv_g + size_t(t) * s.KV * dvw, 0, sizeof(float) * dvw);
+      }
+      float* dpre = thread_scratch(6, size_t(tiles::kBq) * dvw);  // d(o1 − λ·o2) for one tile
+      for (int h = g * group; h < (g + 1) * group; ++h) {
+        const tiles::Problem p = problem(s, qp, kp, vp, b, h);
+        const size_t row0 = size_t(b) * s.T * s.H + h;
+        const float* O[2] = {o1 + row0 * dvw, o2 + row0 * dvw};
+        const float* L[2] = {l1 + (size_t(b) * s.H + h) * s.T, l2 + (size_t(b) * s.H + h) * s.T};
+        float* dQ[2] = {dqp + (size_t(b) * s.T * 2 * s.H + 2 * h) * d,
+                        dqp + (size_t(b) * s.T * 2 * s.H + 2 * h + 1) * d};
+        for (int i0 = 0; i0 < s.T; i0 += tiles::kBq) {
+          const int i1 = std::min(s.T, i0 + tiles::kBq);
+          // RMSNorm backward per row, with x = o1 − λ·o2 recomputed and gain g_sub·(1−λ_init).
+          for (int i = i0; i < i1; ++i) {
+            const float* a = O[0] + size_t(i) * ld;
+            const float* c = O[1] + size_t(i) * ld;
+            const float* gy = dop + (row0 + size_t(i) * s.H) * dvw;
+            const float r = rs[row0 + size_t(i) * s.H];
+            float* dx = dpre + size_t(i - i0) * dvw;
+            float sdot = 0.f;
+            for (int j = 0; j < dvw; ++j) {
+              const float x = a[j] - lambda * c[j];
+              const float gyj = gy[j] * post;
+              dx[j] = gyj * gp[j];
+              sdot += dx[j] * x;
+              part[j] += double(gyj) * x * r;
+            }
+            const float m = sdot * r * r / float(dvw);
+            double dl = 0.0;
+            for (int j = 0; j < dvw; ++j) {
+              dx[j] = r * (dx[j] - (a[j] - lambda * c[j]) * m);
+              dl -= double(dx[j]) * c[j];  // ∂(o1 − λ·o2)/∂λ = −o2
+            }
+            part[dvw] += dl;
+          }
+          const float dscale[2] = {1.f, -lambda};
+          tiles::backward(p, i0, i1, dpre - size_t(i0) * dvw, dvw, dscale, O, ld, L, dQ, 2 * s.H * d, dk_g,
+                          2 * s.KV * d, dv_g, s.KV * dvw);
+        }
+      }
+    }
+  static std::vector<double> sum;
+  sum.assign(dvw + 1, 0.0);
+  for (int t = 0; t < ntasks; ++t)
+    for (int j = 0; j <= dvw; ++j) sum[j] += partial[size_t(t) * (dvw + 1) + j];
+  float* dgs = dg_sub.f32();
+  for (int j = 0; j < dvw; ++j) dgs[j] += float(sum[j]);
+  // λ = exp(λq1·λk1) − exp(λq2·λk2) + λ_init
+  const double dlambda = sum[dvw];
+  const double e1 = std::exp(dot(lam.q1, lam.k1)), e2 = std::exp(dot(lam.q2, lam.k2));
+  for (int j = 0; j < d; ++j) {
+    dlam.q1.f32()[j] += float(dlambda * e1 * lam.k1.f32()[j]);
+    dlam.k1.f32()[j] += float(dlambda * e1 * lam.q1.f32()[j]);
+    dlam.q2.f32()[j] -= float(dlambda * e2 * lam.k2.f32()[j]);
+    dlam.k2.f32()[j] -= float(dlambda * e2 * lam.q2.f32()[j]);
+  }
+}
+
+}  // namespace dt::ops

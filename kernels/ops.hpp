@@ -1,0 +1,105 @@
+// Every op the model calls, declared once. Each runs on its tensors' device:
+// kernels/cpu/*.cpp implement them in fp32 (OpenBLAS + OpenMP); a CUDA tensor
+// reaches kernels/cuda/*.cu (added by the CUDA backend issue; until then a CUDA
+// tensor fails with a clear message).
+//
+// Conventions: shapes in the comment beside each argument; "+=" marks outputs
+// that are accumulated into (gradients of weights, the residual stream's
+// gradient); every other output is overwritten.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.hpp"
+
+namespace dt::ops {
+
+// ---- GEMM -------------------------------------------------------------------
+// C = alpha · op(A) · op(B) + beta · C on the 2-D views [rows, cols] of A, B, C.
+void matmul(Tensor C, Tensor A, bool trans_a, Tensor B, bool trans_b, float alpha = 1.f,
+            float beta = 0.f);
+
+// y (N,out) = x (N,in) · W (out,in)ᵀ
+void linear_forward(Tensor y, Tensor x, Tensor W);
+// dx (N,in) = dy · W  (or += when accumulate_dx); dW (out,in) += dyᵀ · x
+void linear_backward(Tensor dx, Tensor dW, Tensor dy, Tensor x, Tensor W, bool accumulate_dx);
+
+// ---- embedding -------------------------------------------------------------------
+// out (N,D) = E[tokens]; tokens (N) i32, E (V,D)
+void embedding_forward(Tensor out, Tensor tokens, Tensor E);
+// dE (V,D) += scatter of dout (N,D) by tokens
+void embedding_backward(Tensor dE, Tensor tokens, Tensor dout);
+
+// ---- RMSNorm: out = x · rsqrt(mean(x²) + eps) · g ---------------------------------
+// x, out (N,C); g (C); rstd (N) saved for the backward
+void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor g, float eps);
+// dx (N,C) +=; dg (C) +=
+void rmsnorm_backward(Tensor dx, Tensor dg, Tensor dout, Tensor x, Tensor g, Tensor rstd);
+
+// ---- RoPE, interleaved pairs (2i, 2i+1) rotated by pos·θ^(−2i/d) ---------------------
+// table (T, d): [cos, sin] of each pair for positions pos0 .. pos0+T−1
+void rope_table(Tensor table, double theta, int64_t pos0);
+// x (B,T,nh,d) rotated in place; the backward rotates dx by the opposite angle
+void rope_forward(Tensor x, Tensor table);
+void rope_backward(Tensor dx, Tensor table);
+
+// ---- SwiGLU: out = silu(a) · b -----------------------------------------------------
+// a, b, out (N,F)
+void swiglu_forward(Tensor out, Tensor a, Tensor b);
+// da, db (N,F) overwritten
+void swiglu_backward(Tensor da, Tensor db, Tensor dout, Tensor a, Tensor b);
+
+// ---- cross-entropy, fused with its gradient ---------------------------------------
+// logits (N,V); targets (N) i32 (−1: ignored); losses (N) per-row loss (0 when ignored).
+// When grad_scale != 0, logits are overwritten by grad_scale · d loss_row / d logits
+// (softmax − onehot), so probabilities are never stored. Returns the sum of losses.
+double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_scale);
+
+// ---- optimizer -------------------------------------------------------------------
+struct AdamWParams {
+  float lr, beta1, beta2, eps, weight_decay;
+  int64_t step;      // 1-based, for bias correction
+  float grad_scale;  // multiplies the gradient first (clipping)
+};
+// param, grad, m, v: same shape; decoupled weight decay (param −= lr·wd·param)
+void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p);
+// Σ x² accumulated in double
+double sum_squares(Tensor x);
+// x *= s
+void scale(Tensor x, float s);
+
+// ---- attention --------------------------------------------------------------------
+// Causal softmax attention, tiled with an online softmax: memory beyond the
+// inputs and outputs is O(T). Grouped-query: query head h reads kv head h / (Hq/Hkv).
+// q (B,T,Hq,d), k (B,T,Hkv,d), v (B,T,Hkv,dv); out (B,T,Hq,dv); lse (B,Hq,T)
+void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v);
+// dq, dk, dv overwritten
+void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k,
+                        Tensor v, Tensor out, Tensor lse);
+
+// Differential attention (DESIGN §2). One pass over each K/V tile feeds both
+// softmax states; λ = exp(λq1·λk1) − exp(λq2·λk2) + λ_init.
+struct DiffLambda {
+  Tensor q1, k1, q2, k2;  // (d) each
+  float lambda_init;
+};
+struct DiffLambdaGrads {
+  Tensor q1, k1, q2, k2;  // (d) each, +=
+};
+// What the forward saves for the backward, all O(T).
+struct DiffAttnCache {
+  Tensor o1, o2;      // (B,T,H,2d): A1·V and A2·V, each normalised by its softmax sum
+  Tensor lse1, lse2;  // (B,H,T)
+  Tensor rstd;        // (B,T,H): sub-RMSNorm statistics
+};
+float diff_lambda(const DiffLambda& lam);
+// q (B,T,2H,d), k (B,T,2KV,d), v (B,T,KV,2d), g_sub (2d);
+// out (B,T,H,2d) = RMSNorm(o1 − λ·o2; g_sub) · (1 − λ_init)
+void diff_attention_forward(Tensor out, const DiffAttnCache& cache, Tensor q, Tensor k, Tensor v,
+                            const DiffLambda& lam, Tensor g_sub, float eps);
+// dq, dk, dv overwritten; dlam and dg_sub (2d) +=
+void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const DiffLambdaGrads& dlam,
+                             Tensor dg_sub, Tensor dout, Tensor q, Tensor k, Tensor v,
+                             const DiffLambda& lam, Tensor g_sub, const DiffAttnCache& cache,
+                             float eps);
+
+}  // namespace dt::ops

@@ -1,0 +1,465 @@
+// YAML -> Config with strict validation, --set overrides, and Config -> YAML.
+// One list of keys (visit_config) drives reading, writing and the unknown-key
+// check, so a field added to config.hpp is added here once. Every error is one
+// line: "<source>: <key.path>: <what was expected>".
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "model/config.hpp"
+
+namespace dt {
+namespace {
+
+template <class E>
+struct Choice {
+  const char* name;
+  E value;
+};
+constexpr Choice<AttentionKind> kAttention[] = {{"diff", AttentionKind::Diff},
+                                                {"standard", AttentionKind::Standard}};
+constexpr Choice<LrDecay> kDecay[] = {
+    {"linear", LrDecay::Linear}, {"cosine", LrDecay::Cosine}, {"constant", LrDecay::Constant}};
+
+// kRequired: the YAML must set it. kUnsetWhenZero (max_steps / max_tokens): 0
+// means "not set", so the reader wants a positive value and the writer omits 0.
+enum Presence { kOptional, kRequired, kUnsetWhenZero };
+
+// Every key of every section, in file order. V: KeyCollector, Reader or Writer.
+template <class C, class V>
+void visit_config(C& c, V& v) {
+  v.section("model");
+  v.field("vocab_size", c.model.vocab_size, kRequired);
+  v.field("d_model", c.model.d_model, kRequired);
+  v.field("n_layers", c.model.n_layers, kRequired);
+  v.field("n_heads", c.model.n_heads, kRequired);
+  v.field("n_kv_heads", c.model.n_kv_heads, kRequired);
+  v.field("ffn_hidden", c.model.ffn_hidden, kRequired);
+  v.field("rope_theta", c.model.rope_theta);
+  v.field("norm_eps", c.model.norm_eps);
+  v.choice("attention", c.model.attention, kAttention);
+  v.field("tie_embeddings", c.model.tie_embeddings);
+  v.field("init_std", c.model.init_std);
+  v.section("train");
+  v.field("seq_len", c.train.seq_len, kRequired);
+  v.field("batch_size", c.train.batch_size, kRequired);
+  v.field("max_steps", c.train.max_steps, kUnsetWhenZero);
+  v.field("max_tokens", c.train.max_tokens, kUnsetWhenZero);
+  v.field("lr", c.train.lr);
+  v.field("min_lr", c.train.min_lr);
+  v.field("warmup_steps", c.train.warmup_steps);
+  v.choice("decay", c.train.decay, kDecay);
+  v.field("beta1", c.train.beta1);
+  v.field("beta2", c.train.beta2);
+  v.field("adam_eps", c.train.adam_eps);
+  v.field("weight_decay", c.train.weight_decay);
+  v.field("grad_clip", c.train.grad_clip);
+  v.field("seed", c.train.seed);
+  v.field("log_every", c.train.log_every);
+  v.field("run_dir", c.train.run_dir);
+  v.section("data");
+  v.field("tokenizer", c.data.tokenizer);
+  v.datasets("datasets", c.data.datasets);
+  v.section("parallel");
+  v.field("tp", c.parallel.tp);
+  v.field("pp", c.parallel.pp);
+  v.field("cp", c.parallel.cp);
+  v.field("zero", c.parallel.zero);
+  v.field("micro_batch", c.parallel.micro_batch);
+  v.section("checkpoint");
+  v.field("dir", c.checkpoint.dir);
+  v.field("every_steps", c.checkpoint.every_steps);
+  v.field("keep_last", c.checkpoint.keep_last);
+  v.section("runtime");
+  v.field("device", c.runtime.device);
+  v.field("threads", c.runtime.threads);
+}
+const std::vector<std::string> kDatasetKeys = {"path", "weight"};
+
+using Schema = std::vector<std::pair<std::string, std::vector<std::string>>>;
+
+struct KeyCollector {
+  Schema sections;
+  void section(const char* s) { sections.push_back({s, {}}); }
+  template <class T>
+  void field(const char* k, const T&, Presence = kOptional) { sections.back().second.push_back(k); }
+  template <class E, size_t N>
+  void choice(const char* k, const E&, const Choice<E> (&)[N]) { sections.back().second.push_back(k); }
+  void datasets(const char* k, const std::vector<DatasetSpec>&) { sections.back().second.push_back(k); }
+};
+
+const Schema& schema() {
+  static const Schema s = [] {
+    Config c;
+    KeyCollector k;
+    visit_config(c, k);
+    return k.sections;
+  }();
+  return s;
+}
+const std::vector<std::string>* section_keys(const std::string& name) {
+  for (const auto& [s, keys] : schema())
+    if (s == name) return &keys;
+  return nullptr;
+}
+std::vector<std::string> section_names() {
+  std::vector<std::string> out;
+  for (const auto& [s, keys] : schema()) out.push_back(s);
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
+  return out;
+}
+
+// Levenshtein distance, for "did you mean" on a misspelt key.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// "unknown key (did you mean 'n_heads'?); expected one of: ..."
+std::string unknown_key_message(const char* what, const std::string& key,
+                                const std::vector<std::string>& allowed) {
+  std::string best;
+  size_t best_d = 3;  // suggest only within two edits
+  for (const auto& k : allowed) {
+    size_t d = edit_distance(key, k);
+    if (d < best_d) best_d = d, best = k;
+  }
+  std::string msg = what;
+  if (!best.empty()) msg += " (did you mean '" + best + "'?)";
+  return msg + "; expected one of: " + join(allowed, ", ");
+}
+
+// Keeps a message on one line whatever the user's values contain.
+std::string one_line(std::string s) {
+  std::string out;
+  for (char ch : s) {
+    if (ch == '\n') out += "\\n";
+    else if (ch == '\r') out += "\\r";
+    else out += ch;
+  }
+  return out;
+}
+
+// How a node looks, for "got ..." in messages.
+std::string describe(const YAML::Node& n) {
+  if (n.IsNull()) return "nothing (null)";
+  if (n.IsMap()) return "a mapping";
+  if (n.IsSequence()) return "a list";
+  std::string s = n.Scalar();
+  if (s.size() > 40) s = s.substr(0, 37) + "...";
+  if (n.Tag() == "!") return "the quoted string \"" + s + "\"";
+  return "'" + s + "'";
+}
+
+struct Ctx {
+  std::string source;
+  template <class... Args>
+  [[noreturn]] void bad(const std::string& path, const Args&... args) const {
+    std::ostringstream os;
+    (os << ... << args);
+    fail(one_line(source + ": " + path + ": " + os.str()));
+  }
+};
+
+template <class T>
+bool parse_number(const std::string& s, T& out) {
+  const char* b = s.data();
+  const char* e = b + s.size();
+  if (b != e && *b == '+') ++b;
+  auto [p, ec] = std::from_chars(b, e, out);
+  return ec == std::errc() && p == e;
+}
+
+// Plain (unquoted, untagged) scalars only: `"16"` where a number is expected is an error.
+template <class T>
+T read_scalar(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  const bool plain = n.IsScalar() && n.Tag() == "?";
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!n.IsScalar()) ctx.bad(path, "expected a string, got ", describe(n));
+    return n.Scalar();
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (plain && n.Scalar() == "true") return true;
+    if (plain && n.Scalar() == "false") return false;
+    ctx.bad(path, "expected true or false, got ", describe(n));
+  } else if constexpr (std::is_floating_point_v<T>) {
+    T v{};
+    if (!plain || !parse_number(n.Scalar(), v)) ctx.bad(path, "expected a number, got ", describe(n));
+    if (!std::isfinite(v)) ctx.bad(path, "expected a finite number, got ", describe(n));
+    return v;
+  } else {
+    T v{};
+    if (plain && parse_number(n.Scalar(), v)) return v;
+    double d;
+    if (plain && std::is_unsigned_v<T> && !n.Scalar().empty() && n.Scalar()[0] == '-')
+      ctx.bad(path, "expected a non-negative integer, got ", describe(n));
+    if (plain && parse_number(n.Scalar(), d) && d == std::floor(d) && std::isfinite(d) &&
+        n.Scalar().find_first_of(".eE") == std::string::npos)
+      ctx.bad(path, "expected an integer in [", std::numeric_limits<T>::min(), ", ",
+              std::numeric_limits<T>::max(), "], got ", describe(n));
+    if (plain && parse_number(n.Scalar(), d))
+      ctx.bad(path, "expected an integer (digits only, no decimal point or exponent), got ", describe(n));
+    ctx.bad(path, "expected an integer, got ", describe(n));
+  }
+}
+
+// Checks a mapping's keys: all known, none repeated.
+void check_keys(const Ctx& ctx, const YAML::Node& map, const std::string& prefix,
+                const std::vector<std::string>& allowed, const char* what = "unknown key") {
+  std::map<std::string, int> seen;  // key -> 1-based line
+  for (const auto& kv : map) {
+    std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "<" + describe(kv.first) + ">";
+    std::string path = prefix + key;
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+      ctx.bad(path, unknown_key_message(what, key, allowed));
+    int line = kv.first.Mark().line + 1;
+    if (seen.count(key)) ctx.bad(path, "duplicate key (lines ", seen[key], " and ", line, ")");
+    seen[key] = line;
+  }
+}
+
+class Reader {
+ public:
+  Reader(const Ctx& ctx, const YAML::Node& root) : ctx_(ctx), root_(root) {}
+
+  void section(const char* name) {
+    name_ = name;
+    const YAML::Node& r = root_;
+    sec_.reset(r[name]);
+    if (!sec_.IsDefined() || sec_.IsNull()) return;  // absent or empty section: all defaults
+    if (!sec_.IsMap()) ctx_.bad(name_, "expected a mapping of keys, got ", describe(sec_));
+    check_keys(ctx_, sec_, name_ + ".", *section_keys(name_));
+  }
+  template <class T>
+  void field(const char* key, T& out, Presence presence = kOptional) {
+    auto n = get(key);
+    if (!n && presence == kRequired) ctx_.bad(path(key), "required key is missing");
+    if (!n) return;
+    out = read_scalar<T>(ctx_, *n, path(key));
+    if constexpr (std::is_arithmetic_v<T>)
+      if (presence == kUnsetWhenZero && out <= 0)
+        ctx_.bad(path(key), "expected a positive integer, got ", out, " (leave the key out to not set it)");
+  }
+  template <class E, size_t N>
+  void choice(const char* key, E& out, const Choice<E> (&names)[N]) {
+    auto n = get(key);
+    if (!n) return;
+    std::vector<std::string> all;
+    for (const auto& c : names) all.push_back(c.name);
+    if (n->IsScalar())
+      for (const auto& c : names)
+        if (n->Scalar() == c.name) return void(out = c.value);
+    ctx_.bad(path(key), "expected ", join(all, " or "), ", got ", describe(*n));
+  }
+  void datasets(const char* key, std::vector<DatasetSpec>& out) {
+    auto n = get(key);
+    if (!n) return;
+    if (!n->IsSequence())
+      ctx_.bad(path(key), "expected a list of {path, weight} (use [] for none), got ", describe(*n));
+    out.clear();
+    for (size_t i = 0; i < n->size(); ++i) {
+      const YAML::Node& item = (*n)[i];
+      std::string p = path(key) + "[" + std::to_string(i) + "]";
+      if (!item.IsMap()) ctx_.bad(p, "expected a mapping {path: ..., weight: ...}, got ", describe(item));
+      check_keys(ctx_, item, p + ".", kDatasetKeys);
+      DatasetSpec d;
+      if (!item["path"]) ctx_.bad(p + ".path", "required key is missing (a shard directory, file or glob)");
+      d.path = read_scalar<std::string>(ctx_, item["path"], p + ".path");
+      if (item["weight"]) d.weight = read_scalar<double>(ctx_, item["weight"], p + ".weight");
+      out.push_back(d);
+    }
+  }
+
+ private:
+  std::string path(const char* key) const { return name_ + "." + key; }
+  std::optional<YAML::Node> get(const char* key) {
+    if (!sec_.IsDefined() || !sec_.IsMap()) return std::nullopt;
+    const YAML::Node& s = sec_;
+    YAML::Node n = s[key];
+    if (!n.IsDefined()) return std::nullopt;
+    return n;
+  }
+  const Ctx& ctx_;
+  YAML::Node root_, sec_;
+  std::string name_;
+};
+
+std::string format_double(double v) {
+  char buf[64];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest text that reads back exactly
+  std::string s(buf, p);
+  // "1e-05" -> "1.0e-05", "3" -> "3.0": read as floats by every YAML parser.
+  if (s.find('.') == std::string::npos) {
+    size_t e = s.find('e');
+    s.insert(e == std::string::npos ? s.size() : e, ".0");
+  }
+  return s;
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\', out += static_cast<char>(ch);
+    else if (ch == '\n') out += "\\n";
+    else if (ch == '\t') out += "\\t";
+    else if (ch < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", ch);
+      out += buf;
+    } else out += static_cast<char>(ch);
+  }
+  return out + "\"";
+}
+
+class Writer {
+ public:
+  std::ostringstream os;
+  void section(const char* name) { os << (os.tellp() > 0 ? "\n" : "") << name << ":\n"; }
+  template <class T>
+  void field(const char* key, const T& v, Presence p = kOptional) {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+      if (p == kUnsetWhenZero && v == 0) return;
+    os << "  " << key << ": " << text(v) << "\n";
+  }
+  template <class E, size_t N>
+  void choice(const char* key, const E& v, const Choice<E> (&names)[N]) {
+    for (const auto& c : names)
+      if (c.value == v) os << "  " << key << ": " << c.name << "\n";
+  }
+  void datasets(const char* key, const std::vector<DatasetSpec>& list) {
+    os << "  " << key << ":" << (list.empty() ? " []" : "") << "\n";
+    for (const auto& d : list)
+      os << "    - {path: " << quote(d.path) << ", weight: " << format_double(d.weight) << "}\n";
+  }
+
+ private:
+  static std::string text(bool v) { return v ? "true" : "false"; }
+  static std::string text(double v) { return format_double(v); }
+  static std::string text(const std::string& v) { return quote(v); }
+  template <class T>
+  static std::string text(T v) { return std::to_string(v); }
+};
+
+
+// "a.b=value" or "data.datasets[0].path=value": writes the parsed YAML value into
+// the tree; a null value removes the key. Keys are checked against the schema,
+// so a key the file did not set can still be set, and a misspelt one fails.
+void apply_override(const Ctx& ctx, YAML::Node& root, const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    fail(one_line(ctx.source + ": --set '" + assignment + "': expected key.path=value (e.g. train.lr=1e-3)"));
+  const std::string key = assignment.substr(0, eq);
+  YAML::Node value;
+  try {
+    value.reset(YAML::Load(assignment.substr(eq + 1)));
+  } catch (const YAML::Exception& e) {
+    ctx.bad(key, "the --set value is not valid YAML: ", e.msg);
+  }
+  std::vector<std::string> segs(1);  // "data.datasets[0].path" -> data, datasets, 0, path
+  for (char ch : key) {
+    if (ch == '.' || ch == '[') segs.emplace_back();
+    else if (ch != ']') segs.back() += ch;
+  }
+  const auto* keys = section_keys(segs[0]);
+  if (!keys) ctx.bad(segs[0], unknown_key_message("unknown section", segs[0], section_names()));
+  if (segs.size() < 2) ctx.bad(key, "--set needs section.key=value; keys: ", join(*keys, ", "));
+  const std::string path = segs[0] + "." + segs[1];
+  if (std::find(keys->begin(), keys->end(), segs[1]) == keys->end())
+    ctx.bad(path, unknown_key_message("unknown key", segs[1], *keys));
+  YAML::Node sec = root[segs[0]];  // non-const: creates the section when the file has none
+  if (sec.IsDefined() && !sec.IsNull() && !sec.IsMap())
+    ctx.bad(segs[0], "expected a mapping of keys, got ", describe(sec));
+  if (segs.size() == 2) {
+    if (!value.IsNull()) sec[segs[1]] = value;
+    else if (sec.IsMap()) sec.remove(segs[1]);
+    return;
+  }
+  if (path != "data.datasets" || segs.size() != 4)
+    ctx.bad(key, "--set can reach into data.datasets[i].path or .weight only; set ", path, " as a whole");
+  const std::string item_path = path + "[" + segs[2] + "]";
+  YAML::Node list = sec["datasets"];
+  size_t i = 0;
+  const size_t n = list.IsSequence() ? list.size() : 0;
+  if (!parse_number(segs[2], i) || i >= n)
+    ctx.bad(item_path, "no such item (data.datasets has ", n, n == 1 ? " item" : " items", ")");
+  if (std::find(kDatasetKeys.begin(), kDatasetKeys.end(), segs[3]) == kDatasetKeys.end())
+    ctx.bad(item_path + "." + segs[3], unknown_key_message("unknown key", segs[3], kDatasetKeys));
+  YAML::Node item = list[i];
+  if (!item.IsMap()) ctx.bad(item_path, "expected a mapping {path: ..., weight: ...}, got ", describe(item));
+  if (!value.IsNull()) item[segs[3]] = value;
+  else item.remove(segs[3]);
+}
+
+}  // namespace
+
+Config load_config_text(const std::string& yaml, const std::vector<std::string>& overrides,
+                        const std::string& source) {
+  const Ctx ctx{source};
+  YAML::Node root;
+  try {
+    root.reset(YAML::Load(yaml));
+  } catch (const YAML::ParserException& e) {
+    fail(one_line(source + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                  ": YAML syntax error: " + e.msg));
+  }
+  const std::string sections = join(section_names(), ", ");
+  if (root.IsNull() && overrides.empty()) fail(source, ": the config is empty; expected the sections ", sections);
+  if (root.IsNull()) root.reset(YAML::Node(YAML::NodeType::Map));
+  if (!root.IsMap()) fail(one_line(source + ": expected a mapping of sections (" + sections + "), got " + describe(root)));
+  check_keys(ctx, root, "", section_names(), "unknown section");
+  Config c;
+  c.source = source;
+  try {
+    for (const auto& o : overrides) apply_override(ctx, root, o);
+    Reader reader(ctx, root);
+    visit_config(c, reader);
+  } catch (const YAML::Exception& e) {  // a yaml-cpp surprise still gets one line and the file
+    fail(one_line(source + ": " + e.what()));
+  }
+  try {
+    validate_config(c);
+  } catch (const Error& e) {
+    throw Error(one_line(e.what()));  // values echoed in messages may hold newlines
+  }
+  return c;
+}
+
+Config load_config_file(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, ": cannot open config file (", std::strerror(errno), ")");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load_config_text(text.str(), overrides, path);
+}
+
+std::string config_to_yaml(const Config& c) {
+  Writer w;
+  visit_config(c, w);
+  return w.os.str();
+}
+
+}  // namespace dt

@@ -1,0 +1,47 @@
+// The one parameter registry (DESIGN §4a): every parameter's export name, global
+// shape, tensor-parallel split, owning layer, weight decay and initialisation.
+// Model construction, sharding, gradient reduction, clipping, checkpoints and
+// export all walk this list.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.hpp"
+
+namespace dt {
+
+enum class TpSplit {
+  Replicated,    // norms, λ vectors, g_sub
+  DiffHeadRows,  // Wq: rows in units of one differential head (2d rows)
+  KvHeadRows,    // Wk, Wv: rows in units of one kv head (2d rows)
+  FfnRows,       // W1, W3: rows
+  Columns,       // Wo, W2: input columns (row-parallel linear)
+  VocabRows,     // E, W_out: vocabulary rows
+};
+
+enum class InitKind { Normal, Ones };
+
+struct ParamSpec {
+  std::string name;            // export name, e.g. "layers.3.attn.q_proj.weight"
+  std::vector<int64_t> shape;  // global shape, [out, in] for matrices
+  TpSplit split = TpSplit::Replicated;
+  int layer = -1;              // owning layer; -1 = embedding (first stage), n_layers = final norm/head
+  bool decay = false;          // AdamW weight decay applies (matrices only)
+  InitKind init = InitKind::Normal;
+  double init_std = 0.0;
+
+  int64_t numel() const;
+};
+
+// In model order: embed, then per layer, then final norm and (untied) head.
+std::vector<ParamSpec> param_registry(const ModelConfig& m);
+
+// Parameters that multiply activations (everything but the embedding lookup
+// and vectors), for the 6·N FLOPs estimate; the LM head is counted even when tied.
+int64_t matmul_param_count(const ModelConfig& m);
+// Training FLOPs per token: 6·N_matmul + attention (QKᵀ and PV, forward 2·2·T·D/2
+// on average under the causal mask, ×3 for forward + backward).
+double train_flops_per_token(const ModelConfig& m, int seq_len);
+
+}  // namespace dt

@@ -1,0 +1,8 @@
+// Subcommands of the difftron binary. Each parses its own arguments, prints
+// --help, and returns the process exit code; bad input throws dt::Error.
+#pragma once
+
+namespace dt {
+int cmd_train(int argc, char** argv);    // trainer/cmd_train.cpp
+int cmd_prepare(int argc, char** argv);  // data/cmd_prepare.cpp
+}  // namespace dt

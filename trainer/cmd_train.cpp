@@ -1,0 +1,52 @@
+// difftron train CONFIG.yaml [--set key=value ...]
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "tools/commands.hpp"
+#include "trainer/trainer.hpp"
+
+namespace dt {
+
+static const char* kTrainUsage =
+    "usage: difftron train CONFIG.yaml [--set section.key=value ...]\n"
+    "\n"
+    "Trains the model described by CONFIG.yaml (sections model, train, data,\n"
+    "parallel, checkpoint, runtime; see configs/tiny.yaml). Prints a progress line\n"
+    "per step and appends the same as JSON lines to <train.run_dir>/metrics.jsonl.\n"
+    "\n"
+    "options:\n"
+    "  --set KEY=VALUE   override a config value, e.g. --set train.max_steps=50\n"
+    "  --help            show this help\n";
+
+int cmd_train(int argc, char** argv) {
+  std::string config_path;
+  std::vector<std::string> overrides;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kTrainUsage, stdout);
+      return 0;
+    } else if (a == "--set") {
+      if (i + 1 >= argc) fail("--set needs KEY=VALUE (e.g. --set train.max_steps=50)");
+      overrides.push_back(argv[++i]);
+    } else if (a.rfind("--set=", 0) == 0) {
+      overrides.push_back(a.substr(6));
+    } else if (a.rfind("--", 0) == 0) {
+      fail("unknown option '", a, "' (expected --set KEY=VALUE or --help)");
+    } else if (config_path.empty()) {
+      config_path = a;
+    } else {
+      fail("unexpected argument '", a, "' (one CONFIG.yaml expected)");
+    }
+  }
+  if (config_path.empty()) fail("missing CONFIG.yaml (usage: difftron train CONFIG.yaml [--set key=value ...])");
+  Config cfg = load_config_file(config_path, overrides);
+  Trainer trainer(cfg);
+  trainer.run();
+  return 0;
+}
+
+}  // namespace dt
