@@ -249,10 +249,10 @@ class Reader {
   void section(const char* name) {
     name_ = name;
     const YAML::Node& r = root_;
-    sec_.reset(r[name]);
-    if (!sec_.IsDefined() || sec_.IsNull()) return;  // absent or empty section: all defaults
-    if (!sec_.IsMap()) ctx_.bad(name_, "expected a mapping of keys, got ", describe(sec_));
-    check_keys(ctx_, sec_, name_ + ".", *section_keys(name_));
+    sec_.emplace(r[name]);  // not reset(): a missing key gives an invalid node, which reset() rejects
+    if (!sec_->IsDefined() || sec_->IsNull()) return;  // absent or empty section: all defaults
+    if (!sec_->IsMap()) ctx_.bad(name_, "expected a mapping of keys, got ", describe(*sec_));
+    check_keys(ctx_, *sec_, name_ + ".", *section_keys(name_));
   }
   template <class T>
   void field(const char* key, T& out, Presence presence = kOptional) {
@@ -297,14 +297,15 @@ class Reader {
  private:
   std::string path(const char* key) const { return name_ + "." + key; }
   std::optional<YAML::Node> get(const char* key) {
-    if (!sec_.IsDefined() || !sec_.IsMap()) return std::nullopt;
-    const YAML::Node& s = sec_;
+    if (!sec_->IsDefined() || !sec_->IsMap()) return std::nullopt;
+    const YAML::Node& s = *sec_;
     YAML::Node n = s[key];
     if (!n.IsDefined()) return std::nullopt;
     return n;
   }
   const Ctx& ctx_;
-  YAML::Node root_, sec_;
+  YAML::Node root_;
+  std::optional<YAML::Node> sec_;
   std::string name_;
 };
 

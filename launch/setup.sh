@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package difftron needs. Idempotent; run as root on a
+# fresh Debian 12 machine (CI does). The CUDA toolkit with NCCL, when present,
+# is at /usr/local/cuda and is found by CMake on its own.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git
+  libopenblas-openmp-dev            # BLAS for the CPU backend (OpenMP build)
+  libopenmpi-dev openmpi-bin        # MPI
+  libhdf5-dev hdf5-tools            # shards, checkpoints (C and C++ libraries, h5dump)
+  libyaml-cpp-dev                   # configs
+  libgtest-dev googletest           # tests
+  zlib1g-dev                        # gzip inputs to prepare
+  linux-doc-6.1                     # the quickstart's English corpus (kernel docs, reST)
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: missing packages: ${missing[*]}; run this script as root (or with sudo)" >&2
+  exit 1
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

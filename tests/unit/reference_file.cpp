@@ -1,0 +1,88 @@
+#include "tests/unit/reference_file.hpp"
+
+#include <regex>
+#include <stdexcept>
+
+namespace dt::testing {
+
+namespace {
+
+// The config is a flat JSON object of numbers, strings and booleans.
+std::string json_value(const std::string& json, const std::string& key) {
+  std::smatch m;
+  std::regex re("\"" + key + "\"\\s*:\\s*(\"[^\"]*\"|[^,}]+)");
+  if (!std::regex_search(json, m, re)) throw std::runtime_error("config_json has no " + key);
+  std::string v = m[1];
+  if (!v.empty() && v.front() == '"') v = v.substr(1, v.size() - 2);
+  return v;
+}
+
+}  // namespace
+
+ReferenceFile::ReferenceFile(const std::string& path) {
+  file_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file_ < 0) throw std::runtime_error("cannot open " + path);
+  hid_t attr = H5Aopen(file_, "config_json", H5P_DEFAULT);
+  hid_t type = H5Aget_type(attr);
+  char* text = nullptr;
+  H5Aread(attr, type, &text);
+  std::string json = text;
+  H5free_memory(text);
+  H5Tclose(type);
+  H5Aclose(attr);
+  cfg_.vocab_size = std::stoll(json_value(json, "vocab_size"));
+  cfg_.d_model = std::stoi(json_value(json, "d_model"));
+  cfg_.n_layers = std::stoi(json_value(json, "n_layers"));
+  cfg_.n_heads = std::stoi(json_value(json, "n_heads"));
+  cfg_.n_kv_heads = std::stoi(json_value(json, "n_kv_heads"));
+  cfg_.ffn_hidden = std::stoi(json_value(json, "ffn_hidden"));
+  cfg_.rope_theta = std::stod(json_value(json, "rope_theta"));
+  cfg_.norm_eps = std::stod(json_value(json, "norm_eps"));
+  cfg_.attention = json_value(json, "attention") == "diff" ? AttentionKind::Diff : AttentionKind::Standard;
+  cfg_.tie_embeddings = json_value(json, "tie_embeddings") == "true";
+  if (std::stoi(json_value(json, "head_dim")) != cfg_.head_dim())
+    throw std::runtime_error("head_dim in " + path + " disagrees with d_model/(2·n_heads)");
+}
+
+ReferenceFile::~ReferenceFile() { H5Fclose(file_); }
+
+bool ReferenceFile::has(const std::string& dataset) const {
+  return H5Lexists(file_, dataset.c_str(), H5P_DEFAULT) > 0;
+}
+
+static std::vector<hsize_t> shape_of(hid_t ds) {
+  hid_t space = H5Dget_space(ds);
+  int nd = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> dims(nd);
+  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  H5Sclose(space);
+  return dims;
+}
+
+std::vector<double> ReferenceFile::read(const std::string& name, std::vector<hsize_t>* dims) const {
+  hid_t ds = H5Dopen(file_, name.c_str(), H5P_DEFAULT);
+  if (ds < 0) throw std::runtime_error("reference has no dataset " + name);
+  auto shape = shape_of(ds);
+  size_t n = 1;
+  for (auto d : shape) n *= d;
+  std::vector<double> out(n);
+  H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+  H5Dclose(ds);
+  if (dims) *dims = shape;
+  return out;
+}
+
+std::vector<int64_t> ReferenceFile::read_int(const std::string& name, std::vector<hsize_t>* dims) const {
+  hid_t ds = H5Dopen(file_, name.c_str(), H5P_DEFAULT);
+  if (ds < 0) throw std::runtime_error("reference has no dataset " + name);
+  auto shape = shape_of(ds);
+  size_t n = 1;
+  for (auto d : shape) n *= d;
+  std::vector<int64_t> out(n);
+  H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+  H5Dclose(ds);
+  if (dims) *dims = shape;
+  return out;
+}
+
+}  // namespace dt::testing
