@@ -1,9 +1,11 @@
 // difftron prepare: text or JSON-lines files -> HDF5 token shards (DESIGN §5).
 // Single-threaded: read a document, tokenize it, append it to the current shard.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,12 +53,15 @@ struct UsageError {
   std::string msg;
 };
 
+// --separator '\n\n' means two newlines: \n, \t and \\ are decoded, any other
+// backslash is kept as typed.
 std::string unescape(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 1 < s.size()) {
-      char c = s[++i];
-      out.push_back(c == 'n' ? '\n' : c == 't' ? '\t' : c == '\\' ? '\\' : (out.push_back('\\'), c));
+    const char next = i + 1 < s.size() ? s[i + 1] : '\0';
+    if (s[i] == '\\' && (next == 'n' || next == 't' || next == '\\')) {
+      out.push_back(next == 'n' ? '\n' : next == 't' ? '\t' : '\\');
+      ++i;
     } else {
       out.push_back(s[i]);
     }
@@ -67,35 +72,44 @@ std::string unescape(const std::string& s) {
 Options parse(int argc, char** argv, bool& help) {
   Options o;
   for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i], value;
-    if (arg == "--help" || arg == "-h") { help = true; return o; }
-    if (arg == "--force") { o.force = true; continue; }
-    if (size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    } else if (arg.rfind("--", 0) == 0 && i + 1 < argc) {
-      value = argv[++i];
-    } else if (arg.rfind("--", 0) == 0) {
-      value = "\x01";  // marks "no value"; reported below if the option is known
+    std::string arg = argv[i];
+    std::optional<std::string> inline_value;  // from --name=value
+    if (size_t eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
+      inline_value = arg.substr(eq + 1);
+      arg.resize(eq);
     }
-    auto need = [&]() -> const std::string& {
-      if (value == "\x01") throw UsageError{"option " + arg + " needs a value"};
-      return value;
+    auto value = [&]() -> std::string {
+      if (inline_value) return *inline_value;
+      if (i + 1 >= argc) throw UsageError{"option " + arg + " needs a value"};
+      return argv[++i];
     };
-    if (arg == "--input") o.inputs.push_back(need());
-    else if (arg == "--output") o.output = need();
-    else if (arg == "--tokenizer") o.tokenizer = need();
-    else if (arg == "--text-field") o.text_field = need();
-    else if (arg == "--separator") o.separator = unescape(need());
-    else if (arg == "--format") {
-      o.format = need();
+    if (arg == "--help" || arg == "-h") {
+      help = true;
+      return o;
+    } else if (arg == "--force") {
+      o.force = true;
+    } else if (arg == "--input") {
+      o.inputs.push_back(value());
+    } else if (arg == "--output") {
+      o.output = value();
+    } else if (arg == "--tokenizer") {
+      o.tokenizer = value();
+    } else if (arg == "--text-field") {
+      o.text_field = value();
+    } else if (arg == "--separator") {
+      o.separator = unescape(value());
+    } else if (arg == "--format") {
+      o.format = value();
       if (o.format != "text" && o.format != "jsonl")
         throw UsageError{"--format " + o.format + " is not text or jsonl"};
     } else if (arg == "--shard-tokens") {
+      const std::string v = value();
       size_t used = 0;
-      try { o.shard_tokens = std::stoll(need(), &used); } catch (const std::exception&) { used = 0; }
-      if (used != value.size() || o.shard_tokens < 1)
-        throw UsageError{"--shard-tokens " + value + " is not a positive integer"};
+      try { o.shard_tokens = std::stoll(v, &used); } catch (const std::exception&) { used = 0; }
+      if (used == 0 || used != v.size() || o.shard_tokens < 1)
+        throw UsageError{"--shard-tokens " + v + " is not a positive integer"};
+    } else if (!arg.starts_with("-")) {
+      throw UsageError{"unexpected argument '" + arg + "' (inputs go after --input; see difftron prepare --help)"};
     } else {
       throw UsageError{"unknown option '" + arg + "' (see difftron prepare --help)"};
     }
@@ -143,9 +157,13 @@ class ShardSink {
     bytes_ += static_cast<int64_t>(text.size());
     if (clock::now() - last_ > std::chrono::seconds(2)) {
       last_ = clock::now();
-      double s = seconds();
-      log_info("prepare: ", docs_, " documents (", int64_t(docs_ / s), "/s), ", bytes_ / 1e6, " MB (",
-               bytes_ / 1e6 / s, " MB/s), ", tokens_, " tokens, ", shards_ + 1, " shard(s)");
+      const double s = seconds();
+      char line[160];
+      std::snprintf(line, sizeof(line),
+                    "prepare: %lld documents (%.0f/s), %.1f MB (%.1f MB/s), %lld tokens, shard %d",
+                    static_cast<long long>(docs_), docs_ / s, bytes_ / 1e6, bytes_ / 1e6 / s,
+                    static_cast<long long>(tokens_), shards_);
+      log_info(line);
     }
   }
 
@@ -217,9 +235,17 @@ int cmd_prepare(int argc, char** argv) {
   }
   std::unique_ptr<Tokenizer> tok = make_tokenizer(o.tokenizer);
 
+  // Inputs, minus anything inside the output directory (old shards when DIR sits under an input).
+  fs::path out_dir = fs::weakly_canonical(o.output);
+  if (!out_dir.has_filename()) out_dir = out_dir.parent_path();  // "out/" -> "out"
   std::vector<std::string> files;
   for (const auto& spec : o.inputs)
-    for (auto& f : list_files(spec, /*recurse=*/true)) files.push_back(std::move(f));
+    for (auto& f : list_files(spec, /*recurse=*/true)) {
+      const fs::path parent = fs::weakly_canonical(f).parent_path();
+      if (std::mismatch(out_dir.begin(), out_dir.end(), parent.begin(), parent.end()).first != out_dir.end())
+        files.push_back(std::move(f));
+    }
+  if (files.empty()) fail("no input files outside the output directory ", o.output);
 
   std::error_code ec;
   fs::create_directories(o.output, ec);

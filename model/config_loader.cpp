@@ -118,9 +118,10 @@ std::vector<std::string> section_names() {
   return out;
 }
 
-std::string join(const std::vector<std::string>& v, const char* sep) {
+// join({a, b, c}, ", ") = "a, b, c"; with last = " or ": "a, b or c".
+std::string join(const std::vector<std::string>& v, const char* sep, const char* last = nullptr) {
   std::string out;
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
+  for (size_t i = 0; i < v.size(); ++i) out += (i == 0 ? "" : i + 1 == v.size() && last ? last : sep) + v[i];
   return out;
 }
 
@@ -214,15 +215,15 @@ T read_scalar(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
   } else {
     T v{};
     if (plain && parse_number(n.Scalar(), v)) return v;
-    double d;
-    if (plain && std::is_unsigned_v<T> && !n.Scalar().empty() && n.Scalar()[0] == '-')
+    double d = 0;
+    const bool numeric = plain && parse_number(n.Scalar(), d);
+    if (numeric && n.Scalar().find_first_of(".eE") != std::string::npos)
+      ctx.bad(path, "expected an integer (digits only, no decimal point or exponent), got ", describe(n));
+    if (numeric && std::is_unsigned_v<T> && d < 0)
       ctx.bad(path, "expected a non-negative integer, got ", describe(n));
-    if (plain && parse_number(n.Scalar(), d) && d == std::floor(d) && std::isfinite(d) &&
-        n.Scalar().find_first_of(".eE") == std::string::npos)
+    if (numeric)
       ctx.bad(path, "expected an integer in [", std::numeric_limits<T>::min(), ", ",
               std::numeric_limits<T>::max(), "], got ", describe(n));
-    if (plain && parse_number(n.Scalar(), d))
-      ctx.bad(path, "expected an integer (digits only, no decimal point or exponent), got ", describe(n));
     ctx.bad(path, "expected an integer, got ", describe(n));
   }
 }
@@ -273,7 +274,7 @@ class Reader {
     if (n->IsScalar())
       for (const auto& c : names)
         if (n->Scalar() == c.name) return void(out = c.value);
-    ctx_.bad(path(key), "expected ", join(all, " or "), ", got ", describe(*n));
+    ctx_.bad(path(key), "expected ", join(all, ", ", " or "), ", got ", describe(*n));
   }
   void datasets(const char* key, std::vector<DatasetSpec>& out) {
     auto n = get(key);
@@ -321,19 +322,11 @@ std::string format_double(double v) {
   return s;
 }
 
+// A double-quoted YAML scalar, escaped by yaml-cpp: reads back as the same string.
 std::string quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char ch : s) {
-    if (ch == '"' || ch == '\\') out += '\\', out += static_cast<char>(ch);
-    else if (ch == '\n') out += "\\n";
-    else if (ch == '\t') out += "\\t";
-    else if (ch < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", ch);
-      out += buf;
-    } else out += static_cast<char>(ch);
-  }
-  return out + "\"";
+  YAML::Emitter e;
+  e << YAML::DoubleQuoted << s;
+  return e.c_str();
 }
 
 class Writer {
@@ -364,7 +357,6 @@ class Writer {
   template <class T>
   static std::string text(T v) { return std::to_string(v); }
 };
-
 
 // "a.b=value" or "data.datasets[0].path=value": writes the parsed YAML value into
 // the tree; a null value removes the key. Keys are checked against the schema,

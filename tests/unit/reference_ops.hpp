@@ -120,7 +120,7 @@ inline void adamw(double* p, const double* grad, double* m, double* v, int64_t n
 inline void softmax_head(double* out, int64_t out_stride, double* lse, const double* q,
                          int64_t q_stride, const double* k, int64_t k_stride, const double* v,
                          int64_t v_stride, int64_t d, int64_t dv, int64_t t0, int64_t t1) {
-  const double scale = 1.0 / std::sqrt(double(d));
+  const double scale = 1.0 / double(d);
   Vec s;
   for (int64_t t = t0; t < t1; ++t) {
     s.assign(size_t(t + 1), 0.0);
@@ -202,7 +202,7 @@ inline void diff_combine_head(double* out, double* rstd, const double* o1, const
                               double eps, const DiffShape& s, int64_t b, int64_t h, int64_t t0,
                               int64_t t1) {
   const int64_t w = 2 * s.d;
-  Vec y(size_t(w)), n(size_t(w));
+  Vec y(static_cast<size_t>(w)), n(static_cast<size_t>(w));
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t off = ((b * s.T + t) * s.H + h) * w;
     for (int64_t j = 0; j < w; ++j) y[j] = o1[off + j] - lambda * o2[off + j];
@@ -269,6 +269,7 @@ inline testing::AssertionResult all_close(const float* got, const double* want, 
     double e = std::fabs(double(got[i]) - want[i]);
     if (!(e <= worst)) worst = e, at = i;  // also catches NaN
   }
+  if (getenv("DT_MARGIN")) fprintf(stderr, "MARGIN %-50s err %.3g tol %.3g ratio %.3g\n", what.c_str(), worst, tol, worst / tol);
   if (n == 0 || worst <= tol) return testing::AssertionSuccess();
   return testing::AssertionFailure() << what << ": max error " << worst << " > tol " << tol
                                      << " at element " << at << " (got " << got[at]
@@ -322,6 +323,7 @@ inline testing::AssertionResult grad_close(const float* got, float prefill,
     double e = std::fabs((double(got[idx[j]]) - double(prefill)) - fd[j]);
     if (!(e <= worst)) worst = e, at = j;
   }
+  if (getenv("DT_MARGIN")) fprintf(stderr, "MARGIN %-50s err %.3g tol %.3g ratio %.3g\n", what.c_str(), worst, tol, worst / tol);
   if (idx.empty() || worst <= tol) return testing::AssertionSuccess();
   return testing::AssertionFailure()
          << what << ": max error " << worst << " > tol " << tol << " at element " << idx[at]

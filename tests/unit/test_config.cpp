@@ -69,7 +69,7 @@ std::vector<std::string> shipped_configs() {
   return out;
 }
 
-TEST(ShippedConfigs, EveryConfigLoadsAndValidatesOnItsSmallestLayout) {
+TEST(ConfigShipped, EveryConfigLoadsAndValidatesOnItsSmallestLayout) {
   const auto files = shipped_configs();
   EXPECT_GE(files.size(), 5u);
   for (const auto& f : files) {
@@ -81,7 +81,7 @@ TEST(ShippedConfigs, EveryConfigLoadsAndValidatesOnItsSmallestLayout) {
   }
 }
 
-TEST(ShippedConfigs, TinyIsTheQuickstartModel) {
+TEST(ConfigShipped, TinyIsTheQuickstartModel) {
   const auto c = dt::load_config_file(kConfigs + "/tiny.yaml");
   EXPECT_EQ(c.model.vocab_size, 320);  // >= the byte tokenizer's 257 ids
   EXPECT_EQ(c.model.head_dim(), 32);
@@ -93,7 +93,7 @@ TEST(ShippedConfigs, TinyIsTheQuickstartModel) {
   EXPECT_EQ(c.train.run_dir, "runs/tiny");
 }
 
-TEST(ShippedConfigs, Diff3bMatchesThePaperRecipe) {
+TEST(ConfigShipped, Diff3bMatchesThePaperRecipe) {
   const auto c = dt::load_config_file(kConfigs + "/diff-3b.yaml");
   EXPECT_EQ(c.model.n_layers, 28);
   EXPECT_EQ(c.model.d_model, 3072);
@@ -106,7 +106,7 @@ TEST(ShippedConfigs, Diff3bMatchesThePaperRecipe) {
   EXPECT_DOUBLE_EQ(c.train.min_lr, 1.28e-5);
 }
 
-TEST(ShippedConfigs, Transformer3bDiffersFromDiff3bOnlyInAttentionAndPaths) {
+TEST(ConfigShipped, Transformer3bDiffersFromDiff3bOnlyInAttentionAndPaths) {
   auto diff = dt::load_config_file(kConfigs + "/diff-3b.yaml");
   auto std3b = dt::load_config_file(kConfigs + "/transformer-3b.yaml");
   EXPECT_EQ(std3b.model.attention, dt::AttentionKind::Standard);
@@ -117,7 +117,7 @@ TEST(ShippedConfigs, Transformer3bDiffersFromDiff3bOnlyInAttentionAndPaths) {
   EXPECT_TRUE(std3b == diff);
 }
 
-TEST(ShippedConfigs, StableLmRecipeUsesCosineAndItsEpsilon) {
+TEST(ConfigShipped, StableLmRecipeUsesCosineAndItsEpsilon) {
   const auto c = dt::load_config_file(kConfigs + "/stablelm-3b-4e1t.yaml");
   EXPECT_EQ(c.train.decay, dt::LrDecay::Cosine);
   EXPECT_DOUBLE_EQ(c.train.adam_eps, 1e-6);
@@ -230,7 +230,7 @@ TEST(ConfigErrors, WarmupMustFitInTheRun) {
 
 TEST(ConfigErrors, UnknownEnumValueListsTheChoices) {
   expect_set_error("model.attention=linear", "model.attention", "diff or standard");
-  expect_set_error("train.decay=step", "train.decay", "linear or cosine or constant");
+  expect_set_error("train.decay=step", "train.decay", "linear, cosine or constant");
   expect_set_error("runtime.device=tpu", "runtime.device", "cpu or cuda");
 }
 
@@ -335,7 +335,7 @@ TEST(ConfigRoundTrip, AwkwardValuesReadBackExactly) {
   c.train.min_lr = 1e-300;
   c.train.seed = 18446744073709551615ull;
   c.train.run_dir = "runs/a \"quoted\" #dir: x";
-  c.checkpoint.dir = "";
+  c.checkpoint.dir = "tab\there, back\\slash, donn\xc3\xa9" "es";
   c.data.tokenizer = "true";  // a string that looks like a bool
   c.data.datasets = {{"data/x*.h5", 0.25}, {"null", 3.0}};
   const auto back = dt::load_config_text(dt::config_to_yaml(c), {}, "bad.yaml");

@@ -66,7 +66,7 @@ void check_forward(const Case& c, uint32_t seed) {
   std::mt19937 rng(seed);
   Inputs in(c, rng);
   Vec qd = widen(in.q), kd = widen(in.k), vd = widen(in.v);
-  Vec out(c.nout()), lse(size_t(c.B * c.Hq * c.T));
+  Vec out(c.nout()), lse(static_cast<size_t>(c.B * c.Hq * c.T));
   ref::attention(out.data(), lse.data(), qd.data(), kd.data(), vd.data(), c.shape());
   KernelOut r = run_forward(c, in);
   EXPECT_TRUE(all_close(r.out, out, kOutRtol * max_abs(vd), "attention out " + c.str()));

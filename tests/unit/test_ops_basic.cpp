@@ -69,7 +69,7 @@ TEST(RmsNorm, BackwardAccumulatesMatchingFiniteDifferences) {
   auto ix = pick(xd.size(), xd.size(), rng), ig = pick(gd.size(), gd.size(), rng);
   Vec fdx = finite_diff(xd, ix, row_loss), fdg = finite_diff(gd, ig, full_loss);
 
-  std::vector<float> out(x.size()), rstd(size_t(N));
+  std::vector<float> out(x.size()), rstd(static_cast<size_t>(N));
   ops::rmsnorm_forward(cpu_f32(out.data(), {N, C}), cpu_f32(rstd.data(), {N}),
                        cpu_f32(x.data(), {N, C}), cpu_f32(g.data(), {C}), eps);
   const float dx_pre = 0.25f, dg_pre = -0.75f;
@@ -169,7 +169,7 @@ TEST(Rope, BackwardIsTransposeMatchingFiniteDifferences) {
     const int64_t B = 2, T = 9, nh = 3, d = 8;
     const size_t n = size_t(B * T * nh * d);
     auto x = randn(n, rng), R = randn(n, rng);
-    Vec xd = widen(x), Rd = widen(R), rot(size_t(d));
+    Vec xd = widen(x), Rd = widen(R), rot(static_cast<size_t>(d));
     // x[b, t, h, :] only reaches its own head row.
     auto row_loss = [&](size_t i) {
       size_t row = i / size_t(d);

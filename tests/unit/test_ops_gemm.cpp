@@ -111,7 +111,7 @@ void check_linear_backward(bool accumulate_dx, uint32_t seed) {
   const int64_t N = 9, in = 13, out = 7;
   auto x = randn(size_t(N * in), rng), W = randn(size_t(out * in), rng);
   auto R = randn(size_t(N * out), rng);
-  Vec xd = widen(x), Wd = widen(W), Rd = widen(R), y(size_t(N * out));
+  Vec xd = widen(x), Wd = widen(W), Rd = widen(R), y(static_cast<size_t>(N * out));
   auto loss = [&](size_t) {
     ref::linear(y.data(), xd.data(), Wd.data(), N, in, out);
     return dot(y.data(), Rd.data(), y.size());
@@ -157,7 +157,7 @@ TEST(Embedding, BackwardScatterAddsRepeatedTokensMatchingFiniteDifferences) {
   auto E = randn(size_t(V * D), rng), R = randn(size_t(N * D), rng);
   std::vector<int32_t> tok(N);
   for (auto& t : tok) t = int32_t(rng() % (V - 3));  // rows V−3.. stay untouched
-  Vec Ed = widen(E), Rd = widen(R), od(size_t(N * D));
+  Vec Ed = widen(E), Rd = widen(R), od(static_cast<size_t>(N * D));
   auto loss = [&](size_t) {
     ref::embedding(od.data(), tok.data(), Ed.data(), N, D);
     return dot(od.data(), Rd.data(), od.size());

@@ -39,7 +39,7 @@ CeResult run_ce(std::vector<float> logits, std::vector<int32_t> targets, int64_t
 void check_ce(const std::vector<float>& logits, const std::vector<int32_t>& targets, int64_t V,
               float grad_scale, double grad_rtol, const std::string& what) {
   const int64_t N = int64_t(targets.size());
-  Vec ld = widen(logits), want(size_t(N));
+  Vec ld = widen(logits), want(static_cast<size_t>(N));
   double want_sum = 0;
   for (int64_t n = 0; n < N; ++n)
     want_sum += want[size_t(n)] = ref::cross_entropy_row(ld.data() + n * V, V, targets[size_t(n)]);

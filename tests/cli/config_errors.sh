@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Bad configs fail as a user sees them: `difftron train bad.yaml` exits non-zero
+# and prints exactly one line on stderr, naming the file and the key path.
+# Usage: bash config_errors.sh <path-to-difftron> <source-dir>
+set -u
+bin=${1:?usage: config_errors.sh <path-to-difftron> <source-dir>}
+src=${2:?usage: config_errors.sh <path-to-difftron> <source-dir>}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+# A valid config: every error below comes from one change to it.
+base='model:
+  vocab_size: 320
+  d_model: 128
+  n_layers: 2
+  n_heads: 2
+  n_kv_heads: 2
+  ffn_hidden: 344
+train:
+  seq_len: 64
+  batch_size: 8
+  max_steps: 10
+  run_dir: RUNDIR
+data:
+  datasets:
+    - {path: data/corpus/quickstart, weight: 1.0}'
+base=${base//RUNDIR/$work/run}
+
+# expect_error NAME KEY_PATH CONFIG_TEXT [EXTRA ARGS...]
+expect_error() {
+  local name=$1 key=$2 text=$3
+  shift 3
+  local cfg="$work/$name.yaml"
+  printf '%s\n' "$text" > "$cfg"
+  timeout 120 "$bin" train "$cfg" "$@" > "$work/out" 2> "$work/err" < /dev/null
+  local rc=$? lines
+  lines=$(wc -l < "$work/err")
+  local err
+  err=$(cat "$work/err")
+  local why=""
+  if [ "$rc" -eq 0 ]; then why="exit code 0"
+  elif [ "$rc" -eq 124 ]; then why="timed out"
+  elif [ "$rc" -ge 128 ]; then why="killed by signal $((rc - 128))"
+  elif [ "$lines" -ne 1 ]; then why="stderr has $lines lines, expected exactly 1"
+  elif ! grep -qF "difftron train: error: " "$work/err"; then why="stderr is not 'difftron train: error: ...'"
+  elif ! grep -qF "$cfg" "$work/err"; then why="stderr does not name the file $cfg"
+  elif ! grep -qF "$key" "$work/err"; then why="stderr does not name the key $key"
+  fi
+  if [ -n "$why" ]; then
+    echo "FAIL $name: $why (rc=$rc)"
+    echo "  stderr: $err"
+    failures=$((failures + 1))
+  else
+    echo "ok   $name: $err"
+  fi
+}
+
+expect_error unknown_key model.n_kv_head "${base/n_kv_heads/n_kv_head}"
+expect_error unknown_section optimizer "$base
+optimizer:
+  lr: 1.0e-3"
+expect_error unknown_dataset_key 'data.datasets[0].wieght' "${base/weight: 1.0/wieght: 1.0}"
+expect_error wrong_type train.batch_size "${base/batch_size: 8/batch_size: eight}"
+expect_error float_for_int model.n_layers "${base/n_layers: 2/n_layers: 2.5}"
+expect_error head_dim_not_integer model.n_heads "${base/n_heads: 2/n_heads: 3}"
+expect_error heads_not_multiple_of_kv model.n_kv_heads "${base/n_kv_heads: 2/n_kv_heads: 3}"
+expect_error steps_and_tokens train.max_steps "${base/max_steps: 10/max_steps: 10
+  max_tokens: 100000}"
+expect_error unknown_enum model.attention "$base" --set model.attention=linear
+expect_error unknown_set_key train.lrr "$base" --set train.lrr=1.0e-3
+expect_error yaml_syntax "YAML syntax error" "${base/n_layers: 2/n_layers: [2}"
+
+# The shipped quickstart config passes the loader: any failure is not about the config.
+if [ -f "$src/configs/tiny.yaml" ]; then
+  timeout 120 "$bin" train "$src/configs/tiny.yaml" --set train.lrr=1 > /dev/null 2> "$work/err" < /dev/null
+  if ! grep -qF "train.lrr" "$work/err"; then
+    echo "FAIL shipped tiny.yaml with a bad --set: $(cat "$work/err")"
+    failures=$((failures + 1))
+  fi
+fi
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures config error case(s) failed"
+  exit 1
+fi
+echo "all config error cases passed"
