@@ -120,7 +120,7 @@ inline void adamw(double* p, const double* grad, double* m, double* v, int64_t n
 inline void softmax_head(double* out, int64_t out_stride, double* lse, const double* q,
                          int64_t q_stride, const double* k, int64_t k_stride, const double* v,
                          int64_t v_stride, int64_t d, int64_t dv, int64_t t0, int64_t t1) {
-  const double scale = 1.0 / double(d);
+  const double scale = 1.0 / std::sqrt(double(d));
   Vec s;
   for (int64_t t = t0; t < t1; ++t) {
     s.assign(size_t(t + 1), 0.0);
@@ -151,7 +151,7 @@ struct AttnShape {
 inline void attention_head(double* out, double* lse, const double* q, const double* k,
                            const double* v, const AttnShape& s, int64_t b, int64_t h,
                            int64_t t0, int64_t t1) {
-  int64_t g = h / s.group();
+  int64_t g = h % s.Hkv;
   softmax_head(out + (b * s.T * s.Hq + h) * s.dv, s.Hq * s.dv,
                lse ? lse + (b * s.Hq + h) * s.T : nullptr, q + (b * s.T * s.Hq + h) * s.d,
                s.Hq * s.d, k + (b * s.T * s.Hkv + g) * s.d, s.Hkv * s.d,
