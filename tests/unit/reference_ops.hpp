@@ -151,7 +151,7 @@ struct AttnShape {
 inline void attention_head(double* out, double* lse, const double* q, const double* k,
                            const double* v, const AttnShape& s, int64_t b, int64_t h,
                            int64_t t0, int64_t t1) {
-  int64_t g = h % s.Hkv;
+  int64_t g = h / s.group();
   softmax_head(out + (b * s.T * s.Hq + h) * s.dv, s.Hq * s.dv,
                lse ? lse + (b * s.Hq + h) * s.T : nullptr, q + (b * s.T * s.Hq + h) * s.d,
                s.Hq * s.d, k + (b * s.T * s.Hkv + g) * s.d, s.Hkv * s.d,
@@ -261,7 +261,7 @@ inline double max_abs(const double* x, size_t n) {
 inline double max_abs(const Vec& x) { return max_abs(x.data(), x.size()); }
 
 // Every |got[i] − want[i]| <= tol; the message names the worst element.
-inline testing::AssertionResult all_close(const float* got, const double* want, size_t n,
+inline ::testing::AssertionResult all_close(const float* got, const double* want, size_t n,
                                           double tol, const std::string& what) {
   double worst = -1;
   size_t at = 0;
@@ -269,13 +269,12 @@ inline testing::AssertionResult all_close(const float* got, const double* want, 
     double e = std::fabs(double(got[i]) - want[i]);
     if (!(e <= worst)) worst = e, at = i;  // also catches NaN
   }
-  if (getenv("DT_MARGIN")) fprintf(stderr, "MARGIN %-50s err %.3g tol %.3g ratio %.3g\n", what.c_str(), worst, tol, worst / tol);
-  if (n == 0 || worst <= tol) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << what << ": max error " << worst << " > tol " << tol
+  if (n == 0 || worst <= tol) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << ": max error " << worst << " > tol " << tol
                                      << " at element " << at << " (got " << got[at]
                                      << ", want " << want[at] << ")";
 }
-inline testing::AssertionResult all_close(const std::vector<float>& got, const Vec& want,
+inline ::testing::AssertionResult all_close(const std::vector<float>& got, const Vec& want,
                                           double tol, const std::string& what) {
   EXPECT_EQ(got.size(), want.size()) << what;
   return all_close(got.data(), want.data(), std::min(got.size(), want.size()), tol, what);
@@ -313,7 +312,7 @@ inline Vec finite_diff(Vec& x, const std::vector<size_t>& idx,
 // The kernel's gradient got[i] − prefill (prefill: what a "+=" buffer held before;
 // 0 for overwritten ones) against finite differences fd[j] at idx[j], within
 // rtol · max|fd| + atol.
-inline testing::AssertionResult grad_close(const float* got, float prefill,
+inline ::testing::AssertionResult grad_close(const float* got, float prefill,
                                            const std::vector<size_t>& idx, const Vec& fd,
                                            double rtol, double atol, const std::string& what) {
   const double tol = rtol * max_abs(fd) + atol;
@@ -323,9 +322,8 @@ inline testing::AssertionResult grad_close(const float* got, float prefill,
     double e = std::fabs((double(got[idx[j]]) - double(prefill)) - fd[j]);
     if (!(e <= worst)) worst = e, at = j;
   }
-  if (getenv("DT_MARGIN")) fprintf(stderr, "MARGIN %-50s err %.3g tol %.3g ratio %.3g\n", what.c_str(), worst, tol, worst / tol);
-  if (idx.empty() || worst <= tol) return testing::AssertionSuccess();
-  return testing::AssertionFailure()
+  if (idx.empty() || worst <= tol) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
          << what << ": max error " << worst << " > tol " << tol << " at element " << idx[at]
          << " (kernel " << double(got[idx[at]]) - double(prefill) << ", finite diff " << fd[at]
          << ")";

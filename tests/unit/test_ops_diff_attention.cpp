@@ -220,8 +220,8 @@ TEST(DiffAttention, BackwardMatchesFiniteDifferencesMha) {
 }
 
 TEST(DiffAttention, BackwardMatchesFiniteDifferencesGqa) {
-  check_backward({2, 7, 2, 1, 4, 1}, 1000, 411);  // every element, H/KV = 2
-  check_backward({2, 37, 4, 1, 8, 3}, 40, 412);   // H/KV = 4
+  check_backward({2, 7, 4, 2, 4, 1}, 1000, 411);  // every element, H/KV = 2
+  check_backward({2, 37, 8, 2, 8, 3}, 40, 412);   // H/KV = 4
   check_backward({2, 300, 2, 1, 8, 1}, 40, 413);  // H/KV = 2, T > 256
 }
 
