@@ -46,8 +46,7 @@ inline void linear(double* y, const double* x, const double* W, int64_t N, int64
 }
 
 // out (N,D) = E[tokens]; E (V,D)
-inline void embedding(double* out, const int32_t* tokens, const double* E, int64_t N,
-                      int64_t D) {
+inline void embedding(double* out, const int32_t* tokens, const double* E, int64_t N, int64_t D) {
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < D; ++c) out[n * D + c] = E[int64_t(tokens[n]) * D + c];
 }
@@ -101,8 +100,7 @@ inline double cross_entropy_row(const double* logits, int64_t V, int32_t target)
 
 // One AdamW step on n elements, decoupled weight decay; step is 1-based.
 inline void adamw(double* p, const double* grad, double* m, double* v, int64_t n, double lr,
-                  double b1, double b2, double eps, double wd, int64_t step,
-                  double grad_scale) {
+                  double b1, double b2, double eps, double wd, int64_t step, double grad_scale) {
   double c1 = 1.0 - std::pow(b1, double(step)), c2 = 1.0 - std::pow(b2, double(step));
   for (int64_t i = 0; i < n; ++i) {
     double g = grad[i] * grad_scale;
@@ -149,8 +147,8 @@ struct AttnShape {
 
 // Query head h of batch b, rows [t0, t1); lse may be null.
 inline void attention_head(double* out, double* lse, const double* q, const double* k,
-                           const double* v, const AttnShape& s, int64_t b, int64_t h,
-                           int64_t t0, int64_t t1) {
+                           const double* v, const AttnShape& s, int64_t b, int64_t h, int64_t t0,
+                           int64_t t1) {
   int64_t g = h / s.group();
   softmax_head(out + (b * s.T * s.Hq + h) * s.dv, s.Hq * s.dv,
                lse ? lse + (b * s.Hq + h) * s.T : nullptr, q + (b * s.T * s.Hq + h) * s.d,
@@ -158,8 +156,8 @@ inline void attention_head(double* out, double* lse, const double* q, const doub
                v + (b * s.T * s.Hkv + g) * s.dv, s.Hkv * s.dv, s.d, s.dv, t0, t1);
 }
 
-inline void attention(double* out, double* lse, const double* q, const double* k,
-                      const double* v, const AttnShape& s) {
+inline void attention(double* out, double* lse, const double* q, const double* k, const double* v,
+                      const AttnShape& s) {
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t h = 0; h < s.Hq; ++h) attention_head(out, lse, q, k, v, s, b, h, 0, s.T);
 }
@@ -172,8 +170,8 @@ struct DiffShape {
 };
 
 // λ = exp(λq1·λk1) − exp(λq2·λk2) + λ_init, each vector (d)
-inline double diff_lambda(const double* q1, const double* k1, const double* q2,
-                          const double* k2, int64_t d, double lambda_init) {
+inline double diff_lambda(const double* q1, const double* k1, const double* q2, const double* k2,
+                          int64_t d, double lambda_init) {
   double a = 0, c = 0;
   for (int64_t i = 0; i < d; ++i) a += q1[i] * k1[i], c += q2[i] * k2[i];
   return std::exp(a) - std::exp(c) + lambda_init;
@@ -190,17 +188,16 @@ inline void diff_mix_head(double* o1, double* o2, double* lse1, double* lse2, co
   const double* kb = k + b * s.T * ks;
   const double* vb = v + (b * s.T * s.KV + g) * 2 * d;
   const int64_t ooff = (b * s.T * s.H + h) * 2 * d, loff = (b * s.H + h) * s.T;
-  softmax_head(o1 + ooff, os, lse1 ? lse1 + loff : nullptr, qb + 2 * h * d, qs,
-               kb + 2 * g * d, ks, vb, vs, d, 2 * d, t0, t1);
+  softmax_head(o1 + ooff, os, lse1 ? lse1 + loff : nullptr, qb + 2 * h * d, qs, kb + 2 * g * d, ks,
+               vb, vs, d, 2 * d, t0, t1);
   softmax_head(o2 + ooff, os, lse2 ? lse2 + loff : nullptr, qb + (2 * h + 1) * d, qs,
                kb + (2 * g + 1) * d, ks, vb, vs, d, 2 * d, t0, t1);
 }
 
 // out = RMSNorm(o1 − λ·o2; g_sub) · (1 − λ_init) for head h, batch b, rows [t0, t1)
 inline void diff_combine_head(double* out, double* rstd, const double* o1, const double* o2,
-                              double lambda, const double* g_sub, double lambda_init,
-                              double eps, const DiffShape& s, int64_t b, int64_t h, int64_t t0,
-                              int64_t t1) {
+                              double lambda, const double* g_sub, double lambda_init, double eps,
+                              const DiffShape& s, int64_t b, int64_t h, int64_t t0, int64_t t1) {
   const int64_t w = 2 * s.d;
   Vec y(static_cast<size_t>(w)), n(static_cast<size_t>(w));
   for (int64_t t = t0; t < t1; ++t) {
@@ -231,8 +228,8 @@ inline void diff_attention(double* out, double* o1, double* o2, double* lse1, do
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t h = 0; h < s.H; ++h) {
       diff_mix_head(o1, o2, lse1, lse2, q, k, v, s, b, h, 0, s.T);
-      diff_combine_head(out, rstd, o1, o2, lam, p.g_sub.data(), p.lambda_init, p.eps, s, b,
-                        h, 0, s.T);
+      diff_combine_head(out, rstd, o1, o2, lam, p.g_sub.data(), p.lambda_init, p.eps, s, b, h, 0,
+                        s.T);
     }
 }
 
@@ -262,7 +259,7 @@ inline double max_abs(const Vec& x) { return max_abs(x.data(), x.size()); }
 
 // Every |got[i] − want[i]| <= tol; the message names the worst element.
 inline ::testing::AssertionResult all_close(const float* got, const double* want, size_t n,
-                                          double tol, const std::string& what) {
+                                            double tol, const std::string& what) {
   double worst = -1;
   size_t at = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -270,12 +267,12 @@ inline ::testing::AssertionResult all_close(const float* got, const double* want
     if (!(e <= worst)) worst = e, at = i;  // also catches NaN
   }
   if (n == 0 || worst <= tol) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": max error " << worst << " > tol " << tol
-                                     << " at element " << at << " (got " << got[at]
-                                     << ", want " << want[at] << ")";
+  return ::testing::AssertionFailure()
+         << what << ": max error " << worst << " > tol " << tol << " at element " << at << " (got "
+         << got[at] << ", want " << want[at] << ")";
 }
 inline ::testing::AssertionResult all_close(const std::vector<float>& got, const Vec& want,
-                                          double tol, const std::string& what) {
+                                            double tol, const std::string& what) {
   EXPECT_EQ(got.size(), want.size()) << what;
   return all_close(got.data(), want.data(), std::min(got.size(), want.size()), tol, what);
 }
@@ -313,8 +310,8 @@ inline Vec finite_diff(Vec& x, const std::vector<size_t>& idx,
 // 0 for overwritten ones) against finite differences fd[j] at idx[j], within
 // rtol · max|fd| + atol.
 inline ::testing::AssertionResult grad_close(const float* got, float prefill,
-                                           const std::vector<size_t>& idx, const Vec& fd,
-                                           double rtol, double atol, const std::string& what) {
+                                             const std::vector<size_t>& idx, const Vec& fd,
+                                             double rtol, double atol, const std::string& what) {
   const double tol = rtol * max_abs(fd) + atol;
   double worst = -1;
   size_t at = 0;

@@ -53,12 +53,12 @@ struct KernelOut {
 };
 
 KernelOut run_forward(const Case& c, Inputs& in) {
-  KernelOut r{std::vector<float>(c.nout(), 123.f), std::vector<float>(size_t(c.B * c.Hq * c.T), 123.f)};
-  ops::attention_forward(cpu_f32(r.out.data(), {c.B, c.T, c.Hq, c.dv}),
-                         cpu_f32(r.lse.data(), {c.B, c.Hq, c.T}),
-                         cpu_f32(in.q.data(), {c.B, c.T, c.Hq, c.d}),
-                         cpu_f32(in.k.data(), {c.B, c.T, c.Hkv, c.d}),
-                         cpu_f32(in.v.data(), {c.B, c.T, c.Hkv, c.dv}));
+  KernelOut r{std::vector<float>(c.nout(), 123.f),
+              std::vector<float>(size_t(c.B * c.Hq * c.T), 123.f)};
+  ops::attention_forward(
+      cpu_f32(r.out.data(), {c.B, c.T, c.Hq, c.dv}), cpu_f32(r.lse.data(), {c.B, c.Hq, c.T}),
+      cpu_f32(in.q.data(), {c.B, c.T, c.Hq, c.d}), cpu_f32(in.k.data(), {c.B, c.T, c.Hkv, c.d}),
+      cpu_f32(in.v.data(), {c.B, c.T, c.Hkv, c.dv}));
   return r;
 }
 
@@ -80,11 +80,11 @@ TEST(Attention, ForwardMatchesFullScoreMatrixReferenceMha) {
 }
 
 TEST(Attention, ForwardMatchesFullScoreMatrixReferenceGqa) {
-  check_forward({2, 7, 4, 2, 8, 8}, 111);       // H/KV = 2
-  check_forward({2, 37, 4, 1, 16, 16}, 112);    // H/KV = 4
-  check_forward({2, 150, 8, 2, 16, 16}, 113);   // H/KV = 4
-  check_forward({2, 300, 4, 1, 16, 16}, 114);   // T > 256
-  check_forward({2, 257, 4, 2, 4, 4}, 115);     // one past a power of two
+  check_forward({2, 7, 4, 2, 8, 8}, 111);      // H/KV = 2
+  check_forward({2, 37, 4, 1, 16, 16}, 112);   // H/KV = 4
+  check_forward({2, 150, 8, 2, 16, 16}, 113);  // H/KV = 4
+  check_forward({2, 300, 4, 1, 16, 16}, 114);  // T > 256
+  check_forward({2, 257, 4, 2, 4, 4}, 115);    // one past a power of two
 }
 
 TEST(Attention, ForwardSupportsValueWidthDifferentFromKeyWidth) {
@@ -147,22 +147,19 @@ void check_backward(const Case& c, size_t per_tensor, uint32_t seed) {
 
   KernelOut f = run_forward(c, in);
   std::vector<float> dq(c.nq(), 123.f), dk(c.nk(), 123.f), dv(c.nv(), 123.f);
-  ops::attention_backward(cpu_f32(dq.data(), {c.B, c.T, c.Hq, c.d}),
-                          cpu_f32(dk.data(), {c.B, c.T, c.Hkv, c.d}),
-                          cpu_f32(dv.data(), {c.B, c.T, c.Hkv, c.dv}),
-                          cpu_f32(R.data(), {c.B, c.T, c.Hq, c.dv}),
-                          cpu_f32(in.q.data(), {c.B, c.T, c.Hq, c.d}),
-                          cpu_f32(in.k.data(), {c.B, c.T, c.Hkv, c.d}),
-                          cpu_f32(in.v.data(), {c.B, c.T, c.Hkv, c.dv}),
-                          cpu_f32(f.out.data(), {c.B, c.T, c.Hq, c.dv}),
-                          cpu_f32(f.lse.data(), {c.B, c.Hq, c.T}));
+  ops::attention_backward(
+      cpu_f32(dq.data(), {c.B, c.T, c.Hq, c.d}), cpu_f32(dk.data(), {c.B, c.T, c.Hkv, c.d}),
+      cpu_f32(dv.data(), {c.B, c.T, c.Hkv, c.dv}), cpu_f32(R.data(), {c.B, c.T, c.Hq, c.dv}),
+      cpu_f32(in.q.data(), {c.B, c.T, c.Hq, c.d}), cpu_f32(in.k.data(), {c.B, c.T, c.Hkv, c.d}),
+      cpu_f32(in.v.data(), {c.B, c.T, c.Hkv, c.dv}), cpu_f32(f.out.data(), {c.B, c.T, c.Hq, c.dv}),
+      cpu_f32(f.lse.data(), {c.B, c.Hq, c.T}));
   EXPECT_TRUE(grad_close(dq.data(), 0.f, iq, fdq, kGradRtol, kGradAtol, "dq " + c.str()));
   EXPECT_TRUE(grad_close(dk.data(), 0.f, ik, fdk, kGradRtol, kGradAtol, "dk " + c.str()));
   EXPECT_TRUE(grad_close(dv.data(), 0.f, iv, fdv, kGradRtol, kGradAtol, "dv " + c.str()));
 }
 
 TEST(Attention, BackwardMatchesFiniteDifferencesMha) {
-  check_backward({2, 1, 2, 2, 4, 4}, 1000, 201);   // every element; dq = dk = 0
+  check_backward({2, 1, 2, 2, 4, 4}, 1000, 201);  // every element; dq = dk = 0
   check_backward({2, 100, 4, 4, 4, 4}, 40, 202);
 }
 

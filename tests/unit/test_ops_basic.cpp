@@ -135,9 +135,8 @@ void check_rope_forward(const RopeCase& c, uint32_t seed) {
   ops::rope_table(cpu_f32(table.data(), {c.T, c.d}), c.theta, c.pos0);
   ops::rope_forward(cpu_f32(x.data(), {c.B, c.T, c.nh, c.d}), cpu_f32(table.data(), {c.T, c.d}));
   EXPECT_TRUE(all_close(x, xd, 1e-5 * max_abs(xd),
-                        "rope T=" + std::to_string(c.T) + " d=" + std::to_string(c.d) +
-                            " theta=" + std::to_string(c.theta) +
-                            " pos0=" + std::to_string(c.pos0)));
+                        "rope T=" + std::to_string(c.T) + " d=" + std::to_string(c.d) + " theta=" +
+                            std::to_string(c.theta) + " pos0=" + std::to_string(c.pos0)));
 }
 
 TEST(Rope, ForwardMatchesReferenceForBothThetasAndOffsets) {

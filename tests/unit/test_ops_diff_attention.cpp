@@ -50,9 +50,13 @@ struct Inputs {
   std::vector<float> q, k, v, lq1, lk1, lq2, lk2, g_sub;
   float lambda_init, eps = 1e-5f;
   Inputs(const Case& c, std::mt19937& rng)
-      : q(randn(c.nq(), rng)), k(randn(c.nk(), rng)), v(randn(c.nv(), rng)),
-        lq1(randn(size_t(c.d), rng, 0.3)), lk1(randn(size_t(c.d), rng, 0.3)),
-        lq2(randn(size_t(c.d), rng, 0.3)), lk2(randn(size_t(c.d), rng, 0.3)),
+      : q(randn(c.nq(), rng)),
+        k(randn(c.nk(), rng)),
+        v(randn(c.nv(), rng)),
+        lq1(randn(size_t(c.d), rng, 0.3)),
+        lk1(randn(size_t(c.d), rng, 0.3)),
+        lq2(randn(size_t(c.d), rng, 0.3)),
+        lk2(randn(size_t(c.d), rng, 0.3)),
         g_sub(randn(size_t(2 * c.d), rng, 0.3, 1.0)),
         lambda_init(float(lambda_init_for_layer(c.layer))) {}
   ops::DiffLambda lam(const Case& c) {
@@ -60,17 +64,17 @@ struct Inputs {
             cpu_f32(lk2.data(), {c.d}), lambda_init};
   }
   ref::DiffParams params() const {
-    return {widen(lq1), widen(lk1), widen(lq2), widen(lk2), double(lambda_init), widen(g_sub),
-            double(eps)};
+    return {widen(lq1),          widen(lk1),   widen(lq2), widen(lk2),
+            double(lambda_init), widen(g_sub), double(eps)};
   }
 };
 
 struct KernelOut {
   std::vector<float> out, o1, o2, lse1, lse2, rstd;
   ops::DiffAttnCache cache(const Case& c) {
-    return {cpu_f32(o1.data(), {c.B, c.T, c.H, 2 * c.d}), cpu_f32(o2.data(), {c.B, c.T, c.H, 2 * c.d}),
-            cpu_f32(lse1.data(), {c.B, c.H, c.T}), cpu_f32(lse2.data(), {c.B, c.H, c.T}),
-            cpu_f32(rstd.data(), {c.B, c.T, c.H})};
+    return {cpu_f32(o1.data(), {c.B, c.T, c.H, 2 * c.d}),
+            cpu_f32(o2.data(), {c.B, c.T, c.H, 2 * c.d}), cpu_f32(lse1.data(), {c.B, c.H, c.T}),
+            cpu_f32(lse2.data(), {c.B, c.H, c.T}), cpu_f32(rstd.data(), {c.B, c.T, c.H})};
   }
 };
 
@@ -145,10 +149,11 @@ void check_backward(const Case& c, size_t per_tensor, uint32_t seed) {
   const ref::DiffShape s = c.shape();
   const int64_t w = 2 * c.d;
   Vec s1(c.nout()), s2(c.nout()), so(c.nout());
-  auto rows_loss = [&](const Vec& o1, const Vec& o2, int64_t b, int64_t h, int64_t t0,
-                       int64_t t1, bool mix) {
+  auto rows_loss = [&](const Vec& o1, const Vec& o2, int64_t b, int64_t h, int64_t t0, int64_t t1,
+                       bool mix) {
     if (mix)
-      ref::diff_mix_head(s1.data(), s2.data(), nullptr, nullptr, qd.data(), kd.data(), vd.data(), s, b, h, t0, t1);
+      ref::diff_mix_head(s1.data(), s2.data(), nullptr, nullptr, qd.data(), kd.data(), vd.data(), s,
+                         b, h, t0, t1);
     ref::diff_combine_head(so.data(), nullptr, o1.data(), o2.data(), p.lambda(c.d), p.g_sub.data(),
                            p.lambda_init, p.eps, s, b, h, t0, t1);
     double L = 0;

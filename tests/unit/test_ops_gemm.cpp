@@ -35,8 +35,8 @@ struct GemmCase {
 void check_matmul(const GemmCase& c, uint32_t seed) {
   std::mt19937 rng(seed);
   auto A = randn(size_t(c.M * c.K), rng), B = randn(size_t(c.K * c.N), rng);
-  auto C = c.beta != 0.f ? randn(size_t(c.M * c.N), rng)
-                         : std::vector<float>(size_t(c.M * c.N), 123.f);
+  auto C =
+      c.beta != 0.f ? randn(size_t(c.M * c.N), rng) : std::vector<float>(size_t(c.M * c.N), 123.f);
   Vec Ad = widen(A), Bd = widen(B), Cd = widen(C);
   ref::matmul(Cd.data(), Ad.data(), c.ta, Bd.data(), c.tb, c.M, c.N, c.K, c.alpha, c.beta);
   // Σ|terms| per entry, for the tolerance
@@ -90,8 +90,8 @@ TEST(Matmul, UsesTwoDimensionalViewOfHigherRankTensors) {
 
 TEST(Linear, ForwardMatchesReference) {
   std::mt19937 rng(11);
-  for (auto [N, in, out] : {std::tuple<int64_t, int64_t, int64_t>{7, 19, 11}, {64, 96, 33},
-                            {1, 5, 3}}) {
+  for (auto [N, in, out] :
+       {std::tuple<int64_t, int64_t, int64_t>{7, 19, 11}, {64, 96, 33}, {1, 5, 3}}) {
     auto x = randn(size_t(N * in), rng), W = randn(size_t(out * in), rng);
     std::vector<float> y(size_t(N * out), 123.f);
     Vec yd(y.size()), ya(y.size()), xd = widen(x), Wd = widen(W);

@@ -33,9 +33,9 @@ CeResult run_ce(std::vector<float> logits, std::vector<int32_t> targets, int64_t
 
 // Per-row loss lse − logit[target] in fp32: the absolute error is a few roundoffs
 // (6e-8 each) of the logit magnitude, so the per-row bound 4e-6 · (1 + max|logit|) is
-// generous, and the sum's is N times that. Gradient softmax − onehot: exp of (logit − lse), whose absolute
-// error is ~|logit| · 6e-8, so 2e-5 of the gradient scale for |logits| ~ 6 and 1e-4
-// for |logits| ~ 100.
+// generous, and the sum's is N times that. Gradient softmax − onehot: exp of
+// (logit − lse), whose absolute error is ~|logit| · 6e-8, so 2e-5 of the gradient
+// scale for |logits| ~ 6 and 1e-4 for |logits| ~ 100.
 void check_ce(const std::vector<float>& logits, const std::vector<int32_t>& targets, int64_t V,
               float grad_scale, double grad_rtol, const std::string& what) {
   const int64_t N = int64_t(targets.size());
@@ -140,8 +140,8 @@ void check_adamw(float wd, float grad_scale, uint32_t seed) {
     auto g = randn(size_t(n), rng, step == 3 ? 10.0 : 1.0);  // one large-gradient step
     Vec gd = widen(g);
     hp.step = step;
-    ref::adamw(pd.data(), gd.data(), md.data(), vd.data(), n, hp.lr, hp.beta1, hp.beta2,
-               hp.eps, hp.weight_decay, step, hp.grad_scale);
+    ref::adamw(pd.data(), gd.data(), md.data(), vd.data(), n, hp.lr, hp.beta1, hp.beta2, hp.eps,
+               hp.weight_decay, step, hp.grad_scale);
     ops::adamw(cpu_f32(p.data(), {n}), cpu_f32(g.data(), {n}), cpu_f32(m.data(), {n}),
                cpu_f32(v.data(), {n}), hp);
     std::string what = "step " + std::to_string(step) + " wd " + std::to_string(wd) +
