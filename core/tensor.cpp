@@ -50,8 +50,12 @@ Tensor Tensor::slice0(int64_t begin, int64_t end) const {
 
 std::string Tensor::shape_str() const {
   std::string s = "[";
-  for (int i = 0; i < ndim; ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
+  for (int i = 0; i < ndim; ++i) {
+    if (i) s += ',';
+    s += std::to_string(shape[i]);
+  }
+  s += ']';
+  return s;
 }
 
 }  // namespace dt
