@@ -2,6 +2,9 @@
 
 #include <cblas.h>
 #include <omp.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 #include <chrono>
 #include <cmath>
@@ -24,6 +27,12 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   threads_ = cfg_.runtime.threads > 0 ? cfg_.runtime.threads : omp_get_num_procs();
   omp_set_num_threads(threads_);
   openblas_set_num_threads(threads_);
+  // Flush denormals to zero on every worker thread: late in training, tiny
+  // gradients and Adam moments would otherwise fall into x86's slow path.
+#if defined(__SSE__)
+#pragma omp parallel
+  _mm_setcsr(_mm_getcsr() | 0x8040);  // FTZ | DAZ
+#endif
 
   if (cfg_.data.datasets.empty())
     fail(cfg_.source, ": data.datasets: empty; expected at least one {path, weight} of prepared shards");
@@ -50,9 +59,6 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   log_info("model: ", cfg_.model.attention == AttentionKind::Diff ? "DIFF Transformer" : "Transformer", ", ",
            nparams, " parameters, ", cfg_.model.n_layers, " layers, d_model ", cfg_.model.d_model, ", ",
            train_flops_per_token(cfg_.model, T) / 1e6, " MFLOP/token");
-  log_info("data: ", loader_->num_tokens(), " tokens in ", loader_->num_shards(), " shards, ",
-           loader_->num_samples(), " samples of ", T, "+1 tokens, unigram entropy ",
-           loader_->unigram_entropy_nats(), " nats");
   log_info("runtime: cpu, ", threads_, " threads, fp32 peak ", peak_gflops_, " GFLOP/s (1-thread SGEMM × threads), ",
            cfg_.grad_accum_steps(1), " micro-batches of ", B, " per step, activations ",
            model_->activation_bytes() / 1e6, " MB");
