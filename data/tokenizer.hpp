@@ -27,5 +27,10 @@ class Tokenizer {
 // spec: "byte" (ids 0..255 are raw bytes, EOS = 256, vocab_size 257).
 // Anything else fails with a one-line dt::Error.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
+// The name a tokenizer built from `spec` reports (and shards record), without
+// loading it: "byte", or a rank file's stem ("data/cl100k_base.tiktoken" -> "cl100k_base").
+std::string tokenizer_name(const std::string& spec);
+
+std::unique_ptr<Tokenizer> make_byte_tokenizer();  // data/byte_tokenizer.cpp
 
 }  // namespace dt
