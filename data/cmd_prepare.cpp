@@ -1,20 +1,20 @@
 // difftron prepare: text or JSON-lines files -> HDF5 token shards (DESIGN §5).
-// Single-threaded: read a document, tokenize it, append it to the current shard.
+// This file is the command line; data/prepare_shards.cpp does the work: the
+// calling thread reads documents in input order, --threads workers tokenize
+// them, and one writer thread appends them to shards in input order.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "data/file_list.hpp"
-#include "data/input_file.hpp"
-#include "data/jsonl_field.hpp"
-#include "data/shard_writer.hpp"
+#include "data/prepare_shards.hpp"
 #include "data/tokenizer.hpp"
 #include "tools/commands.hpp"
 
@@ -23,30 +23,36 @@ namespace fs = std::filesystem;
 namespace dt {
 namespace {
 
+constexpr int kMaxThreads = 1024;
+
 const char* kUsage =
     "usage: difftron prepare --input PATH [--input PATH ...] --output DIR [options]\n"
     "\n"
     "Tokenizes documents into HDF5 shards DIR/shard_00000.h5, shard_00001.h5, ...\n"
+    "Documents keep their input order (files in the order given, directories in\n"
+    "name order), so the shards are the same for any --threads.\n"
     "\n"
-    "  --input PATH        a file, a directory (recursed, files in name order) or a glob;\n"
-    "                      repeatable; .gz files are decompressed\n"
-    "  --output DIR        where the shards go (created if missing)\n"
-    "  --tokenizer SPEC    tokenizer (default: byte)\n"
-    "  --shard-tokens N    tokens per shard at most (default: 50000000); a document is\n"
-    "                      never split, so one longer than N gets a shard of its own\n"
-    "  --format F          text or jsonl (default: jsonl for *.jsonl and *.jsonl.gz, else text)\n"
-    "  --text-field NAME   JSON-lines field holding the document (default: text)\n"
-    "  --separator STR     split text files into documents at STR (\\n, \\t and \\\\ are\n"
-    "                      understood); default: one document per file\n"
-    "  --force             replace shard_*.h5 files already in DIR\n"
-    "  --help              print this help\n";
-
-struct Options {
-  std::vector<std::string> inputs;
-  std::string output, tokenizer = "byte", format, text_field = "text", separator;
-  int64_t shard_tokens = 50'000'000;
-  bool force = false;
-};
+    "  --input PATH          a file, a directory (recursed, files in name order) or a glob;\n"
+    "                        repeatable; .gz files are decompressed\n"
+    "  --output DIR          where the shards go (created if missing)\n"
+    "  --tokenizer SPEC      tokenizer (default: byte)\n"
+    "  --shard-tokens N      tokens per shard at most (default: 50000000); a document is\n"
+    "                        never split, so one longer than N gets a shard of its own\n"
+    "  --format F            text or jsonl (default: jsonl for *.jsonl and *.jsonl.gz, else text)\n"
+    "  --text-field NAME     JSON-lines field holding the document (default: text)\n"
+    "  --separator STR       split text files into documents at STR (\\n, \\t and \\\\ are\n"
+    "                        understood); default: one document per file\n"
+    "  --threads N           tokenizing threads (default: the number of cores)\n"
+    "  --skip-bad            skip bad JSON lines and unreadable or corrupt files, with a\n"
+    "                        warning each (the first 20) and a count in the summary,\n"
+    "                        instead of stopping at the first one\n"
+    "  --progress-seconds S  seconds between progress lines on stderr (default: 2)\n"
+    "  --force               replace shard_*.h5 files already in DIR\n"
+    "  --help                print this help\n"
+    "\n"
+    "Progress lines (stderr) give documents/s, MB/s of text and an ETA from the input\n"
+    "files' sizes on disk; the summary (stdout) gives documents, tokens, bytes, shards,\n"
+    "skipped, seconds and MB/s.\n";
 
 // A usage mistake: the caller prints it and exits 2 (bad input data exits 1).
 struct UsageError {
@@ -69,8 +75,26 @@ std::string unescape(const std::string& s) {
   return out;
 }
 
-Options parse(int argc, char** argv, bool& help) {
-  Options o;
+int64_t positive_integer(const std::string& name, const std::string& v, int64_t max) {
+  size_t used = 0;
+  int64_t n = 0;
+  try { n = std::stoll(v, &used); } catch (const std::exception&) { used = 0; }
+  if (used == 0 || used != v.size() || n < 1) throw UsageError{name + " " + v + " is not a positive integer"};
+  if (n > max) throw UsageError{name + " " + v + " is more than " + std::to_string(max)};
+  return n;
+}
+
+double non_negative_number(const std::string& name, const std::string& v) {
+  size_t used = 0;
+  double x = -1;
+  try { x = std::stod(v, &used); } catch (const std::exception&) { used = 0; }
+  if (used == 0 || used != v.size() || !(x >= 0)) throw UsageError{name + " " + v + " is not a number >= 0"};
+  return x;
+}
+
+PrepareOptions parse(int argc, char** argv, bool& help) {
+  PrepareOptions o;
+  o.threads = static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, kMaxThreads));
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::optional<std::string> inline_value;  // from --name=value
@@ -88,6 +112,8 @@ Options parse(int argc, char** argv, bool& help) {
       return o;
     } else if (arg == "--force") {
       o.force = true;
+    } else if (arg == "--skip-bad") {
+      o.skip_bad = true;
     } else if (arg == "--input") {
       o.inputs.push_back(value());
     } else if (arg == "--output") {
@@ -103,11 +129,11 @@ Options parse(int argc, char** argv, bool& help) {
       if (o.format != "text" && o.format != "jsonl")
         throw UsageError{"--format " + o.format + " is not text or jsonl"};
     } else if (arg == "--shard-tokens") {
-      const std::string v = value();
-      size_t used = 0;
-      try { o.shard_tokens = std::stoll(v, &used); } catch (const std::exception&) { used = 0; }
-      if (used == 0 || used != v.size() || o.shard_tokens < 1)
-        throw UsageError{"--shard-tokens " + v + " is not a positive integer"};
+      o.shard_tokens = positive_integer(arg, value(), INT64_MAX);
+    } else if (arg == "--threads") {
+      o.threads = static_cast<int>(positive_integer(arg, value(), kMaxThreads));
+    } else if (arg == "--progress-seconds") {
+      o.progress_seconds = non_negative_number(arg, value());
     } else if (!arg.starts_with("-")) {
       throw UsageError{"unexpected argument '" + arg + "' (inputs go after --input; see difftron prepare --help)"};
     } else {
@@ -117,11 +143,6 @@ Options parse(int argc, char** argv, bool& help) {
   if (o.inputs.empty()) throw UsageError{"missing --input PATH (see difftron prepare --help)"};
   if (o.output.empty()) throw UsageError{"missing --output DIR (see difftron prepare --help)"};
   return o;
-}
-
-bool is_jsonl(const std::string& path, const std::string& format) {
-  if (!format.empty()) return format == "jsonl";
-  return path.ends_with(".jsonl") || path.ends_with(".jsonl.gz");
 }
 
 std::vector<fs::path> existing_shards(const std::string& dir) {
@@ -135,93 +156,26 @@ std::vector<fs::path> existing_shards(const std::string& dir) {
   return found;
 }
 
-// Documents -> shards of at most shard_tokens tokens, with progress lines.
-class ShardSink {
- public:
-  ShardSink(const Options& o, const Tokenizer& tok) : o_(o), tok_(tok), start_(clock::now()), last_(start_) {}
-
-  void add(std::string_view text) {
-    if (text.empty()) return;  // an empty document would be a lone EOS
-    std::vector<int32_t> ids = tok_.encode(text);
-    const int64_t len = static_cast<int64_t>(ids.size()) + 1;  // + EOS
-    if (writer_ && writer_->num_tokens() > 0 && writer_->num_tokens() + len > o_.shard_tokens) finish_shard();
-    if (!writer_) {
-      char name[32];
-      std::snprintf(name, sizeof(name), "shard_%05d.h5", shards_);
-      writer_ = std::make_unique<ShardWriter>((fs::path(o_.output) / name).string(), tok_.name(),
-                                              tok_.vocab_size(), tok_.eos_id());
+// Every input file, minus anything inside the output directory (old shards
+// when DIR sits under an input).
+std::vector<std::string> input_files(const PrepareOptions& o) {
+  fs::path out_dir = fs::weakly_canonical(o.output);
+  if (!out_dir.has_filename()) out_dir = out_dir.parent_path();  // "out/" -> "out"
+  std::vector<std::string> files;
+  for (const auto& spec : o.inputs)
+    for (auto& f : list_files(spec, /*recurse=*/true)) {
+      const fs::path parent = fs::weakly_canonical(f).parent_path();
+      if (std::mismatch(out_dir.begin(), out_dir.end(), parent.begin(), parent.end()).first != out_dir.end())
+        files.push_back(std::move(f));
     }
-    writer_->add_document(ids);
-    ++docs_;
-    tokens_ += len;
-    bytes_ += static_cast<int64_t>(text.size());
-    if (clock::now() - last_ > std::chrono::seconds(2)) {
-      last_ = clock::now();
-      const double s = seconds();
-      char line[160];
-      std::snprintf(line, sizeof(line),
-                    "prepare: %lld documents (%.0f/s), %.1f MB (%.1f MB/s), %lld tokens, shard %d",
-                    static_cast<long long>(docs_), docs_ / s, bytes_ / 1e6, bytes_ / 1e6 / s,
-                    static_cast<long long>(tokens_), shards_);
-      log_info(line);
-    }
-  }
-
-  void finish() {
-    if (writer_) finish_shard();
-    if (docs_ == 0) fail("no documents found in the inputs (every file was empty)");
-    double s = seconds();
-    std::printf("prepare: %lld documents, %lld tokens, %lld bytes, %d shards, %.2f s, %.2f MB/s -> %s\n",
-                static_cast<long long>(docs_), static_cast<long long>(tokens_), static_cast<long long>(bytes_),
-                shards_, s, bytes_ / 1e6 / s, o_.output.c_str());
-  }
-
- private:
-  using clock = std::chrono::steady_clock;
-  double seconds() const {
-    return std::max(1e-6, std::chrono::duration<double>(clock::now() - start_).count());
-  }
-  void finish_shard() {
-    writer_->close();
-    writer_.reset();
-    ++shards_;
-  }
-
-  const Options& o_;
-  const Tokenizer& tok_;
-  std::unique_ptr<ShardWriter> writer_;
-  int shards_ = 0;
-  int64_t docs_ = 0, tokens_ = 0, bytes_ = 0;
-  clock::time_point start_, last_;
-};
-
-void read_text(const std::string& path, const Options& o, ShardSink& sink) {
-  InputFile in(path);
-  std::string all = in.read_all();
-  if (o.separator.empty()) return sink.add(all);
-  std::string_view rest(all);
-  while (true) {
-    size_t at = rest.find(o.separator);
-    sink.add(rest.substr(0, at));
-    if (at == std::string_view::npos) break;
-    rest.remove_prefix(at + o.separator.size());
-  }
-}
-
-void read_jsonl(const std::string& path, const Options& o, ShardSink& sink) {
-  InputFile in(path);
-  std::string line, text, why;
-  while (in.read_line(line)) {
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank line
-    if (!jsonl_string_field(line, o.text_field, text, why)) fail(path, ":", in.line_number(), ": ", why);
-    sink.add(text);
-  }
+  if (files.empty()) fail("no input files outside the output directory ", o.output);
+  return files;
 }
 
 }  // namespace
 
 int cmd_prepare(int argc, char** argv) {
-  Options o;
+  PrepareOptions o;
   bool help = false;
   try {
     o = parse(argc, argv, help);
@@ -234,18 +188,7 @@ int cmd_prepare(int argc, char** argv) {
     return 0;
   }
   std::unique_ptr<Tokenizer> tok = make_tokenizer(o.tokenizer);
-
-  // Inputs, minus anything inside the output directory (old shards when DIR sits under an input).
-  fs::path out_dir = fs::weakly_canonical(o.output);
-  if (!out_dir.has_filename()) out_dir = out_dir.parent_path();  // "out/" -> "out"
-  std::vector<std::string> files;
-  for (const auto& spec : o.inputs)
-    for (auto& f : list_files(spec, /*recurse=*/true)) {
-      const fs::path parent = fs::weakly_canonical(f).parent_path();
-      if (std::mismatch(out_dir.begin(), out_dir.end(), parent.begin(), parent.end()).first != out_dir.end())
-        files.push_back(std::move(f));
-    }
-  if (files.empty()) fail("no input files outside the output directory ", o.output);
+  const std::vector<std::string> files = input_files(o);
 
   std::error_code ec;
   fs::create_directories(o.output, ec);
@@ -257,14 +200,13 @@ int cmd_prepare(int argc, char** argv) {
   for (const auto& p : old)
     if (!fs::remove(p, ec)) fail(p.string(), ": cannot remove old shard: ", ec.message());
 
-  log_info("prepare: ", files.size(), " input file(s), tokenizer ", tok->name(), ", up to ", o.shard_tokens,
-           " tokens per shard -> ", o.output);
-  ShardSink sink(o, *tok);
-  for (const auto& f : files) {
-    if (is_jsonl(f, o.format)) read_jsonl(f, o, sink);
-    else read_text(f, o, sink);
-  }
-  sink.finish();
+  log_info("prepare: ", files.size(), " input file(s), tokenizer ", tok->name(), ", ", o.threads,
+           " tokenizing thread(s), up to ", o.shard_tokens, " tokens per shard -> ", o.output);
+  const PrepareStats s = prepare_shards(o, files, *tok);
+  std::printf("prepare: %lld documents, %lld tokens, %lld bytes, %d shards, %lld skipped, %.2f s, %.2f MB/s -> %s\n",
+              static_cast<long long>(s.documents), static_cast<long long>(s.tokens),
+              static_cast<long long>(s.bytes), s.shards, static_cast<long long>(s.skipped), s.seconds,
+              s.bytes / 1e6 / s.seconds, o.output.c_str());
   return 0;
 }
 

@@ -27,6 +27,7 @@ class ShardReader {
   const ShardMeta& meta() const { return meta_; }
   int64_t num_tokens() const { return meta_.num_tokens; }
   // Tokens [begin, end) into out (end - begin int32 values); 0 <= begin <= end <= num_tokens.
+  // One hyperslab read of just those tokens (no chunk cache, no HDF5 type conversion).
   void read_tokens(int64_t begin, int64_t end, int32_t* out) const;
   // num_docs + 1 offsets: start of each document in /tokens, then num_tokens.
   const std::vector<uint64_t>& doc_offsets() const { return doc_offsets_; }

@@ -28,6 +28,11 @@ void linear_backward(Tensor dx, Tensor dW, Tensor dy, Tensor x, Tensor W, bool a
 void embedding_forward(Tensor out, Tensor tokens, Tensor E);
 // dE (V,D) += scatter of dout (N,D) by tokens
 void embedding_backward(Tensor dE, Tensor tokens, Tensor dout);
+// Vocab-parallel: E holds rows [v0, v0 + E.rows()) of a vocabulary of vocab_total;
+// rows of other tokens are zero in out and skipped in dE. Tokens outside
+// [0, vocab_total) are an error.
+void embedding_forward_shard(Tensor out, Tensor tokens, Tensor E, int64_t v0, int64_t vocab_total);
+void embedding_backward_shard(Tensor dE, Tensor tokens, Tensor dout, int64_t v0);
 
 // ---- RMSNorm: out = x · rsqrt(mean(x²) + eps) · g ---------------------------------
 // x, out (N,C); g (C); rstd (N) saved for the backward
@@ -53,6 +58,17 @@ void swiglu_backward(Tensor da, Tensor db, Tensor dout, Tensor a, Tensor b);
 // When grad_scale != 0, logits are overwritten by grad_scale · d loss_row / d logits
 // (softmax − onehot), so probabilities are never stored. Returns the sum of losses.
 double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_scale);
+
+// Vocab-parallel cross-entropy in three passes around two all-reduces (max,
+// then Σexp and the target logit); logits (N,Vl) hold vocabulary columns
+// [v0, v0+Vl). A target −1 is ignored (zero loss, zero gradient).
+// rowmax (N) = max_j z_ij
+void ce_shard_max(Tensor logits, Tensor rowmax);
+// sumexp (N) = Σ_j exp(z_ij − rowmax_i); target_logit (N) = z_i,t−v0 when the target is local, else 0
+void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
+                            Tensor target_logit);
+// logits ← grad_scale · (exp(z − rowmax)/sumexp − onehot(target − v0)), with the global rowmax and sumexp
+void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale);
 
 // ---- optimizer -------------------------------------------------------------------
 struct AdamWParams {

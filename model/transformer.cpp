@@ -7,17 +7,26 @@
 
 namespace dt {
 
-static Tensor alloc_shape(Arena& a, const std::vector<int64_t>& s) {
-  switch (s.size()) {
-    case 1: return a.alloc_f32({s[0]});
-    case 2: return a.alloc_f32({s[0], s[1]});
-    default: fail("parameter with ", s.size(), " dimensions");
+Transformer::Transformer(const ModelConfig& cfg, int micro_batch, int seq_len, const ModelParallel& par,
+                         int act_slots, Device dev)
+    : cfg_(cfg), par_(par), B_(micro_batch), T_(seq_len), nslots_(act_slots), param_arena_(dev),
+      grad_arena_(dev), act_arena_(dev) {
+  const Placement& pl = par_.place;
+  DT_CHECK(pl.tp == 1 || par_.tp_comm, "tensor parallelism needs a tp communicator");
+  if (pl.pp > 1 && cfg_.tie_embeddings)
+    fail("model.tie_embeddings with parallel.pp > 1 is not supported (embedding and head sit on different stages); "
+         "expected tie_embeddings: false or pp: 1");
+  std::tie(l0_, l1_) = stage_layers(cfg_.n_layers, pl.pp, pl.pp_stage);
+  Hl_ = cfg_.n_heads / pl.tp;
+  KVl_ = cfg_.n_kv_heads / pl.tp;
+  Fl_ = cfg_.ffn_hidden / pl.tp;
+  Vl_ = cfg_.vocab_size / pl.tp;
+  v0_ = Vl_ * pl.tp_rank;
+  for (const ParamSpec& p : param_registry(cfg_)) {
+    if (!stage_owns(p, cfg_.n_layers, pl.pp, pl.pp_stage)) continue;
+    local_specs_.push_back(p);
+    slices_.push_back(tp_slice(p, pl.tp_rank, pl.tp));
   }
-}
-
-Transformer::Transformer(const ModelConfig& cfg, int micro_batch, int seq_len, Device dev)
-    : cfg_(cfg), B_(micro_batch), T_(seq_len), registry_(param_registry(cfg)),
-      param_arena_(dev), grad_arena_(dev), act_arena_(dev) {
   for (Arena* a : {&param_arena_, &grad_arena_}) {
     auto& views = (a == &param_arena_) ? params_ : grads_;
     auto& w = (a == &param_arena_) ? w_ : g_;
@@ -33,16 +42,18 @@ Transformer::Transformer(const ModelConfig& cfg, int micro_batch, int seq_len, D
   ops::rope_table(rope_, cfg_.rope_theta, 0);
 }
 
-// Walks the registry in order; the same walk over the gradient arena gives
-// gradients at the same offsets as their parameters.
+// Walks the local registry in order; the same walk over the gradient arena
+// puts each gradient at its parameter's offset.
 void Transformer::build_params(Arena& a, std::vector<Tensor>& views, Weights& w) {
   views.clear();
-  for (const ParamSpec& p : registry_) views.push_back(alloc_shape(a, p.shape));
-  w.layers.assign(cfg_.n_layers, {});
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    const TpSlice& s = slices_[i];
+    views.push_back(local_specs_[i].shape.size() == 1 ? a.alloc_f32({s.rows}) : a.alloc_f32({s.rows, s.cols}));
+  }
+  w.layers.assign(l1_ - l0_, {});
   size_t i = 0;
-  w.embed = views[i++];
-  for (int l = 0; l < cfg_.n_layers; ++l) {
-    LayerWeights& L = w.layers[l];
+  if (has_embed()) w.embed = views[i++];
+  for (LayerWeights& L : w.layers) {
     L.attn_norm = views[i++];
     L.wq = views[i++];
     L.wk = views[i++];
@@ -60,87 +71,116 @@ void Transformer::build_params(Arena& a, std::vector<Tensor>& views, Weights& w)
     L.w2 = views[i++];
     L.w3 = views[i++];
   }
-  w.final_norm = views[i++];
-  w.lm_head = cfg_.tie_embeddings ? w.embed : views[i++];
+  if (has_head()) {
+    w.final_norm = views[i++];
+    w.lm_head = cfg_.tie_embeddings ? w.embed : views[i++];
+  }
   DT_CHECK(i == views.size(), "registry and model layout disagree");
+  // Pad to a whole number of pad_multiple·16 floats (ZeRO-1 shards stay cache-line aligned).
+  const int64_t unit = int64_t(par_.pad_multiple) * 16;
+  const int64_t used = int64_t((a.used() + 63) / 64 * 64 / 4);
+  if (used % unit != 0 || a.used() != size_t(used) * 4) a.alloc_f32({used % unit ? unit - used % unit : unit});
 }
 
 void Transformer::build_acts(Arena& a) {
-  const int64_t B = B_, T = T_, N = B * T, D = cfg_.d_model, F = cfg_.ffn_hidden, V = cfg_.vocab_size;
-  const int64_t H = cfg_.n_heads, KV = cfg_.n_kv_heads, d = cfg_.head_dim();
+  const int64_t B = B_, T = T_, N = B * T, D = cfg_.d_model, d = cfg_.head_dim();
+  const int64_t Dl = 2 * Hl_ * d, kvl = 2 * KVl_ * d;
   const bool diff = cfg_.attention == AttentionKind::Diff;
-  acts_.assign(cfg_.n_layers, {});
-  for (LayerActs& L : acts_) {
-    L.x = a.alloc_f32({N, D});
-    L.ln1 = a.alloc_f32({N, D});
-    L.rstd1 = a.alloc_f32({N});
-    L.q = a.alloc_f32({B, T, 2 * H, d});
-    L.k = a.alloc_f32({B, T, 2 * KV, d});
-    L.v = a.alloc_f32({N, 2 * KV * d});
-    L.att = a.alloc_f32({N, D});
-    if (diff) {
-      L.diff.o1 = a.alloc_f32({B, T, H, 2 * d});
-      L.diff.o2 = a.alloc_f32({B, T, H, 2 * d});
-      L.diff.lse1 = a.alloc_f32({B, H, T});
-      L.diff.lse2 = a.alloc_f32({B, H, T});
-      L.diff.rstd = a.alloc_f32({B, T, H});
-    } else {
-      L.lse = a.alloc_f32({B, 2 * H, T});
+  slots_.assign(nslots_, {});
+  for (SlotActs& S : slots_) {
+    S.layers.assign(l1_ - l0_, {});
+    for (LayerActs& L : S.layers) {
+      L.x = a.alloc_f32({N, D});
+      L.ln1 = a.alloc_f32({N, D});
+      L.rstd1 = a.alloc_f32({N});
+      L.q = a.alloc_f32({B, T, 2 * Hl_, d});
+      L.k = a.alloc_f32({B, T, 2 * KVl_, d});
+      L.v = a.alloc_f32({N, kvl});
+      L.att = a.alloc_f32({N, Dl});
+      if (diff) {
+        L.diff.o1 = a.alloc_f32({B, T, Hl_, 2 * d});
+        L.diff.o2 = a.alloc_f32({B, T, Hl_, 2 * d});
+        L.diff.lse1 = a.alloc_f32({B, Hl_, T});
+        L.diff.lse2 = a.alloc_f32({B, Hl_, T});
+        L.diff.rstd = a.alloc_f32({B, T, Hl_});
+      } else {
+        L.lse = a.alloc_f32({B, 2 * Hl_, T});
+      }
+      L.xm = a.alloc_f32({N, D});
+      L.ln2 = a.alloc_f32({N, D});
+      L.rstd2 = a.alloc_f32({N});
+      L.h1 = a.alloc_f32({N, Fl_});
+      L.h3 = a.alloc_f32({N, Fl_});
+      L.act = a.alloc_f32({N, Fl_});
     }
-    L.xm = a.alloc_f32({N, D});
-    L.ln2 = a.alloc_f32({N, D});
-    L.rstd2 = a.alloc_f32({N});
-    L.h1 = a.alloc_f32({N, F});
-    L.h3 = a.alloc_f32({N, F});
-    L.act = a.alloc_f32({N, F});
+    S.out = a.alloc_f32({N, D});
+    S.tokens = a.alloc(DType::I32, {N});
+    S.targets = a.alloc(DType::I32, {N});
+    if (has_head()) {
+      S.lnf = a.alloc_f32({N, D});
+      S.rstdf = a.alloc_f32({N});
+      S.logits = a.alloc_f32({N, Vl_});
+      for (Tensor* t : {&S.losses, &S.rowmax, &S.sumexp, &S.target_logit}) *t = a.alloc_f32({N});
+    }
   }
-  x_final_ = a.alloc_f32({N, D});
-  lnf_ = a.alloc_f32({N, D});
-  rstdf_ = a.alloc_f32({N});
-  logits_ = a.alloc_f32({N, V});
-  losses_ = a.alloc_f32({N});
-  tokens_ = a.alloc(DType::I32, {N});
-  targets_ = a.alloc(DType::I32, {N});
   rope_ = a.alloc_f32({T, d});
   dx_ = a.alloc_f32({N, D});
+  dout_ = a.alloc_f32({N, D});
   dln_ = a.alloc_f32({N, D});
-  dtmp_ = a.alloc_f32({N, D});
-  dact_ = a.alloc_f32({N, F});
-  dh1_ = a.alloc_f32({N, F});
-  dh3_ = a.alloc_f32({N, F});
-  dq_ = a.alloc_f32({B, T, 2 * H, d});
-  dk_ = a.alloc_f32({B, T, 2 * KV, d});
-  dv_ = a.alloc_f32({N, 2 * KV * d});
+  dtmp_ = a.alloc_f32({N, Dl});
+  dact_ = a.alloc_f32({N, Fl_});
+  dh1_ = a.alloc_f32({N, Fl_});
+  dh3_ = a.alloc_f32({N, Fl_});
+  dq_ = a.alloc_f32({B, T, 2 * Hl_, d});
+  dk_ = a.alloc_f32({B, T, 2 * KVl_, d});
+  dv_ = a.alloc_f32({N, kvl});
 }
 
 void Transformer::init_weights(uint64_t seed) {
-  for (size_t i = 0; i < registry_.size(); ++i) {
-    const ParamSpec& p = registry_[i];
+  for (size_t i = 0; i < local_specs_.size(); ++i) {
+    const ParamSpec& p = local_specs_[i];
+    const TpSlice& s = slices_[i];
     float* x = params_[i].f32();
-    const int64_t n = p.numel();
+    const int64_t n = s.numel();
     if (p.init == InitKind::Ones) {
       for (int64_t j = 0; j < n; ++j) x[j] = 1.f;
       continue;
     }
     const uint64_t stream = hash_name(p.name);
 #pragma omp parallel for schedule(static)
-    for (int64_t j = 0; j < n; ++j) x[j] = float(p.init_std * normal_at(seed, stream, uint64_t(j)));
+    for (int64_t j = 0; j < n; ++j)
+      x[j] = float(p.init_std * normal_at(seed, stream, uint64_t(global_index(p, s, j))));
   }
+}
+
+Tensor Transformer::input_act(int slot) const {
+  return slots_[slot].layers.empty() ? slots_[slot].out : slots_[slot].layers[0].x;
 }
 
 static size_t find_param(const std::vector<ParamSpec>& r, const std::string& name) {
   for (size_t i = 0; i < r.size(); ++i)
     if (r[i].name == name) return i;
-  fail("no parameter named '", name, "' in this model");
+  fail("no parameter named '", name, "' on this rank");
 }
 
-Tensor Transformer::param(const std::string& name) const { return params_[find_param(registry_, name)]; }
-Tensor Transformer::grad(const std::string& name) const { return grads_[find_param(registry_, name)]; }
+Tensor Transformer::param(const std::string& name) const { return params_[find_param(local_specs_, name)]; }
+Tensor Transformer::grad(const std::string& name) const { return grads_[find_param(local_specs_, name)]; }
 
 float Transformer::lambda(int layer) const {
-  const LayerWeights& L = w_.layers.at(layer);
   DT_CHECK(cfg_.attention == AttentionKind::Diff, "λ exists only for diff attention");
+  DT_CHECK(layer >= l0_ && layer < l1_, "layer ", layer, " is not on this stage");
+  const LayerWeights& L = w_.layers[layer - l0_];
   return ops::diff_lambda({L.lq1, L.lk1, L.lq2, L.lk2, float(ModelConfig::lambda_init(layer))});
+}
+
+void Transformer::tp_sum(Tensor t) {
+  if (par_.place.tp > 1) par_.tp_comm->all_reduce_sum(t);
+}
+
+void Transformer::reduce_tp_replicated_grads() {
+  if (par_.place.tp == 1 || cfg_.attention != AttentionKind::Diff) return;
+  for (LayerWeights& G : g_.layers)
+    for (Tensor t : {G.lq1, G.lk1, G.lq2, G.lk2, G.subln}) tp_sum(t);
 }
 
 }  // namespace dt

@@ -1,10 +1,17 @@
-// The DIFF Transformer / baseline Transformer of DESIGN §2 on one process, with
-// explicit forward and backward. Parameters, gradients and activations live in
-// three arenas sized at construction; a step allocates nothing.
+// The DIFF Transformer / baseline Transformer of DESIGN §2 with explicit
+// forward and backward. One instance holds one rank's part of the model: a
+// tensor-parallel shard (heads, kv heads, FFN rows and vocabulary rows split
+// Megatron-style) of a pipeline stage (a contiguous range of layers, the
+// embedding on the first stage, final norm and head on the last). With the
+// default ModelParallel it is the whole model on one process.
+//
+// Parameters, gradients and activations live in three arenas sized at
+// construction; a step allocates nothing.
 #pragma once
 #include <string>
 #include <vector>
 
+#include "comm/communicator.hpp"
 #include "core/arena.hpp"
 #include "kernels/ops.hpp"
 #include "model/config.hpp"
@@ -12,80 +19,125 @@
 
 namespace dt {
 
+struct ModelParallel {
+  Placement place;
+  Communicator* tp_comm = nullptr;  // required when place.tp > 1
+  int pad_multiple = 1;             // parameter/gradient arenas hold a multiple of this many floats (ZeRO-1 shards)
+};
+
 struct LayerWeights {
-  Tensor attn_norm, wq, wk, wv, wo;   // (D) (D,D) (2KVd,D) (2KVd,D) (D,D)
+  Tensor attn_norm, wq, wk, wv, wo;   // (D) (Dl,D) (kvl,D) (kvl,D) (D,Dl); Dl = D/tp, kvl = 2·KV·d/tp
   Tensor lq1, lk1, lq2, lk2, subln;   // (d) ×4, (2d); diff attention only
-  Tensor mlp_norm, w1, w2, w3;        // (D) (Fh,D) (D,Fh) (Fh,D)
+  Tensor mlp_norm, w1, w2, w3;        // (D) (Fl,D) (D,Fl) (Fl,D); Fl = Fh/tp
 };
 
 struct Weights {
-  Tensor embed;                       // (V,D)
-  std::vector<LayerWeights> layers;
-  Tensor final_norm;                  // (D)
-  Tensor lm_head;                     // (V,D); the embedding when tied
+  Tensor embed;                       // (Vl,D), first stage
+  std::vector<LayerWeights> layers;   // this stage's layers
+  Tensor final_norm;                  // (D), last stage
+  Tensor lm_head;                     // (Vl,D), last stage; the embedding when tied
 };
 
-// Saved forward state of one layer for micro-batch B, sequence T (N = B·T).
+// Saved forward state of one layer for one micro-batch (N = B·T tokens).
 struct LayerActs {
   Tensor x;            // (N,D) layer input (residual stream)
   Tensor ln1, rstd1;   // (N,D), (N)
-  Tensor q, k, v;      // (B,T,2H,d), (B,T,2KV,d), v (N,2KVd), after RoPE
-  Tensor att;          // (N,D) attention output before Wo
-  ops::DiffAttnCache diff;  // diff attention
-  Tensor lse;          // (B,2H,T) standard attention
+  Tensor q, k, v;      // (B,T,2Hl,d), (B,T,2KVl,d), v (N,kvl), after RoPE
+  Tensor att;          // (N,Dl) attention output before Wo
+  ops::DiffAttnCache diff;
+  Tensor lse;          // (B,2Hl,T) standard attention
   Tensor xm;           // (N,D) residual after attention
   Tensor ln2, rstd2;   // (N,D), (N)
-  Tensor h1, h3, act;  // (N,Fh)
+  Tensor h1, h3, act;  // (N,Fl)
+};
+
+// Per micro-batch in flight on this stage.
+struct SlotActs {
+  std::vector<LayerActs> layers;
+  Tensor out;                    // (N,D) the stage output (next stage's input, or the final residual)
+  Tensor tokens, targets;        // (N) i32
+  Tensor lnf, rstdf, logits;     // last stage: (N,D), (N), (N,Vl) logits, then dlogits
+  Tensor losses, rowmax, sumexp, target_logit;  // (N)
 };
 
 class Transformer {
  public:
-  Transformer(const ModelConfig& cfg, int micro_batch, int seq_len, Device dev = Device::cpu());
+  Transformer(const ModelConfig& cfg, int micro_batch, int seq_len, const ModelParallel& par = {},
+              int act_slots = 1, Device dev = Device::cpu());
 
-  // Seeded initialisation (DESIGN §2): element i of parameter `name` is drawn
-  // from normal_at(seed, hash(name), i), so any layout gets the same weights.
+  // Seeded initialisation (DESIGN §2): global element i of parameter `name` is
+  // normal_at(seed, hash(name), i) · std, so every layout gets the same weights.
   void init_weights(uint64_t seed);
 
-  // Loss (mean cross-entropy over the B·T targets) for tokens (B,T) and targets (B,T).
-  // With grad_scale ≠ 0 also runs the backward and accumulates into the gradients
-  // grad_scale · d(sum of losses)/d params. Returns the sum of losses.
+  // Whole model on one stage: loss sum over the B·T targets; with grad_scale ≠ 0
+  // also the backward, accumulating grad_scale · d(loss sum)/d params.
   double forward_backward(const int32_t* tokens, const int32_t* targets, float grad_scale);
   double forward(const int32_t* tokens, const int32_t* targets) { return forward_backward(tokens, targets, 0.f); }
 
+  // Pipeline stage API. The first stage embeds `tokens`; other stages read
+  // input_act(slot), received from the previous stage. The last stage computes
+  // the loss sum (returned) and, with grad_scale ≠ 0, dlogits. backward_stage
+  // starts from those dlogits on the last stage, else from grad_in().
+  double forward_stage(int slot, const int32_t* tokens, const int32_t* targets, float grad_scale);
+  void backward_stage(int slot);
+  Tensor input_act(int slot) const;
+  Tensor output_act(int slot) const { return slots_[slot].out; }
+  Tensor grad_in() const { return dout_; }  // gradient of output_act, received from the next stage
+  Tensor grad_out() const { return dx_; }   // gradient of input_act after backward_stage
+
+  // λ vectors and g_sub see only local heads: sum their gradients over tp.
+  // Call once per optimizer step, after every micro-batch's backward.
+  void reduce_tp_replicated_grads();
+
   const ModelConfig& config() const { return cfg_; }
-  const std::vector<ParamSpec>& registry() const { return registry_; }
-  // Views into the arenas, in registry order.
+  const ModelParallel& parallel() const { return par_; }
+  // The parameters this rank holds (global shapes), and their local slices and views.
+  const std::vector<ParamSpec>& registry() const { return local_specs_; }
+  const std::vector<TpSlice>& slices() const { return slices_; }
   const std::vector<Tensor>& params() const { return params_; }
   const std::vector<Tensor>& grads() const { return grads_; }
   Tensor param(const std::string& name) const;
   Tensor grad(const std::string& name) const;
   Arena& param_arena() { return param_arena_; }
   Arena& grad_arena() { return grad_arena_; }
+  // The whole arenas as flat f32 tensors (gaps between parameters stay zero).
+  Tensor flat_params() { return Tensor(param_arena_.base(), DType::F32, {int64_t(param_arena_.capacity() / 4)}); }
+  Tensor flat_grads() { return Tensor(grad_arena_.base(), DType::F32, {int64_t(grad_arena_.capacity() / 4)}); }
   void zero_grads() { grad_arena_.zero(); }
   const Weights& weights() const { return w_; }
-  Tensor logits() const { return logits_; }  // (N,V); holds dlogits after a backward
-  float lambda(int layer) const;              // current λ of a diff layer
+  Tensor logits(int slot = 0) const { return slots_[slot].logits; }  // (N,Vl); dlogits after a backward
+  float lambda(int layer) const;  // current λ of a diff layer this stage holds (global index)
   int micro_batch() const { return B_; }
   int seq_len() const { return T_; }
+  int first_layer() const { return l0_; }
+  int last_layer() const { return l1_; }
+  bool has_embed() const { return par_.place.pp_stage == 0; }
+  bool has_head() const { return par_.place.pp_stage == par_.place.pp - 1; }
   size_t activation_bytes() const { return act_arena_.capacity(); }
 
  private:
   void build_params(Arena& a, std::vector<Tensor>& views, Weights& w);
   void build_acts(Arena& a);
-  void attention_forward(int l);
-  void attention_backward(int l, Tensor d_att);
-  void backward(const int32_t* tokens);
+  void attention_forward(SlotActs& S, int l);
+  void attention_backward(SlotActs& S, int l, Tensor d_att);
+  double loss_forward(SlotActs& S, float grad_scale);
+  void tp_sum(Tensor t);
+  // Residual add of a row-parallel product: out = base + Σ_tp partial products.
+  void row_parallel_residual(Tensor out, Tensor base, Tensor in, Tensor W);
 
   ModelConfig cfg_;
-  int B_, T_;
-  std::vector<ParamSpec> registry_;
+  ModelParallel par_;
+  int B_, T_, nslots_, l0_, l1_;
+  int64_t Hl_, KVl_, Fl_, Vl_, v0_;
+  std::vector<ParamSpec> local_specs_;
+  std::vector<TpSlice> slices_;
   Arena param_arena_, grad_arena_, act_arena_;
   std::vector<Tensor> params_, grads_;
   Weights w_, g_;
-  std::vector<LayerActs> acts_;
-  Tensor x_final_, lnf_, rstdf_, logits_, losses_, tokens_, targets_, rope_;
-  // Backward scratch, shared by all layers.
-  Tensor dx_, dln_, dtmp_, dact_, dh1_, dh3_, dq_, dk_, dv_;
+  std::vector<SlotActs> slots_;
+  Tensor rope_;
+  // Backward scratch, shared by all layers and slots.
+  Tensor dx_, dout_, dln_, dtmp_, dact_, dh1_, dh3_, dq_, dk_, dv_;
 };
 
 }  // namespace dt

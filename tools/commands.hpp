@@ -3,6 +3,7 @@
 #pragma once
 
 namespace dt {
-int cmd_train(int argc, char** argv);    // trainer/cmd_train.cpp
-int cmd_prepare(int argc, char** argv);  // data/cmd_prepare.cpp
+int cmd_train(int argc, char** argv);     // trainer/cmd_train.cpp
+int cmd_prepare(int argc, char** argv);   // data/cmd_prepare.cpp
+int cmd_tokenize(int argc, char** argv);  // data/cmd_tokenize.cpp
 }  // namespace dt

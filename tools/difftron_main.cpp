@@ -4,6 +4,7 @@
 #include <exception>
 #include <string>
 
+#include "comm/mpi_communicator.hpp"
 #include "core/error.hpp"
 #include "tools/commands.hpp"
 
@@ -15,8 +16,20 @@ const char* kUsage =
     "commands:\n"
     "  train CONFIG.yaml [--set key=value ...]   train a model from a YAML config\n"
     "  prepare --input PATH... --output DIR      tokenize text into HDF5 shards\n"
+    "  tokenize --tokenizer FILE|byte [--decode] text on stdin to token ids (or back)\n"
     "\n"
     "Run 'difftron <command> --help' for a command's options.\n";
+
+// One line from the failing rank, then every rank of the job goes down
+// (MPI_Abort), so no peer hangs waiting for it.
+[[noreturn]] void report_and_exit(const std::string& cmd, const char* kind, const char* what) {
+  if (dt::mpi_world_size() > 1)
+    std::fprintf(stderr, "difftron %s: %s on rank %d: %s\n", cmd.c_str(), kind, dt::mpi_world_rank(), what);
+  else
+    std::fprintf(stderr, "difftron %s: %s: %s\n", cmd.c_str(), kind, what);
+  std::fflush(stderr);
+  dt::mpi_abort_job(1);
+}
 
 }  // namespace
 
@@ -29,14 +42,13 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "train") return dt::cmd_train(argc - 1, argv + 1);
     if (cmd == "prepare") return dt::cmd_prepare(argc - 1, argv + 1);
-    std::fprintf(stderr, "difftron: unknown command '%s' (expected train or prepare; see difftron --help)\n",
+    if (cmd == "tokenize") return dt::cmd_tokenize(argc - 1, argv + 1);
+    std::fprintf(stderr, "difftron: unknown command '%s' (expected train, prepare or tokenize; see difftron --help)\n",
                  cmd.c_str());
     return 2;
   } catch (const dt::Error& e) {
-    std::fprintf(stderr, "difftron %s: error: %s\n", cmd.c_str(), e.what());
-    return 1;
+    report_and_exit(cmd, "error", e.what());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "difftron %s: internal error: %s\n", cmd.c_str(), e.what());
-    return 1;
+    report_and_exit(cmd, "internal error", e.what());
   }
 }

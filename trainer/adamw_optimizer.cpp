@@ -1,27 +1,77 @@
 #include "trainer/adamw_optimizer.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 #include "kernels/ops.hpp"
 
 namespace dt {
 
-AdamWOptimizer::AdamWOptimizer(Transformer& model, const TrainConfig& t)
-    : model_(model), t_(t), m_arena_(model.param_arena().device()), v_arena_(model.param_arena().device()) {
-  for (auto* pair : {&m_, &v_}) {
-    Arena& a = (pair == &m_) ? m_arena_ : v_arena_;
-    a.begin_measure();
-    for (const Tensor& p : model.params()) a.alloc_f32({p.numel()});
-    a.commit();
-    for (const Tensor& p : model.params()) pair->push_back(a.alloc_f32({p.numel()}));
+static Tensor sub(Tensor flat, int64_t begin, int64_t end) {
+  return Tensor(flat.f32() + begin, DType::F32, {end - begin}, flat.device);
+}
+
+AdamWOptimizer::AdamWOptimizer(Transformer& model, const TrainConfig& t, ProcessGrid* grid, bool zero1)
+    : model_(model), t_(t), grid_(grid), zero1_(zero1 && grid && grid->dp_cp().size() > 1),
+      state_(model.param_arena().device()) {
+  // Segments: each parameter with its flags, and the gaps between them (no decay, zero anyway).
+  const float* base = model.flat_params().f32();
+  const int64_t n = model.flat_params().numel();
+  const bool tp_rank0 = !grid || grid->coord().tp == 0;
+  int64_t pos = 0;
+  for (size_t i = 0; i < model.params().size(); ++i) {
+    const int64_t b = model.params()[i].f32() - base, e = b + model.params()[i].numel();
+    if (b > pos) segments_.push_back({pos, b, false, false});
+    const ParamSpec& p = model.registry()[i];
+    segments_.push_back({b, e, p.decay, p.split != TpSplit::Replicated || tp_rank0});
+    pos = e;
   }
+  if (pos < n) segments_.push_back({pos, n, false, false});
+  const int shards = zero1_ ? grid->dp_cp().size() : 1;
+  DT_CHECK(n % shards == 0, "parameter arena not padded for ZeRO-1");
+  const int64_t len = n / shards;
+  s0_ = zero1_ ? len * grid->dp_cp().rank() : 0;
+  s1_ = s0_ + len;
+  state_.begin_measure();
+  for (int k = 0; k < (zero1_ ? 3 : 2); ++k) state_.alloc_f32({len});
+  state_.commit();
+  m_ = state_.alloc_f32({len});
+  v_ = state_.alloc_f32({len});
+  if (zero1_) grad_shard_ = state_.alloc_f32({len});
+}
+
+Tensor AdamWOptimizer::shard_grads() const { return zero1_ ? grad_shard_ : sub(model_.flat_grads(), s0_, s1_); }
+
+void AdamWOptimizer::reduce_gradients() {
+  if (!grid_ || grid_->dp_cp().size() == 1) return;
+  // Gradients were scaled by 1/(global tokens), so the sum over replicas is the mean gradient.
+  if (zero1_) grid_->dp_cp().reduce_scatter_sum(grad_shard_, model_.flat_grads());
+  else grid_->dp_cp().all_reduce_sum(model_.flat_grads());
+}
+
+double AdamWOptimizer::grad_norm() {
+  const Tensor g = shard_grads();
+  double sq = 0;
+  for (const Segment& s : segments_) {
+    const int64_t b = std::max(s.begin, s0_), e = std::min(s.end, s1_);
+    if (s.counted && b < e) sq += ops::sum_squares(sub(g, b - s0_, e - s0_));
+  }
+  // Under ZeRO-1 every rank holds a disjoint shard; otherwise one model replica holds everything.
+  if (grid_) sq = zero1_ ? grid_->world().all_reduce_sum(sq) : grid_->model_parallel().all_reduce_sum(sq);
+  return std::sqrt(sq);
 }
 
 void AdamWOptimizer::step(int64_t step, double lr, float grad_scale) {
-  const auto& reg = model_.registry();
-  for (size_t i = 0; i < reg.size(); ++i) {
+  Tensor params = model_.flat_params();
+  const Tensor g = shard_grads();
+  for (const Segment& s : segments_) {
+    const int64_t b = std::max(s.begin, s0_), e = std::min(s.end, s1_);
+    if (b >= e) continue;
     ops::AdamWParams p{float(lr), float(t_.beta1), float(t_.beta2), float(t_.adam_eps),
-                       reg[i].decay ? float(t_.weight_decay) : 0.f, step, grad_scale};
-    ops::adamw(model_.params()[i], model_.grads()[i], m_[i], v_[i], p);
+                       s.decay ? float(t_.weight_decay) : 0.f, step, grad_scale};
+    ops::adamw(sub(params, b, e), sub(g, b - s0_, e - s0_), sub(m_, b - s0_, e - s0_), sub(v_, b - s0_, e - s0_), p);
   }
+  if (zero1_) grid_->dp_cp().all_gather(params, sub(params, s0_, s1_));
 }
 
 }  // namespace dt

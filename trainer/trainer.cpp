@@ -8,23 +8,41 @@
 
 #include <chrono>
 #include <cmath>
-#include <filesystem>
+#include <cstdlib>
 #include <fstream>
 
+#include "comm/mpi_communicator.hpp"
 #include "core/log.hpp"
+#include "data/tokenizer.hpp"
 #include "kernels/peak.hpp"
 #include "trainer/lr_schedule.hpp"
+#include "trainer/pipeline_schedule.hpp"
 
 namespace dt {
 
-Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
+int default_threads(int configured) {
+  if (configured > 0) return configured;
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  const int ranks_here = local ? std::max(1, std::atoi(local)) : 1;
+  return std::max(1, omp_get_num_procs() / ranks_here);
+}
+
+Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   if (cfg_.runtime.device != "cpu")
     fail(cfg_.source, ": runtime.device: '", cfg_.runtime.device,
          "' is not available yet (the CUDA backend comes with a later release); expected cpu");
-  if (cfg_.parallel.tp * cfg_.parallel.pp * cfg_.parallel.cp != 1)
-    fail(cfg_.source, ": parallel: tp/pp/cp > 1 need the distributed trainer (not in this build); expected 1");
-  validate_layout(cfg_, 1);
-  threads_ = cfg_.runtime.threads > 0 ? cfg_.runtime.threads : omp_get_num_procs();
+  if (cfg_.parallel.cp != 1)
+    fail(cfg_.source, ": parallel.cp: context parallelism comes with the long-context stage; expected 1");
+  mpi_init_once(nullptr, nullptr);
+  int world = 1;
+  MPI_Comm_size(comm, &world);
+  validate_layout(cfg_, world);
+  grid_ = std::make_unique<ProcessGrid>(cfg_.parallel.tp, cfg_.parallel.cp, cfg_.parallel.pp, comm);
+  const GridCoord& at = grid_->coord();
+  const GridShape& shape = grid_->shape();
+  if (comm == MPI_COMM_WORLD) set_log_rank(grid_->rank(), world);
+
+  threads_ = default_threads(cfg_.runtime.threads);
   omp_set_num_threads(threads_);
   openblas_set_num_threads(threads_);
   // Flush denormals to zero on every worker thread: late in training, tiny
@@ -34,55 +52,92 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   _mm_setcsr(_mm_getcsr() | 0x8040);  // FTZ | DAZ
 #endif
 
-  if (cfg_.data.datasets.empty())
-    fail(cfg_.source, ": data.datasets: empty; expected at least one {path, weight} of prepared shards");
-  std::vector<std::string> paths;
-  for (const DatasetSpec& d : cfg_.data.datasets) paths.push_back(d.path);
-  if (paths.size() > 1)
-    log_info("note: ", paths.size(), " datasets are read as one stream; weighted blending comes with the data pipeline");
-  loader_ = std::make_unique<TokenLoader>(paths, cfg_.train.seq_len, cfg_.train.seed);
-  if (loader_->vocab_size() > cfg_.model.vocab_size)
-    fail(cfg_.source, ": model.vocab_size: ", cfg_.model.vocab_size, " is smaller than the data's vocabulary (",
-         loader_->vocab_size(), ", tokenizer ", loader_->tokenizer(), "); expected at least ", loader_->vocab_size());
-
   const int B = int(cfg_.parallel.micro_batch), T = cfg_.train.seq_len;
-  model_ = std::make_unique<Transformer>(cfg_.model, B, T);
+  const int64_t accum = cfg_.grad_accum_steps(shape.dp);
+  if (grid_->first_stage() || grid_->last_stage()) {
+    if (cfg_.data.datasets.empty())
+      fail(cfg_.source, ": data.datasets: empty; expected at least one {path, weight} of prepared shards");
+    LoaderOptions lo;
+    lo.seq_len = T;
+    lo.micro_batch = B;
+    lo.dp_rank = at.dp;
+    lo.dp_size = shape.dp;
+    lo.seed = cfg_.train.seed;
+    lo.model_vocab_size = cfg_.model.vocab_size;
+    lo.tokenizer = tokenizer_name(cfg_.data.tokenizer);
+    loader_ = std::make_unique<DataLoader>(cfg_.data.datasets, lo);
+  }
+
+  ModelParallel par;
+  par.place = {at.tp, shape.tp, at.pp, shape.pp};
+  par.tp_comm = &grid_->tp();
+  par.pad_multiple = shape.dp * shape.cp;
+  const int slots = pipeline_slots(at.pp, shape.pp, int(accum));
+  schedule_ = one_f_one_b(at.pp, shape.pp, int(accum));
+  model_ = std::make_unique<Transformer>(cfg_.model, B, T, par, slots);
   model_->init_weights(cfg_.train.seed);
-  opt_ = std::make_unique<AdamWOptimizer>(*model_, cfg_.train);
-  window_.resize(T + 1);
+  opt_ = std::make_unique<AdamWOptimizer>(*model_, cfg_.train, grid_.get(), cfg_.parallel.zero == 1);
+  window_.resize(size_t(B) * (T + 1));
   inputs_.resize(size_t(B) * T);
   targets_.resize(size_t(B) * T);
 
-  peak_gflops_ = measure_sgemm_gflops_one_thread(1024, 2) * threads_;
-  int64_t nparams = 0;
-  for (const ParamSpec& p : model_->registry()) nparams += p.numel();
-  log_info("model: ", cfg_.model.attention == AttentionKind::Diff ? "DIFF Transformer" : "Transformer", ", ",
-           nparams, " parameters, ", cfg_.model.n_layers, " layers, d_model ", cfg_.model.d_model, ", ",
-           train_flops_per_token(cfg_.model, T) / 1e6, " MFLOP/token");
-  log_info("runtime: cpu, ", threads_, " threads, fp32 peak ", peak_gflops_, " GFLOP/s (1-thread SGEMM × threads), ",
-           cfg_.grad_accum_steps(1), " micro-batches of ", B, " per step, activations ",
-           model_->activation_bytes() / 1e6, " MB");
+  peak_gflops_ = measure_sgemm_gflops_one_thread(1024, 2) * threads_ * world;
+  if (is_logger()) {
+    int64_t nparams = 0;
+    for (const ParamSpec& p : param_registry(cfg_.model)) nparams += p.numel();
+    log_info("model: ", cfg_.model.attention == AttentionKind::Diff ? "DIFF Transformer" : "Transformer", ", ",
+             nparams, " parameters, ", cfg_.model.n_layers, " layers, d_model ", cfg_.model.d_model, ", ",
+             train_flops_per_token(cfg_.model, T) / 1e6, " MFLOP/token");
+    log_info("layout: tp ", shape.tp, " × pp ", shape.pp, " × dp ", shape.dp, cfg_.parallel.zero ? " (ZeRO-1)" : "",
+             ", ", threads_, " threads per rank, ", accum, " micro-batches of ", B, " per rank per step");
+    log_info("runtime: cpu, fp32 peak ", peak_gflops_, " GFLOP/s (1-thread SGEMM × threads × ranks), activations ",
+             model_->activation_bytes() / 1e6, " MB per rank");
+  }
+}
+
+// The next micro-batch of this rank, split into inputs and targets.
+void Trainer::load_micro_batch() {
+  const int B = model_->micro_batch(), T = model_->seq_len();
+  loader_->next(window_.data());
+  for (int b = 0; b < B; ++b) {
+    const int32_t* w = window_.data() + size_t(b) * (T + 1);
+    std::copy(w, w + T, inputs_.begin() + size_t(b) * T);
+    std::copy(w + 1, w + T + 1, targets_.begin() + size_t(b) * T);
+  }
 }
 
 StepStats Trainer::train_step(int64_t step) {
   const auto t0 = std::chrono::steady_clock::now();
-  const int B = model_->micro_batch(), T = model_->seq_len();
-  const int64_t accum = cfg_.grad_accum_steps(1);
-  const int64_t tokens_per_step = accum * B * T;
+  const GridShape& shape = grid_->shape();
+  const int stage = grid_->coord().pp;
+  const bool first = grid_->first_stage(), last = grid_->last_stage();
+  const int64_t accum = cfg_.grad_accum_steps(shape.dp);
+  const int64_t tokens_per_step = cfg_.train.batch_size * cfg_.train.seq_len;
+  // The loss is the mean over every target of the global batch, so each
+  // micro-batch's gradient is scaled by 1/(tokens per step).
+  const float scale = 1.f / float(tokens_per_step);
+  Communicator& pp = grid_->pp();
   model_->zero_grads();
   double loss_sum = 0;
-  for (int64_t a = 0; a < accum; ++a) {
-    for (int b = 0; b < B; ++b) {
-      loader_->sample(step * cfg_.train.batch_size + a * B + b, window_.data());
-      std::copy(window_.begin(), window_.end() - 1, inputs_.begin() + size_t(b) * T);
-      std::copy(window_.begin() + 1, window_.end(), targets_.begin() + size_t(b) * T);
+  for (const PipeStep& st : schedule_) {
+    if (st.kind == PipeStep::Forward) {
+      if (!first) pp.recv(model_->input_act(st.slot), stage - 1, 2 * st.micro);
+      pp.wait_sends();
+      if (first || last) load_micro_batch();
+      loss_sum += model_->forward_stage(st.slot, first ? inputs_.data() : nullptr, last ? targets_.data() : nullptr,
+                                        scale);
+      if (!last) pp.send(model_->output_act(st.slot), stage + 1, 2 * st.micro);
+    } else {
+      if (!last) pp.recv(model_->grad_in(), stage + 1, 2 * st.micro + 1);
+      pp.wait_sends();
+      model_->backward_stage(st.slot);
+      if (!first) pp.send(model_->grad_out(), stage - 1, 2 * st.micro + 1);
     }
-    // The loss is the mean over every target of the step, so each micro-batch's
-    // gradient is scaled by 1/(tokens per step).
-    loss_sum += model_->forward_backward(inputs_.data(), targets_.data(), 1.f / float(tokens_per_step));
   }
-  Arena& g = model_->grad_arena();
-  const double gnorm = std::sqrt(ops::sum_squares(Tensor(g.base(), DType::F32, {int64_t(g.capacity() / 4)})));
+  pp.wait_sends();
+  model_->reduce_tp_replicated_grads();
+  opt_->reduce_gradients();
+  const double gnorm = opt_->grad_norm();
   const double clip = cfg_.train.grad_clip;
   const float grad_scale = (clip > 0 && gnorm > clip) ? float(clip / gnorm) : 1.f;
   const int64_t total = cfg_.total_steps();
@@ -92,31 +147,35 @@ StepStats Trainer::train_step(int64_t step) {
   StepStats s;
   s.step = step + 1;
   s.total_steps = total;
-  s.loss = loss_sum / double(tokens_per_step);
+  // Each tp rank of the last stage holds the same loss; count one per replica.
+  const bool reporter = last && grid_->coord().tp == 0;
+  s.loss = grid_->world().all_reduce_sum(reporter ? loss_sum : 0.0) / double(tokens_per_step);
   s.lr = lr;
   s.grad_norm = gnorm;
   if (cfg_.model.attention == AttentionKind::Diff && cfg_.model.n_layers > 0) {
     double lam = 0;
-    for (int l = 0; l < cfg_.model.n_layers; ++l) lam += model_->lambda(l);
-    s.mean_lambda = lam / cfg_.model.n_layers;
+    if (grid_->coord().tp == 0 && grid_->coord().dp == 0)
+      for (int l = model_->first_layer(); l < model_->last_layer(); ++l) lam += model_->lambda(l);
+    s.mean_lambda = grid_->world().all_reduce_sum(lam) / cfg_.model.n_layers;
     s.has_lambda = true;
   }
   s.step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.step_s = grid_->world().all_reduce_max(s.step_s);
   s.tokens_per_s = double(tokens_per_step) / s.step_s;
-  s.mfu = s.tokens_per_s * train_flops_per_token(cfg_.model, T) / (peak_gflops_ * 1e9);
+  s.mfu = s.tokens_per_s * train_flops_per_token(cfg_.model, cfg_.train.seq_len) / (peak_gflops_ * 1e9);
   s.tokens_seen = (step + 1) * tokens_per_step;
   return s;
 }
 
 StepStats Trainer::run() {
-  ProgressLog progress(cfg_.train.run_dir);
-  {
-    std::ofstream out(cfg_.train.run_dir + "/config.yaml");
-    out << config_to_yaml(cfg_);
-  }
+  std::unique_ptr<ProgressLog> progress;
   const int64_t total = cfg_.total_steps();
-  log_info("training ", total, " steps of ", cfg_.train.batch_size * cfg_.train.seq_len, " tokens; metrics in ",
-           cfg_.train.run_dir, "/metrics.jsonl");
+  if (is_logger()) {
+    progress = std::make_unique<ProgressLog>(cfg_.train.run_dir);
+    std::ofstream(cfg_.train.run_dir + "/config.yaml") << config_to_yaml(cfg_);
+    log_info("training ", total, " steps of ", cfg_.train.batch_size * cfg_.train.seq_len, " tokens; metrics in ",
+             cfg_.train.run_dir, "/metrics.jsonl");
+  }
   StepStats s;
   double elapsed = 0;
   for (int64_t step = 0; step < total; ++step) {
@@ -124,9 +183,9 @@ StepStats Trainer::run() {
     elapsed += s.step_s;
     s.eta_s = elapsed / double(step + 1) * double(total - step - 1);
     if (!std::isfinite(s.loss)) fail("loss became ", s.loss, " at step ", s.step, "; lower train.lr or check the data");
-    if (s.step % cfg_.train.log_every == 0 || s.step == total) progress.write(s);
+    if (progress && (s.step % cfg_.train.log_every == 0 || s.step == total)) progress->write(s);
   }
-  log_info("done: ", total, " steps, final loss ", s.loss, ", ", format_duration(elapsed));
+  if (is_logger()) log_info("done: ", total, " steps, final loss ", s.loss, ", ", format_duration(elapsed));
   return s;
 }
 

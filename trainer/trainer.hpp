@@ -1,35 +1,54 @@
-// The training loop on one process: micro-batches with gradient accumulation,
-// global-norm clipping, the LR schedule and AdamW, with a progress line per step.
+// The training loop: any tp × pp × dp layout (one process is the 1×1×1 case).
+// Per step: the 1F1B schedule over the step's micro-batches (gradient
+// accumulation), tensor-parallel reduction of replicated gradients,
+// data-parallel reduction (all-reduce, or ZeRO-1 reduce-scatter), global-norm
+// clipping, the LR schedule and AdamW, and one progress line.
 #pragma once
+#include <mpi.h>
+
 #include <memory>
 #include <vector>
 
-#include "data/token_loader.hpp"
+#include "comm/process_grid.hpp"
+#include "data/data_loader.hpp"
 #include "model/config.hpp"
 #include "model/transformer.hpp"
 #include "trainer/adamw_optimizer.hpp"
+#include "trainer/pipeline_schedule.hpp"
 #include "trainer/progress.hpp"
 
 namespace dt {
 
 class Trainer {
  public:
-  explicit Trainer(const Config& cfg);
+  // comm: the ranks of this run (MPI_COMM_WORLD under mpirun; MPI_COMM_SELF
+  // makes a single-process run inside a multi-rank job, as tests use).
+  explicit Trainer(const Config& cfg, MPI_Comm comm = MPI_COMM_WORLD);
   // Runs to the configured number of steps; returns the last step's stats.
   StepStats run();
-  // One optimizer step (0-based index); exposed for tests.
+  // One optimizer step (0-based index); exposed for tests and benchmarks.
   StepStats train_step(int64_t step);
   Transformer& model() { return *model_; }
-  const TokenLoader& data() const { return *loader_; }
+  ProcessGrid& grid() { return *grid_; }
+  AdamWOptimizer& optimizer() { return *opt_; }
+  bool is_logger() const { return grid_->rank() == 0; }
 
  private:
+  void load_micro_batch();
+
   Config cfg_;
   int threads_ = 1;
   double peak_gflops_ = 0;
-  std::unique_ptr<TokenLoader> loader_;
+  std::unique_ptr<ProcessGrid> grid_;
+  std::unique_ptr<DataLoader> loader_;  // first and last pipeline stages
   std::unique_ptr<Transformer> model_;
   std::unique_ptr<AdamWOptimizer> opt_;
   std::vector<int32_t> window_, inputs_, targets_;
+  std::vector<PipeStep> schedule_;  // this stage's 1F1B steps, the same every step
 };
+
+// Cores this process may use: runtime.threads, else the node's cores split
+// evenly among the ranks MPI placed on it.
+int default_threads(int configured);
 
 }  // namespace dt

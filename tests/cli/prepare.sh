@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # difftron prepare as a user runs it: usage: bash prepare.sh <difftron-binary> <source-dir>
 # Writes a small text corpus, prepares it, and checks the shard, the refusal
-# to overwrite without --force, a bad JSON-lines line and --help.
+# to overwrite without --force, bad JSON lines with and without --skip-bad,
+# gzip JSON lines, --separator, thread-count independence, the progress and
+# summary lines, option errors and --help.
 set -euo pipefail
 BIN=$1
 WORK=$(mktemp -d /tmp/dt_cli_prepare_XXXXXX)
@@ -45,6 +47,58 @@ grep -q "bad.jsonl:2:" "$WORK/err" || fail "bad JSON line not reported as file:l
 
 expect_one_line_error 2 "$BIN" prepare --input "$WORK/text" --output "$WORK/out3" --no-such-option
 
+# --skip-bad: 3 good lines and 2 bad ones -> 3 documents, 2 skipped, a warning each.
+printf '{"text": "one"}\n{"text": "unterminated}\n{"text": "two"}\n{"body": "no text"}\n{"text": "three"}\n' \
+  > "$WORK/mixed.jsonl"
+"$BIN" prepare --input "$WORK/mixed.jsonl" --output "$WORK/out4" --skip-bad >"$WORK/summary" 2>"$WORK/log" \
+  || fail "--skip-bad failed: $(cat "$WORK/log")"
+grep -q ' 3 documents, .* 2 skipped' "$WORK/summary" || fail "--skip-bad summary: $(cat "$WORK/summary")"
+[ "$(grep -c 'warning: skipped .*mixed.jsonl:[24]: ' "$WORK/log")" -eq 2 ] || fail "--skip-bad warnings: $(cat "$WORK/log")"
+# ... and a corrupt gzip file is skipped as a whole, counted once.
+printf '\037\213\010\125garbage' > "$WORK/broken.txt.gz"
+"$BIN" prepare --input "$WORK/mixed.jsonl" --input "$WORK/broken.txt.gz" --output "$WORK/out4" --skip-bad --force \
+  >"$WORK/summary" 2>"$WORK/log" || fail "--skip-bad with a broken gzip failed: $(cat "$WORK/log")"
+grep -q ' 3 documents, .* 3 skipped' "$WORK/summary" || fail "broken gzip not skipped: $(cat "$WORK/summary")"
+grep -q 'broken.txt.gz: read failed' "$WORK/log" || fail "broken gzip not named: $(cat "$WORK/log")"
+expect_one_line_error 1 "$BIN" prepare --input "$WORK/broken.txt.gz" --output "$WORK/out5"
+
+# gzip JSON lines with another text field; --separator splits a text file.
+printf '{"body": "first"}\n{"body": "second"}\n' | gzip > "$WORK/docs.jsonl.gz"
+"$BIN" prepare --input "$WORK/docs.jsonl.gz" --text-field body --output "$WORK/out6" >"$WORK/summary" 2>/dev/null \
+  || fail "gzip JSON lines failed"
+grep -q ' 2 documents, 13 tokens' "$WORK/summary" || fail "gzip JSON lines: $(cat "$WORK/summary")"
+printf 'alpha\n\nbeta\n\n\n\ngamma' > "$WORK/split.txt"
+"$BIN" prepare --input "$WORK/split.txt" --separator '\n\n' --output "$WORK/out7" >"$WORK/summary" 2>/dev/null \
+  || fail "--separator failed"
+grep -q ' 3 documents, 17 tokens' "$WORK/summary" || fail "--separator: $(cat "$WORK/summary")"
+
+# The shards do not depend on --threads; progress lines and the summary carry their numbers.
+for t in 1 2; do
+  "$BIN" prepare --input "$WORK/text" --input "$WORK/mixed.jsonl" --skip-bad --shard-tokens 60 --threads $t \
+    --progress-seconds 0 --output "$WORK/threads$t" >"$WORK/summary$t" 2>"$WORK/log$t" || fail "--threads $t failed"
+done
+grep -Eq 'documents \([0-9]+/s\), .* MB \([0-9.]+ MB/s\), .*ETA ' "$WORK/log2" || fail "no progress line: $(cat "$WORK/log2")"
+grep -Eq '^prepare: 6 documents, [0-9]+ tokens, [0-9]+ bytes, [0-9]+ shards, 2 skipped, [0-9.]+ s, [0-9.]+ MB/s' \
+  "$WORK/summary2" || fail "summary line: $(cat "$WORK/summary2")"
+[ "$(ls "$WORK/threads1")" = "$(ls "$WORK/threads2")" ] || fail "--threads 1 and 2 wrote different shard files"
+[ "$(ls "$WORK/threads1" | wc -l)" -gt 1 ] || fail "--shard-tokens 60 wrote one shard"
+if command -v h5dump >/dev/null; then
+  for f in "$WORK"/threads1/*.h5; do
+    for d in /tokens /doc_offsets; do
+      h5dump -d $d "$f" | tail -n +3 > "$WORK/d1"
+      h5dump -d $d "$WORK/threads2/$(basename "$f")" | tail -n +3 > "$WORK/d2"
+      cmp -s "$WORK/d1" "$WORK/d2" || fail "$d of $(basename "$f") differs between --threads 1 and 2"
+    done
+  done
+fi
+
+expect_one_line_error 2 "$BIN" prepare --input "$WORK/text" --output "$WORK/out3" --threads 0
+expect_one_line_error 2 "$BIN" prepare --input "$WORK/text" --output "$WORK/out3" --threads two
+expect_one_line_error 2 "$BIN" prepare --input "$WORK/text" --output "$WORK/out3" --progress-seconds -1
+
 "$BIN" prepare --help > "$WORK/help" || fail "--help exited non-zero"
-grep -q -- '--shard-tokens' "$WORK/help" || fail "--help does not list --shard-tokens"
+for opt in --input --output --tokenizer --shard-tokens --format --text-field --separator --threads --skip-bad \
+           --progress-seconds --force --help; do
+  grep -q -- "  $opt" "$WORK/help" || fail "--help does not list $opt"
+done
 echo "cli.prepare: ok"

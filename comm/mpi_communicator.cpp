@@ -1,0 +1,141 @@
+#include "comm/mpi_communicator.hpp"
+
+#include <cstdlib>
+
+#include "core/error.hpp"
+
+namespace dt {
+
+void mpi_fail(const char* call, const char* file, int line, int rc) {
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  fail(file, ":", line, ": ", call, " failed: ", std::string(msg, len),
+       " (check that every rank runs the same config and that mpirun launched them all)");
+}
+
+static void check_f32(const Tensor& t, const char* op) {
+  if (!t.device.is_cpu()) fail(op, ": MPI communicator needs host tensors (NCCL handles device tensors)");
+  DT_CHECK(t.dtype == DType::F32, op, " expects f32");
+}
+
+MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+  MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  MPI_CHECK(MPI_Comm_size(comm_, &size_));
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized && comm_ != MPI_COMM_WORLD && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+}
+
+void MpiCommunicator::all_reduce_sum(Tensor t) {
+  check_f32(t, "all_reduce_sum");
+  if (size_ == 1) return;
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.ptr, int(t.numel()), MPI_FLOAT, MPI_SUM, comm_));
+}
+
+void MpiCommunicator::all_reduce_max(Tensor t) {
+  check_f32(t, "all_reduce_max");
+  if (size_ == 1) return;
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.ptr, int(t.numel()), MPI_FLOAT, MPI_MAX, comm_));
+}
+
+void MpiCommunicator::reduce_scatter_sum(Tensor out, Tensor in) {
+  check_f32(in, "reduce_scatter_sum");
+  DT_CHECK(in.numel() == out.numel() * size_, "reduce_scatter sizes ", in.numel(), " / ", out.numel());
+  MPI_CHECK(MPI_Reduce_scatter_block(in.ptr, out.ptr, int(out.numel()), MPI_FLOAT, MPI_SUM, comm_));
+}
+
+void MpiCommunicator::all_gather(Tensor out, Tensor in) {
+  check_f32(in, "all_gather");
+  DT_CHECK(out.numel() == in.numel() * size_, "all_gather sizes ", out.numel(), " / ", in.numel());
+  // In place when `in` is this rank's part of `out`.
+  const bool in_place = in.ptr == static_cast<float*>(out.ptr) + rank_ * in.numel();
+  MPI_CHECK(MPI_Allgather(in_place ? MPI_IN_PLACE : in.ptr, int(in.numel()), MPI_FLOAT, out.ptr, int(in.numel()),
+                          MPI_FLOAT, comm_));
+}
+
+void MpiCommunicator::broadcast(Tensor t, int root) {
+  check_f32(t, "broadcast");
+  if (size_ == 1) return;
+  MPI_CHECK(MPI_Bcast(t.ptr, int(t.numel()), MPI_FLOAT, root, comm_));
+}
+
+void MpiCommunicator::send(Tensor t, int peer, int tag) {
+  check_f32(t, "send");
+  pending_.emplace_back();
+  MPI_CHECK(MPI_Isend(t.ptr, int(t.numel()), MPI_FLOAT, peer, tag, comm_, &pending_.back()));
+}
+
+void MpiCommunicator::recv(Tensor t, int peer, int tag) {
+  check_f32(t, "recv");
+  MPI_CHECK(MPI_Recv(t.ptr, int(t.numel()), MPI_FLOAT, peer, tag, comm_, MPI_STATUS_IGNORE));
+}
+
+void MpiCommunicator::wait_sends() {
+  if (pending_.empty()) return;
+  MPI_CHECK(MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE));
+  pending_.clear();
+}
+
+void MpiCommunicator::barrier() { MPI_CHECK(MPI_Barrier(comm_)); }
+
+double MpiCommunicator::all_reduce_sum(double v) {
+  if (size_ > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_SUM, comm_));
+  return v;
+}
+
+double MpiCommunicator::all_reduce_max(double v) {
+  if (size_ > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_MAX, comm_));
+  return v;
+}
+
+void mpi_init_once(int* argc, char*** argv) {
+  int inited = 0;
+  MPI_Initialized(&inited);
+  if (inited) return;
+  int provided = 0;
+  MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+  // Errors come back as codes so MPI_CHECK can report them in one line.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  std::atexit(mpi_finalize);
+}
+
+void mpi_finalize() {
+  int inited = 0, finalized = 0;
+  MPI_Initialized(&inited);
+  MPI_Finalized(&finalized);
+  if (inited && !finalized) MPI_Finalize();
+}
+
+int mpi_world_rank() {
+  int inited = 0, finalized = 0, rank = 0;
+  MPI_Initialized(&inited);
+  MPI_Finalized(&finalized);
+  if (inited && !finalized) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+int mpi_world_size() {
+  int inited = 0, finalized = 0, size = 1;
+  MPI_Initialized(&inited);
+  MPI_Finalized(&finalized);
+  if (inited && !finalized) MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
+}
+
+void mpi_abort_job(int code) {
+  int inited = 0, finalized = 0;
+  MPI_Initialized(&inited);
+  MPI_Finalized(&finalized);
+  if (inited && !finalized) {
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+  }
+  std::exit(code);
+}
+
+}  // namespace dt

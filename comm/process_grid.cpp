@@ -1,0 +1,53 @@
+#include "comm/process_grid.hpp"
+
+#include "comm/mpi_communicator.hpp"
+#include "core/error.hpp"
+
+namespace dt {
+
+int grid_rank(const GridShape& s, const GridCoord& c) {
+  return c.tp + s.tp * (c.cp + s.cp * (c.dp + s.dp * c.pp));
+}
+
+GridCoord grid_coord(const GridShape& s, int rank) {
+  GridCoord c;
+  c.tp = rank % s.tp;
+  rank /= s.tp;
+  c.cp = rank % s.cp;
+  rank /= s.cp;
+  c.dp = rank % s.dp;
+  c.pp = rank / s.dp;
+  return c;
+}
+
+// Ranks with equal color form a group, ordered by key.
+static std::unique_ptr<Communicator> split(MPI_Comm base, int color, int key) {
+  MPI_Comm c;
+  MPI_CHECK(MPI_Comm_split(base, color, key, &c));
+  return std::make_unique<MpiCommunicator>(c);
+}
+
+ProcessGrid::ProcessGrid(int tp, int cp, int pp, MPI_Comm base) {
+  int world = 1;
+  MPI_CHECK(MPI_Comm_size(base, &world));
+  MPI_CHECK(MPI_Comm_rank(base, &rank_));
+  const int model = tp * cp * pp;
+  if (world % model != 0)
+    fail("world size ", world, " is not divisible by tp·cp·pp = ", tp, "·", cp, "·", pp, " = ", model,
+         "; launch a multiple of ", model, " ranks");
+  shape_ = {tp, cp, world / model, pp};
+  coord_ = grid_coord(shape_, rank_);
+  const GridCoord& c = coord_;
+  const GridShape& s = shape_;
+  MPI_Comm dup;
+  MPI_CHECK(MPI_Comm_dup(base, &dup));
+  world_ = std::make_unique<MpiCommunicator>(dup);
+  tp_ = split(base, c.cp + s.cp * (c.dp + s.dp * c.pp), c.tp);
+  cp_ = split(base, c.tp + s.tp * (c.dp + s.dp * c.pp), c.cp);
+  dp_ = split(base, c.tp + s.tp * (c.cp + s.cp * c.pp), c.dp);
+  pp_ = split(base, c.tp + s.tp * (c.cp + s.cp * c.dp), c.pp);
+  dp_cp_ = split(base, c.tp + s.tp * c.pp, c.cp + s.cp * c.dp);
+  mp_ = split(base, c.dp, c.tp + s.tp * (c.cp + s.cp * c.pp));
+}
+
+}  // namespace dt

@@ -1,0 +1,240 @@
+// difftron prepare's body (data/prepare_shards.hpp, prepare_reader.hpp): the
+// shards hold the documents in input order whatever the thread count, bad
+// input is counted and skipped under skip_bad, and every input form is read.
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "data/prepare_reader.hpp"
+#include "data/prepare_shards.hpp"
+#include "data/shard_reader.hpp"
+#include "data/tokenizer.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh directory under /tmp, removed with its contents at scope exit.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/dt_test_prepare_XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string file(const std::string& name) const { return path + "/" + name; }
+};
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+void write_gzip(const std::string& path, const std::string& text) {
+  gzFile gz = gzopen(path.c_str(), "wb");
+  ASSERT_NE(gz, nullptr);
+  ASSERT_EQ(gzwrite(gz, text.data(), static_cast<unsigned>(text.size())), static_cast<int>(text.size()));
+  gzclose(gz);
+}
+
+std::string jsonl_line(const std::string& text) { return "{\"id\": 1, \"text\": \"" + text + "\"}\n"; }
+
+// Every shard of dir, in name order, as one token stream and the documents' lengths.
+struct Shards {
+  int count = 0;
+  std::vector<int32_t> tokens;
+  std::vector<uint64_t> doc_lengths;  // tokens of each document, EOS included
+};
+
+Shards read_shards(const std::string& dir) {
+  std::vector<std::string> paths;
+  for (const auto& e : fs::directory_iterator(dir)) paths.push_back(e.path().string());
+  std::sort(paths.begin(), paths.end());
+  Shards s;
+  for (const auto& p : paths) {
+    EXPECT_TRUE(p.ends_with(".h5")) << p << " (a .tmp file left behind?)";
+    dt::ShardReader r(p);
+    std::vector<int32_t> t(static_cast<size_t>(r.num_tokens()));
+    r.read_tokens(0, r.num_tokens(), t.data());
+    s.tokens.insert(s.tokens.end(), t.begin(), t.end());
+    const auto& off = r.doc_offsets();
+    for (size_t i = 0; i + 1 < off.size(); ++i) s.doc_lengths.push_back(off[i + 1] - off[i]);
+    ++s.count;
+  }
+  return s;
+}
+
+// The byte tokenizer's shard contents for these documents: bytes, then EOS (256).
+Shards expected(const std::vector<std::string>& docs) {
+  Shards s;
+  for (const auto& d : docs) {
+    for (unsigned char c : d) s.tokens.push_back(c);
+    s.tokens.push_back(256);
+    s.doc_lengths.push_back(d.size() + 1);
+  }
+  return s;
+}
+
+dt::PrepareStats run(const dt::PrepareOptions& o, const std::vector<std::string>& files) {
+  fs::create_directories(o.output);
+  auto tok = dt::make_tokenizer(o.tokenizer);
+  return dt::prepare_shards(o, files, *tok);
+}
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const dt::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+// Many small batches of uneven documents, split over several shards: the
+// shards written with 1, 2 and 5 threads hold exactly the input, in order.
+TEST(PrepareThreads, AnyThreadCountWritesTheDocumentsInInputOrder) {
+  TempDir dir;
+  std::vector<std::string> docs, files;
+  std::string jsonl;
+  uint32_t seed = 12345;
+  for (int i = 0; i < 30000; ++i) {  // > 7 batches of 4096 documents
+    seed = seed * 1664525u + 1013904223u;
+    std::string d = "doc " + std::to_string(i) + std::string(seed >> 27, 'a' + i % 26);
+    jsonl += jsonl_line(d);
+    docs.push_back(d);
+  }
+  write_gzip(dir.file("a.jsonl.gz"), jsonl);
+  files.push_back(dir.file("a.jsonl.gz"));
+  for (int i = 0; i < 3; ++i) {  // and a few one-document text files after it
+    docs.push_back(std::string(300000 * (i + 1), 'x' + i));
+    files.push_back(dir.file("t" + std::to_string(i) + ".txt"));
+    write_file(files.back(), docs.back());
+  }
+  const Shards want = expected(docs);
+
+  for (int threads : {1, 2, 5}) {
+    dt::PrepareOptions o;
+    o.output = dir.file("out" + std::to_string(threads));
+    o.shard_tokens = 100000;
+    o.threads = threads;
+    const dt::PrepareStats st = run(o, files);
+    const Shards got = read_shards(o.output);
+    EXPECT_EQ(st.documents, static_cast<int64_t>(docs.size())) << threads << " threads";
+    EXPECT_EQ(st.tokens, static_cast<int64_t>(want.tokens.size())) << threads << " threads";
+    EXPECT_EQ(st.shards, got.count) << threads << " threads";
+    EXPECT_GT(got.count, 5) << threads << " threads";
+    EXPECT_TRUE(got.tokens == want.tokens) << threads << " threads: token streams differ";
+    EXPECT_TRUE(got.doc_lengths == want.doc_lengths) << threads << " threads: doc offsets differ";
+  }
+}
+
+TEST(PrepareSkipBad, TwoBadLinesAmongFiveAreCountedAndSkipped) {
+  TempDir dir;
+  write_file(dir.file("mixed.jsonl"), jsonl_line("one") + "{\"text\": \"unterminated}\n" + jsonl_line("two") +
+                                          "{\"body\": \"no text field\"}\n" + jsonl_line("three"));
+  dt::PrepareOptions o;
+  o.output = dir.file("out");
+  o.skip_bad = true;
+  const dt::PrepareStats st = run(o, {dir.file("mixed.jsonl")});
+  EXPECT_EQ(st.documents, 3);
+  EXPECT_EQ(st.skipped, 2);
+  EXPECT_TRUE(read_shards(o.output).tokens == expected({"one", "two", "three"}).tokens);
+
+  o.output = dir.file("out_strict");
+  o.skip_bad = false;
+  const std::string err = error_of([&] { run(o, {dir.file("mixed.jsonl")}); });
+  EXPECT_NE(err.find("mixed.jsonl:2: "), std::string::npos) << err;
+  EXPECT_EQ(err.find('\n'), std::string::npos) << err;
+}
+
+// A truncated gzip and a gzip header over garbage: both are read failures,
+// skipped (one count each) after the text that decompressed cleanly.
+TEST(PrepareSkipBad, CorruptGzipFilesAreSkippedAfterTheirGoodText) {
+  TempDir dir;
+  std::string big;
+  for (int i = 0; i < 100000; ++i) big += jsonl_line("line " + std::to_string(i));
+  write_gzip(dir.file("cut.jsonl.gz"), big);
+  fs::resize_file(dir.file("cut.jsonl.gz"), fs::file_size(dir.file("cut.jsonl.gz")) / 2);
+  std::string garbage = "\x1f\x8b\x08";
+  garbage += std::string(5000, '\x55');
+  write_file(dir.file("garbage.txt.gz"), garbage);
+  write_file(dir.file("good.txt"), "good");
+  const std::vector<std::string> files = {dir.file("cut.jsonl.gz"), dir.file("garbage.txt.gz"), dir.file("good.txt")};
+
+  dt::PrepareOptions o;
+  o.output = dir.file("out");
+  std::string err = error_of([&] { run(o, files); });
+  EXPECT_NE(err.find("cut.jsonl.gz:"), std::string::npos) << err;
+  EXPECT_NE(err.find("corrupt or truncated gzip"), std::string::npos) << err;
+
+  o.output = dir.file("out_skip");
+  o.skip_bad = true;
+  const dt::PrepareStats st = run(o, files);
+  EXPECT_EQ(st.skipped, 2);
+  EXPECT_GT(st.documents, 1000);      // the first half of cut.jsonl.gz ...
+  EXPECT_LT(st.documents, 100000);    // ... but not the rest
+  const Shards got = read_shards(o.output);
+  const std::vector<int32_t> tail = expected({"good"}).tokens;
+  ASSERT_GE(got.tokens.size(), tail.size());
+  EXPECT_TRUE(std::equal(tail.begin(), tail.end(), got.tokens.end() - tail.size()));
+}
+
+TEST(PrepareInput, GzipJsonlReadsLikePlainJsonlWithAnyTextField) {
+  TempDir dir;
+  const std::string lines = "{\"body\": \"caf\\u00e9\"}\r\n\n  \n{\"body\": \"b\"}";  // CRLF, blank lines, no final \n
+  write_file(dir.file("plain.jsonl"), lines);
+  write_gzip(dir.file("packed.jsonl.gz"), lines);
+  for (const char* name : {"plain.jsonl", "packed.jsonl.gz"}) {
+    dt::PrepareOptions o;
+    o.output = dir.file(std::string("out_") + name);
+    o.text_field = "body";
+    EXPECT_EQ(run(o, {dir.file(name)}).documents, 2) << name;
+    EXPECT_TRUE(read_shards(o.output).tokens == expected({"caf\xc3\xa9", "b"}).tokens) << name;
+  }
+}
+
+// The separator may straddle the reader's 1 MiB chunks; empty pieces are dropped.
+TEST(PrepareInput, SeparatorSplitsTextFilesIntoDocuments) {
+  TempDir dir;
+  const std::string first((size_t{1} << 20) - 3, 'a');  // the first separator spans bytes 2^20-3 .. 2^20+3
+  const std::string text = first + "<|sep|>second<|sep|><|sep|>third<|sep|>";
+  write_file(dir.file("a.txt"), text);
+  dt::PrepareOptions o;
+  o.output = dir.file("out");
+  o.separator = "<|sep|>";
+  const dt::PrepareStats st = run(o, {dir.file("a.txt")});
+  EXPECT_EQ(st.documents, 3);
+  EXPECT_TRUE(read_shards(o.output).doc_lengths == expected({first, "second", "third"}).doc_lengths);
+}
+
+TEST(PrepareReader, RawOffsetReachesTheCompressedFileSize) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 200000; ++i) text += jsonl_line(std::to_string(i));
+  write_gzip(dir.file("a.jsonl.gz"), text);
+  dt::DocReader r(dir.file("a.jsonl.gz"), dt::DocFormat{true, "", "text"});
+  std::string doc, why;
+  int64_t docs = 0, last = 0;
+  while (r.next(doc, why) == dt::DocReader::Next::kDocument) {
+    EXPECT_GE(r.raw_offset(), last);
+    last = r.raw_offset();
+    ++docs;
+  }
+  EXPECT_EQ(docs, 200000);
+  EXPECT_EQ(r.raw_offset(), static_cast<int64_t>(fs::file_size(dir.file("a.jsonl.gz"))));
+}
+
+TEST(PrepareReader, UnopenableFileFailsWithOneLineNamingIt) {
+  const std::string err = error_of([] { dt::DocReader r("/nonexistent/x.txt", dt::DocFormat{}); });
+  EXPECT_NE(err.find("/nonexistent/x.txt: cannot open"), std::string::npos) << err;
+}
