@@ -209,7 +209,8 @@ PrepareStats prepare_shards(const PrepareOptions& o, const std::vector<std::stri
   stats.skipped = reader.finish_skips();
   stats.seconds = seconds_since(start);
   if (stats.documents == 0)
-    fail("no documents found in the inputs (", stats.skipped > 0 ? "every one was empty or skipped" : "every file was empty", ")");
+    fail("no documents found in the inputs (",
+         stats.skipped > 0 ? "every one was empty or skipped" : "every file was empty", ")");
   return stats;
 }
 

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 
@@ -106,8 +107,19 @@ void Trainer::load_micro_batch() {
   }
 }
 
+// Fault injection for testing job teardown: DIFFTRON_INJECT_FAILURE=RANK:STEP
+// makes that world rank fail at the start of that (1-based) step.
+static void maybe_inject_failure(int rank, int64_t step) {
+  const char* spec = std::getenv("DIFFTRON_INJECT_FAILURE");
+  int r = -1;
+  long long s = -1;
+  if (spec && std::sscanf(spec, "%d:%lld", &r, &s) == 2 && r == rank && s == step)
+    fail("injected failure at step ", step, " (DIFFTRON_INJECT_FAILURE=", spec, ")");
+}
+
 StepStats Trainer::train_step(int64_t step) {
   const auto t0 = std::chrono::steady_clock::now();
+  maybe_inject_failure(mpi_world_rank(), step + 1);
   const GridShape& shape = grid_->shape();
   const int stage = grid_->coord().pp;
   const bool first = grid_->first_stage(), last = grid_->last_stage();

@@ -98,6 +98,22 @@ std::string error_of(F&& f) {
   return "(no error)";
 }
 
+// The byte tokenizer, except that a document holding "THROW" makes encode throw
+// and one holding "BAD-ID" gets an id outside the vocabulary (the shard writer's error).
+struct FaultyTokenizer final : dt::Tokenizer {
+  std::unique_ptr<dt::Tokenizer> bytes = dt::make_byte_tokenizer();
+  std::vector<int32_t> encode(std::string_view text) const override {
+    if (text.find("THROW") != std::string_view::npos) dt::fail("tokenizer failed on purpose");
+    std::vector<int32_t> ids = bytes->encode(text);
+    if (text.find("BAD-ID") != std::string_view::npos) ids.push_back(9999);
+    return ids;
+  }
+  std::string decode(std::span<const int32_t> ids) const override { return bytes->decode(ids); }
+  int64_t vocab_size() const override { return bytes->vocab_size(); }
+  int32_t eos_id() const override { return bytes->eos_id(); }
+  std::string name() const override { return "byte"; }
+};
+
 }  // namespace
 
 // Many small batches of uneven documents, split over several shards: the
@@ -237,4 +253,25 @@ TEST(PrepareReader, RawOffsetReachesTheCompressedFileSize) {
 TEST(PrepareReader, UnopenableFileFailsWithOneLineNamingIt) {
   const std::string err = error_of([] { dt::DocReader r("/nonexistent/x.txt", dt::DocFormat{}); });
   EXPECT_NE(err.find("/nonexistent/x.txt: cannot open"), std::string::npos) << err;
+}
+
+// A worker's error (encode throws) and the writer's error (an id the shard
+// cannot hold) both stop every thread and come back from prepare_shards; the
+// shard being written is removed, so no .tmp file is left.
+TEST(PrepareThreads, WorkerAndWriterErrorsStopThePipelineAndAreRethrown) {
+  TempDir dir;
+  for (const char* poison : {"THROW", "BAD-ID"}) {
+    std::string jsonl;
+    for (int i = 0; i < 20000; ++i) jsonl += jsonl_line(i == 15000 ? poison : "doc " + std::to_string(i));
+    write_file(dir.file("a.jsonl"), jsonl);
+    dt::PrepareOptions o;
+    o.output = dir.file(std::string("out_") + poison);
+    o.threads = 3;
+    fs::create_directories(o.output);
+    FaultyTokenizer tok;
+    const std::string err = error_of([&] { dt::prepare_shards(o, {dir.file("a.jsonl")}, tok); });
+    EXPECT_NE(err.find(poison[0] == 'T' ? "on purpose" : "token id 9999 out of range"), std::string::npos) << err;
+    for (const auto& e : fs::directory_iterator(o.output))
+      EXPECT_FALSE(e.path().string().ends_with(".tmp")) << e.path();
+  }
 }

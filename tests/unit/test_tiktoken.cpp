@@ -150,6 +150,19 @@ TEST_P(TiktokenReference, MegabyteRunsEncodeAndRoundTrip) {
 INSTANTIATE_TEST_SUITE_P(Tiktoken, TiktokenReference, ::testing::Values("cl100k_base", "r50k_base"),
                          [](const auto& info) { return info.param; });
 
+// Where we part from the JS reference, on purpose: it turns token bytes into
+// strings with a TextDecoder, which drops a leading U+FEFF, so it never finds
+// the cl100k_base tokens that start with one. tiktoken looks up bytes, and so
+// do we (ids read from the rank file: 3305 = EF BB BF, 4117 = EF BB BF "using").
+TEST(TiktokenBom, TokensStartingWithAByteOrderMarkAreFoundByTheirBytes) {
+  REQUIRE_TOKENIZER(tok, "cl100k_base");
+  EXPECT_EQ(tok->encode("\xEF\xBB\xBF"), std::vector<int32_t>{3305});
+  const auto ids = tok->encode("\xEF\xBB\xBFusing System;");
+  ASSERT_FALSE(ids.empty());
+  EXPECT_EQ(ids[0], 4117);
+  EXPECT_EQ(tok->decode(ids), "\xEF\xBB\xBFusing System;");
+}
+
 TEST(TiktokenSpecial, EncodeTreatsSpecialTokenTextAsOrdinaryText) {
   REQUIRE_TOKENIZER(tok, "cl100k_base");
   const std::string text = "a<|endoftext|>b<|fim_prefix|>";
