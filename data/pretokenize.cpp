@@ -128,8 +128,11 @@ bool Pretokenizer::jit() const { return impl_->jit; }
 
 bool Pretokenizer::next(std::string_view text, size_t from, size_t& begin, size_t& end) const {
   thread_local ThreadMatch tm;
-  const int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), from,
-                             PCRE2_NO_UTF_CHECK, tm.data, tm.context);
+  // pcre2_jit_match skips pcre2_match's argument checks (~10% of a piece's cost).
+  const auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+  const int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, text.size(), from, 0, tm.data, tm.context)
+                            : pcre2_match(impl_->code, subject, text.size(), from, PCRE2_NO_UTF_CHECK, tm.data,
+                                          tm.context);
   if (rc == PCRE2_ERROR_NOMATCH) return false;
   if (rc < 0) fail("pre-tokenizer: PCRE2 match failed at byte ", from, ": ", pcre2_message(rc));
   const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(tm.data);
