@@ -17,6 +17,7 @@
 // the backtracking but matches the same text.
 #include "data/pretokenize.hpp"
 
+#include <cstdint>
 #include <cstring>
 
 #include "core/error.hpp"
@@ -82,7 +83,9 @@ std::string pcre2_message(int code) {
 
 // Per-thread match state: PCRE2 match data must not be shared between threads.
 // One set serves every Pretokenizer (the ovector holds one pair, whatever the
-// pattern); the JIT stack may grow to 64 MiB for very long whitespace runs.
+// pattern). The match limit is lifted: matching a whitespace run backtracks
+// once per character (the work stays linear), and the default of 10^7 would
+// reject a document with a 10 MB run. The JIT stack may grow to 64 MiB.
 struct ThreadMatch {
   pcre2_match_data* data = pcre2_match_data_create(1, nullptr);
   pcre2_match_context* context = pcre2_match_context_create(nullptr);
@@ -90,6 +93,7 @@ struct ThreadMatch {
   ThreadMatch() {
     if (!data || !context || !stack) fail("pre-tokenizer: out of memory creating PCRE2 match state");
     pcre2_jit_stack_assign(context, nullptr, stack);
+    pcre2_set_match_limit(context, UINT32_MAX);
   }
   ~ThreadMatch() {
     pcre2_jit_stack_free(stack);

@@ -19,11 +19,14 @@ static const char* kTrainUsage =
     "\n"
     "options:\n"
     "  --set KEY=VALUE   override a config value, e.g. --set train.max_steps=50\n"
+    "  --resume auto|DIR continue from a checkpoint: auto = the newest complete one in\n"
+    "                    checkpoint.dir (a fresh start if none), or a step_<N> directory\n"
     "  --help            show this help\n";
 
 int cmd_train(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
+  std::string resume;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -32,6 +35,9 @@ int cmd_train(int argc, char** argv) {
     } else if (a == "--set") {
       if (i + 1 >= argc) fail("--set needs KEY=VALUE (e.g. --set train.max_steps=50)");
       overrides.push_back(argv[++i]);
+    } else if (a == "--resume") {
+      if (i + 1 >= argc) fail("--resume needs auto or a checkpoint directory");
+      resume = argv[++i];
     } else if (a.rfind("--set=", 0) == 0) {
       overrides.push_back(a.substr(6));
     } else if (a.rfind("--", 0) == 0) {
@@ -45,6 +51,7 @@ int cmd_train(int argc, char** argv) {
   if (config_path.empty()) fail("missing CONFIG.yaml (usage: difftron train CONFIG.yaml [--set key=value ...])");
   Config cfg = load_config_file(config_path, overrides);
   Trainer trainer(cfg);
+  if (!resume.empty()) trainer.resume(resume);
   trainer.run();
   return 0;
 }

@@ -7,6 +7,7 @@
 #endif
 
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -179,25 +180,46 @@ StepStats Trainer::train_step(int64_t step) {
   return s;
 }
 
+namespace {
+volatile std::sig_atomic_t g_stop_signal = 0;
+void on_stop_signal(int sig) { g_stop_signal = sig; }
+}  // namespace
+
 StepStats Trainer::run() {
   std::unique_ptr<ProgressLog> progress;
   const int64_t total = cfg_.total_steps();
   if (is_logger()) {
     progress = std::make_unique<ProgressLog>(cfg_.train.run_dir);
     std::ofstream(cfg_.train.run_dir + "/config.yaml") << config_to_yaml(cfg_);
-    log_info("training ", total, " steps of ", cfg_.train.batch_size * cfg_.train.seq_len, " tokens; metrics in ",
-             cfg_.train.run_dir, "/metrics.jsonl");
+    log_info("training steps ", steps_done_ + 1, "..", total, " of ", cfg_.train.batch_size * cfg_.train.seq_len,
+             " tokens; metrics in ", cfg_.train.run_dir, "/metrics.jsonl");
   }
+  // Slurm sends SIGTERM (or the --signal of the batch script, often SIGUSR1)
+  // before preemption: finish the step, save, exit cleanly.
+  g_stop_signal = 0;
+  auto old_term = std::signal(SIGTERM, on_stop_signal);
+  auto old_usr1 = std::signal(SIGUSR1, on_stop_signal);
   StepStats s;
   double elapsed = 0;
-  for (int64_t step = 0; step < total; ++step) {
-    s = train_step(step);
+  const int64_t first = steps_done_;
+  const int64_t every = cfg_.checkpoint.dir.empty() ? 0 : cfg_.checkpoint.every_steps;
+  while (steps_done_ < total) {
+    s = train_step(steps_done_);
+    ++steps_done_;
     elapsed += s.step_s;
-    s.eta_s = elapsed / double(step + 1) * double(total - step - 1);
+    s.eta_s = elapsed / double(steps_done_ - first) * double(total - steps_done_);
     if (!std::isfinite(s.loss)) fail("loss became ", s.loss, " at step ", s.step, "; lower train.lr or check the data");
     if (progress && (s.step % cfg_.train.log_every == 0 || s.step == total)) progress->write(s);
+    const bool stop = grid_->world().all_reduce_max(double(g_stop_signal)) > 0;
+    if ((every > 0 && steps_done_ % every == 0) || (stop && !cfg_.checkpoint.dir.empty())) save_checkpoint();
+    if (stop) {
+      if (is_logger()) log_info("stopping after step ", steps_done_, " on signal ", int(g_stop_signal), "; resume with --resume auto");
+      break;
+    }
   }
-  if (is_logger()) log_info("done: ", total, " steps, final loss ", s.loss, ", ", format_duration(elapsed));
+  std::signal(SIGTERM, old_term);
+  std::signal(SIGUSR1, old_usr1);
+  if (is_logger()) log_info("done: ", steps_done_, " steps, final loss ", s.loss, ", ", format_duration(elapsed));
   return s;
 }
 

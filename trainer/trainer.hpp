@@ -24,8 +24,19 @@ class Trainer {
   // comm: the ranks of this run (MPI_COMM_WORLD under mpirun; MPI_COMM_SELF
   // makes a single-process run inside a multi-rank job, as tests use).
   explicit Trainer(const Config& cfg, MPI_Comm comm = MPI_COMM_WORLD);
-  // Runs to the configured number of steps; returns the last step's stats.
+  // Continues from a checkpoint: "auto" takes the newest complete one in
+  // checkpoint.dir (a fresh start when there is none), else a step directory.
+  void resume(const std::string& spec);
+  // Starts from a checkpoint's weights only (fresh optimizer, schedule and data).
+  void init_from(const std::string& dir);
+  // Writes <checkpoint.dir>/step_<N> atomically; every rank calls it.
+  void save_checkpoint();
+  // Runs from the current step to the configured number of steps (saving every
+  // checkpoint.every_steps, and on SIGTERM/SIGUSR1 saving and stopping early);
+  // returns the last step's stats.
   StepStats run();
+  int64_t steps_done() const { return steps_done_; }
+  DataLoader* loader() { return loader_.get(); }
   // One optimizer step (0-based index); exposed for tests and benchmarks.
   StepStats train_step(int64_t step);
   Transformer& model() { return *model_; }
@@ -35,6 +46,7 @@ class Trainer {
 
  private:
   void load_micro_batch();
+  void load_weights(const class CheckpointReader& ck, bool with_optimizer);
 
   Config cfg_;
   int threads_ = 1;
@@ -44,7 +56,8 @@ class Trainer {
   std::unique_ptr<Transformer> model_;
   std::unique_ptr<AdamWOptimizer> opt_;
   std::vector<int32_t> window_, inputs_, targets_;
-  std::vector<PipeStep> schedule_;  // this stage's 1F1B steps, the same every step
+  std::vector<PipeStep> schedule_;
+  int64_t steps_done_ = 0;  // this stage's 1F1B steps, the same every step
 };
 
 // Cores this process may use: runtime.threads, else the node's cores split

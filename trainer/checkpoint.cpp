@@ -1,0 +1,223 @@
+#include "trainer/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <hdf5.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "data/hdf5_util.hpp"
+
+namespace dt {
+
+namespace fs = std::filesystem;
+
+static const char* kFormat = "difftron-checkpoint";
+static constexpr int kVersion = 1;
+
+uint32_t file_crc32(const std::string& path, int64_t* bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("checkpoint file ", path, ": missing or unreadable");
+  std::vector<char> buf(1 << 20);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  int64_t total = 0;
+  while (in) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    const std::streamsize n = in.gcount();
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), uInt(n));
+    total += n;
+  }
+  if (bytes) *bytes = total;
+  return uint32_t(crc);
+}
+
+void fsync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) fail("cannot open ", path, " to fsync");
+  ::fsync(fd);
+  ::close(fd);
+}
+
+CheckpointFile write_checkpoint_file(const std::string& dir, const std::string& file,
+                                     const std::vector<CheckpointPiece>& pieces,
+                                     const std::vector<const float*>& data) {
+  h5_silence_errors();
+  const std::string path = dir + "/" + file;
+  {
+    H5Handle f(H5_CHECK(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "cannot create " + path),
+               H5Fclose);
+    std::set<std::string> groups;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const CheckpointPiece& p = pieces[i];
+      if (groups.insert(p.kind).second)
+        H5Handle(H5_CHECK(H5Gcreate2(f.get(), p.kind.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path), H5Gclose);
+      const std::string ds = "/" + p.kind + "/" + p.name;
+      const hsize_t n = hsize_t(p.f1 - p.f0);
+      H5Handle space(H5_CHECK(H5Screate_simple(1, &n, nullptr), path), H5Sclose);
+      H5Handle d(H5_CHECK(H5Dcreate2(f.get(), ds.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                                     H5P_DEFAULT),
+                          "cannot create " + ds + " in " + path),
+                 H5Dclose);
+      H5_CHECK(H5Dwrite(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data[i]), "write " + path);
+    }
+    if (f.reset() < 0) fail("cannot close ", path, " (disk full?)");
+  }
+  fsync_path(path);
+  CheckpointFile cf;
+  cf.name = file;
+  cf.crc32 = file_crc32(path, &cf.bytes);
+  return cf;
+}
+
+std::string manifest_to_yaml(const CheckpointManifest& m) {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  e << YAML::Key << "format" << YAML::Value << kFormat;
+  e << YAML::Key << "version" << YAML::Value << kVersion;
+  e << YAML::Key << "step" << YAML::Value << m.step;
+  e << YAML::Key << "tokens_seen" << YAML::Value << m.tokens_seen;
+  e << YAML::Key << "data_state" << YAML::Value << m.data_state << YAML::Comment("global samples consumed");
+  e << YAML::Key << "schedule" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "step" << YAML::Value
+    << m.step << YAML::Key << "total_steps" << YAML::Value << m.total_steps << YAML::EndMap;
+  e << YAML::Key << "rng" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "seed" << YAML::Value
+    << m.seed << YAML::EndMap;
+  e << YAML::Key << "layout" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "tp" << YAML::Value
+    << m.tp << YAML::Key << "pp" << YAML::Value << m.pp << YAML::Key << "dp" << YAML::Value << m.dp << YAML::Key
+    << "zero" << YAML::Value << m.zero << YAML::EndMap;
+  e << YAML::Key << "config" << YAML::Value << YAML::Literal << m.config_yaml;
+  e << YAML::Key << "files" << YAML::Value << YAML::BeginSeq;
+  for (const CheckpointFile& f : m.files)
+    e << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << f.name << YAML::Key << "crc32"
+      << YAML::Value << f.crc32 << YAML::Key << "bytes" << YAML::Value << f.bytes << YAML::EndMap;
+  e << YAML::EndSeq;
+  e << YAML::Key << "tensors" << YAML::Value << YAML::BeginSeq;
+  for (const CheckpointPiece& p : m.pieces) {
+    e << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << p.name << YAML::Key << "kind"
+      << YAML::Value << p.kind << YAML::Key << "shape" << YAML::Value << YAML::Flow << p.shape << YAML::Key << "dtype"
+      << YAML::Value << "f32" << YAML::Key << "slice" << YAML::Value << YAML::Flow
+      << std::vector<int64_t>{p.slice.row0, p.slice.rows, p.slice.col0, p.slice.cols} << YAML::Key << "range"
+      << YAML::Value << YAML::Flow << std::vector<int64_t>{p.f0, p.f1} << YAML::Key << "file" << YAML::Value
+      << p.file << YAML::EndMap;
+  }
+  e << YAML::EndSeq << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+CheckpointManifest read_manifest(const std::string& dir) {
+  const std::string path = dir + "/manifest.yaml";
+  if (!fs::exists(path)) fail("checkpoint ", dir, ": no manifest.yaml (not a complete checkpoint)");
+  CheckpointManifest m;
+  try {
+    const YAML::Node n = YAML::LoadFile(path);
+    if (!n["format"] || n["format"].as<std::string>() != kFormat)
+      fail(path, ": format is not '", kFormat, "'");
+    if (n["version"].as<int>() != kVersion)
+      fail(path, ": version ", n["version"].as<int>(), " is not supported (expected ", kVersion, ")");
+    m.step = n["step"].as<int64_t>();
+    m.tokens_seen = n["tokens_seen"].as<int64_t>();
+    m.data_state = n["data_state"].as<int64_t>();
+    m.total_steps = n["schedule"]["total_steps"].as<int64_t>();
+    m.seed = n["rng"]["seed"].as<uint64_t>();
+    m.tp = n["layout"]["tp"].as<int>();
+    m.pp = n["layout"]["pp"].as<int>();
+    m.dp = n["layout"]["dp"].as<int>();
+    m.zero = n["layout"]["zero"].as<int>();
+    m.config_yaml = n["config"].as<std::string>();
+    for (const YAML::Node& f : n["files"])
+      m.files.push_back({f["name"].as<std::string>(), f["crc32"].as<uint32_t>(), f["bytes"].as<int64_t>()});
+    for (const YAML::Node& t : n["tensors"]) {
+      CheckpointPiece p;
+      p.name = t["name"].as<std::string>();
+      p.kind = t["kind"].as<std::string>();
+      p.shape = t["shape"].as<std::vector<int64_t>>();
+      const auto s = t["slice"].as<std::vector<int64_t>>();
+      const auto r = t["range"].as<std::vector<int64_t>>();
+      if (s.size() != 4 || r.size() != 2) fail(path, ": tensor ", p.name, " has a malformed slice or range");
+      p.slice = {s[0], s[1], s[2], s[3]};
+      p.f0 = r[0];
+      p.f1 = r[1];
+      p.file = t["file"].as<std::string>();
+      m.pieces.push_back(std::move(p));
+    }
+  } catch (const YAML::Exception& e) {
+    fail(path, ": malformed manifest (", e.msg, ")");
+  }
+  return m;
+}
+
+CheckpointReader::CheckpointReader(const std::string& dir) : dir_(dir), m_(read_manifest(dir)) {
+  for (const CheckpointFile& f : m_.files) {
+    const std::string path = dir_ + "/" + f.name;
+    if (!fs::exists(path)) fail("checkpoint file ", path, ": missing (listed in the manifest)");
+    int64_t bytes = 0;
+    const uint32_t crc = file_crc32(path, &bytes);
+    if (bytes != f.bytes)
+      fail("checkpoint file ", path, ": ", bytes, " bytes, expected ", f.bytes, " (truncated or overwritten)");
+    if (crc != f.crc32) fail("checkpoint file ", path, ": checksum mismatch (corrupt); expected crc32 ", f.crc32);
+  }
+}
+
+bool CheckpointReader::has(const std::string& name, const std::string& kind) const {
+  for (const CheckpointPiece& p : m_.pieces)
+    if (p.name == name && p.kind == kind) return true;
+  return false;
+}
+
+std::vector<float> CheckpointReader::assemble(const std::string& name, const std::string& kind) const {
+  h5_silence_errors();
+  std::vector<float> out;
+  std::vector<bool> covered;
+  ParamSpec spec;
+  spec.name = name;
+  std::vector<float> buf;
+  for (const CheckpointPiece& p : m_.pieces) {
+    if (p.name != name || p.kind != kind) continue;
+    if (out.empty()) {
+      spec.shape = p.shape;
+      out.assign(size_t(spec.numel()), 0.f);
+      covered.assign(out.size(), false);
+    }
+    const std::string path = dir_ + "/" + p.file;
+    H5Handle f(H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "cannot open " + path), H5Fclose);
+    const std::string ds = "/" + kind + "/" + name;
+    if (H5Lexists(f.get(), kind.c_str(), H5P_DEFAULT) <= 0 || H5Lexists(f.get(), ds.c_str(), H5P_DEFAULT) <= 0)
+      fail("checkpoint file ", path, ": dataset ", ds, " missing");
+    H5Handle d(H5_CHECK(H5Dopen2(f.get(), ds.c_str(), H5P_DEFAULT), path), H5Dclose);
+    buf.resize(size_t(p.f1 - p.f0));
+    H5_CHECK(H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "read " + ds + " in " + path);
+    for (int64_t i = p.f0; i < p.f1; ++i) {
+      const int64_t g = global_index(spec, p.slice, i);
+      out[size_t(g)] = buf[size_t(i - p.f0)];
+      covered[size_t(g)] = true;
+    }
+  }
+  if (out.empty()) fail("checkpoint ", dir_, ": no ", kind, " stored for tensor ", name);
+  for (bool c : covered)
+    if (!c) fail("checkpoint ", dir_, ": ", kind, " of ", name, " is not fully covered by its pieces");
+  return out;
+}
+
+std::string find_latest_checkpoint(const std::string& dir) {
+  if (!fs::is_directory(dir)) return "";
+  std::ifstream latest(dir + "/latest");
+  std::string name;
+  if (latest && std::getline(latest, name) && fs::exists(dir + "/" + name + "/manifest.yaml")) return dir + "/" + name;
+  int64_t best = -1;
+  std::string best_path;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    // step_<digits> only: step_<N>.tmp is a save that never finished.
+    if (n.size() <= 5 || n.rfind("step_", 0) != 0 || n.find_first_not_of("0123456789", 5) != std::string::npos)
+      continue;
+    if (!fs::exists(e.path() / "manifest.yaml")) continue;
+    const int64_t s = std::stoll(n.substr(5));
+    if (s > best) best = s, best_path = e.path().string();
+  }
+  return best_path;
+}
+
+}  // namespace dt

@@ -1,0 +1,221 @@
+// Saving and loading the Trainer's state: weights (fp32 masters, λ and g_sub
+// included), Adam moments, step, data position and the config (DESIGN §6).
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "comm/mpi_communicator.hpp"
+#include "core/log.hpp"
+#include "trainer/checkpoint.hpp"
+#include "trainer/trainer.hpp"
+
+namespace dt {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// One line per piece for gathering to rank 0.
+std::string encode(const CheckpointPiece& p) {
+  std::ostringstream os;
+  os << p.name << ' ' << p.kind << ' ' << p.shape.size();
+  for (int64_t d : p.shape) os << ' ' << d;
+  os << ' ' << p.slice.row0 << ' ' << p.slice.rows << ' ' << p.slice.col0 << ' ' << p.slice.cols << ' ' << p.f0 << ' '
+     << p.f1 << ' ' << p.file << '\n';
+  return os.str();
+}
+
+CheckpointPiece decode(const std::string& line) {
+  std::istringstream is(line);
+  CheckpointPiece p;
+  size_t nd = 0;
+  is >> p.name >> p.kind >> nd;
+  p.shape.resize(nd);
+  for (auto& d : p.shape) is >> d;
+  is >> p.slice.row0 >> p.slice.rows >> p.slice.col0 >> p.slice.cols >> p.f0 >> p.f1 >> p.file;
+  return p;
+}
+
+// Concatenates every rank's text on rank 0.
+std::string gather_text(MPI_Comm comm, const std::string& mine) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  int len = int(mine.size());
+  std::vector<int> lens(size), offs(size);
+  MPI_CHECK(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm));
+  int total = 0;
+  for (int r = 0; r < size; ++r) offs[r] = total, total += lens[r];
+  std::string all(rank == 0 ? size_t(total) : 0, '\0');
+  MPI_CHECK(MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), offs.data(), MPI_CHAR, 0, comm));
+  return all;
+}
+
+// The first model setting that differs, as "model.key: A in the checkpoint, B in the config".
+std::string model_difference(const ModelConfig& ck, const ModelConfig& now) {
+  std::ostringstream os;
+#define DT_DIFF(field)                                                                                          \
+  if (ck.field != now.field) {                                                                                 \
+    os << "model." #field ": " << ck.field << " in the checkpoint, " << now.field << " in the config";          \
+    return os.str();                                                                                           \
+  }
+  DT_DIFF(vocab_size) DT_DIFF(d_model) DT_DIFF(n_layers) DT_DIFF(n_heads) DT_DIFF(n_kv_heads) DT_DIFF(ffn_hidden)
+  DT_DIFF(tie_embeddings) DT_DIFF(norm_eps)
+#undef DT_DIFF
+  if (ck.attention != now.attention) return "model.attention differs between the checkpoint and the config";
+  return "";
+}
+
+}  // namespace
+
+void Trainer::save_checkpoint() {
+  const std::string root = cfg_.checkpoint.dir;
+  if (root.empty()) fail(cfg_.source, ": checkpoint.dir: empty; expected a directory to save checkpoints in");
+  const std::string name = "step_" + std::to_string(steps_done_);
+  const std::string tmp = root + "/" + name + ".tmp", final_dir = root + "/" + name;
+  Communicator& world = grid_->world();
+  const auto t0 = std::chrono::steady_clock::now();
+  if (world.rank() == 0) {
+    fs::create_directories(root);
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+  }
+  world.barrier();
+
+  // Without ZeRO-1 the dp-rank-0 replica writes whole slices; with it, every
+  // rank writes the parameter and moment ranges of its own shard.
+  const bool zero = cfg_.parallel.zero == 1 && grid_->dp_cp().size() > 1;
+  std::vector<CheckpointPiece> pieces;
+  std::vector<const float*> data;
+  std::string files_text;
+  if (zero || grid_->coord().dp == 0) {
+    const std::string file = "shard_" + std::to_string(grid_->rank()) + ".h5";
+    const float* base = model_->flat_params().f32();
+    const int64_t s0 = opt_->shard_begin(), s1 = opt_->shard_end();
+    for (size_t i = 0; i < model_->params().size(); ++i) {
+      const int64_t off = model_->params()[i].f32() - base, n = model_->params()[i].numel();
+      const int64_t b = std::max(off, s0), e = std::min(off + n, s1);
+      if (b >= e) continue;
+      const ParamSpec& spec = model_->registry()[i];
+      const struct {
+        const char* kind;
+        const float* src;
+      } kinds[] = {{"param", base + b}, {"exp_avg", opt_->m().f32() + (b - s0)}, {"exp_avg_sq", opt_->v().f32() + (b - s0)}};
+      for (const auto& k : kinds) {
+        pieces.push_back({spec.name, k.kind, spec.shape, model_->slices()[i], b - off, e - off, file});
+        data.push_back(k.src);
+      }
+    }
+    const CheckpointFile cf = write_checkpoint_file(tmp, file, pieces, data);
+    files_text = cf.name + " " + std::to_string(cf.crc32) + " " + std::to_string(cf.bytes) + "\n";
+  }
+  std::string piece_text;
+  for (const CheckpointPiece& p : pieces) piece_text += encode(p);
+  const std::string all_pieces = gather_text(MPI_Comm(static_cast<MpiCommunicator&>(world).handle()), piece_text);
+  const std::string all_files = gather_text(MPI_Comm(static_cast<MpiCommunicator&>(world).handle()), files_text);
+
+  if (world.rank() == 0) {
+    CheckpointManifest m;
+    m.step = steps_done_;
+    m.tokens_seen = steps_done_ * cfg_.train.batch_size * cfg_.train.seq_len;
+    m.data_state = steps_done_ * cfg_.train.batch_size;
+    m.total_steps = cfg_.total_steps();
+    m.seed = cfg_.train.seed;
+    m.tp = grid_->shape().tp, m.pp = grid_->shape().pp, m.dp = grid_->shape().dp, m.zero = cfg_.parallel.zero;
+    m.config_yaml = config_to_yaml(cfg_);
+    std::istringstream ps(all_pieces), fsx(all_files);
+    for (std::string line; std::getline(ps, line);) m.pieces.push_back(decode(line));
+    for (std::string line; std::getline(fsx, line);) {
+      std::istringstream ls(line);
+      CheckpointFile f;
+      ls >> f.name >> f.crc32 >> f.bytes;
+      m.files.push_back(f);
+    }
+    {
+      std::ofstream out(tmp + "/manifest.yaml");
+      out << manifest_to_yaml(m);
+      if (!out.flush()) fail("cannot write ", tmp, "/manifest.yaml (disk full?)");
+    }
+    // Complete on disk before it gets its final name; then `latest` moves by rename.
+    fsync_path(tmp + "/manifest.yaml");
+    fsync_path(tmp);
+    fs::remove_all(final_dir);
+    fs::rename(tmp, final_dir);
+    {
+      std::ofstream latest(root + "/latest.tmp");
+      latest << name << "\n";
+    }
+    fsync_path(root + "/latest.tmp");
+    fs::rename(root + "/latest.tmp", root + "/latest");
+    fsync_path(root);
+    // Older checkpoints beyond keep_last go only now that the new one is complete.
+    std::vector<std::pair<int64_t, fs::path>> done;
+    for (const auto& e : fs::directory_iterator(root)) {
+      const std::string n = e.path().filename().string();
+      if (n.size() > 5 && n.rfind("step_", 0) == 0 && n.find_first_not_of("0123456789", 5) == std::string::npos)
+        done.emplace_back(std::stoll(n.substr(5)), e.path());
+    }
+    std::sort(done.begin(), done.end());
+    for (size_t i = 0; i + size_t(cfg_.checkpoint.keep_last) < done.size(); ++i) fs::remove_all(done[i].second);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    log_info("checkpoint: saved ", final_dir, " (", m.files.size(), " files) in ", s, " s");
+  }
+  world.barrier();
+}
+
+void Trainer::load_weights(const CheckpointReader& ck, bool with_optimizer) {
+  const Config stored = load_config_text(ck.manifest().config_yaml, {}, ck.dir() + "/manifest.yaml");
+  const std::string diff = model_difference(stored.model, cfg_.model);
+  if (!diff.empty()) fail("checkpoint ", ck.dir(), ": incompatible model config: ", diff);
+  const float* base = model_->flat_params().f32();
+  const int64_t s0 = opt_->shard_begin(), s1 = opt_->shard_end();
+  for (size_t i = 0; i < model_->params().size(); ++i) {
+    const ParamSpec& spec = model_->registry()[i];
+    const TpSlice& sl = model_->slices()[i];
+    float* local = model_->params()[i].f32();
+    const std::vector<float> w = ck.assemble(spec.name, "param");
+    for (int64_t j = 0; j < sl.numel(); ++j) local[j] = w[size_t(global_index(spec, sl, j))];
+    if (!with_optimizer) continue;
+    // Moments of this rank's shard of the flat arena.
+    const int64_t off = local - base;
+    const int64_t b = std::max(off, s0), e = std::min(off + sl.numel(), s1);
+    if (b >= e) continue;
+    for (const char* kind : {"exp_avg", "exp_avg_sq"}) {
+      const std::vector<float> g = ck.assemble(spec.name, kind);
+      float* dst = (std::string(kind) == "exp_avg" ? opt_->m() : opt_->v()).f32();
+      for (int64_t j = b - off; j < e - off; ++j) dst[off + j - s0] = g[size_t(global_index(spec, sl, j))];
+    }
+  }
+}
+
+void Trainer::resume(const std::string& spec) {
+  std::string dir = spec;
+  if (spec == "auto") {
+    dir = cfg_.checkpoint.dir.empty() ? "" : find_latest_checkpoint(cfg_.checkpoint.dir);
+    if (dir.empty()) {
+      if (is_logger()) log_info("resume: no checkpoint in '", cfg_.checkpoint.dir, "', starting fresh");
+      return;
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  CheckpointReader ck(dir);
+  load_weights(ck, true);
+  steps_done_ = ck.manifest().step;
+  if (loader_) loader_->restore(ck.manifest().data_state);
+  if (is_logger())
+    log_info("resume: ", dir, " at step ", steps_done_, " (saved with tp ", ck.manifest().tp, " pp ", ck.manifest().pp,
+             " dp ", ck.manifest().dp, " zero ", ck.manifest().zero, "), loaded in ",
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s");
+}
+
+void Trainer::init_from(const std::string& dir) {
+  CheckpointReader ck(dir);
+  load_weights(ck, false);
+  if (is_logger()) log_info("init_from: weights of ", dir, " (step ", ck.manifest().step, "); fresh optimizer and data");
+}
+
+}  // namespace dt
