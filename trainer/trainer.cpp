@@ -156,6 +156,7 @@ StepStats Trainer::train_step(int64_t step) {
   const int64_t total = cfg_.total_steps();
   const double lr = lr_at(cfg_.train, step, total);
   opt_->step(step + 1, lr, grad_scale);
+  steps_done_ = step + 1;
 
   StepStats s;
   s.step = step + 1;
@@ -205,7 +206,6 @@ StepStats Trainer::run() {
   const int64_t every = cfg_.checkpoint.dir.empty() ? 0 : cfg_.checkpoint.every_steps;
   while (steps_done_ < total) {
     s = train_step(steps_done_);
-    ++steps_done_;
     elapsed += s.step_s;
     s.eta_s = elapsed / double(steps_done_ - first) * double(total - steps_done_);
     if (!std::isfinite(s.loss)) fail("loss became ", s.loss, " at step ", s.step, "; lower train.lr or check the data");

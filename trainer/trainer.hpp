@@ -37,7 +37,8 @@ class Trainer {
   StepStats run();
   int64_t steps_done() const { return steps_done_; }
   DataLoader* loader() { return loader_.get(); }
-  // One optimizer step (0-based index); exposed for tests and benchmarks.
+  // One optimizer step (0-based index; afterwards steps_done() == step + 1);
+  // exposed for tests and benchmarks.
   StepStats train_step(int64_t step);
   Transformer& model() { return *model_; }
   ProcessGrid& grid() { return *grid_; }

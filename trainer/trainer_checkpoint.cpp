@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -70,6 +73,20 @@ std::string model_difference(const ModelConfig& ck, const ModelConfig& now) {
   return "";
 }
 
+// Fault injection for testing crash safety: DIFFTRON_KILL_DURING_SAVE=RANK:STEP
+// makes that world rank die by SIGKILL (no cleanup, as a node failure would)
+// while saving the checkpoint of that step: after its HDF5 file is in
+// step_<N>.tmp/, before the manifest is written.
+void maybe_kill_during_save(int rank, int64_t step) {
+  const char* spec = std::getenv("DIFFTRON_KILL_DURING_SAVE");
+  int r = -1;
+  long long s = -1;
+  if (spec && std::sscanf(spec, "%d:%lld", &r, &s) == 2 && r == rank && s == step) {
+    log_info("killing rank ", rank, " during the save of step ", step, " (DIFFTRON_KILL_DURING_SAVE=", spec, ")");
+    std::raise(SIGKILL);
+  }
+}
+
 }  // namespace
 
 void Trainer::save_checkpoint() {
@@ -113,6 +130,7 @@ void Trainer::save_checkpoint() {
     const CheckpointFile cf = write_checkpoint_file(tmp, file, pieces, data);
     files_text = cf.name + " " + std::to_string(cf.crc32) + " " + std::to_string(cf.bytes) + "\n";
   }
+  maybe_kill_during_save(mpi_world_rank(), steps_done_);
   std::string piece_text;
   for (const CheckpointPiece& p : pieces) piece_text += encode(p);
   const std::string all_pieces = gather_text(MPI_Comm(static_cast<MpiCommunicator&>(world).handle()), piece_text);

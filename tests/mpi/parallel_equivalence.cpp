@@ -13,17 +13,16 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "comm/mpi_communicator.hpp"
-#include "data/shard_writer.hpp"
-#include "trainer/trainer.hpp"
+#include "tests/mpi/mpi_test_util.hpp"
 
 namespace {
 
 using namespace dt;
+using namespace dt::mpitest;
 
 // Tolerances. fp32 with reordered sums (split GEMM inner dimensions and
 // all-reduces under tp, all-reduces or reduce-scatters under dp, the
@@ -37,50 +36,6 @@ constexpr double kLossRel = 1e-6;
 constexpr double kNormRel = 1e-5;
 constexpr double kParamAbs = 5e-5;
 constexpr int kSteps = 10;
-
-struct Result {
-  std::vector<double> loss, gnorm;
-};
-
-std::string yaml(const std::string& attention, int kv, int tp, int pp, int zero, const std::string& data) {
-  char buf[1024];
-  std::snprintf(buf, sizeof buf,
-                "model: {vocab_size: 64, d_model: 32, n_layers: 4, n_heads: 4, n_kv_heads: %d, ffn_hidden: 48, "
-                "attention: %s}\n"
-                "train: {seq_len: 32, batch_size: 8, max_steps: %d, lr: 1.0e-3, warmup_steps: 2, grad_clip: 1.0, "
-                "log_every: 1000, run_dir: /tmp/difftron_parallel_equivalence}\n"
-                "data: {datasets: [{path: %s, weight: 1.0}]}\n"
-                "parallel: {tp: %d, pp: %d, zero: %d, micro_batch: 2}\n"
-                "runtime: {threads: 1}\n",
-                kv, attention.c_str(), kSteps, data.c_str(), tp, pp, zero);
-  return buf;
-}
-
-Result train(Trainer& t) {
-  Result r;
-  for (int s = 0; s < kSteps; ++s) {
-    StepStats st = t.train_step(s);
-    r.loss.push_back(st.loss);
-    r.gnorm.push_back(st.grad_norm);
-  }
-  return r;
-}
-
-void write_data(const std::string& dir) {
-  std::filesystem::create_directories(dir);
-  ShardWriter w(dir + "/shard_00000.h5", "byte", 64, 63);
-  // Structured pseudo-text: a repeating pattern with noise, so the model learns something.
-  uint64_t x = 12345;
-  for (int doc = 0; doc < 40; ++doc) {
-    std::vector<int32_t> t;
-    for (int i = 0; i < 200; ++i) {
-      x = x * 6364136223846793005ull + 1442695040888963407ull;
-      t.push_back(int32_t((i % 7) * 5 + (x >> 60)) % 63);
-    }
-    w.add_document(t);
-  }
-  w.close();
-}
 
 }  // namespace
 
@@ -98,7 +53,7 @@ int main(int argc, char** argv) {
   const int dp = world / (tp * pp);
   int passed = 0, failed = 0;
   try {
-    if (rank == 0) write_data(data);
+    if (rank == 0) write_tiny_data(data);
     MPI_Barrier(MPI_COMM_WORLD);
     struct Case {
       const char* attention;
@@ -106,27 +61,15 @@ int main(int argc, char** argv) {
     };
     for (const Case& c : {Case{"diff", 4}, Case{"standard", 4}, Case{"diff", 2}}) {
       if (c.kv % tp != 0) continue;  // GQA with 2 kv heads splits over tp ≤ 2
-      Trainer ref(load_config_text(yaml(c.attention, c.kv, 1, 1, 0, data)), MPI_COMM_SELF);
-      const Result want = train(ref);
+      Trainer ref(load_config_text(tiny_yaml(c.attention, c.kv, {}, kSteps, data)), MPI_COMM_SELF);
+      const Curve want = train_steps(ref, kSteps);
       for (int zero : {0, 1}) {
         if (zero && dp == 1) continue;
-        Trainer par(load_config_text(yaml(c.attention, c.kv, tp, pp, zero, data)));
-        const Result got = train(par);
-        double loss_err = 0, norm_err = 0, param_err = 0;
-        for (int s = 0; s < kSteps; ++s) {
-          loss_err = std::max(loss_err, std::abs(got.loss[s] - want.loss[s]) / std::abs(want.loss[s]));
-          norm_err = std::max(norm_err, std::abs(got.gnorm[s] - want.gnorm[s]) / std::abs(want.gnorm[s]));
-        }
+        Trainer par(load_config_text(tiny_yaml(c.attention, c.kv, {tp, pp, zero}, kSteps, data)));
+        const Curve got = train_steps(par, kSteps);
+        double loss_err = max_rel(got.loss, want.loss), norm_err = max_rel(got.gnorm, want.gnorm);
         // This rank's slices against the reference's full tensors.
-        Transformer& m = par.model();
-        for (size_t i = 0; i < m.registry().size(); ++i) {
-          const ParamSpec& p = m.registry()[i];
-          const TpSlice& sl = m.slices()[i];
-          const float* full = ref.model().param(p.name).f32();
-          const float* local = m.params()[i].f32();
-          for (int64_t j = 0; j < sl.numel(); ++j)
-            param_err = std::max(param_err, double(std::abs(local[j] - full[global_index(p, sl, j)])));
-        }
+        double param_err = max_param_diff(par.model(), ref.model());
         loss_err = par.grid().world().all_reduce_max(loss_err);
         norm_err = par.grid().world().all_reduce_max(norm_err);
         param_err = par.grid().world().all_reduce_max(param_err);

@@ -1,0 +1,57 @@
+// A safetensors file writer (fp32 only). The format:
+//   [8 bytes: N, little-endian u64]
+//   [N bytes: JSON header {"__metadata__": {str: str}, "<name>": {"dtype": "F32",
+//             "shape": [...], "data_offsets": [begin, end]}, ...}, padded with
+//             spaces so the data starts on an 8-byte boundary]
+//   [the tensors' raw little-endian bytes, contiguous, offsets relative to here]
+// The header is fixed up front from the names and shapes, so the data can be
+// streamed one tensor at a time (a 3B model never sits in memory twice).
+// Written to <path>.tmp, fsynced, then renamed: a reader never sees half a file.
+#pragma once
+#include <cstdint>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dt {
+
+struct SafetensorsEntry {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+// The whole header (JSON plus padding) for these tensors, laid out in the
+// given order; exposed so tests can check the layout without writing a file.
+std::string safetensors_header(const std::vector<SafetensorsEntry>& tensors,
+                               const std::vector<std::pair<std::string, std::string>>& metadata);
+
+// `s` as a JSON string literal, quotes included.
+std::string json_quote(const std::string& s);
+
+class SafetensorsWriter {
+ public:
+  // Opens <path>.tmp and writes the length and header.
+  SafetensorsWriter(const std::string& path, std::vector<SafetensorsEntry> tensors,
+                    const std::vector<std::pair<std::string, std::string>>& metadata);
+  // Removes the .tmp file unless finish() succeeded.
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+  // The next tensor's data, in the order given to the constructor.
+  void write(const std::string& name, const float* data, int64_t numel);
+  // Checks every tensor was written, fsyncs and renames <path>.tmp to <path>.
+  void finish();
+  int64_t bytes_written() const { return bytes_; }
+
+ private:
+  std::string path_, tmp_;
+  std::vector<SafetensorsEntry> tensors_;
+  size_t next_ = 0;
+  int64_t bytes_ = 0;
+  std::ofstream out_;
+  bool done_ = false;
+};
+
+}  // namespace dt
