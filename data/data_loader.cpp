@@ -98,7 +98,7 @@ void DataLoader::Impl::load_metadata() {
   std::string first;  // the shard every other one must agree with
   for (size_t d = 0; d < specs.size(); ++d) {
     const std::string& name = specs[d].path;
-    std::vector<std::pair<std::string, int64_t>> shards;
+    std::vector<ShardInput> shards;
     for (const auto& file : list_files(name, /*recurse=*/false, ".h5")) {
       ShardReader shard(file);
       const ShardMeta& m = shard.meta();
@@ -118,14 +118,18 @@ void DataLoader::Impl::load_metadata() {
              m.eos_id, ") differs from shard ", first, ": \"", tokenizer, "\" (vocab_size ", vocab, ", eos_id ",
              eos, ")");
       }
-      shards.emplace_back(file, m.num_tokens);
+      // Only the long windows outlive the reader, not its /doc_offsets.
+      shards.push_back({file, m.num_tokens,
+                        DatasetIndex::long_windows_of(shard.doc_offsets(), opt.seq_len, opt.long_doc_tokens)});
     }
+    const int64_t num_shards_d = static_cast<int64_t>(shards.size());
     const uint64_t seed_d = rng_bits(opt.seed, hash_name("data.datasets"), d);
-    index.emplace_back(name, shards, opt.seq_len, seed_d);
+    index.emplace_back(name, std::move(shards), opt.seq_len, seed_d, opt.long_doc_factor);
     shard_base.push_back(num_shards);
-    num_shards += static_cast<int>(shards.size());
+    num_shards += static_cast<int>(num_shards_d);
     const DatasetIndex& ix = index.back();
-    infos.push_back({name, 0.0, ix.num_tokens(), ix.num_samples(), static_cast<int64_t>(shards.size())});
+    infos.push_back({name, 0.0, ix.num_tokens(), ix.num_samples(), num_shards_d, ix.num_long_samples(),
+                     ix.samples_per_epoch()});
   }
   token_limit = opt.model_vocab_size > 0 ? std::min(vocab, opt.model_vocab_size) : vocab;
 }
@@ -208,6 +212,10 @@ DataLoader::DataLoader(const std::vector<DatasetSpec>& datasets, const LoaderOpt
   if (opt.dp_size < 1 || opt.dp_rank < 0 || opt.dp_rank >= opt.dp_size)
     fail("data: dp_rank ", opt.dp_rank, " must be in [0, dp_size = ", opt.dp_size, ")");
   if (opt.prefetch < 1) fail("data: prefetch ", opt.prefetch, " must be at least 1");
+  if (opt.long_doc_tokens < 0)
+    fail("data: long_doc_tokens ", opt.long_doc_tokens, " must not be negative (0 = no long-document up-sampling)");
+  if (opt.long_doc_factor < 1)
+    fail("data: long_doc_factor ", opt.long_doc_factor, " must be at least 1 (1 = no long-document up-sampling)");
   if (opt.model_vocab_size < 0) fail("data: model vocab_size ", opt.model_vocab_size, " must not be negative");
   std::vector<double> weights;
   double total = 0;

@@ -4,7 +4,8 @@
 // Global sample stream g = 0, 1, 2, ...: sample g comes from dataset d and is
 // sample j of d's own stream, (d, j) = locate(g) (data/blend_schedule.hpp),
 // and j names a window of T+1 tokens in a seeded per-epoch order
-// (data/dataset_index.hpp). Micro-batch m (counted on each rank) of rank r
+// (data/dataset_index.hpp), in which windows inside long documents may be
+// up-sampled (opt.long_doc_tokens / long_doc_factor). Micro-batch m (counted on each rank) of rank r
 // holds samples g = m·(micro_batch·dp_size) + r·micro_batch + b, b <
 // micro_batch: with m = step·accum + a, step s's global batch is the
 // contiguous range [s·batch_size, (s+1)·batch_size) whatever dp_size is. The
@@ -35,12 +36,19 @@ struct LoaderOptions {
   int64_t model_vocab_size = 0;    // every token id must be below this; 0 = the shards' vocab_size
   std::string tokenizer;           // expected shard tokenizer name (tokenizer_name(config data.tokenizer)); empty = don't check
   int prefetch = 8;                // micro-batches kept ready by the prefetch thread
+  // Long-document up-sampling (config data.long_doc_tokens / long_doc_factor;
+  // the rule is in data/dataset_index.hpp): a window lying inside one
+  // document of at least long_doc_tokens tokens (EOS excluded) is read
+  // long_doc_factor times per epoch, every other window once. 0 or 1 = off,
+  // and the order is then exactly the one without the rule.
+  int64_t long_doc_tokens = 0;     // >= 0; 0 = off
+  int long_doc_factor = 1;         // >= 1
 };
 
 class DataLoader {
  public:
   // Fails with a one-line dt::Error naming the dataset or shard: no datasets,
-  // a weight <= 0, a missing or malformed shard, shards that disagree on
+  // a weight <= 0, long_doc_tokens < 0 or long_doc_factor < 1, a missing or malformed shard, shards that disagree on
   // tokenizer / vocab_size / eos_id, a tokenizer other than opt.tokenizer, a
   // shard vocab_size above opt.model_vocab_size, a dataset without one window
   // of T+1 tokens.
@@ -64,6 +72,8 @@ class DataLoader {
     std::string path;
     double weight;  // normalised: the weights sum to 1
     int64_t num_tokens, num_samples, num_shards;
+    int64_t num_long_samples;   // windows inside a long document (0 when long_doc_tokens = 0)
+    int64_t samples_per_epoch;  // num_samples + (long_doc_factor − 1)·num_long_samples
   };
   const std::vector<DatasetInfo>& datasets() const;
   int64_t vocab_size() const;  // the shards' vocab_size attribute

@@ -103,6 +103,8 @@ void validate_data(const Config& c) {
     if (d.path.empty()) bad(c, (p + ".path").c_str(), "expected a shard directory, file or glob, got \"\"");
     if (!(d.weight > 0)) bad(c, (p + ".weight").c_str(), "expected a blending weight > 0, got ", d.weight);
   }
+  at_least<int64_t>(c, "data.long_doc_tokens", c.data.long_doc_tokens, 0);
+  at_least(c, "data.long_doc_factor", c.data.long_doc_factor, 1);
 }
 
 void validate_parallel(const Config& c) {

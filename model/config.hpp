@@ -8,6 +8,8 @@
 namespace dt {
 
 enum class AttentionKind { Diff, Standard };
+// Activation recomputation: what the backward recomputes instead of storing.
+enum class Recompute { None, Attention, Full };
 
 struct ModelConfig {
   int64_t vocab_size = 0;   // padded vocabulary V
@@ -21,6 +23,7 @@ struct ModelConfig {
   AttentionKind attention = AttentionKind::Diff;
   bool tie_embeddings = false;
   double init_std = 0.02;
+  Recompute recompute = Recompute::None;
 
   int head_dim() const { return d_model / (2 * n_heads); }  // d = D / (2H)
   int kv_dim() const { return 2 * n_kv_heads * head_dim(); }  // rows of Wk and Wv
@@ -58,6 +61,10 @@ struct DatasetSpec {
 struct DataConfig {
   std::string tokenizer = "byte";  // "byte" or a tiktoken rank file
   std::vector<DatasetSpec> datasets;
+  // Long-context data: windows that lie inside a document of at least
+  // long_doc_tokens tokens are drawn long_doc_factor times as often (0 = off).
+  int64_t long_doc_tokens = 0;
+  int long_doc_factor = 1;
   friend bool operator==(const DataConfig&, const DataConfig&) = default;
 };
 
@@ -70,6 +77,7 @@ struct ParallelConfig {
 
 struct CheckpointConfig {
   std::string dir;          // empty: no checkpoints
+  std::string init_from;    // start from this checkpoint's weights (fresh optimizer, schedule, data)
   int64_t every_steps = 0;
   int keep_last = 3;
   friend bool operator==(const CheckpointConfig&, const CheckpointConfig&) = default;

@@ -28,6 +28,8 @@ struct Choice {
 };
 constexpr Choice<AttentionKind> kAttention[] = {{"diff", AttentionKind::Diff},
                                                 {"standard", AttentionKind::Standard}};
+constexpr Choice<Recompute> kRecompute[] = {
+    {"none", Recompute::None}, {"attention", Recompute::Attention}, {"full", Recompute::Full}};
 constexpr Choice<LrDecay> kDecay[] = {
     {"linear", LrDecay::Linear}, {"cosine", LrDecay::Cosine}, {"constant", LrDecay::Constant}};
 
@@ -50,6 +52,7 @@ void visit_config(C& c, V& v) {
   v.choice("attention", c.model.attention, kAttention);
   v.field("tie_embeddings", c.model.tie_embeddings);
   v.field("init_std", c.model.init_std);
+  v.choice("recompute", c.model.recompute, kRecompute);
   v.section("train");
   v.field("seq_len", c.train.seq_len, kRequired);
   v.field("batch_size", c.train.batch_size, kRequired);
@@ -70,6 +73,8 @@ void visit_config(C& c, V& v) {
   v.section("data");
   v.field("tokenizer", c.data.tokenizer);
   v.datasets("datasets", c.data.datasets);
+  v.field("long_doc_tokens", c.data.long_doc_tokens);
+  v.field("long_doc_factor", c.data.long_doc_factor);
   v.section("parallel");
   v.field("tp", c.parallel.tp);
   v.field("pp", c.parallel.pp);
@@ -80,6 +85,7 @@ void visit_config(C& c, V& v) {
   v.field("dir", c.checkpoint.dir);
   v.field("every_steps", c.checkpoint.every_steps);
   v.field("keep_last", c.checkpoint.keep_last);
+  v.field("init_from", c.checkpoint.init_from);
   v.section("runtime");
   v.field("device", c.runtime.device);
   v.field("threads", c.runtime.threads);

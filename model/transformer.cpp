@@ -82,36 +82,51 @@ void Transformer::build_params(Arena& a, std::vector<Tensor>& views, Weights& w)
   if (used % unit != 0 || a.used() != size_t(used) * 4) a.alloc_f32({used % unit ? unit - used % unit : unit});
 }
 
+// With recomputation, what the backward rebuilds lives once in work_ and the
+// per-layer structs alias it; only what is kept is allocated per layer:
+//   none: everything;  attention: all but ln1, q, k, v, att and the attention
+//   cache;  full: the layer input x only.
 void Transformer::build_acts(Arena& a) {
   const int64_t B = B_, T = T_, N = B * T, D = cfg_.d_model, d = cfg_.head_dim();
   const int64_t Dl = 2 * Hl_ * d, kvl = 2 * KVl_ * d;
   const bool diff = cfg_.attention == AttentionKind::Diff;
+  const Recompute rc = cfg_.recompute;
+  auto attention_part = [&](LayerActs& L) {
+    L.ln1 = a.alloc_f32({N, D});
+    L.rstd1 = a.alloc_f32({N});
+    L.q = a.alloc_f32({B, T, 2 * Hl_, d});
+    L.k = a.alloc_f32({B, T, 2 * KVl_, d});
+    L.v = a.alloc_f32({N, kvl});
+    L.att = a.alloc_f32({N, Dl});
+    if (diff) {
+      L.diff.o1 = a.alloc_f32({B, T, Hl_, 2 * d});
+      L.diff.o2 = a.alloc_f32({B, T, Hl_, 2 * d});
+      L.diff.lse1 = a.alloc_f32({B, Hl_, T});
+      L.diff.lse2 = a.alloc_f32({B, Hl_, T});
+      L.diff.rstd = a.alloc_f32({B, T, Hl_});
+    } else {
+      L.lse = a.alloc_f32({B, 2 * Hl_, T});
+    }
+  };
+  auto mlp_part = [&](LayerActs& L) {
+    L.xm = a.alloc_f32({N, D});
+    L.ln2 = a.alloc_f32({N, D});
+    L.rstd2 = a.alloc_f32({N});
+    L.h1 = a.alloc_f32({N, Fl_});
+    L.h3 = a.alloc_f32({N, Fl_});
+    L.act = a.alloc_f32({N, Fl_});
+  };
+  work_ = {};
+  if (rc != Recompute::None) attention_part(work_);
+  if (rc == Recompute::Full) mlp_part(work_);
   slots_.assign(nslots_, {});
   for (SlotActs& S : slots_) {
     S.layers.assign(l1_ - l0_, {});
     for (LayerActs& L : S.layers) {
+      L = work_;  // aliases for whatever is recomputed
       L.x = a.alloc_f32({N, D});
-      L.ln1 = a.alloc_f32({N, D});
-      L.rstd1 = a.alloc_f32({N});
-      L.q = a.alloc_f32({B, T, 2 * Hl_, d});
-      L.k = a.alloc_f32({B, T, 2 * KVl_, d});
-      L.v = a.alloc_f32({N, kvl});
-      L.att = a.alloc_f32({N, Dl});
-      if (diff) {
-        L.diff.o1 = a.alloc_f32({B, T, Hl_, 2 * d});
-        L.diff.o2 = a.alloc_f32({B, T, Hl_, 2 * d});
-        L.diff.lse1 = a.alloc_f32({B, Hl_, T});
-        L.diff.lse2 = a.alloc_f32({B, Hl_, T});
-        L.diff.rstd = a.alloc_f32({B, T, Hl_});
-      } else {
-        L.lse = a.alloc_f32({B, 2 * Hl_, T});
-      }
-      L.xm = a.alloc_f32({N, D});
-      L.ln2 = a.alloc_f32({N, D});
-      L.rstd2 = a.alloc_f32({N});
-      L.h1 = a.alloc_f32({N, Fl_});
-      L.h3 = a.alloc_f32({N, Fl_});
-      L.act = a.alloc_f32({N, Fl_});
+      if (rc == Recompute::None) attention_part(L);
+      if (rc != Recompute::Full) mlp_part(L);
     }
     S.out = a.alloc_f32({N, D});
     S.tokens = a.alloc(DType::I32, {N});

@@ -106,6 +106,7 @@ class Transformer {
   void zero_grads() { grad_arena_.zero(); }
   const Weights& weights() const { return w_; }
   Tensor logits(int slot = 0) const { return slots_[slot].logits; }  // (N,Vl); dlogits after a backward
+  Tensor losses(int slot = 0) const { return slots_[slot].losses; }  // (N) per-token loss of the last forward
   float lambda(int layer) const;  // current λ of a diff layer this stage holds (global index)
   int micro_batch() const { return B_; }
   int seq_len() const { return T_; }
@@ -120,6 +121,8 @@ class Transformer {
   void build_acts(Arena& a);
   void attention_forward(SlotActs& S, int l);
   void attention_backward(SlotActs& S, int l, Tensor d_att);
+  // Rebuilds what model.recompute dropped for layer l, before its backward.
+  void recompute_layer(SlotActs& S, int l);
   double loss_forward(SlotActs& S, float grad_scale);
   void tp_sum(Tensor t);
   // Residual add of a row-parallel product: out = base + Σ_tp partial products.
@@ -135,6 +138,7 @@ class Transformer {
   std::vector<Tensor> params_, grads_;
   Weights w_, g_;
   std::vector<SlotActs> slots_;
+  LayerActs work_;  // buffers the backward recomputes into (model.recompute)
   Tensor rope_;
   // Backward scratch, shared by all layers and slots.
   Tensor dx_, dout_, dln_, dtmp_, dact_, dh1_, dh3_, dq_, dk_, dv_;

@@ -121,6 +121,21 @@ void Transformer::attention_backward(SlotActs& S, int l, Tensor d_att) {
   tp_sum(dln_);
 }
 
+void Transformer::recompute_layer(SlotActs& S, int l) {
+  if (cfg_.recompute == Recompute::None) return;
+  LayerActs& A = S.layers[l - l0_];
+  const LayerWeights& W = w_.layers[l - l0_];
+  const float eps = float(cfg_.norm_eps);
+  rmsnorm_forward(A.ln1, A.rstd1, A.x, W.attn_norm, eps);
+  attention_forward(S, l);
+  if (cfg_.recompute != Recompute::Full) return;
+  row_parallel_residual(A.xm, A.x, A.att, W.wo);
+  rmsnorm_forward(A.ln2, A.rstd2, A.xm, W.mlp_norm, eps);
+  linear_forward(A.h1, A.ln2, W.w1);
+  linear_forward(A.h3, A.ln2, W.w3);
+  swiglu_forward(A.act, A.h1, A.h3);
+}
+
 void Transformer::backward_stage(int slot) {
   SlotActs& S = slots_[slot];
   if (has_head()) {
@@ -136,6 +151,7 @@ void Transformer::backward_stage(int slot) {
     LayerActs& A = S.layers[l - l0_];
     const LayerWeights& W = w_.layers[l - l0_];
     LayerWeights& G = g_.layers[l - l0_];
+    recompute_layer(S, l);
     // MLP: x_{l+1} = xm + act·W2ᵀ, act = silu(h1)·h3, h1 = ln2·W1ᵀ, h3 = ln2·W3ᵀ
     linear_backward(dact_, G.w2, dx_, A.act, W.w2, false);
     swiglu_backward(dh1_, dh3_, dact_, A.h1, A.h3);

@@ -6,4 +6,6 @@ namespace dt {
 int cmd_train(int argc, char** argv);     // trainer/cmd_train.cpp
 int cmd_prepare(int argc, char** argv);   // data/cmd_prepare.cpp
 int cmd_tokenize(int argc, char** argv);  // data/cmd_tokenize.cpp
+int cmd_inspect(int argc, char** argv);   // trainer/cmd_inspect.cpp
+int cmd_export(int argc, char** argv);    // trainer/cmd_export.cpp
 }  // namespace dt

@@ -17,6 +17,8 @@ const char* kUsage =
     "  train CONFIG.yaml [--set key=value ...]   train a model from a YAML config\n"
     "  prepare --input PATH... --output DIR      tokenize text into HDF5 shards\n"
     "  tokenize --tokenizer FILE|byte [--decode] text on stdin to token ids (or back)\n"
+    "  inspect PATH                              what a checkpoint holds; verifies its checksums\n"
+    "  export PATH --format safetensors OUT      a checkpoint's weights as one safetensors file\n"
     "\n"
     "Run 'difftron <command> --help' for a command's options.\n";
 
@@ -43,7 +45,11 @@ int main(int argc, char** argv) {
     if (cmd == "train") return dt::cmd_train(argc - 1, argv + 1);
     if (cmd == "prepare") return dt::cmd_prepare(argc - 1, argv + 1);
     if (cmd == "tokenize") return dt::cmd_tokenize(argc - 1, argv + 1);
-    std::fprintf(stderr, "difftron: unknown command '%s' (expected train, prepare or tokenize; see difftron --help)\n",
+    if (cmd == "inspect") return dt::cmd_inspect(argc - 1, argv + 1);
+    if (cmd == "export") return dt::cmd_export(argc - 1, argv + 1);
+    std::fprintf(stderr,
+                 "difftron: unknown command '%s' (expected train, prepare, tokenize, inspect or export; "
+                 "see difftron --help)\n",
                  cmd.c_str());
     return 2;
   } catch (const dt::Error& e) {

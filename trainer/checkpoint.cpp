@@ -201,20 +201,27 @@ std::vector<float> CheckpointReader::assemble(const std::string& name, const std
   return out;
 }
 
+// N for a directory named step_<N>, else -1: step_<N>.tmp is a save that
+// never finished, and at most 18 digits keep N an int64_t.
+static int64_t finished_step(const std::string& name) {
+  if (name.size() <= 5 || name.size() > 5 + 18 || name.rfind("step_", 0) != 0 ||
+      name.find_first_not_of("0123456789", 5) != std::string::npos)
+    return -1;
+  return std::stoll(name.substr(5));
+}
+
 std::string find_latest_checkpoint(const std::string& dir) {
   if (!fs::is_directory(dir)) return "";
   std::ifstream latest(dir + "/latest");
   std::string name;
-  if (latest && std::getline(latest, name) && fs::exists(dir + "/" + name + "/manifest.yaml")) return dir + "/" + name;
+  if (latest && std::getline(latest, name) && finished_step(name) >= 0 &&
+      fs::exists(dir + "/" + name + "/manifest.yaml"))
+    return dir + "/" + name;
   int64_t best = -1;
   std::string best_path;
   for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string n = e.path().filename().string();
-    // step_<digits> only: step_<N>.tmp is a save that never finished.
-    if (n.size() <= 5 || n.rfind("step_", 0) != 0 || n.find_first_not_of("0123456789", 5) != std::string::npos)
-      continue;
-    if (!fs::exists(e.path() / "manifest.yaml")) continue;
-    const int64_t s = std::stoll(n.substr(5));
+    const int64_t s = finished_step(e.path().filename().string());
+    if (s < 0 || !fs::exists(e.path() / "manifest.yaml")) continue;
     if (s > best) best = s, best_path = e.path().string();
   }
   return best_path;

@@ -55,8 +55,10 @@ std::string safetensors_header(const std::vector<SafetensorsEntry>& tensors,
   std::string h = "{";
   if (!metadata.empty()) {
     h += "\"__metadata__\":{";
-    for (size_t i = 0; i < metadata.size(); ++i)
-      h += (i ? "," : "") + json_quote(metadata[i].first) + ":" + json_quote(metadata[i].second);
+    for (size_t i = 0; i < metadata.size(); ++i) {
+      if (i) h += ',';
+      h += json_quote(metadata[i].first) + ":" + json_quote(metadata[i].second);
+    }
     h += "}";
   }
   int64_t offset = 0;
@@ -64,8 +66,12 @@ std::string safetensors_header(const std::vector<SafetensorsEntry>& tensors,
     const SafetensorsEntry& t = tensors[i];
     if (t.name == "__metadata__") fail("safetensors: a tensor may not be named __metadata__");
     const int64_t end = offset + numel_of(t.shape) * int64_t(sizeof(float));
-    h += (i || !metadata.empty() ? "," : "") + json_quote(t.name) + ":{\"dtype\":\"F32\",\"shape\":[";
-    for (size_t j = 0; j < t.shape.size(); ++j) h += (j ? "," : "") + std::to_string(t.shape[j]);
+    if (i || !metadata.empty()) h += ',';
+    h += json_quote(t.name) + ":{\"dtype\":\"F32\",\"shape\":[";
+    for (size_t j = 0; j < t.shape.size(); ++j) {
+      if (j) h += ',';
+      h += std::to_string(t.shape[j]);
+    }
     h += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(end) + "]}";
     offset = end;
   }

@@ -79,6 +79,8 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   model_ = std::make_unique<Transformer>(cfg_.model, B, T, par, slots);
   model_->init_weights(cfg_.train.seed);
   opt_ = std::make_unique<AdamWOptimizer>(*model_, cfg_.train, grid_.get(), cfg_.parallel.zero == 1);
+  // A new stage (e.g. context extension) starts from another run's weights; --resume still wins.
+  if (!cfg_.checkpoint.init_from.empty()) init_from(cfg_.checkpoint.init_from);
   window_.resize(size_t(B) * (T + 1));
   inputs_.resize(size_t(B) * T);
   targets_.resize(size_t(B) * T);

@@ -1,0 +1,258 @@
+// Checkpoints meeting damage and bad input (DESIGN §6, §7): a truncated,
+// corrupt, missing or incompatible checkpoint makes resume throw dt::Error
+// with one line naming the file or key; keep_last and `--resume auto` only
+// ever trust complete checkpoints. Every test works on a real checkpoint
+// written by a tiny single-process Trainer.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "data/shard_writer.hpp"
+#include "data/tokenizer.hpp"
+#include "trainer/checkpoint.hpp"
+#include "trainer/trainer.hpp"
+
+namespace dt {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+// The message of the dt::Error that resume(dir) throws; any other outcome fails the test.
+std::string resume_error(Trainer& t, const std::string& dir) {
+  try {
+    t.resume(dir);
+  } catch (const Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "resume(" << dir << ") threw a non-dt::Error: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "resume(" << dir << ") did not throw";
+  return "";
+}
+
+// One line (DESIGN §7) that contains every one of `parts`.
+void expect_one_line_naming(const std::string& msg, const std::vector<std::string>& parts) {
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line:\n" << msg;
+  for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' missing in: " << msg;
+}
+
+struct RunOptions {
+  std::string ck_dir;
+  int64_t max_steps = 2, every_steps = 2;
+  int keep_last = 3;
+  int d_model = 32;
+};
+
+// Each test gets its own scratch directory (ctest runs test processes in
+// parallel) with a byte-tokenized shard of pseudo-random words.
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "dt_ckpt_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl;
+    fs::create_directories(root_ + "/shards");
+    auto tok = make_tokenizer("byte");
+    ShardWriter w(root_ + "/shards/shard_00000.h5", tok->name(), tok->vocab_size(), tok->eos_id());
+    const char* words[] = {"the ", "model ", "attends ", "to ", "noise ", "less ", "than ", "before. "};
+    uint32_t x = 12345;
+    for (int d = 0; d < 40; ++d) {
+      std::string text;
+      for (int i = 0; i < 40; ++i) text += words[(x = x * 1664525u + 1013904223u) >> 29];
+      w.add_document(tok->encode(text));
+    }
+    w.close();
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  std::unique_ptr<Trainer> make_trainer(const RunOptions& o) const {
+    const std::string yaml = "model: {vocab_size: 320, d_model: " + std::to_string(o.d_model) +
+                             ", n_layers: 1, n_heads: 2, n_kv_heads: 2, ffn_hidden: 88}\n"
+                             "train: {seq_len: 16, batch_size: 4, max_steps: " + std::to_string(o.max_steps) +
+                             ", lr: 1.0e-3, warmup_steps: 1, log_every: 1, run_dir: " + root_ + "/run}\n"
+                             "data: {datasets: [{path: " + root_ + "/shards, weight: 1.0}]}\n"
+                             "parallel: {micro_batch: 4}\n"
+                             "checkpoint: {dir: " + o.ck_dir + ", every_steps: " + std::to_string(o.every_steps) +
+                             ", keep_last: " + std::to_string(o.keep_last) + "}\n"
+                             "runtime: {threads: 1}\n";
+    return std::make_unique<Trainer>(load_config_text(yaml));
+  }
+
+  // Trains 2 steps saving every 2 and returns the checkpoint <root>/ck/step_2.
+  std::string make_checkpoint() {
+    make_trainer({.ck_dir = root_ + "/ck"})->run();
+    const std::string dir = root_ + "/ck/step_2";
+    EXPECT_TRUE(fs::exists(dir + "/manifest.yaml"));
+    return dir;
+  }
+
+  // A copy of checkpoint `dir` as <root>/<name>/step_2, to damage.
+  std::string copy_of(const std::string& dir, const std::string& name) const {
+    const std::string to = root_ + "/" + name + "/step_2";
+    fs::create_directories(to);
+    fs::copy(dir, to, fs::copy_options::recursive);
+    return to;
+  }
+
+  // A trainer of the checkpoint's model whose checkpoint.dir is unused.
+  std::unique_ptr<Trainer> fresh_trainer() const { return make_trainer({.ck_dir = root_ + "/unused"}); }
+
+  std::string root_;
+};
+
+// The damaged-copy tests below only mean something if an undamaged copy loads.
+TEST_F(CheckpointTest, IntactCopyResumesAtItsStep) {
+  const std::string ck = copy_of(make_checkpoint(), "copy");
+  auto t = fresh_trainer();
+  t->resume(ck);
+  EXPECT_EQ(t->steps_done(), 2);
+}
+
+TEST_F(CheckpointTest, TruncatedShardFailsNamingFileAndBytes) {
+  const std::string ck = copy_of(make_checkpoint(), "truncated");
+  const std::string shard = ck + "/shard_0.h5";
+  ASSERT_TRUE(fs::exists(shard));
+  const auto size = fs::file_size(shard);
+  fs::resize_file(shard, size / 2);
+  auto t = fresh_trainer();
+  const std::string msg = resume_error(*t, ck);
+  expect_one_line_naming(msg, {shard, "truncated", std::to_string(size / 2) + " bytes", std::to_string(size)});
+  EXPECT_EQ(t->steps_done(), 0) << "a failed resume must leave the trainer at its start";
+}
+
+TEST_F(CheckpointTest, FlippedByteOfSameSizeFailsChecksum) {
+  const std::string ck = copy_of(make_checkpoint(), "flipped");
+  const std::string shard = ck + "/shard_0.h5";
+  std::string bytes = read_text(shard);
+  ASSERT_GT(bytes.size(), 100u);
+  bytes[bytes.size() / 2] ^= 0x01;  // one bit in the middle: the weights' data, not HDF5 metadata
+  write_text(shard, bytes);
+  ASSERT_EQ(fs::file_size(shard), bytes.size());
+  auto t = fresh_trainer();
+  expect_one_line_naming(resume_error(*t, ck), {shard, "checksum"});
+}
+
+TEST_F(CheckpointTest, MissingShardFailsNamingFile) {
+  const std::string ck = copy_of(make_checkpoint(), "missing");
+  const std::string shard = ck + "/shard_0.h5";
+  ASSERT_TRUE(fs::remove(shard));
+  auto t = fresh_trainer();
+  expect_one_line_naming(resume_error(*t, ck), {shard, "missing"});
+}
+
+// A run whose model differs from the checkpoint's: the files are intact, the
+// shapes are not what the model expects.
+TEST_F(CheckpointTest, ConfigWithDifferentModelFailsNamingKey) {
+  const std::string ck = make_checkpoint();
+  auto t = make_trainer({.ck_dir = root_ + "/unused", .d_model = 64});
+  expect_one_line_naming(resume_error(*t, ck), {ck, "model.d_model", "32", "64"});
+}
+
+// The manifest's config edited (its shard checksums still match): the stored
+// model no longer matches this run's, and resume says which key differs.
+TEST_F(CheckpointTest, ManifestWithEditedModelConfigFailsNamingKey) {
+  const std::string ck = copy_of(make_checkpoint(), "edited");
+  std::string manifest = read_text(ck + "/manifest.yaml");
+  const size_t at = manifest.find("d_model: 32");
+  ASSERT_NE(at, std::string::npos) << manifest.substr(0, 2000);
+  manifest.replace(at, 11, "d_model: 48");
+  write_text(ck + "/manifest.yaml", manifest);
+  auto t = fresh_trainer();
+  expect_one_line_naming(resume_error(*t, ck), {"model.d_model", "48", "32"});
+}
+
+TEST_F(CheckpointTest, DirectoryWithoutManifestFailsWithOneLine) {
+  const std::string ck = copy_of(make_checkpoint(), "no_manifest");
+  ASSERT_TRUE(fs::remove(ck + "/manifest.yaml"));
+  auto t = fresh_trainer();
+  expect_one_line_naming(resume_error(*t, ck), {ck, "manifest.yaml"});
+}
+
+// The manifest itself damaged (cut short mid-line, or at a line boundary so
+// that it is valid YAML missing its last tensors, or not YAML at all): still one line.
+TEST_F(CheckpointTest, DamagedManifestFailsWithOneLine) {
+  const std::string ck = make_checkpoint();
+  const std::string manifest = read_text(ck + "/manifest.yaml");
+  const size_t last_tensor = manifest.rfind("\n  - {name:");
+  ASSERT_NE(last_tensor, std::string::npos) << manifest;
+  for (size_t cut : {size_t(20), manifest.size() / 3, manifest.size() / 2, manifest.size() - 40, last_tensor + 1}) {
+    const std::string copy = copy_of(ck, "cut_" + std::to_string(cut));
+    write_text(copy + "/manifest.yaml", manifest.substr(0, cut));
+    auto t = fresh_trainer();
+    SCOPED_TRACE("manifest cut at byte " + std::to_string(cut) + " of " + std::to_string(manifest.size()));
+    expect_one_line_naming(resume_error(*t, copy), {copy});
+  }
+  const std::string garbage = copy_of(ck, "garbage");
+  write_text(garbage + "/manifest.yaml", "{[: not yaml\n\t\x01");
+  auto t = fresh_trainer();
+  expect_one_line_naming(resume_error(*t, garbage), {garbage + "/manifest.yaml"});
+}
+
+TEST_F(CheckpointTest, KeepLastKeepsOnlyTheNewestAndLatestNamesTheLast) {
+  const std::string ck = root_ + "/ck";
+  make_trainer({.ck_dir = ck, .max_steps = 6, .every_steps = 2, .keep_last = 2})->run();
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(ck)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"latest", "step_4", "step_6"}));
+  EXPECT_EQ(read_text(ck + "/latest"), "step_6\n");
+  EXPECT_TRUE(fs::exists(ck + "/step_4/manifest.yaml"));
+  EXPECT_TRUE(fs::exists(ck + "/step_6/manifest.yaml"));
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_6");
+}
+
+// A save that died leaves step_<N>.tmp (maybe with its manifest already
+// written) or a directory without a manifest; neither may be resumed from.
+TEST_F(CheckpointTest, FindLatestIgnoresUnfinishedSaves) {
+  const std::string ck = root_ + "/ck";
+  make_checkpoint();
+  fs::create_directories(ck + "/step_8.tmp");
+  fs::copy_file(ck + "/step_2/manifest.yaml", ck + "/step_8.tmp/manifest.yaml");
+  fs::create_directories(ck + "/step_10");
+  fs::copy_file(ck + "/step_2/shard_0.h5", ck + "/step_10/shard_0.h5");
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_2");
+  // Without `latest`, and with `latest` naming an unfinished save, the scan decides.
+  fs::remove(ck + "/latest");
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_2");
+  write_text(ck + "/latest", "step_10\n");
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_2");
+  write_text(ck + "/latest", "step_8.tmp\n");
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_2");
+
+  auto t = make_trainer({.ck_dir = ck, .max_steps = 4});
+  t->resume("auto");
+  EXPECT_EQ(t->steps_done(), 2);
+}
+
+TEST_F(CheckpointTest, ResumeAutoWithoutCheckpointsStartsFresh) {
+  fs::create_directories(root_ + "/empty");
+  for (const std::string dir : {root_ + "/empty", root_ + "/does_not_exist"}) {
+    EXPECT_EQ(find_latest_checkpoint(dir), "");
+    auto t = make_trainer({.ck_dir = dir});
+    t->resume("auto");
+    EXPECT_EQ(t->steps_done(), 0) << dir;
+  }
+}
+
+}  // namespace
+}  // namespace dt

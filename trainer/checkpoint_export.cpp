@@ -1,0 +1,98 @@
+#include "trainer/checkpoint_export.hpp"
+
+#include <charconv>
+#include <filesystem>
+#include <map>
+
+#include "core/error.hpp"
+#include "trainer/safetensors_writer.hpp"
+
+namespace dt {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string resolve_checkpoint_dir(const std::string& path) {
+  if (!fs::exists(path)) fail("checkpoint ", path, ": no such file or directory");
+  if (fs::exists(fs::path(path) / "manifest.yaml")) return path;
+  if (!fs::is_directory(path)) fail("checkpoint ", path, ": not a directory (expected a step_<N> directory or a checkpoint root)");
+  const std::string latest = find_latest_checkpoint(path);
+  if (latest.empty())
+    fail("checkpoint ", path, ": no manifest.yaml and no complete step_<N> checkpoint inside "
+         "(expected a step_<N> directory or a checkpoint root)");
+  return latest;
+}
+
+// Shortest text that reads back as the same double (valid JSON for the finite
+// values validate_config allows), with ".0" on whole numbers so JSON readers
+// see a float: 10000.0, 1e-05.
+std::string json_number(double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  std::string s(buf, r.ptr);
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+
+}  // namespace
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string o = "[";
+  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+  return o + "]";
+}
+
+CheckpointModel open_checkpoint_model(const std::string& path) {
+  const std::string dir = resolve_checkpoint_dir(path);
+  CheckpointReader reader(dir);  // verifies every file's size and crc32
+  Config config = load_config_text(reader.manifest().config_yaml, {}, dir + "/manifest.yaml");
+  std::vector<ParamSpec> registry = param_registry(config.model);
+
+  // The stored tensors must be exactly the registry of the stored config.
+  std::map<std::string, std::vector<int64_t>> stored;
+  for (const CheckpointPiece& p : reader.manifest().pieces)
+    if (p.kind == "param") stored.emplace(p.name, p.shape);
+  for (const ParamSpec& spec : registry) {
+    auto it = stored.find(spec.name);
+    if (it == stored.end())
+      fail("checkpoint ", dir, ": tensor ", spec.name, " is missing (its config's model has it)");
+    if (it->second != spec.shape)
+      fail("checkpoint ", dir, ": tensor ", spec.name, " has shape ", shape_text(it->second), ", expected ",
+           shape_text(spec.shape), " from its config");
+    stored.erase(it);
+  }
+  if (!stored.empty())
+    fail("checkpoint ", dir, ": tensor ", stored.begin()->first, " is not a parameter of its config's model");
+  return CheckpointModel{std::move(reader), std::move(config), std::move(registry)};
+}
+
+std::string model_config_json(const ModelConfig& m) {
+  return "{\"vocab_size\": " + std::to_string(m.vocab_size) + ", \"d_model\": " + std::to_string(m.d_model) +
+         ", \"n_layers\": " + std::to_string(m.n_layers) + ", \"n_heads\": " + std::to_string(m.n_heads) +
+         ", \"n_kv_heads\": " + std::to_string(m.n_kv_heads) + ", \"head_dim\": " + std::to_string(m.head_dim()) +
+         ", \"ffn_hidden\": " + std::to_string(m.ffn_hidden) + ", \"rope_theta\": " + json_number(m.rope_theta) +
+         ", \"norm_eps\": " + json_number(m.norm_eps) + ", \"attention\": \"" +
+         (m.attention == AttentionKind::Diff ? "diff" : "standard") +
+         "\", \"tie_embeddings\": " + (m.tie_embeddings ? "true" : "false") + "}";
+}
+
+std::string export_safetensors(const std::string& ckpt, const std::string& out) {
+  const CheckpointModel cm = open_checkpoint_model(ckpt);
+  if (fs::is_directory(out)) fail("export: output ", out, " is a directory; expected a file name");
+  std::vector<SafetensorsEntry> entries;
+  for (const ParamSpec& spec : cm.registry) entries.push_back({spec.name, spec.shape});
+  SafetensorsWriter w(out, entries,
+                      {{"format", "pt"},
+                       {"difftron_config", model_config_json(cm.config.model)},
+                       {"step", std::to_string(cm.reader.manifest().step)}});
+  // One tensor in memory at a time.
+  for (const ParamSpec& spec : cm.registry) {
+    const std::vector<float> t = cm.reader.assemble(spec.name, "param");
+    w.write(spec.name, t.data(), int64_t(t.size()));
+  }
+  w.finish();
+  return cm.reader.dir();
+}
+
+}  // namespace dt
