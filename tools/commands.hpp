@@ -8,4 +8,5 @@ int cmd_prepare(int argc, char** argv);   // data/cmd_prepare.cpp
 int cmd_tokenize(int argc, char** argv);  // data/cmd_tokenize.cpp
 int cmd_inspect(int argc, char** argv);   // trainer/cmd_inspect.cpp
 int cmd_export(int argc, char** argv);    // trainer/cmd_export.cpp
+int cmd_eval(int argc, char** argv);      // eval/cmd_eval.cpp
 }  // namespace dt

@@ -19,6 +19,7 @@ const char* kUsage =
     "  tokenize --tokenizer FILE|byte [--decode] text on stdin to token ids (or back)\n"
     "  inspect PATH                              what a checkpoint holds; verifies its checksums\n"
     "  export PATH --format safetensors OUT      a checkpoint's weights as one safetensors file\n"
+    "  eval CKPT --data PATH [--nll-by-position] perplexity (and NLL by position) of a checkpoint\n"
     "\n"
     "Run 'difftron <command> --help' for a command's options.\n";
 
@@ -47,8 +48,9 @@ int main(int argc, char** argv) {
     if (cmd == "tokenize") return dt::cmd_tokenize(argc - 1, argv + 1);
     if (cmd == "inspect") return dt::cmd_inspect(argc - 1, argv + 1);
     if (cmd == "export") return dt::cmd_export(argc - 1, argv + 1);
+    if (cmd == "eval") return dt::cmd_eval(argc - 1, argv + 1);
     std::fprintf(stderr,
-                 "difftron: unknown command '%s' (expected train, prepare, tokenize, inspect or export; "
+                 "difftron: unknown command '%s' (expected train, prepare, tokenize, inspect, export or eval; "
                  "see difftron --help)\n",
                  cmd.c_str());
     return 2;

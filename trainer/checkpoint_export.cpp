@@ -16,7 +16,8 @@ namespace {
 std::string resolve_checkpoint_dir(const std::string& path) {
   if (!fs::exists(path)) fail("checkpoint ", path, ": no such file or directory");
   if (fs::exists(fs::path(path) / "manifest.yaml")) return path;
-  if (!fs::is_directory(path)) fail("checkpoint ", path, ": not a directory (expected a step_<N> directory or a checkpoint root)");
+  if (!fs::is_directory(path))
+    fail("checkpoint ", path, ": not a directory (expected a step_<N> directory or a checkpoint root)");
   const std::string latest = find_latest_checkpoint(path);
   if (latest.empty())
     fail("checkpoint ", path, ": no manifest.yaml and no complete step_<N> checkpoint inside "

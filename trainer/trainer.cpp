@@ -67,6 +67,8 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
     lo.seed = cfg_.train.seed;
     lo.model_vocab_size = cfg_.model.vocab_size;
     lo.tokenizer = tokenizer_name(cfg_.data.tokenizer);
+    lo.long_doc_tokens = cfg_.data.long_doc_tokens;
+    lo.long_doc_factor = cfg_.data.long_doc_factor;
     loader_ = std::make_unique<DataLoader>(cfg_.data.datasets, lo);
   }
 

@@ -72,6 +72,8 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, 
       for (int t = 0; t < s.T; ++t) {
         std::memset(dk_g + size_t(t) * s.Hkv * s.d, 0, sizeof(float) * s.d);
         std::memset(dv_g + size_t(t) * s.Hkv * s.dv, 0, sizeof(float) * s.dv);
+        for (int h = g * group; h < (g + 1) * group; ++h)
+          std::memset(dqp + ((size_t(b) * s.T + t) * s.Hq + h) * s.d, 0, sizeof(float) * s.d);
       }
       for (int h = g * group; h < (g + 1) * group; ++h) {
         const tiles::Problem p = problem(s, qp, kp, vp, b, h);

@@ -19,7 +19,7 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 void scores(const Problem& p, int m, int i0, int nq, int j0, int nk, float* S) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, p.d, p.scale, p.q[m] + size_t(i0) * p.ldq,
               p.ldq, p.k[m] + size_t(j0) * p.ldk, p.ldk, 0.f, S, kBk);
-  if (j0 + nk - 1 > i0) {  // the tile crosses the diagonal
+  if (p.causal && j0 + nk - 1 > i0) {  // the tile crosses the diagonal
     for (int r = 0; r < nq; ++r) {
       const int first_masked = i0 + r + 1 - j0;
       for (int c = std::max(first_masked, 0); c < nk; ++c) S[r * kBk + c] = kNegInf;
@@ -40,8 +40,9 @@ void forward(const Problem& p, int i0, int i1, float* const out[2], int ldo, flo
     std::fill(sum, sum + nq, 0.f);
     for (int r = 0; r < nq; ++r) std::memset(out[m] + size_t(i0 + r) * ldo, 0, sizeof(float) * p.dv);
   }
-  for (int j0 = 0; j0 < i1; j0 += kBk) {
-    const int nk = std::min(kBk, i1 - j0);
+  const int kend = p.causal ? i1 : p.Tk;
+  for (int j0 = 0; j0 < kend; j0 += kBk) {
+    const int nk = std::min(kBk, kend - j0);
     for (int m = 0; m < p.M; ++m) {
       float* Sm = S + size_t(m) * kBq * kBk;
       float* mx = stats + m * 2 * kBq;
@@ -52,7 +53,8 @@ void forward(const Problem& p, int i0, int i1, float* const out[2], int ldo, flo
         float tile_max = kNegInf;
         for (int c = 0; c < nk; ++c) tile_max = std::max(tile_max, s[c]);
         const float new_max = std::max(mx[r], tile_max);
-        // Row r always sees key 0 in the first tile, so new_max is finite.
+        // Row r always sees key 0 in the first tile (causal: key 0 precedes
+        // every query; a visible block: every key), so new_max is finite.
         const float corr = std::exp(mx[r] - new_max);
         float tile_sum = 0.f;
         for (int c = 0; c < nk; ++c) {
@@ -102,10 +104,10 @@ void backward(const Problem& p, int i0, int i1, const float* dO, int lddo, const
       for (int c = 0; c < p.dv; ++c) s += a[c] * b[c];
       D[m * kBq + r] = dscale[m] * s;
     }
-    for (int r = 0; r < nq; ++r) std::memset(dq[m] + size_t(i0 + r) * lddq, 0, sizeof(float) * p.d);
   }
-  for (int j0 = 0; j0 < i1; j0 += kBk) {
-    const int nk = std::min(kBk, i1 - j0);
+  const int kend = p.causal ? i1 : p.Tk;
+  for (int j0 = 0; j0 < kend; j0 += kBk) {
+    const int nk = std::min(kBk, kend - j0);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, p.dv, 1.f, dO + size_t(i0) * lddo, lddo,
                 p.v + size_t(j0) * p.ldv, p.ldv, 0.f, G, kBk);
     for (int m = 0; m < p.M; ++m) {

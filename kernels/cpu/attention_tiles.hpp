@@ -16,6 +16,10 @@ constexpr int kBk = 256;  // key rows per tile
 struct Problem {
   int M = 1;          // maps sharing V
   int T = 0, d = 0, dv = 0;
+  // Keys: causal = the keys are the queries' own positions (row j visible to
+  // query row i when j ≤ i); otherwise all Tk key rows are visible.
+  bool causal = true;
+  int Tk = 0;
   float scale = 1.f;  // 1/sqrt(d)
   const float* q[2] = {nullptr, nullptr};  // row i of map m: q[m] + i·ldq, d wide
   const float* k[2] = {nullptr, nullptr};  // row j of map m: k[m] + j·ldk
@@ -29,7 +33,7 @@ void forward(const Problem& p, int i0, int i1, float* const out[2], int ldo, flo
 
 // Backward for query rows [i0, i1). The output gradient of map m is dscale[m]·dO
 // (one dO shared by the maps). O[m] are the normalised forward outputs.
-// dq[m] rows [i0, i1) are overwritten; dk[m] and dv rows are accumulated (+=).
+// dq[m] rows [i0, i1), dk[m] and dv rows are all accumulated (+=).
 void backward(const Problem& p, int i0, int i1, const float* dO, int lddo, const float dscale[2],
               const float* const O[2], int ldo, const float* const lse[2], float* const dq[2],
               int lddq, float* const dk[2], int lddk, float* dv, int lddv);

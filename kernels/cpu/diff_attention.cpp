@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/attention_tiles.hpp"
 #include "kernels/cpu/cpu_common.hpp"
+#include "kernels/cpu/diff_combine.hpp"
 #include "kernels/ops.hpp"
 
 namespace dt::ops {
@@ -80,19 +81,9 @@ void diff_attention_forward(Tensor out, const DiffAttnCache& cache, Tensor q, Te
         const int i0 = t * tiles::kBq, i1 = std::min(s.T, i0 + tiles::kBq);
         tiles::forward(p, i0, i1, O, ld, L);
         // Epilogue on each row: the difference, the per-head RMSNorm and the scale.
-        for (int i = i0; i < i1; ++i) {
-          const float* a = O[0] + size_t(i) * ld;
-          const float* c = O[1] + size_t(i) * ld;
-          float* y = op + (row0 + size_t(i) * s.H) * dv;
-          float ss = 0.f;
-          for (int j = 0; j < dv; ++j) {
-            y[j] = a[j] - lambda * c[j];
-            ss += y[j] * y[j];
-          }
-          const float r = 1.f / std::sqrt(ss / float(dv) + eps);
-          rs[row0 + size_t(i) * s.H] = r;
-          for (int j = 0; j < dv; ++j) y[j] *= r * gp[j] * post;
-        }
+        for (int i = i0; i < i1; ++i)
+          rs[row0 + size_t(i) * s.H] = combine_row_forward(op + (row0 + size_t(i) * s.H) * dv, O[0] + size_t(i) * ld,
+                                                           O[1] + size_t(i) * ld, lambda, gp, post, dv, eps);
       }
 }
 
@@ -123,6 +114,8 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const DiffLambdaGr
       for (int t = 0; t < s.T; ++t) {
         std::memset(dk_g[0] + size_t(t) * 2 * s.KV * d, 0, sizeof(float) * 2 * d);  // both sub-heads
         std::memset(dv_g + size_t(t) * s.KV * dvw, 0, sizeof(float) * dvw);
+        for (int h = g * group; h < (g + 1) * group; ++h)  // this group's dq rows, both sub-heads
+          std::memset(dqp + ((size_t(b) * s.T + t) * 2 * s.H + 2 * h) * d, 0, sizeof(float) * 2 * d);
       }
       float* dpre = thread_scratch(6, size_t(tiles::kBq) * dvw);  // d(o1 − λ·o2) for one tile
       for (int h = g * group; h < (g + 1) * group; ++h) {
@@ -135,28 +128,10 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const DiffLambdaGr
         for (int i0 = 0; i0 < s.T; i0 += tiles::kBq) {
           const int i1 = std::min(s.T, i0 + tiles::kBq);
           // RMSNorm backward per row, with x = o1 − λ·o2 recomputed and gain g_sub·(1−λ_init).
-          for (int i = i0; i < i1; ++i) {
-            const float* a = O[0] + size_t(i) * ld;
-            const float* c = O[1] + size_t(i) * ld;
-            const float* gy = dop + (row0 + size_t(i) * s.H) * dvw;
-            const float r = rs[row0 + size_t(i) * s.H];
-            float* dx = dpre + size_t(i - i0) * dvw;
-            float sdot = 0.f;
-            for (int j = 0; j < dvw; ++j) {
-              const float x = a[j] - lambda * c[j];
-              const float gyj = gy[j] * post;
-              dx[j] = gyj * gp[j];
-              sdot += dx[j] * x;
-              part[j] += double(gyj) * x * r;
-            }
-            const float m = sdot * r * r / float(dvw);
-            double dl = 0.0;
-            for (int j = 0; j < dvw; ++j) {
-              dx[j] = r * (dx[j] - (a[j] - lambda * c[j]) * m);
-              dl -= double(dx[j]) * c[j];  // ∂(o1 − λ·o2)/∂λ = −o2
-            }
-            part[dvw] += dl;
-          }
+          for (int i = i0; i < i1; ++i)
+            part[dvw] += combine_row_backward(dpre + size_t(i - i0) * dvw, part, dop + (row0 + size_t(i) * s.H) * dvw,
+                                              O[0] + size_t(i) * ld, O[1] + size_t(i) * ld, rs[row0 + size_t(i) * s.H],
+                                              lambda, gp, post, dvw);
           const float dscale[2] = {1.f, -lambda};
           tiles::backward(p, i0, i1, dpre - size_t(i0) * dvw, dvw, dscale, O, ld, L, dQ, 2 * s.H * d, dk_g,
                           2 * s.KV * d, dv_g, s.KV * dvw);

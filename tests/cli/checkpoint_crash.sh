@@ -39,7 +39,8 @@ pass "the job went down (exit $rc) when rank 1 was killed during the save of ste
   fail "the interrupted save of step 4 got a manifest or its final name" "$tmp/crash"
 pass "step_2 is complete; step_4.tmp holds rank 1's file and no manifest"
 
-[ "$(cat "$tmp/ck/latest" 2>/dev/null)" = "step_2" ] || fail "latest is '$(cat "$tmp/ck/latest" 2>/dev/null)', expected step_2" "$tmp/crash"
+latest=$(cat "$tmp/ck/latest" 2>/dev/null)
+[ "$latest" = "step_2" ] || fail "latest is '$latest', expected step_2" "$tmp/crash"
 pass "latest still names step_2"
 
 # 2. One process resumes: it must pick step_2 (not the unfinished step_4.tmp),

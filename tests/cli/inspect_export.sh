@@ -21,7 +21,8 @@ expect_one_line_error() {
   local rc=0
   "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
   [ "$rc" -ne 0 ] || fail "'$*' exited 0, expected an error"
-  [ "$(wc -l <"$WORK/err")" -eq 1 ] || fail "'$*' printed $(wc -l <"$WORK/err") lines on stderr, expected one: $(cat "$WORK/err")"
+  [ "$(wc -l <"$WORK/err")" -eq 1 ] \
+    || fail "'$*' printed $(wc -l <"$WORK/err") lines on stderr, expected one: $(cat "$WORK/err")"
   grep -q 'error' "$WORK/err" || fail "'$*': no error line: $(cat "$WORK/err")"
 }
 
@@ -41,14 +42,16 @@ pass
 
 # ---- inspect: the root resolves to the newest checkpoint
 "$BIN" inspect "$WORK/ckpt" >"$WORK/inspect" 2>"$WORK/err" || fail "inspect exited non-zero: $(cat "$WORK/err")"
-grep -q "^checkpoint: $WORK/ckpt/step_4$" "$WORK/inspect" || fail "inspect of the root did not pick step_4: $(head -1 "$WORK/inspect")"
+grep -q "^checkpoint: $WORK/ckpt/step_4$" "$WORK/inspect" \
+  || fail "inspect of the root did not pick step_4: $(head -1 "$WORK/inspect")"
 grep -q '^step: 4 of 4  tokens seen: 2048  data state: 32 samples consumed' "$WORK/inspect" \
   || fail "step line: $(grep '^step' "$WORK/inspect")"
 grep -q '^layout: tp 1  pp 1  dp 1  zero 0' "$WORK/inspect" || fail "layout line: $(grep '^layout' "$WORK/inspect")"
 grep -q '^model: attention diff  vocab 320  d_model 64  layers 3  heads 2  kv heads 1  head_dim 16  ffn 176' \
   "$WORK/inspect" || fail "model line: $(grep '^model' "$WORK/inspect")"
 grep -q '^train: seq_len 64  batch 8' "$WORK/inspect" || fail "train line: $(grep '^train' "$WORK/inspect")"
-[ "$(grep -c '^  layer [0-9]*: lambda_init ' "$WORK/inspect")" -eq 3 ] || fail "expected 3 lambda lines: $(cat "$WORK/inspect")"
+[ "$(grep -c '^  layer [0-9]*: lambda_init ' "$WORK/inspect")" -eq 3 ] \
+  || fail "expected 3 lambda lines: $(cat "$WORK/inspect")"
 grep -q '^  layers.2.attn.lambda_k2 *\[16\] *f32 .* m,v$' "$WORK/inspect" || fail "no tensor row for lambda_k2"
 grep -q '^adam moments: 45 of 45 tensors$' "$WORK/inspect" || fail "moments line: $(grep '^adam' "$WORK/inspect")"
 grep -q '^checksums: 1 files OK$' "$WORK/inspect" || fail "no checksum line: $(tail -1 "$WORK/inspect")"
@@ -62,10 +65,13 @@ OUT="$WORK/model.safetensors"
   || fail "export exited non-zero: $(cat "$WORK/err")"
 grep -q "exported $WORK/ckpt/step_4 to $OUT" "$WORK/out" || fail "export summary: $(cat "$WORK/out")"
 [ -f "$OUT" ] && [ ! -e "$OUT.tmp" ] || fail "export left no file or a .tmp behind"
-python3 "$SRC/tools/read_safetensors.py" "$OUT" >"$WORK/read" 2>"$WORK/err" || fail "reader rejected the file: $(cat "$WORK/err")"
-grep -q 'valid safetensors, 45 tensors, .* data 8-byte aligned: yes' "$WORK/read" || fail "reader: $(head -1 "$WORK/read")"
+python3 "$SRC/tools/read_safetensors.py" "$OUT" >"$WORK/read" 2>"$WORK/err" \
+  || fail "reader rejected the file: $(cat "$WORK/err")"
+grep -q 'valid safetensors, 45 tensors, .* data 8-byte aligned: yes' "$WORK/read" \
+  || fail "reader: $(head -1 "$WORK/read")"
 grep -q '^metadata step: 4$' "$WORK/read" && grep -q '^metadata format: pt$' "$WORK/read" \
-  && grep -q '^metadata difftron_config: {.*"attention": "diff"' "$WORK/read" || fail "metadata: $(grep metadata "$WORK/read")"
+  && grep -q '^metadata difftron_config: {.*"attention": "diff"' "$WORK/read" \
+  || fail "metadata: $(grep metadata "$WORK/read")"
 grep -q '^tensor lm_head.weight F32 \[320, 64\]$' "$WORK/read" || fail "no lm_head.weight [320, 64]"
 [ "$(python3 "$SRC/tools/read_safetensors.py" "$OUT" --tensor layers.0.attn.lambda_q1 | wc -l)" -eq 16 ] \
   || fail "--tensor does not print 16 values of lambda_q1"
@@ -103,7 +109,8 @@ pass
 
 # ---- a standard model with tied embeddings: no λ, no lm_head.weight
 "$BIN" train "$WORK/tiny.yaml" --set model.attention=standard --set model.tie_embeddings=true \
-  --set train.max_steps=2 --set checkpoint.dir="$WORK/tied" --set train.run_dir="$WORK/run_tied" >/dev/null 2>"$WORK/log" \
+  --set train.max_steps=2 --set checkpoint.dir="$WORK/tied" --set train.run_dir="$WORK/run_tied" \
+  >/dev/null 2>"$WORK/log" \
   || fail "train (tied) failed: $(cat "$WORK/log")"
 "$BIN" inspect "$WORK/tied" >"$WORK/inspect_tied" || fail "inspect (tied) exited non-zero"
 grep -q '^lambda: none (standard attention)$' "$WORK/inspect_tied" || fail "tied inspect: no 'lambda: none' line"
@@ -133,7 +140,8 @@ grep -q 'shard_0.h5' "$WORK/err" && [ ! -e "$WORK/corrupt.safetensors" ] && [ ! 
   || fail "export of a corrupt checkpoint: $(cat "$WORK/err")"
 pass
 expect_one_line_error "$BIN" export "$WORK/ckpt" --format bogus "$WORK/x.bin"
-grep -q "bogus.*safetensors" "$WORK/err" || fail "--format bogus does not name the supported formats: $(cat "$WORK/err")"
+grep -q "bogus.*safetensors" "$WORK/err" \
+  || fail "--format bogus does not name the supported formats: $(cat "$WORK/err")"
 [ ! -e "$WORK/x.bin" ] || fail "--format bogus wrote a file"
 pass
 expect_one_line_error "$BIN" inspect "$WORK/shards"

@@ -138,7 +138,8 @@ StFile read_safetensors(const std::string& path) {
     std::vector<int64_t> shape;
     int64_t count = 1;
     for (const Json& d : e.at("shape").arr) shape.push_back(int64_t(d.num)), count *= int64_t(d.num);
-    const int64_t begin = int64_t(e.at("data_offsets").arr.at(0).num), end = int64_t(e.at("data_offsets").arr.at(1).num);
+    const std::vector<Json>& offs = e.at("data_offsets").arr;
+    const int64_t begin = int64_t(offs.at(0).num), end = int64_t(offs.at(1).num);
     EXPECT_EQ(begin, pos) << name << ": not contiguous";
     EXPECT_EQ(end - begin, count * 4) << name;
     EXPECT_LE(size_t(end), buffer.size()) << name;
