@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "data/data_loader.hpp"
+#include "data/file_list.hpp"
 #include "data/tokenizer.hpp"
 
 namespace dt {
@@ -86,6 +87,9 @@ EvalResult evaluate_perplexity(Transformer& model, const Config& cfg, const Eval
   lo.model_vocab_size = cfg.model.vocab_size;
   lo.tokenizer = tokenizer_name(cfg.data.tokenizer);
   lo.prefetch = 4;
+  // Every path must name shards before any loader starts (and logs), so a
+  // mistyped later path is still the one line printed.
+  for (const std::string& path : opt.data) list_files(path, /*recurse=*/false, ".h5");
   std::vector<std::unique_ptr<DataLoader>> loaders;
   std::vector<int64_t> available;
   for (const std::string& path : opt.data) {

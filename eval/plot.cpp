@@ -68,12 +68,11 @@ std::vector<Tick> axis_ticks(const Axis& a) {
       }
     return ticks;
   }
-  // Linear: the 1, 2, 5 × 10^k step that gives 4–10 ticks.
-  const double raw = (hi - lo) / 6, mag = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = mag;
-  for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (m * mag >= raw) { step = m * mag; break; }
-  for (double v = std::ceil((lo - eps) / step) * step; v <= hi + eps; v += step) ticks.push_back({v, tick_label(v, step)});
+  // Linear: the largest step of 1, 2 or 5 × 10^k that cuts the range into at least 4 parts.
+  double step = std::pow(10.0, std::ceil(std::log10(hi - lo)));
+  for (int i = 0; (hi - lo) / step < 4; ++i) step /= i % 3 == 1 ? 2.5 : 2;
+  for (int64_t k = int64_t(std::ceil((lo - eps) / step)); k * step <= hi + eps; ++k)
+    ticks.push_back({double(k) * step, tick_label(double(k) * step, step)});
   return ticks;
 }
 

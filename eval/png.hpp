@@ -21,7 +21,7 @@ struct Image {
   Image(int w, int h, Color fill = {255, 255, 255});
   bool inside(int x, int y) const { return x >= 0 && y >= 0 && x < width && y < height; }
   void set(int x, int y, Color c);  // pixels outside the image are ignored
-  Color at(int x, int y) const;
+  Color at(int x, int y) const;  // (x, y) must be inside
   void fill_rect(int x0, int y0, int x1, int y1, Color c);  // [x0, x1) × [y0, y1), clipped
 };
 

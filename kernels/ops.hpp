@@ -118,4 +118,36 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const DiffLambdaGr
                              const DiffLambda& lam, Tensor g_sub, const DiffAttnCache& cache,
                              float eps);
 
+// ---- context-parallel building blocks ------------------------------------------
+// Attention of local queries against one block of keys: `maps` softmax maps
+// share each V head (1: standard attention; 2: differential, where map m of
+// head h uses query sub-head h·maps+m and key sub-head g·maps+m, g = h/(heads/kv)).
+// q (B,Tq,heads·maps,d), k (B,Tk,kv·maps,d), v (B,Tk,kv,dv). The block pairs
+// query rows [q0, q0+nq) with key rows [k0, k0+nk): causal when they are the
+// same positions (nq == nk), else every key is visible.
+struct AttnBlock {
+  int q0, nq, k0, nk;
+  bool causal;
+};
+// out[m] (B,Tq,heads,dv) rows of the block overwritten with the normalised
+// output of map m; lse[m] (B,heads,Tq) likewise.
+void attention_block_forward(int maps, const Tensor out[2], const Tensor lse[2], Tensor q, Tensor k, Tensor v,
+                             const AttnBlock& blk);
+// dq, dk, dv += this block's part. dO (B,Tq,heads,dv): gradient of the merged
+// output (map m receives dscale[m]·dO); O[m], lse[m]: the merged forward results.
+void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor dO, const float dscale[2],
+                              const Tensor O[2], const Tensor lse[2], Tensor q, Tensor k, Tensor v,
+                              const AttnBlock& blk);
+// Merges a block result into running (out, lse) for rows [q0, q0+nq) by log-sum-exp:
+// lse = log(e^lse + e^lse_b), out = out·e^(lse_old−lse) + out_b·e^(lse_b−lse). lse −inf = empty.
+void attention_merge(Tensor out, Tensor lse, Tensor blk_out, Tensor blk_lse, int q0, int nq);
+// out (B,T,H,2d) = RMSNorm(o1 − λ·o2; g_sub)·(1 − λ_init); rstd (B,T,H).
+void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, float lambda, float lambda_init,
+                          Tensor g_sub, float eps);
+// dpre (B,T,H,2d) = d loss/d(o1 − λ·o2); dg_sub (2d) +=; returns d loss/dλ.
+double diff_combine_backward(Tensor dpre, Tensor dg_sub, Tensor dout, Tensor o1, Tensor o2, Tensor rstd,
+                             float lambda, float lambda_init, Tensor g_sub);
+// The four λ vectors' gradients (+=) from d loss/dλ.
+void diff_lambda_backward(const DiffLambdaGrads& dlam, const DiffLambda& lam, double dlambda);
+
 }  // namespace dt::ops

@@ -13,6 +13,7 @@ Transformer::Transformer(const ModelConfig& cfg, int micro_batch, int seq_len, c
       grad_arena_(dev), act_arena_(dev) {
   const Placement& pl = par_.place;
   DT_CHECK(pl.tp == 1 || par_.tp_comm, "tensor parallelism needs a tp communicator");
+  DT_CHECK(par_.cp == 1 || (par_.cp_comm && T_ % 2 == 0), "context parallelism needs a cp communicator and two chunks");
   if (pl.pp > 1 && cfg_.tie_embeddings)
     fail("model.tie_embeddings with parallel.pp > 1 is not supported (embedding and head sit on different stages); "
          "expected tie_embeddings: false or pp: 1");
@@ -39,7 +40,14 @@ Transformer::Transformer(const ModelConfig& cfg, int micro_batch, int seq_len, c
   build_acts(act_arena_);
   act_arena_.commit();
   build_acts(act_arena_);
-  ops::rope_table(rope_, cfg_.rope_theta, 0);
+  // RoPE positions of this rank's rows: its two chunks under context parallelism.
+  if (par_.cp == 1) {
+    ops::rope_table(rope_, cfg_.rope_theta, 0);
+  } else {
+    const int C = T_ / 2;
+    ops::rope_table(rope_.slice0(0, C), cfg_.rope_theta, int64_t(par_.cp_rank) * C);
+    ops::rope_table(rope_.slice0(C, T_), cfg_.rope_theta, int64_t(2 * par_.cp - 1 - par_.cp_rank) * C);
+  }
 }
 
 // Walks the local registry in order; the same walk over the gradient arena
@@ -139,6 +147,18 @@ void Transformer::build_acts(Arena& a) {
     }
   }
   rope_ = a.alloc_f32({T, d});
+  if (par_.cp > 1) {
+    const int64_t heads = diff ? Hl_ : 2 * Hl_;
+    for (int i = 0; i < 2; ++i) {
+      ring_k_[i] = a.alloc_f32({B, T, 2 * KVl_, d});
+      ring_v_[i] = a.alloc_f32({N, kvl});
+      ring_dk_[i] = a.alloc_f32({B, T, 2 * KVl_, d});
+      ring_dv_[i] = a.alloc_f32({N, kvl});
+      blk_out_[i] = a.alloc_f32({B, T, heads, Dl / heads});
+      blk_lse_[i] = a.alloc_f32({B, heads, T});
+    }
+    cp_dpre_ = a.alloc_f32({B, T, heads, Dl / heads});
+  }
   dx_ = a.alloc_f32({N, D});
   dout_ = a.alloc_f32({N, D});
   dln_ = a.alloc_f32({N, D});

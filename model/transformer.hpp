@@ -22,6 +22,10 @@ namespace dt {
 struct ModelParallel {
   Placement place;
   Communicator* tp_comm = nullptr;  // required when place.tp > 1
+  // Context parallelism: this rank holds 2 of the 2·cp equal chunks of every
+  // sequence, chunks cp_rank and 2·cp−1−cp_rank (load-balanced under the causal mask).
+  int cp_rank = 0, cp = 1;
+  Communicator* cp_comm = nullptr;  // required when cp > 1
   int pad_multiple = 1;             // parameter/gradient arenas hold a multiple of this many floats (ZeRO-1 shards)
 };
 
@@ -109,7 +113,7 @@ class Transformer {
   Tensor losses(int slot = 0) const { return slots_[slot].losses; }  // (N) per-token loss of the last forward
   float lambda(int layer) const;  // current λ of a diff layer this stage holds (global index)
   int micro_batch() const { return B_; }
-  int seq_len() const { return T_; }
+  int seq_len() const { return T_; }  // local: the global sequence length / cp
   int first_layer() const { return l0_; }
   int last_layer() const { return l1_; }
   bool has_embed() const { return par_.place.pp_stage == 0; }
@@ -121,6 +125,10 @@ class Transformer {
   void build_acts(Arena& a);
   void attention_forward(SlotActs& S, int l);
   void attention_backward(SlotActs& S, int l, Tensor d_att);
+  // Context-parallel attention: K/V blocks travel around the cp ring
+  // (model/context_parallel_attention.cpp).
+  void cp_attention_forward(LayerActs& A, int l);
+  void cp_attention_backward(LayerActs& A, int l, Tensor d_att);
   // Rebuilds what model.recompute dropped for layer l, before its backward.
   void recompute_layer(SlotActs& S, int l);
   double loss_forward(SlotActs& S, float grad_scale);
@@ -140,6 +148,8 @@ class Transformer {
   std::vector<SlotActs> slots_;
   LayerActs work_;  // buffers the backward recomputes into (model.recompute)
   Tensor rope_;
+  // Context-parallel ring buffers (K, V and their gradients travelling) and block results.
+  Tensor ring_k_[2], ring_v_[2], ring_dk_[2], ring_dv_[2], blk_out_[2], blk_lse_[2], cp_dpre_;
   // Backward scratch, shared by all layers and slots.
   Tensor dx_, dout_, dln_, dtmp_, dact_, dh1_, dh3_, dq_, dk_, dv_;
 };

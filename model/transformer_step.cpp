@@ -29,7 +29,9 @@ void Transformer::attention_forward(SlotActs& S, int l) {
   linear_forward(A.v, A.ln1, W.wv);
   rope_forward(A.q, rope_);
   rope_forward(A.k, rope_);
-  if (cfg_.attention == AttentionKind::Diff) {
+  if (par_.cp > 1) {
+    cp_attention_forward(A, l);
+  } else if (cfg_.attention == AttentionKind::Diff) {
     const DiffLambda lam{W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(l))};
     diff_attention_forward(A.att.view({B, T, Hl_, 2 * d}), A.diff, A.q, A.k, A.v.view({B, T, KVl_, 2 * d}), lam,
                            W.subln, float(cfg_.norm_eps));
@@ -103,7 +105,9 @@ void Transformer::attention_backward(SlotActs& S, int l, Tensor d_att) {
   const LayerWeights& W = w_.layers[l - l0_];
   LayerWeights& G = g_.layers[l - l0_];
   const int64_t B = B_, T = T_, d = cfg_.head_dim(), N = B * T;
-  if (cfg_.attention == AttentionKind::Diff) {
+  if (par_.cp > 1) {
+    cp_attention_backward(A, l, d_att);
+  } else if (cfg_.attention == AttentionKind::Diff) {
     const DiffLambda lam{W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(l))};
     diff_attention_backward(dq_, dk_, dv_.view({B, T, KVl_, 2 * d}), {G.lq1, G.lk1, G.lq2, G.lk2}, G.subln,
                             d_att.view({B, T, Hl_, 2 * d}), A.q, A.k, A.v.view({B, T, KVl_, 2 * d}), lam, W.subln,

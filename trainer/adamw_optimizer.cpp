@@ -56,7 +56,9 @@ double AdamWOptimizer::grad_norm() {
     const int64_t b = std::max(s.begin, s0_), e = std::min(s.end, s1_);
     if (s.counted && b < e) sq += ops::sum_squares(sub(g, b - s0_, e - s0_));
   }
-  // Under ZeRO-1 every rank holds a disjoint shard; otherwise one model replica holds everything.
+  // Under ZeRO-1 every rank holds a disjoint shard; otherwise one model
+  // replica (tp × cp × pp) holds everything, its cp ranks identical copies.
+  if (grid_ && !zero1_ && grid_->coord().cp != 0) sq = 0;
   if (grid_) sq = zero1_ ? grid_->world().all_reduce_sum(sq) : grid_->model_parallel().all_reduce_sum(sq);
   return std::sqrt(sq);
 }

@@ -33,8 +33,6 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   if (cfg_.runtime.device != "cpu")
     fail(cfg_.source, ": runtime.device: '", cfg_.runtime.device,
          "' is not available yet (the CUDA backend comes with a later release); expected cpu");
-  if (cfg_.parallel.cp != 1)
-    fail(cfg_.source, ": parallel.cp: context parallelism comes with the long-context stage; expected 1");
   mpi_init_once(nullptr, nullptr);
   int world = 1;
   MPI_Comm_size(comm, &world);
@@ -75,17 +73,20 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   ModelParallel par;
   par.place = {at.tp, shape.tp, at.pp, shape.pp};
   par.tp_comm = &grid_->tp();
+  par.cp_rank = at.cp;
+  par.cp = shape.cp;
+  par.cp_comm = &grid_->cp();
   par.pad_multiple = shape.dp * shape.cp;
   const int slots = pipeline_slots(at.pp, shape.pp, int(accum));
   schedule_ = one_f_one_b(at.pp, shape.pp, int(accum));
-  model_ = std::make_unique<Transformer>(cfg_.model, B, T, par, slots);
+  model_ = std::make_unique<Transformer>(cfg_.model, B, T / shape.cp, par, slots);
   model_->init_weights(cfg_.train.seed);
   opt_ = std::make_unique<AdamWOptimizer>(*model_, cfg_.train, grid_.get(), cfg_.parallel.zero == 1);
   // A new stage (e.g. context extension) starts from another run's weights; --resume still wins.
   if (!cfg_.checkpoint.init_from.empty()) init_from(cfg_.checkpoint.init_from);
   window_.resize(size_t(B) * (T + 1));
-  inputs_.resize(size_t(B) * T);
-  targets_.resize(size_t(B) * T);
+  inputs_.resize(size_t(B) * T / shape.cp);
+  targets_.resize(size_t(B) * T / shape.cp);
 
   peak_gflops_ = measure_sgemm_gflops_one_thread(1024, 2) * threads_ * world;
   if (is_logger()) {
@@ -101,14 +102,26 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   }
 }
 
-// The next micro-batch of this rank, split into inputs and targets.
+// The next micro-batch of this rank, split into inputs and targets. Under
+// context parallelism the rank keeps its two chunks of each sequence.
 void Trainer::load_micro_batch() {
-  const int B = model_->micro_batch(), T = model_->seq_len();
+  const int B = model_->micro_batch(), T = cfg_.train.seq_len, Tl = model_->seq_len();
+  const int cp = grid_->shape().cp, r = grid_->coord().cp, C = Tl / 2;
   loader_->next(window_.data());
   for (int b = 0; b < B; ++b) {
     const int32_t* w = window_.data() + size_t(b) * (T + 1);
-    std::copy(w, w + T, inputs_.begin() + size_t(b) * T);
-    std::copy(w + 1, w + T + 1, targets_.begin() + size_t(b) * T);
+    int32_t* in = inputs_.data() + size_t(b) * Tl;
+    int32_t* tg = targets_.data() + size_t(b) * Tl;
+    if (cp == 1) {
+      std::copy(w, w + T, in);
+      std::copy(w + 1, w + T + 1, tg);
+      continue;
+    }
+    for (int half = 0; half < 2; ++half) {
+      const int start = (half == 0 ? r : 2 * cp - 1 - r) * C;
+      std::copy(w + start, w + start + C, in + half * C);
+      std::copy(w + start + 1, w + start + C + 1, tg + half * C);
+    }
   }
 }
 
@@ -172,7 +185,7 @@ StepStats Trainer::train_step(int64_t step) {
   s.grad_norm = gnorm;
   if (cfg_.model.attention == AttentionKind::Diff && cfg_.model.n_layers > 0) {
     double lam = 0;
-    if (grid_->coord().tp == 0 && grid_->coord().dp == 0)
+    if (grid_->coord().tp == 0 && grid_->coord().dp == 0 && grid_->coord().cp == 0)
       for (int l = model_->first_layer(); l < model_->last_layer(); ++l) lam += model_->lambda(l);
     s.mean_lambda = grid_->world().all_reduce_sum(lam) / cfg_.model.n_layers;
     s.has_lambda = true;

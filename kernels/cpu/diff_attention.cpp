@@ -144,10 +144,14 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const DiffLambdaGr
     for (int j = 0; j <= dvw; ++j) sum[j] += partial[size_t(t) * (dvw + 1) + j];
   float* dgs = dg_sub.f32();
   for (int j = 0; j < dvw; ++j) dgs[j] += float(sum[j]);
-  // λ = exp(λq1·λk1) − exp(λq2·λk2) + λ_init
-  const double dlambda = sum[dvw];
+  diff_lambda_backward(dlam, lam, sum[dvw]);
+}
+
+// λ = exp(λq1·λk1) − exp(λq2·λk2) + λ_init
+void diff_lambda_backward(const DiffLambdaGrads& dlam, const DiffLambda& lam, double dlambda) {
+  const int64_t d = lam.q1.numel();
   const double e1 = std::exp(dot(lam.q1, lam.k1)), e2 = std::exp(dot(lam.q2, lam.k2));
-  for (int j = 0; j < d; ++j) {
+  for (int64_t j = 0; j < d; ++j) {
     dlam.q1.f32()[j] += float(dlambda * e1 * lam.k1.f32()[j]);
     dlam.k1.f32()[j] += float(dlambda * e1 * lam.q1.f32()[j]);
     dlam.q2.f32()[j] -= float(dlambda * e2 * lam.k2.f32()[j]);

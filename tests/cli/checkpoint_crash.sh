@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# A rank killed (SIGKILL, as by a node failure) while it writes a checkpoint
-# loses nothing already saved (DESIGN §6, §7): the previous checkpoint stays
-# complete, `latest` still names it, and `--resume auto` continues from it.
-# DIFFTRON_KILL_DURING_SAVE=1:4 kills rank 1 at the deterministic worst moment:
-# its HDF5 file is in step_4.tmp/, the manifest is not written yet.
-# ZeRO-1 makes both ranks write a file, so the killed rank is a writer.
+# Checkpoints survive the ways a run dies (DESIGN §6, §7).
+# A. A rank killed (SIGKILL, as by a node failure) while it writes a checkpoint
+#    loses nothing already saved: the previous checkpoint stays complete,
+#    `latest` still names it, and `--resume auto` continues from it.
+#    DIFFTRON_KILL_DURING_SAVE=1:4 kills rank 1 at the deterministic worst
+#    moment: its HDF5 file is in step_4.tmp/, the manifest is not written yet.
+#    ZeRO-1 makes both ranks write a file, so the killed rank is a writer.
+# B. SIGTERM (what Slurm sends before preemption) makes a run finish its step,
+#    save and exit 0 promptly; `--resume auto` continues from that step.
 # Usage: checkpoint_crash.sh <difftron binary> <source dir>
 set -u
 bin=$1
 src=$2
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+pid=""
+trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 passed=0
 pass() { passed=$((passed + 1)); echo "ok: $1"; }
 fail() { echo "FAIL: $1"; echo "--- output ($2) ---"; cat "$2"; echo "$passed passed, 1 failed"; exit 1; }
@@ -19,11 +23,11 @@ fail() { echo "FAIL: $1"; echo "--- output ($2) ---"; cat "$2"; echo "$passed pa
   fail "prepare" "$tmp/prepare"
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 # configs/tiny.yaml with 2 layers and 64-token sequences: the same code paths, 4x less work per step.
-common=(train "$src/configs/tiny.yaml" --set "data.datasets=[{path: $tmp/shards, weight: 1.0}]"
-  --set model.n_layers=2 --set train.seq_len=64 --set train.warmup_steps=1 --set parallel.micro_batch=4
-  --set "checkpoint.dir=$tmp/ck" --set checkpoint.every_steps=2 --set "train.run_dir=$tmp/run")
+tiny=(train "$src/configs/tiny.yaml" --set "data.datasets=[{path: $tmp/shards, weight: 1.0}]"
+  --set model.n_layers=2 --set train.seq_len=64 --set train.warmup_steps=1 --set parallel.micro_batch=4)
 
-# 1. Two ranks, six steps; rank 1 dies while saving step 4.
+# A1. Two ranks, six steps, a checkpoint every 2; rank 1 dies while saving step 4.
+common=("${tiny[@]}" --set "checkpoint.dir=$tmp/ck" --set checkpoint.every_steps=2 --set "train.run_dir=$tmp/run")
 DIFFTRON_KILL_DURING_SAVE=1:4 timeout 120 mpirun --oversubscribe --allow-run-as-root -np 2 "$bin" "${common[@]}" \
   --set train.max_steps=6 --set parallel.zero=1 >"$tmp/crash" 2>&1
 rc=$?
@@ -43,7 +47,7 @@ latest=$(cat "$tmp/ck/latest" 2>/dev/null)
 [ "$latest" = "step_2" ] || fail "latest is '$latest', expected step_2" "$tmp/crash"
 pass "latest still names step_2"
 
-# 2. One process resumes: it must pick step_2 (not the unfinished step_4.tmp),
+# A2. One process resumes: it must pick step_2 (not the unfinished step_4.tmp),
 # load it (the 2-rank ZeRO-1 checkpoint resharded onto one rank) and save step 4.
 timeout 120 "$bin" "${common[@]}" --set train.max_steps=4 --resume auto >"$tmp/resume" 2>&1
 rc=$?
@@ -55,5 +59,49 @@ pass "--resume auto loaded step_2: $(grep -o 'resume: .*' "$tmp/resume")"
   fail "the resumed run did not save a complete step_4 in place of step_4.tmp" "$tmp/resume"
 [ "$(cat "$tmp/ck/latest")" = "step_4" ] || fail "latest is '$(cat "$tmp/ck/latest")', expected step_4" "$tmp/resume"
 pass "the resumed run saved step_4 and latest names it"
+
+# B1. One process, a long run without periodic saves (the only checkpoint is the
+# one the signal asks for), stopped by SIGTERM once it has logged 3 steps.
+common=("${tiny[@]}" --set "checkpoint.dir=$tmp/ck_term" --set checkpoint.every_steps=0
+  --set train.log_every=1 --set "train.run_dir=$tmp/run_term")
+"$bin" "${common[@]}" --set train.max_steps=200 >"$tmp/term1" 2>&1 &
+pid=$!
+for _ in $(seq 1200); do  # up to 120 s for 3 steps
+  [ -f "$tmp/run_term/metrics.jsonl" ] && [ "$(wc -l <"$tmp/run_term/metrics.jsonl")" -ge 3 ] && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 "$pid" 2>/dev/null || fail "the run ended before it was signalled" "$tmp/term1"
+kill -TERM "$pid"
+# It has one step to finish and a checkpoint to write: 60 s is a hang, not slowness.
+for _ in $(seq 600); do
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+if kill -0 "$pid" 2>/dev/null; then
+  kill -9 "$pid"
+  fail "the run did not exit within 60 s of SIGTERM" "$tmp/term1"
+fi
+wait "$pid"
+rc=$?
+pid=""
+[ $rc -eq 0 ] || fail "the signalled run exited $rc, expected 0" "$tmp/term1"
+pass "the run exited 0 after SIGTERM"
+
+n=$(sed -n 's/^stopping after step \([0-9]*\) on signal 15.*/\1/p' "$tmp/term1")
+[ -n "$n" ] || fail "no 'stopping after step N on signal 15' line" "$tmp/term1"
+[ "$n" -ge 3 ] && [ "$n" -lt 200 ] || fail "stopped after step $n, expected 3 <= N < 200" "$tmp/term1"
+[ -f "$tmp/ck_term/step_$n/manifest.yaml" ] && [ "$(cat "$tmp/ck_term/latest")" = "step_$n" ] ||
+  fail "no complete step_$n named by latest" "$tmp/term1"
+pass "stopped after step $n and saved step_$n"
+
+# B2. --resume auto continues from step N for two more steps.
+timeout 120 "$bin" "${common[@]}" --set train.max_steps=$((n + 2)) --resume auto >"$tmp/term2" 2>&1
+rc=$?
+[ $rc -eq 0 ] || fail "the resumed run exited $rc" "$tmp/term2"
+grep -q "resume: $tmp/ck_term/step_$n at step $n" "$tmp/term2" || fail "--resume auto did not pick step_$n" "$tmp/term2"
+grep -q "training steps $((n + 1))\.\.$((n + 2)) " "$tmp/term2" && grep -q "^done: $((n + 2)) steps" "$tmp/term2" ||
+  fail "the resumed run did not train steps $((n + 1))..$((n + 2))" "$tmp/term2"
+pass "--resume auto continued from step $n to $((n + 2))"
 
 echo "$passed passed, 0 failed"

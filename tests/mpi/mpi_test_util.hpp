@@ -16,23 +16,45 @@
 namespace dt::mpitest {
 
 struct Layout {
-  int tp = 1, pp = 1, zero = 0;
+  int tp = 1, pp = 1, zero = 0, cp = 1;
+};
+
+struct Shape {
+  int seq_len = 32, batch = 8, micro = 2;
 };
 
 inline std::string tiny_yaml(const std::string& attention, int kv, const Layout& l, int steps, const std::string& data,
-                             const std::string& ckpt_dir = "") {
+                             const std::string& ckpt_dir = "", const Shape& sh = {}) {
   char buf[1200];
   std::snprintf(buf, sizeof buf,
                 "model: {vocab_size: 64, d_model: 32, n_layers: 4, n_heads: 4, n_kv_heads: %d, ffn_hidden: 48, "
                 "attention: %s}\n"
-                "train: {seq_len: 32, batch_size: 8, max_steps: %d, lr: 1.0e-3, warmup_steps: 2, grad_clip: 1.0, "
+                "train: {seq_len: %d, batch_size: %d, max_steps: %d, lr: 1.0e-3, warmup_steps: 2, grad_clip: 1.0, "
                 "log_every: 1000, run_dir: /tmp/difftron_mpi_tests}\n"
                 "data: {datasets: [{path: %s, weight: 1.0}]}\n"
-                "parallel: {tp: %d, pp: %d, zero: %d, micro_batch: 2}\n"
+                "parallel: {tp: %d, pp: %d, cp: %d, zero: %d, micro_batch: %d}\n"
                 "checkpoint: {dir: '%s', every_steps: 0, keep_last: 5}\n"
                 "runtime: {threads: 1}\n",
-                kv, attention.c_str(), steps, data.c_str(), l.tp, l.pp, l.zero, ckpt_dir.c_str());
+                kv, attention.c_str(), sh.seq_len, sh.batch, steps, data.c_str(), l.tp, l.pp, l.cp, l.zero, sh.micro,
+                ckpt_dir.c_str());
   return buf;
+}
+
+// Largest |local gradient slice − reference gradient| relative to the
+// reference tensor's largest gradient, over this rank's parameters.
+inline double max_grad_rel(Transformer& m, const Transformer& ref) {
+  double err = 0;
+  for (size_t i = 0; i < m.registry().size(); ++i) {
+    const ParamSpec& p = m.registry()[i];
+    const TpSlice& sl = m.slices()[i];
+    const Tensor g = ref.grad(p.name);
+    double scale = 0;
+    for (int64_t j = 0; j < g.numel(); ++j) scale = std::max(scale, double(std::abs(g.f32()[j])));
+    const float* local = m.grads()[i].f32();
+    for (int64_t j = 0; j < sl.numel(); ++j)
+      err = std::max(err, std::abs(local[j] - g.f32()[global_index(p, sl, j)]) / std::max(scale, 1e-30));
+  }
+  return err;
 }
 
 // Structured pseudo-text (a repeating pattern with noise), so training moves the loss.
@@ -40,7 +62,7 @@ inline void write_tiny_data(const std::string& dir) {
   std::filesystem::create_directories(dir);
   ShardWriter w(dir + "/shard_00000.h5", "byte", 64, 63);
   uint64_t x = 12345;
-  for (int doc = 0; doc < 40; ++doc) {
+  for (int doc = 0; doc < 400; ++doc) {
     std::vector<int32_t> t;
     for (int i = 0; i < 200; ++i) {
       x = x * 6364136223846793005ull + 1442695040888963407ull;

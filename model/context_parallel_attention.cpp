@@ -1,0 +1,121 @@
+// Context-parallel attention (DESIGN §4). Each rank holds chunks r and
+// 2·cp−1−r of every sequence (rows [0, C) and [C, 2C) locally). The K/V of
+// each rank's two chunks travel around the cp ring; at every hop a rank
+// attends its query chunks to the visible chunks of the block it holds (a
+// later chunk never, the same chunk causally, an earlier chunk fully) and
+// merges both softmax states by log-sum-exp. The backward sends the blocks
+// around once more, each carrying the gradient of its K/V, which after cp
+// hops is back with its owner holding every rank's contribution.
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "model/transformer.hpp"
+
+namespace dt {
+
+using namespace ops;
+
+namespace {
+
+// Chunk index (of 2·cp) of local row block `half` (0 or 1) on rank r.
+int chunk_of(int r, int cp, int half) { return half == 0 ? r : 2 * cp - 1 - r; }
+
+// Calls f(blk) for every visible (query chunk, key chunk) pair between this
+// rank's queries and the block of `owner`.
+template <class F>
+void for_visible_blocks(int rank, int owner, int cp, int C, F&& f) {
+  for (int qa = 0; qa < 2; ++qa)
+    for (int kb = 0; kb < 2; ++kb) {
+      const int qc = chunk_of(rank, cp, qa), kc = chunk_of(owner, cp, kb);
+      if (kc > qc) continue;  // a later chunk is masked entirely
+      f(AttnBlock{qa * C, C, kb * C, C, kc == qc});
+    }
+}
+
+}  // namespace
+
+void Transformer::cp_attention_forward(LayerActs& A, int l) {
+  const LayerWeights& W = w_.layers[l - l0_];
+  const bool diff = cfg_.attention == AttentionKind::Diff;
+  const int maps = diff ? 2 : 1, cp = par_.cp, r = par_.cp_rank, C = T_ / 2;
+  const int64_t B = B_, T = T_, d = cfg_.head_dim(), heads = diff ? Hl_ : 2 * Hl_, dvw = diff ? 2 * d : d;
+  Communicator& ring = *par_.cp_comm;
+  const Tensor out[2] = {diff ? A.diff.o1 : A.att.view({B, T, heads, dvw}), A.diff.o2};
+  const Tensor lse[2] = {diff ? A.diff.lse1 : A.lse, A.diff.lse2};
+  for (int m = 0; m < maps; ++m) std::fill_n(lse[m].f32(), lse[m].numel(), -std::numeric_limits<float>::infinity());
+  Tensor k = A.k, v = A.v;
+  for (int s = 0; s < cp; ++s) {
+    const int owner = (r - s + cp) % cp;
+    const int slot = s % 2;
+    if (s + 1 < cp) {  // pass the block on while attending to it
+      ring.send(k, (r + 1) % cp, 0);
+      ring.send(v, (r + 1) % cp, 1);
+    }
+    for_visible_blocks(r, owner, cp, C, [&](const AttnBlock& blk) {
+      attention_block_forward(maps, blk_out_, blk_lse_, A.q, k, v.view({B, T, 2 * KVl_ / maps, dvw}), blk);
+      for (int m = 0; m < maps; ++m) attention_merge(out[m], lse[m], blk_out_[m], blk_lse_[m], blk.q0, blk.nq);
+    });
+    if (s + 1 < cp) {
+      ring.recv(ring_k_[slot], (r - 1 + cp) % cp, 0);
+      ring.recv(ring_v_[slot], (r - 1 + cp) % cp, 1);
+      ring.wait_sends();
+      k = ring_k_[slot];
+      v = ring_v_[slot];
+    }
+  }
+  if (diff)
+    diff_combine_forward(A.att.view({B, T, Hl_, dvw}), A.diff.rstd, A.diff.o1, A.diff.o2,
+                         diff_lambda({W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(l))}),
+                         float(ModelConfig::lambda_init(l)), W.subln, float(cfg_.norm_eps));
+}
+
+void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
+  const LayerWeights& W = w_.layers[l - l0_];
+  LayerWeights& G = g_.layers[l - l0_];
+  const bool diff = cfg_.attention == AttentionKind::Diff;
+  const int maps = diff ? 2 : 1, cp = par_.cp, r = par_.cp_rank, C = T_ / 2;
+  const int64_t B = B_, T = T_, d = cfg_.head_dim(), heads = diff ? Hl_ : 2 * Hl_, dvw = diff ? 2 * d : d;
+  Communicator& ring = *par_.cp_comm;
+  const Tensor O[2] = {diff ? A.diff.o1 : A.att.view({B, T, heads, dvw}), A.diff.o2};
+  const Tensor lse[2] = {diff ? A.diff.lse1 : A.lse, A.diff.lse2};
+  // Gradient of the merged attention output(s).
+  Tensor dO = d_att.view({B, T, heads, dvw});
+  float dscale[2] = {1.f, 0.f};
+  if (diff) {
+    const DiffLambda lam{W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(l))};
+    const float lambda = diff_lambda(lam);
+    const double dl = diff_combine_backward(cp_dpre_, G.subln, dO, A.diff.o1, A.diff.o2, A.diff.rstd, lambda,
+                                            lam.lambda_init, W.subln);
+    diff_lambda_backward({G.lq1, G.lk1, G.lq2, G.lk2}, lam, dl);
+    dO = cp_dpre_;
+    dscale[1] = -lambda;
+  }
+  std::memset(dq_.f32(), 0, dq_.bytes());
+  Tensor k = A.k, v = A.v, dk = ring_dk_[1], dv = ring_dv_[1];
+  std::memset(dk.f32(), 0, dk.bytes());
+  std::memset(dv.f32(), 0, dv.bytes());
+  for (int s = 0; s < cp; ++s) {
+    const int owner = (r - s + cp) % cp;
+    for_visible_blocks(r, owner, cp, C, [&](const AttnBlock& blk) {
+      attention_block_backward(maps, dq_, dk, dv.view({B, T, 2 * KVl_ / maps, dvw}), dO, dscale, O, lse, A.q, k,
+                               v.view({B, T, 2 * KVl_ / maps, dvw}), blk);
+    });
+    // Every block moves on with its gradient; after cp hops each is home.
+    const int slot = s % 2;
+    ring.send(k, (r + 1) % cp, 0);
+    ring.send(v, (r + 1) % cp, 1);
+    ring.send(dk, (r + 1) % cp, 2);
+    ring.send(dv, (r + 1) % cp, 3);
+    ring.recv(ring_k_[slot], (r - 1 + cp) % cp, 0);
+    ring.recv(ring_v_[slot], (r - 1 + cp) % cp, 1);
+    ring.recv(ring_dk_[slot], (r - 1 + cp) % cp, 2);
+    ring.recv(ring_dv_[slot], (r - 1 + cp) % cp, 3);
+    ring.wait_sends();
+    k = ring_k_[slot], v = ring_v_[slot], dk = ring_dk_[slot], dv = ring_dv_[slot];
+  }
+  std::memcpy(dk_.f32(), dk.f32(), dk_.bytes());
+  std::memcpy(dv_.f32(), dv.f32(), dv_.bytes());
+}
+
+}  // namespace dt
