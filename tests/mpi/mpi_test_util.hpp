@@ -42,7 +42,7 @@ inline std::string tiny_yaml(const std::string& attention, int kv, const Layout&
 
 // Largest |local gradient slice − reference gradient| relative to the
 // reference tensor's largest gradient, over this rank's parameters.
-inline double max_grad_rel(Transformer& m, const Transformer& ref) {
+inline double max_grad_rel(Transformer& m, const Transformer& ref, std::string* worst = nullptr) {
   double err = 0;
   for (size_t i = 0; i < m.registry().size(); ++i) {
     const ParamSpec& p = m.registry()[i];
@@ -51,8 +51,11 @@ inline double max_grad_rel(Transformer& m, const Transformer& ref) {
     double scale = 0;
     for (int64_t j = 0; j < g.numel(); ++j) scale = std::max(scale, double(std::abs(g.f32()[j])));
     const float* local = m.grads()[i].f32();
-    for (int64_t j = 0; j < sl.numel(); ++j)
-      err = std::max(err, std::abs(local[j] - g.f32()[global_index(p, sl, j)]) / std::max(scale, 1e-30));
+    for (int64_t j = 0; j < sl.numel(); ++j) {
+      const double e = std::abs(local[j] - g.f32()[global_index(p, sl, j)]) / std::max(scale, 1e-30);
+      if (e > err && worst) *worst = p.name;
+      err = std::max(err, e);
+    }
   }
   return err;
 }

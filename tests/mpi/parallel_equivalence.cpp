@@ -35,8 +35,12 @@ using namespace dt::mpitest;
 constexpr double kLossRel = 1e-6;
 constexpr double kNormRel = 1e-5;
 constexpr double kParamAbs = 5e-5;
-// First-step gradients, relative to each tensor's largest: measured ≤ 2e-6.
-constexpr double kGradRel = 1e-4;
+// First-step gradients, relative to each tensor's largest entry: measured
+// ≤ 5e-6 for weights; the λ vectors reach 2e-4 under context parallelism,
+// since all four are dλ times a factor and dλ = −Σ_tokens dpre·o2 sums terms
+// of both signs that nearly cancel, in a different order per layout. A missed
+// block or reduction gives errors of 1e-1 and more.
+constexpr double kGradRel = 2e-3;
 constexpr int kSteps = 10;
 
 }  // namespace
@@ -82,7 +86,9 @@ int main(int argc, char** argv) {
         Trainer par(load_config_text(tiny_yaml(c.attention, c.kv, {tp, pp, zero, cp}, kSteps, data, "", shape)));
         Curve got = train_steps(par, 1);
         // ZeRO-1 keeps only its shard of the reduced gradients; compare gradients without it.
-        const double grad_err = zero ? 0.0 : max_grad_rel(par.model(), ref_first.model());
+        std::string worst;
+        const double grad_err = zero ? 0.0 : max_grad_rel(par.model(), ref_first.model(), &worst);
+        if (grad_err > kGradRel) std::fprintf(stderr, "rank %d: worst gradient %s: %.2e\n", rank, worst.c_str(), grad_err);
         const Curve more = train_steps(par, kSteps - 1);
         got.loss.insert(got.loss.end(), more.loss.begin(), more.loss.end());
         got.gnorm.insert(got.gnorm.end(), more.gnorm.begin(), more.gnorm.end());
