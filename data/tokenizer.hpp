@@ -24,8 +24,9 @@ class Tokenizer {
   virtual std::string name() const = 0;
 };
 
-// spec: "byte" (ids 0..255 are raw bytes, EOS = 256, vocab_size 257).
-// Anything else fails with a one-line dt::Error.
+// spec: "byte" (ids 0..255 are raw bytes, EOS = 256, vocab_size 257), or a
+// tiktoken rank file whose stem names the encoding (cl100k_base, r50k_base;
+// data/tiktoken.hpp). Anything else fails with a one-line dt::Error.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
 // The name a tokenizer built from `spec` reports (and shards record), without
 // loading it: "byte", or a rank file's stem ("data/cl100k_base.tiktoken" -> "cl100k_base").

@@ -9,4 +9,5 @@ int cmd_tokenize(int argc, char** argv);  // data/cmd_tokenize.cpp
 int cmd_inspect(int argc, char** argv);   // trainer/cmd_inspect.cpp
 int cmd_export(int argc, char** argv);    // trainer/cmd_export.cpp
 int cmd_eval(int argc, char** argv);      // eval/cmd_eval.cpp
+int cmd_generate(int argc, char** argv);  // eval/cmd_generate.cpp
 }  // namespace dt

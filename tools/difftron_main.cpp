@@ -20,6 +20,7 @@ const char* kUsage =
     "  inspect PATH                              what a checkpoint holds; verifies its checksums\n"
     "  export PATH --format safetensors OUT      a checkpoint's weights as one safetensors file\n"
     "  eval CKPT --data PATH [--nll-by-position] perplexity (and NLL by position) of a checkpoint\n"
+    "  generate CKPT --prompt TEXT               sample a continuation (KV cache; top-k, top-p, greedy)\n"
     "\n"
     "Run 'difftron <command> --help' for a command's options.\n";
 
@@ -49,8 +50,9 @@ int main(int argc, char** argv) {
     if (cmd == "inspect") return dt::cmd_inspect(argc - 1, argv + 1);
     if (cmd == "export") return dt::cmd_export(argc - 1, argv + 1);
     if (cmd == "eval") return dt::cmd_eval(argc - 1, argv + 1);
+    if (cmd == "generate") return dt::cmd_generate(argc - 1, argv + 1);
     std::fprintf(stderr,
-                 "difftron: unknown command '%s' (expected train, prepare, tokenize, inspect, export or eval; "
+                 "difftron: unknown command '%s' (expected train, prepare, tokenize, inspect, export, eval or generate; "
                  "see difftron --help)\n",
                  cmd.c_str());
     return 2;

@@ -201,9 +201,7 @@ std::vector<float> CheckpointReader::assemble(const std::string& name, const std
   return out;
 }
 
-// N for a directory named step_<N>, else -1: step_<N>.tmp is a save that
-// never finished, and at most 18 digits keep N an int64_t.
-static int64_t finished_step(const std::string& name) {
+int64_t finished_step(const std::string& name) {
   if (name.size() <= 5 || name.size() > 5 + 18 || name.rfind("step_", 0) != 0 ||
       name.find_first_not_of("0123456789", 5) != std::string::npos)
     return -1;

@@ -72,6 +72,10 @@ void fsync_path(const std::string& path);
 // crc32 of a whole file (zlib), for the manifest's checksums.
 uint32_t file_crc32(const std::string& path, int64_t* bytes = nullptr);
 
+// N for a directory named step_<N>, else -1: step_<N>.tmp is a save that
+// never finished, and at most 18 digits keep N an int64_t.
+int64_t finished_step(const std::string& name);
+
 // The newest complete checkpoint in dir (via `latest`, else the highest
 // step_<N> with a manifest), or "" when there is none.
 std::string find_latest_checkpoint(const std::string& dir);

@@ -173,9 +173,8 @@ void Trainer::save_checkpoint() {
     // Older checkpoints beyond keep_last go only now that the new one is complete.
     std::vector<std::pair<int64_t, fs::path>> done;
     for (const auto& e : fs::directory_iterator(root)) {
-      const std::string n = e.path().filename().string();
-      if (n.size() > 5 && n.rfind("step_", 0) == 0 && n.find_first_not_of("0123456789", 5) == std::string::npos)
-        done.emplace_back(std::stoll(n.substr(5)), e.path());
+      const int64_t step = finished_step(e.path().filename().string());
+      if (step >= 0) done.emplace_back(step, e.path());
     }
     std::sort(done.begin(), done.end());
     for (size_t i = 0; i + size_t(cfg_.checkpoint.keep_last) < done.size(); ++i) fs::remove_all(done[i].second);

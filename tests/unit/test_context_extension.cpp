@@ -9,8 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "data/shard_writer.hpp"
-#include "data/tokenizer.hpp"
+#include "tests/unit/test_util.hpp"
 #include "trainer/trainer.hpp"
 
 namespace dt {
@@ -33,19 +32,7 @@ std::string yaml(const std::string& dir, int seq_len, double theta, int steps, c
 TEST(ContextExtension, ContinuesAt8192FromThe256CheckpointWithItsLambda) {
   const std::string dir = ::testing::TempDir() + "difftron_context_extension";
   fs::remove_all(dir);
-  fs::create_directories(dir + "/shards");
-  {
-    auto tok = make_tokenizer("byte");
-    ShardWriter w(dir + "/shards/shard_00000.h5", tok->name(), tok->vocab_size(), tok->eos_id());
-    for (const auto& e : fs::directory_iterator("/usr/share/common-licenses")) {
-      if (!e.is_regular_file()) continue;
-      std::ifstream in(e.path());
-      std::stringstream ss;
-      ss << in.rdbuf();
-      w.add_document(tok->encode(ss.str()));
-    }
-    w.close();
-  }
+  dt_test::write_licence_shard(dir + "/shards");
   std::vector<float> lambdas;
   {
     Trainer pre(load_config_text(yaml(dir, 256, 10000.0, 20, "")));

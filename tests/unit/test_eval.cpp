@@ -1,6 +1,8 @@
 // Evaluation: the PNG writer's bytes, the NLL-by-position arithmetic, and a
 // model loaded from a checkpoint computing exactly what the trained one did.
 #include <gtest/gtest.h>
+
+#include "tests/unit/test_util.hpp"
 #include <stdlib.h>
 #include <zlib.h>
 
@@ -125,20 +127,7 @@ struct Scratch {
   ~Scratch() { fs::remove_all(path); }
 };
 
-// One shard of the Debian licence texts (byte tokenizer) under dir/shards.
-void write_licence_shard(const std::string& dir) {
-  fs::create_directories(dir + "/shards");
-  auto tok = make_tokenizer("byte");
-  ShardWriter w(dir + "/shards/shard_00000.h5", tok->name(), tok->vocab_size(), tok->eos_id());
-  for (const auto& e : fs::directory_iterator("/usr/share/common-licenses")) {
-    if (!e.is_regular_file()) continue;
-    std::ifstream in(e.path());
-    std::stringstream ss;
-    ss << in.rdbuf();
-    w.add_document(tok->encode(ss.str()));
-  }
-  w.close();
-}
+void write_licence_shard(const std::string& dir) { dt_test::write_licence_shard(dir + "/shards"); }
 
 Config tiny_run_config(const std::string& dir) {
   return load_config_text(R"(

@@ -8,8 +8,7 @@
 #include <sstream>
 #include <vector>
 
-#include "data/shard_writer.hpp"
-#include "data/tokenizer.hpp"
+#include "tests/unit/test_util.hpp"
 #include "trainer/trainer.hpp"
 
 namespace dt {
@@ -17,41 +16,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The Debian licence texts: real English prose, present on every Debian
-// machine. Returns the directory; `entropy` gets the unigram entropy (nats)
-// of the tokens written, the loss of a model that ignores context.
-std::string prepare_licence_shard(double& entropy) {
-  const fs::path dir = fs::temp_directory_path() / "difftron_test_training";
-  fs::remove_all(dir);
-  fs::create_directories(dir / "shards");
-  auto tok = make_tokenizer("byte");
-  ShardWriter w((dir / "shards" / "shard_00000.h5").string(), tok->name(), tok->vocab_size(), tok->eos_id());
-  int docs = 0;
-  std::vector<double> counts(tok->vocab_size(), 0.0);
-  double total = 0;
-  for (const auto& e : fs::directory_iterator("/usr/share/common-licenses")) {
-    if (!e.is_regular_file()) continue;
-    std::ifstream in(e.path());
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::vector<int32_t> ids = tok->encode(ss.str());
-    w.add_document(ids);
-    for (int32_t id : ids) counts[id] += 1;
-    counts[tok->eos_id()] += 1;
-    total += double(ids.size() + 1);
-    ++docs;
-  }
-  w.close();
-  entropy = 0;
-  for (double c : counts)
-    if (c > 0) entropy -= c / total * std::log(c / total);
-  EXPECT_GT(docs, 5);
-  return dir.string();
-}
-
 TEST(Training, TinyModelLearnsBelowUnigramEntropy) {
-  double entropy = 0;
-  const std::string dir = prepare_licence_shard(entropy);
+  const std::string dir = ::testing::TempDir() + "difftron_test_training";
+  fs::remove_all(dir);
+  const double entropy = dt_test::write_licence_shard(dir + "/shards");
   const std::string yaml = R"(
 model: {vocab_size: 320, d_model: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_hidden: 176}
 train: {seq_len: 64, batch_size: 16, max_steps: 150, lr: 3.0e-3, min_lr: 3.0e-4, warmup_steps: 10,

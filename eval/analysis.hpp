@@ -1,0 +1,106 @@
+// The analysis forward: a plain float32 forward pass of one sequence (B = 1)
+// through a trained model's weights, with attention written out as full
+// score matrices per head, so that evaluation can look inside it:
+//   - quantize every attention-logit row to b bits (eval/quantize.hpp),
+//   - keep the attention probabilities of chosen query rows (both softmax
+//     maps and λ for DIFF),
+//   - accumulate |attention logit| and |hidden state| statistics per layer,
+//   - keep the residual stream after each layer.
+// It computes what Transformer::forward computes (DESIGN §2) with the same ops
+// (kernels/ops.hpp) everywhere except attention, whose T×T scores make it an
+// evaluation tool for moderate T, not a training path.
+//
+// Tokens are fed in calls that continue one sequence: forward() runs tokens at
+// positions [position(), position() + n) against the K/V of every earlier
+// position (a KV cache) and appends their own, so greedy decoding costs one
+// token's work per step. reset() starts a new sequence.
+//
+//   AnalysisForward af(*em.model);
+//   af.options().capture_rows = {T - 1};
+//   af.forward(tokens);                  // (T) ids
+//   std::vector<float> z = af.last_logits();
+//   for (const AttentionRow& r : af.attention_rows()) ...
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "eval/analysis_stats.hpp"
+#include "model/transformer.hpp"
+
+namespace dt {
+
+struct AnalysisOptions {
+  int logit_bits = 0;                 // 0: exact; 2..16: absmax quantization of each logit row
+  std::vector<int64_t> capture_rows;  // absolute query positions whose attention rows are kept
+  bool logit_stats = false;           // accumulate |q·k/√d| over causal entries (before quantization)
+  bool hidden_stats = false;          // accumulate |x| of the residual stream after each layer
+  bool keep_hidden = false;           // keep that residual (n, D) per layer, for the last call
+};
+
+// One query row of one head's attention, over keys 0..row.
+struct AttentionRow {
+  int layer = 0;
+  int head = 0;          // DIFF: differential head 0..H−1; standard: head 0..2H−1
+  int64_t row = 0;       // query position
+  std::vector<float> a1;  // softmax probabilities (DIFF: the first map A1)
+  std::vector<float> a2;  // DIFF: the second map A2; empty for standard attention
+};
+
+class AnalysisForward {
+ public:
+  // The model must hold every layer, the embedding and the head (one process,
+  // no tensor or pipeline parallelism); its weights are read, never changed.
+  explicit AnalysisForward(const Transformer& model, AnalysisOptions opt = {});
+
+  AnalysisOptions& options() { return opt_; }
+  const ModelConfig& config() const { return cfg_; }
+
+  void reset();                                    // empty the KV cache; captures and stats stay
+  int64_t position() const { return pos_; }        // tokens run so far in this sequence
+  void forward(std::span<const int32_t> tokens);   // positions [position(), position() + n)
+
+  // Logits of rows [r0, r0 + rows) of the last forward call: out (rows, V).
+  void logits(float* out, int64_t r0, int64_t rows) const;
+  std::vector<float> last_logits() const;          // (V) of the last token fed
+  // Sum of next-token NLL over a window of n + 1 tokens: reset, forward the
+  // first n, cross-entropy against the last n.
+  double loss_sum(std::span<const int32_t> window);
+
+  // Captures, accumulated over calls until clear_captures().
+  const std::vector<AttentionRow>& attention_rows() const { return rows_; }
+  const std::vector<float>& lambdas() const { return lambda_; }  // λ per layer (DIFF), else empty
+  const std::vector<AbsStats>& logit_stats() const { return logit_stats_; }    // per layer
+  const std::vector<AbsStats>& hidden_stats() const { return hidden_stats_; }  // per layer
+  const std::vector<std::vector<float>>& hidden() const { return hidden_; }    // per layer (n, D), last call
+  void clear_captures();
+
+ private:
+  // x (n, D) ← x + Attn_l(RMSNorm(x)); appends this call's K/V to layer l's cache.
+  void attention_layer(int l, int64_t n);
+  // One head's (map's) probabilities A (n, P) = softmax(masked q_s·k_sᵀ/√d) for
+  // query sub-head qs and key sub-head ks, with quantization, stats and capture.
+  void attention_map(int l, int qs, int ks, int64_t n, float* A);
+
+  const Weights& w_;
+  ModelConfig cfg_;
+  AnalysisOptions opt_;
+  int64_t D_, d_, nq_, nk_, nv_, dv_;  // nq_ query sub-heads (2H), nk_ key sub-heads (2KV), nv_ V heads of dv_
+  int64_t pos_ = 0, n_last_ = 0;
+  std::vector<float> lambda_init_;
+
+  // KV cache per layer: key sub-head s is k_[l][s] (P, d), V head g is v_[l][g] (P, dv).
+  std::vector<std::vector<std::vector<float>>> k_, v_;
+
+  // Work buffers of the current call (n rows).
+  std::vector<float> x_, ln_, rstd_, q_, kn_, vn_, att_, h1_, h3_, act_, lnf_, rope_;
+  std::vector<float> qh_, o_[2], A_[2], comb_rstd_;
+  std::vector<int32_t> tok_;
+
+  std::vector<AttentionRow> rows_;
+  std::vector<float> lambda_;
+  std::vector<AbsStats> logit_stats_, hidden_stats_;
+  std::vector<std::vector<float>> hidden_;
+};
+
+}  // namespace dt
