@@ -123,7 +123,7 @@ void AnalysisForward::attention_layer(int l, int64_t n) {
   const int64_t heads = diff ? cfg_.n_heads : nq_, group = cfg_.n_heads / cfg_.n_kv_heads;
   const int maps = diff ? 2 : 1;
   for (int m = 0; m < maps; ++m) o_[m].resize(size_t(n * heads * dv_)), A_[m].resize(size_t(n * P));
-  std::vector<float> oh(size_t(n * dv_));
+  std::vector<float> oh(static_cast<size_t>(n * dv_));
   for (int64_t h = 0; h < heads; ++h) {
     const int64_t g = h / group;  // DIFF: kv head of differential head h; standard: of head h
     for (int m = 0; m < maps; ++m) {
@@ -191,7 +191,7 @@ void AnalysisForward::logits(float* out, int64_t r0, int64_t rows) const {
 }
 
 std::vector<float> AnalysisForward::last_logits() const {
-  std::vector<float> z(size_t(cfg_.vocab_size));
+  std::vector<float> z(static_cast<size_t>(cfg_.vocab_size));
   logits(z.data(), n_last_ - 1, 1);
   return z;
 }
@@ -203,7 +203,7 @@ double AnalysisForward::loss_sum(std::span<const int32_t> window) {
   forward(window.first(size_t(n)));
   // Cross-entropy in blocks of rows, so the (n, V) logits never exist at once.
   const int64_t block = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(1) << 22) / V));
-  std::vector<float> z(size_t(block * V)), losses(size_t(block));
+  std::vector<float> z(static_cast<size_t>(block * V)), losses(static_cast<size_t>(block));
   std::vector<int32_t> targets(window.begin() + 1, window.end());
   double total = 0;
   for (int64_t r0 = 0; r0 < n; r0 += block) {

@@ -55,7 +55,7 @@ std::vector<int32_t> load_haystack(const std::string& path, const Tokenizer& tok
         fail("--haystack ", file, ": shards of tokenizer '", r.meta().tokenizer, "', but the model uses '",
              tok.name(), "'");
       const int64_t n = std::min(r.num_tokens(), max_tokens - int64_t(out.size()));
-      std::vector<int32_t> buf(size_t(n));
+      std::vector<int32_t> buf(static_cast<size_t>(n));
       r.read_tokens(0, n, buf.data());
       for (int32_t t : buf)
         if (t != r.meta().eos_id) out.push_back(t);

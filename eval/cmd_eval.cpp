@@ -1,5 +1,7 @@
 // difftron eval CKPT --data PATH [...]: perplexity of a checkpoint, and the
-// cumulative average NLL by position (DIFF Transformer paper, long-context figure).
+// cumulative average NLL by position (DIFF Transformer paper, long-context figure);
+// with analysis options (eval/analysis_cmd.hpp) needle retrieval, activation
+// statistics and attention-logit quantization instead.
 #include <cblas.h>
 #include <omp.h>
 
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "eval/analysis_cmd.hpp"
 #include "eval/eval_model.hpp"
 #include "eval/perplexity.hpp"
 #include "eval/plot.hpp"
@@ -23,6 +26,7 @@ namespace dt {
 
 static const char* kEvalUsage =
     "usage: difftron eval CKPT --data PATH [--data PATH ...] [options]\n"
+    "       difftron eval CKPT [--data PATH] --needle | --activation-stats | --quantize-logits B,... [options]\n"
     "\n"
     "Perplexity of a checkpoint's model on prepared token shards: the mean NLL\n"
     "(nats) over every target token of windows of T+1 tokens, and its exp. One\n"
@@ -54,6 +58,7 @@ struct EvalArgs {
   EvalOptions opt;
   int seq_len = 0, batch = 0;
   std::optional<double> rope_theta;
+  AnalysisArgs analysis;
 };
 
 int64_t parse_count(const std::string& opt, const std::string& text, int64_t min) {
@@ -96,6 +101,7 @@ EvalArgs parse_args(int argc, char** argv, bool& help) {
       a.opt.by_position = true;
     } else if (s == "--out") {
       a.out = value("a directory");
+    } else if (parse_analysis_option(argc, argv, i, a.analysis)) {
     } else if (s.rfind("--", 0) == 0) {
       fail("unknown option '", s, "' (see difftron eval --help)");
     } else if (a.ckpt.empty()) {
@@ -105,7 +111,8 @@ EvalArgs parse_args(int argc, char** argv, bool& help) {
     }
   }
   if (a.ckpt.empty()) fail("missing CKPT (usage: difftron eval CKPT --data PATH [options])");
-  if (a.opt.data.empty()) fail("missing --data PATH (prepared shards to evaluate on)");
+  if (a.analysis.any()) check_analysis_args(a.analysis, a.opt.data);
+  else if (a.opt.data.empty()) fail("missing --data PATH (prepared shards to evaluate on)");
   return a;
 }
 
@@ -184,17 +191,26 @@ int cmd_eval(int argc, char** argv) {
   const EvalArgs a = parse_args(argc, argv, help);
   if (help) {
     std::fputs(kEvalUsage, stdout);
+    std::fputs(kAnalysisUsage, stdout);
     return 0;
   }
   const int threads = default_threads(0);
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
 
-  const EvalModel em = load_model_for_eval(a.ckpt, a.batch, a.seq_len, a.rope_theta);
+  // The analyses run one sequence at a time: no batch of activations needed.
+  const EvalModel em = load_model_for_eval(a.ckpt, a.analysis.any() ? 1 : a.batch, a.seq_len, a.rope_theta);
   const std::string out = a.out.empty() ? "eval_step_" + std::to_string(em.step) : a.out;
   std::error_code ec;
   std::filesystem::create_directories(out, ec);
   if (ec || !std::filesystem::is_directory(out)) fail("--out ", out, ": cannot create the directory (", ec.message(), ")");
+  if (a.analysis.any()) {
+    std::string wrote;
+    for (const std::string& p : run_analyses(em, a.analysis, a.opt.data, em.model->seq_len(), out))
+      wrote += (wrote.empty() ? "" : ", ") + p;
+    std::printf("wrote %s\n", wrote.c_str());
+    return 0;
+  }
 
   const EvalResult r = evaluate_perplexity(*em.model, em.config, a.opt);
   std::printf("eval: %s (step %lld): %lld windows x %d tokens = %lld tokens, mean NLL %.4f nats, perplexity %.4f "

@@ -75,7 +75,7 @@ std::vector<NeedleSample> make_needle_samples(const Tokenizer& tok, std::span<co
   std::iota(city.begin(), city.end(), 0);
   for (int i = 0; i < N; ++i)
     std::swap(city[size_t(i)], city[size_t(i) + draw(spec.seed, "needle.city", uint64_t(i)) % uint64_t(kNumCities - i)]);
-  std::vector<Needle> needles(size_t(N));
+  std::vector<Needle> needles(static_cast<size_t>(N));
   std::vector<std::vector<int32_t>> needle_tokens;
   std::vector<int64_t> len;
   for (int i = 0; i < N; ++i) {
@@ -99,7 +99,7 @@ std::vector<NeedleSample> make_needle_samples(const Tokenizer& tok, std::span<co
     if (room < needle_total)
       fail("needle retrieval: context length ", spec.length, " cannot hold ", N, " needles (", needle_total,
            " tokens) and the question (", q, " tokens)");
-    std::vector<int64_t> want(size_t(N));
+    std::vector<int64_t> want(static_cast<size_t>(N));
     for (int i = 0; i < N; ++i)
       want[size_t(i)] = std::llround(spec.depths[size_t(i)] * double(room - len[size_t(i)]));
     const std::vector<int64_t> start = place_needles(want, len, room);
@@ -110,7 +110,7 @@ std::vector<NeedleSample> make_needle_samples(const Tokenizer& tok, std::span<co
     s.answer = needles[size_t(r)].number;
     s.question_start = room;
     s.tokens.resize(size_t(room));
-    std::vector<char> taken(size_t(room), 0);
+    std::vector<char> taken(static_cast<size_t>(room), 0);
     for (int i = 0; i < N; ++i) {
       s.needles[size_t(i)].start = start[size_t(i)];
       s.needles[size_t(i)].end = start[size_t(i)] + len[size_t(i)];

@@ -1,6 +1,6 @@
-// YAML -> Config with strict validation, --set overrides, and Config -> YAML.
-// One list of keys (visit_config) drives reading, writing and the unknown-key
-// check, so a field added to config.hpp is added here once. Every error is one
+// YAML -> Config with strict validation and --set overrides. One list of keys
+// (visit_config, model/config_schema.hpp) drives reading, writing and the
+// unknown-key check, so a field added to config.hpp is added there once. Every error is one
 // line: "<source>: <key.path>: <what was expected>".
 #include <yaml-cpp/yaml.h>
 
@@ -17,80 +17,13 @@
 
 #include "core/error.hpp"
 #include "model/config.hpp"
+#include "model/config_schema.hpp"
 
 namespace dt {
 namespace {
 
-template <class E>
-struct Choice {
-  const char* name;
-  E value;
-};
-constexpr Choice<AttentionKind> kAttention[] = {{"diff", AttentionKind::Diff},
-                                                {"standard", AttentionKind::Standard}};
-constexpr Choice<Recompute> kRecompute[] = {
-    {"none", Recompute::None}, {"attention", Recompute::Attention}, {"full", Recompute::Full}};
-constexpr Choice<LrDecay> kDecay[] = {
-    {"linear", LrDecay::Linear}, {"cosine", LrDecay::Cosine}, {"constant", LrDecay::Constant}};
+using namespace config_schema;
 
-// kRequired: the YAML must set it. kUnsetWhenZero (max_steps / max_tokens): 0
-// means "not set", so the reader wants a positive value and the writer omits 0.
-enum Presence { kOptional, kRequired, kUnsetWhenZero };
-
-// Every key of every section, in file order. V: KeyCollector, Reader or Writer.
-template <class C, class V>
-void visit_config(C& c, V& v) {
-  v.section("model");
-  v.field("vocab_size", c.model.vocab_size, kRequired);
-  v.field("d_model", c.model.d_model, kRequired);
-  v.field("n_layers", c.model.n_layers, kRequired);
-  v.field("n_heads", c.model.n_heads, kRequired);
-  v.field("n_kv_heads", c.model.n_kv_heads, kRequired);
-  v.field("ffn_hidden", c.model.ffn_hidden, kRequired);
-  v.field("rope_theta", c.model.rope_theta);
-  v.field("norm_eps", c.model.norm_eps);
-  v.choice("attention", c.model.attention, kAttention);
-  v.field("tie_embeddings", c.model.tie_embeddings);
-  v.field("init_std", c.model.init_std);
-  v.choice("recompute", c.model.recompute, kRecompute);
-  v.section("train");
-  v.field("seq_len", c.train.seq_len, kRequired);
-  v.field("batch_size", c.train.batch_size, kRequired);
-  v.field("max_steps", c.train.max_steps, kUnsetWhenZero);
-  v.field("max_tokens", c.train.max_tokens, kUnsetWhenZero);
-  v.field("lr", c.train.lr);
-  v.field("min_lr", c.train.min_lr);
-  v.field("warmup_steps", c.train.warmup_steps);
-  v.choice("decay", c.train.decay, kDecay);
-  v.field("beta1", c.train.beta1);
-  v.field("beta2", c.train.beta2);
-  v.field("adam_eps", c.train.adam_eps);
-  v.field("weight_decay", c.train.weight_decay);
-  v.field("grad_clip", c.train.grad_clip);
-  v.field("seed", c.train.seed);
-  v.field("log_every", c.train.log_every);
-  v.field("run_dir", c.train.run_dir);
-  v.section("data");
-  v.field("tokenizer", c.data.tokenizer);
-  v.datasets("datasets", c.data.datasets);
-  v.field("long_doc_tokens", c.data.long_doc_tokens);
-  v.field("long_doc_factor", c.data.long_doc_factor);
-  v.section("parallel");
-  v.field("tp", c.parallel.tp);
-  v.field("pp", c.parallel.pp);
-  v.field("cp", c.parallel.cp);
-  v.field("zero", c.parallel.zero);
-  v.field("micro_batch", c.parallel.micro_batch);
-  v.section("checkpoint");
-  v.field("dir", c.checkpoint.dir);
-  v.field("every_steps", c.checkpoint.every_steps);
-  v.field("keep_last", c.checkpoint.keep_last);
-  v.field("init_from", c.checkpoint.init_from);
-  v.section("runtime");
-  v.field("device", c.runtime.device);
-  v.field("threads", c.runtime.threads);
-}
-const std::vector<std::string> kDatasetKeys = {"path", "weight"};
 
 using Schema = std::vector<std::pair<std::string, std::vector<std::string>>>;
 
@@ -316,54 +249,6 @@ class Reader {
   std::string name_;
 };
 
-std::string format_double(double v) {
-  char buf[64];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest text that reads back exactly
-  std::string s(buf, p);
-  // "1e-05" -> "1.0e-05", "3" -> "3.0": read as floats by every YAML parser.
-  if (s.find('.') == std::string::npos) {
-    size_t e = s.find('e');
-    s.insert(e == std::string::npos ? s.size() : e, ".0");
-  }
-  return s;
-}
-
-// A double-quoted YAML scalar, escaped by yaml-cpp: reads back as the same string.
-std::string quote(const std::string& s) {
-  YAML::Emitter e;
-  e << YAML::DoubleQuoted << s;
-  return e.c_str();
-}
-
-class Writer {
- public:
-  std::ostringstream os;
-  void section(const char* name) { os << (os.tellp() > 0 ? "\n" : "") << name << ":\n"; }
-  template <class T>
-  void field(const char* key, const T& v, Presence p = kOptional) {
-    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
-      if (p == kUnsetWhenZero && v == 0) return;
-    os << "  " << key << ": " << text(v) << "\n";
-  }
-  template <class E, size_t N>
-  void choice(const char* key, const E& v, const Choice<E> (&names)[N]) {
-    for (const auto& c : names)
-      if (c.value == v) os << "  " << key << ": " << c.name << "\n";
-  }
-  void datasets(const char* key, const std::vector<DatasetSpec>& list) {
-    os << "  " << key << ":" << (list.empty() ? " []" : "") << "\n";
-    for (const auto& d : list)
-      os << "    - {path: " << quote(d.path) << ", weight: " << format_double(d.weight) << "}\n";
-  }
-
- private:
-  static std::string text(bool v) { return v ? "true" : "false"; }
-  static std::string text(double v) { return format_double(v); }
-  static std::string text(const std::string& v) { return quote(v); }
-  template <class T>
-  static std::string text(T v) { return std::to_string(v); }
-};
-
 // "a.b=value" or "data.datasets[0].path=value": writes the parsed YAML value into
 // the tree; a null value removes the key. Keys are checked against the schema,
 // so a key the file did not set can still be set, and a misspelt one fails.
@@ -453,12 +338,6 @@ Config load_config_file(const std::string& path, const std::vector<std::string>&
   std::ostringstream text;
   text << in.rdbuf();
   return load_config_text(text.str(), overrides, path);
-}
-
-std::string config_to_yaml(const Config& c) {
-  Writer w;
-  visit_config(c, w);
-  return w.os.str();
 }
 
 }  // namespace dt
