@@ -168,7 +168,7 @@ void AnalysisForward::attention_map(int l, int qs, int ks, int64_t n, float* A) 
   if (opt_.logit_stats)
     for (int64_t i = 0; i < n; ++i) logit_stats_[size_t(l)].add(A + i * P, pos_ + i + 1);
   const int bits = opt_.logit_bits;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * P >= 65536)  // small blocks (decoding) stay serial
   for (int64_t i = 0; i < n; ++i) {
     float* s = A + i * P;
     const int64_t valid = pos_ + i + 1;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # difftron generate as a user runs it: usage: bash generate.sh <difftron-binary> <source-dir>
 # Prepares a shard of the Debian licence texts, trains a tiny model 20 steps
-# with checkpoints, generates greedily with the KV cache and with --no-cache
-# (same text), checks the summary line, seeded sampling, --help and one-line errors.
+# with checkpoints (diff attention; then standard attention), generates greedily
+# with the KV cache and with --no-cache (same text), checks the summary line,
+# seeded sampling, --help and one-line errors.
 set -euo pipefail
 BIN=$1
 WORK=$(mktemp -d /tmp/dt_cli_generate_XXXXXX)
@@ -43,6 +44,18 @@ PROMPT="This program is free software; you can"
 cmp -s "$WORK/cache.txt" "$WORK/nocache.txt" ||
   fail "greedy output differs with and without the KV cache: '$(cat "$WORK/cache.txt")' vs '$(cat "$WORK/nocache.txt")'"
 ok "greedy: KV cache and --no-cache print the same continuation"
+
+# The baseline: standard attention, 4 heads over 2 kv heads, tied embeddings.
+"$BIN" train "$WORK/tiny.yaml" --set model.attention=standard --set model.tie_embeddings=true \
+  --set checkpoint.dir="$WORK/ckpt_std" --set train.run_dir="$WORK/run_std" >"$WORK/train_std.log" 2>&1 ||
+  fail "standard train failed: $(tail -3 "$WORK/train_std.log")"
+for c in "" --no-cache; do
+  "$BIN" generate "$WORK/ckpt_std" --prompt "$PROMPT" --temperature 0 --max-new-tokens 60 $c \
+    >"$WORK/std$c.txt" 2>"$WORK/std.err" || fail "standard generate $c failed: $(cat "$WORK/std.err")"
+done
+cmp -s "$WORK/std.txt" "$WORK/std--no-cache.txt" ||
+  fail "standard attention: greedy output differs with and without the KV cache"
+ok "standard attention: KV cache and --no-cache print the same continuation"
 
 grep -Eq "^generate: .*step_20 \(step 20\): [0-9]+ prompt tokens, [0-9]+ new tokens in [0-9.]+ s .*, [0-9.]+ tokens/s, kv cache$" \
   "$WORK/cache.err" || fail "no summary line: $(cat "$WORK/cache.err")"

@@ -136,8 +136,10 @@ TEST(LogitQuantization, SixteenBitsKeepsTheLossFourBitsChangesIt) {
     // 16 bits moves each logit by at most max|s|/65534 (< 1e-3 here), so each
     // attention probability by < 0.1% relative; the loss moves far less.
     EXPECT_LT(std::abs(q16 - exact), 1e-4 * exact);
-    // 4 bits: 7 levels per sign, steps of max|s|/7 — a visible change.
-    EXPECT_GT(std::abs(q4 - exact), 1e-3 * exact) << "4-bit loss " << q4 << " vs " << exact;
+    // 4 bits: 7 levels per sign, steps of max|s|/7 — a visible change (about
+    // 0.2% on these random-weight models, whose loss depends little on attention).
+    EXPECT_GT(std::abs(q4 - exact), 5e-4 * exact) << "4-bit loss " << q4 << " vs " << exact;
+    EXPECT_GT(std::abs(q4 - exact), 100 * std::abs(q16 - exact));
   }
 }
 
