@@ -14,6 +14,9 @@
 #include <string>
 #include <vector>
 
+#include <mpi.h>
+
+#include "comm/mpi_communicator.hpp"
 #include "core/error.hpp"
 #include "kernels/peak.hpp"
 #include "model/registry.hpp"
@@ -39,10 +42,17 @@ int main(int argc, char** argv) {
   try {
     overrides.push_back("train.max_steps=" + std::to_string(steps + 1));
     dt::Config cfg = dt::load_config_file(path, overrides);
-    const int threads = cfg.runtime.threads > 0 ? cfg.runtime.threads : omp_get_num_procs();
-    const double one = dt::measure_sgemm_gflops_one_thread(2048, 3);
-    const double peak = one * threads;
-    std::printf("peak: 1-thread SGEMM 2048^3 = %.1f GFLOP/s x %d threads = %.1f GFLOP/s\n", one, threads, peak);
+    dt::mpi_init_once(&argc, &argv);
+    const int rank = dt::mpi_world_rank(), world = dt::mpi_world_size();
+    const int threads = dt::default_threads(cfg.runtime.threads);
+    // The peak is measured on one core while the other ranks wait, then
+    // scaled by every core the run uses (threads × ranks).
+    double one = rank == 0 ? dt::measure_sgemm_gflops_one_thread(2048, 3) : 0.0;
+    MPI_Bcast(&one, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    const double peak = one * threads * world;
+    if (rank == 0)
+      std::printf("peak: 1-thread SGEMM 2048^3 = %.1f GFLOP/s x %d threads x %d ranks = %.1f GFLOP/s\n", one, threads,
+                  world, peak);
 
     dt::Trainer trainer(cfg);
     const int64_t tokens_per_step = cfg.train.batch_size * cfg.train.seq_len;
@@ -52,10 +62,11 @@ int main(int argc, char** argv) {
     for (int s = 1; s <= steps; ++s) {
       dt::StepStats st = trainer.train_step(s);
       seconds += st.step_s;
-      std::printf("step %d: %.3f s, loss %.4f\n", s, st.step_s, st.loss);
+      if (rank == 0) std::printf("step %d: %.3f s, loss %.4f\n", s, st.step_s, st.loss);
     }
     const double tok_s = double(tokens_per_step) * steps / seconds;
     const double gflops = tok_s * flops_per_token / 1e9;
+    if (rank != 0) return 0;
     std::printf("\n%s: %s attention, %lld matmul params, %.1f MFLOP/token, %lld tokens/step\n", path.c_str(),
                 cfg.model.attention == dt::AttentionKind::Diff ? "diff" : "standard",
                 (long long)dt::matmul_param_count(cfg.model), flops_per_token / 1e6, (long long)tokens_per_step);

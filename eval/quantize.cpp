@@ -1,5 +1,6 @@
 #include "eval/quantize.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -82,8 +83,10 @@ std::vector<std::string> write_quantization(const std::string& out_dir, const st
   if (!f || !(f << csv) || !f.flush()) fail("cannot write ", path);
   std::vector<std::string> wrote{path};
 
-  // Loss (or accuracy) against bits, with the unquantized value as a flat reference line.
-  auto plot = [&](const std::string& file, const std::string& y_label, auto value) {
+  // Loss (or accuracy) against bits, with the unquantized value as a flat
+  // reference line. The y range spans at least [lo, hi] so that rounding-level
+  // differences draw as the flat lines they are, not as a zoomed-in zigzag.
+  auto plot = [&](const std::string& file, const std::string& y_label, double lo_y, double hi_y, auto value) {
     LinePlot lp;
     lp.title = "Attention-logit quantization, " + model_label;
     lp.x_label = "Bits per attention logit";
@@ -98,14 +101,22 @@ std::vector<std::string> write_quantization(const std::string& out_dir, const st
     if (lo == hi) lo -= 1, hi += 1;
     ref.x = {lo, hi}, ref.y = {value(pts[0]), value(pts[0])};
     lp.x_min = lo, lp.x_max = hi;
+    double y0 = lo_y, y1 = hi_y;
+    for (const QuantizationPoint& p : pts)
+      if (std::isfinite(value(p))) y0 = std::min(y0, value(p)), y1 = std::max(y1, value(p));
+    lp.y_min = y0 - 0.05 * (y1 - y0), lp.y_max = y1 + 0.05 * (y1 - y0);
+    ref.color = Color{130, 130, 130};
+    q.color = palette_color(0);
+    lp.series.push_back(std::move(ref));  // drawn first: the quantized line stays visible on top
     lp.series.push_back(std::move(q));
-    lp.series.push_back(std::move(ref));
     lp.save(out_dir + "/" + file);
     wrote.push_back(out_dir + "/" + file);
   };
-  plot("quantization.png", "Loss (nats)", [](const QuantizationPoint& p) { return p.loss; });
+  const double ref = pts[0].loss;  // ±0.2% of the fp32 loss at least
+  plot("quantization.png", "Loss (nats)", ref - 0.002 * std::abs(ref), ref + 0.002 * std::abs(ref),
+       [](const QuantizationPoint& p) { return p.loss; });
   if (pts[0].accuracy)
-    plot("quantization_retrieval.png", "Needle retrieval accuracy",
+    plot("quantization_retrieval.png", "Needle retrieval accuracy", 0.0, 1.0,
          [](const QuantizationPoint& p) { return p.accuracy.value_or(NAN); });
   return wrote;
 }

@@ -88,7 +88,9 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   inputs_.resize(size_t(B) * T / shape.cp);
   targets_.resize(size_t(B) * T / shape.cp);
 
-  peak_gflops_ = measure_sgemm_gflops_one_thread(1024, 2) * threads_ * world;
+  // One core's SGEMM rate, measured on rank 0 while the others wait, times every core in use.
+  const double one = is_logger() ? measure_sgemm_gflops_one_thread(1024, 2) : 0.0;
+  peak_gflops_ = grid_->world().all_reduce_sum(one) * threads_ * world;
   if (is_logger()) {
     int64_t nparams = 0;
     for (const ParamSpec& p : param_registry(cfg_.model)) nparams += p.numel();
