@@ -1,10 +1,10 @@
 #include "eval/activation_stats.hpp"
 
 #include <cstdio>
-#include <fstream>
 
 #include "core/error.hpp"
 #include "eval/analysis.hpp"
+#include "eval/analysis_data.hpp"
 
 namespace dt {
 
@@ -58,8 +58,7 @@ std::string write_activation_stats(const std::string& out_dir, const ActivationS
     csv += line;
   }
   const std::string path = out_dir + "/activation_stats.csv";
-  std::ofstream f(path);
-  if (!f || !(f << csv) || !f.flush()) fail("cannot write ", path);
+  write_text_file(path, csv);
   return path;
 }
 

@@ -119,28 +119,35 @@ void AnalysisForward::attention_layer(int l, int64_t n) {
       v_[size_t(l)][size_t(g)].insert(v_[size_t(l)][size_t(g)].end(), src, src + dv_);
     }
 
-  // out (n, heads, dv): per head, A (n, P) · V_g (P, dv), written into its columns.
+  // out (n, heads, dv): per head, A · V_g written into its columns. Query rows
+  // go in blocks of nb so that a block's scores (nb, ≤ P) fit max_score_floats
+  // at any context length.
   const int64_t heads = diff ? cfg_.n_heads : nq_, group = cfg_.n_heads / cfg_.n_kv_heads;
   const int maps = diff ? 2 : 1;
-  for (int m = 0; m < maps; ++m) o_[m].resize(size_t(n * heads * dv_)), A_[m].resize(size_t(n * P));
-  std::vector<float> oh(static_cast<size_t>(n * dv_));
+  const int64_t nb = std::clamp<int64_t>(opt_.max_score_floats / P, 1, n);
+  for (int m = 0; m < maps; ++m) o_[m].resize(size_t(n * heads * dv_)), A_[m].resize(size_t(nb * P));
+  std::vector<float> oh(static_cast<size_t>(nb * dv_));
   for (int64_t h = 0; h < heads; ++h) {
     const int64_t g = h / group;  // DIFF: kv head of differential head h; standard: of head h
-    for (int m = 0; m < maps; ++m) {
-      // DIFF map m of head h: query sub-head 2h+m, key sub-head 2g+m; standard: head h, kv head g.
-      attention_map(l, int(diff ? 2 * h + m : h), int(diff ? 2 * g + m : g), n, A_[m].data());
-      matmul(f32(oh, {n, dv_}), f32(A_[m], {n, P}), false, cpu_f32(v_[size_t(l)][size_t(g)].data(), {P, dv_}),
-             false);
-      for (int64_t i = 0; i < n; ++i)
-        std::memcpy(&o_[m][size_t((i * heads + h) * dv_)], &oh[size_t(i * dv_)], size_t(dv_) * sizeof(float));
-    }
-    for (int64_t row : opt_.capture_rows) {
-      if (row < pos_ || row >= P) continue;
-      AttentionRow r{l, int(h), row, {}, {}};
-      const float* a1 = &A_[0][size_t((row - pos_) * P)];
-      r.a1.assign(a1, a1 + row + 1);
-      if (diff) r.a2.assign(&A_[1][size_t((row - pos_) * P)], &A_[1][size_t((row - pos_) * P)] + row + 1);
-      rows_.push_back(std::move(r));
+    for (int64_t i0 = 0; i0 < n; i0 += nb) {
+      const int64_t rows = std::min(nb, n - i0), keys = pos_ + i0 + rows;  // later keys are all masked
+      for (int m = 0; m < maps; ++m) {
+        // DIFF map m of head h: query sub-head 2h+m, key sub-head 2g+m; standard: head h, kv head g.
+        attention_map(l, int(diff ? 2 * h + m : h), int(diff ? 2 * g + m : g), i0, rows, A_[m].data());
+        matmul(f32(oh, {rows, dv_}), cpu_f32(A_[m].data(), {rows, keys}), false,
+               cpu_f32(v_[size_t(l)][size_t(g)].data(), {keys, dv_}), false);
+        for (int64_t i = 0; i < rows; ++i)
+          std::memcpy(&o_[m][size_t(((i0 + i) * heads + h) * dv_)], &oh[size_t(i * dv_)], size_t(dv_) * sizeof(float));
+      }
+      for (int64_t row : opt_.capture_rows) {
+        if (row < pos_ + i0 || row >= keys) continue;
+        AttentionRow r{l, int(h), row, {}, {}};
+        for (int m = 0; m < maps; ++m) {
+          const float* a = &A_[m][size_t((row - pos_ - i0) * keys)];
+          (m ? r.a2 : r.a1).assign(a, a + row + 1);
+        }
+        rows_.push_back(std::move(r));
+      }
     }
   }
 
@@ -157,21 +164,22 @@ void AnalysisForward::attention_layer(int l, int64_t n) {
   matmul(f32(x_, {n, D}), f32(att_, {n, D}), false, W.wo, true, 1.f, 1.f);  // x += att · Woᵀ
 }
 
-void AnalysisForward::attention_map(int l, int qs, int ks, int64_t n, float* A) {
-  const int64_t d = d_, P = pos_ + n;
-  qh_.resize(size_t(n * d));
-  for (int64_t i = 0; i < n; ++i)
-    std::memcpy(&qh_[size_t(i * d)], &q_[size_t((i * nq_ + qs) * d)], size_t(d) * sizeof(float));
-  // S (n, P) = q_s · k_sᵀ / √d; query i sits at position pos_ + i and sees keys 0 .. pos_ + i.
-  matmul(cpu_f32(A, {n, P}), f32(qh_, {n, d}), false, cpu_f32(k_[size_t(l)][size_t(ks)].data(), {P, d}), true,
-         float(1.0 / std::sqrt(double(d))));
+void AnalysisForward::attention_map(int l, int qs, int ks, int64_t i0, int64_t rows, float* A) {
+  const int64_t d = d_, keys = pos_ + i0 + rows;
+  qh_.resize(size_t(rows * d));
+  for (int64_t i = 0; i < rows; ++i)
+    std::memcpy(&qh_[size_t(i * d)], &q_[size_t(((i0 + i) * nq_ + qs) * d)], size_t(d) * sizeof(float));
+  // S (rows, keys) = q_s · k_sᵀ / √d; query i0 + i sits at position pos_ + i0 + i and sees keys up to it.
+  matmul(cpu_f32(A, {rows, keys}), f32(qh_, {rows, d}), false, cpu_f32(k_[size_t(l)][size_t(ks)].data(), {keys, d}),
+         true, float(1.0 / std::sqrt(double(d))));
+  const int64_t first = pos_ + i0 + 1;  // causal entries of row i: first + i
   if (opt_.logit_stats)
-    for (int64_t i = 0; i < n; ++i) logit_stats_[size_t(l)].add(A + i * P, pos_ + i + 1);
+    for (int64_t i = 0; i < rows; ++i) logit_stats_[size_t(l)].add(A + i * keys, first + i);
   const int bits = opt_.logit_bits;
-#pragma omp parallel for schedule(static) if (n * P >= 65536)  // small blocks (decoding) stay serial
-  for (int64_t i = 0; i < n; ++i) {
-    float* s = A + i * P;
-    const int64_t valid = pos_ + i + 1;
+#pragma omp parallel for schedule(static) if (rows * keys >= 65536)  // small blocks (decoding) stay serial
+  for (int64_t i = 0; i < rows; ++i) {
+    float* s = A + i * keys;
+    const int64_t valid = first + i;
     if (bits) quantize_absmax(s, valid, bits);
     float mx = -INFINITY;
     for (int64_t j = 0; j < valid; ++j) mx = std::max(mx, s[j]);
@@ -179,7 +187,7 @@ void AnalysisForward::attention_map(int l, int qs, int ks, int64_t n, float* A) 
     for (int64_t j = 0; j < valid; ++j) sum += (s[j] = std::exp(s[j] - mx));
     const float inv = 1.f / sum;
     for (int64_t j = 0; j < valid; ++j) s[j] *= inv;
-    std::fill(s + valid, s + P, 0.f);  // the causal mask
+    std::fill(s + valid, s + keys, 0.f);  // the causal mask
   }
 }
 

@@ -36,6 +36,9 @@ struct AnalysisOptions {
   bool logit_stats = false;           // accumulate |q·k/√d| over causal entries (before quantization)
   bool hidden_stats = false;          // accumulate |x| of the residual stream after each layer
   bool keep_hidden = false;           // keep that residual (n, D) per layer, for the last call
+  // Attention scores held at once per map: query rows are processed in blocks
+  // of max(1, this / keys) rows, bounding memory at long contexts (64 MiB).
+  int64_t max_score_floats = int64_t(1) << 24;
 };
 
 // One query row of one head's attention, over keys 0..row.
@@ -50,7 +53,8 @@ struct AttentionRow {
 class AnalysisForward {
  public:
   // The model must hold every layer, the embedding and the head (one process,
-  // no tensor or pipeline parallelism); its weights are read, never changed.
+  // no tensor or pipeline parallelism) and outlive this object; its weights
+  // are read, never changed.
   explicit AnalysisForward(const Transformer& model, AnalysisOptions opt = {});
 
   AnalysisOptions& options() { return opt_; }
@@ -78,9 +82,11 @@ class AnalysisForward {
  private:
   // x (n, D) ← x + Attn_l(RMSNorm(x)); appends this call's K/V to layer l's cache.
   void attention_layer(int l, int64_t n);
-  // One head's (map's) probabilities A (n, P) = softmax(masked q_s·k_sᵀ/√d) for
-  // query sub-head qs and key sub-head ks, with quantization, stats and capture.
-  void attention_map(int l, int qs, int ks, int64_t n, float* A);
+  // One head's (map's) probabilities A (rows, keys) = softmax(masked q_s·k_sᵀ/√d)
+  // for this call's query rows [i0, i0 + rows) (query sub-head qs) against keys
+  // 0 .. keys − 1 = position of the last row (key sub-head ks), with
+  // quantization and logit statistics.
+  void attention_map(int l, int qs, int ks, int64_t i0, int64_t rows, float* A);
 
   const Weights& w_;
   ModelConfig cfg_;

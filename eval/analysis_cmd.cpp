@@ -16,14 +16,17 @@ namespace dt {
 const char* const kAnalysisUsage =
     "\n"
     "Analyses (DIFF Transformer paper): with any of these options eval runs only the\n"
-    "analyses asked for (no perplexity pass, no eval.json). They use a plain fp32\n"
-    "forward with explicit T x T attention per head, for moderate lengths.\n"
+    "analyses asked for (no perplexity pass, no eval.json; --batch and --max-tokens\n"
+    "do not apply). They use a plain fp32 forward of one sequence with explicit\n"
+    "attention score matrices per head, for moderate lengths.\n"
     "  --needle           multi-needle retrieval: N needles \"The magic number of <city> is\n"
     "                     <7 digits>.\" in haystack text, R of them asked about at the end;\n"
     "                     exact match of the greedy answer. A depth x length table,\n"
     "                     OUT/needle.csv, OUT/needle_heatmap.png, and the attention on the\n"
     "                     answer span vs the rest of the context at the answer position,\n"
-    "                     per layer: OUT/attention_allocation.csv\n"
+    "                     per layer: OUT/attention_allocation.csv (answer_span, noise =\n"
+    "                     the rest before the question, question; DIFF: the maps\n"
+    "                     diff = A1 - lambda*A2, a1, a2; baseline: softmax)\n"
     "  --lengths L,...    context lengths in tokens (default: the run's train.seq_len)\n"
     "  --depths D,...     depths of the queried needles, 0..1 (default 0,0.25,0.5,0.75,1)\n"
     "  --needles N        needles per context (default 1)\n"
@@ -85,7 +88,8 @@ bool parse_analysis_option(int argc, char** argv, int& i, AnalysisArgs& a) {
   else if (s == "--trials") n.trials = parse_number<int>(s, value("a number of trials"), 1, 1 << 20, "an integer >= 1");
   else if (s == "--seed") n.seed = parse_number<uint64_t>(s, value("a seed"), 0, UINT64_MAX, "an integer >= 0");
   else if (s == "--haystack") a.haystack = value("a text file or shards");
-  else if (s == "--tokens") a.tokens = parse_number<int64_t>(s, value("a number of tokens"), 1, INT64_MAX, "an integer >= 1");
+  else if (s == "--tokens")
+    a.tokens = parse_number<int64_t>(s, value("a number of tokens"), 1, INT64_MAX, "an integer >= 1");
   else if (s == "--quantize-logits")
     a.quantize_bits = parse_list<int>(s, value("bit widths"), 2, 16, "comma-separated bit widths in 2..16");
   else return false;
@@ -94,7 +98,8 @@ bool parse_analysis_option(int argc, char** argv, int& i, AnalysisArgs& a) {
 
 void check_analysis_args(const AnalysisArgs& a, const std::vector<std::string>& data) {
   if (a.activation_stats && data.empty()) fail("--activation-stats needs --data PATH (the text to measure on)");
-  if (!a.quantize_bits.empty() && data.empty()) fail("--quantize-logits needs --data PATH (the text to measure loss on)");
+  if (!a.quantize_bits.empty() && data.empty())
+    fail("--quantize-logits needs --data PATH (the text to measure loss on)");
   if (a.needle && data.empty() && a.haystack.empty()) fail("--needle needs --haystack PATH or --data PATH");
   if (a.needle && a.needle_opt.queries > a.needle_opt.needles)
     fail("--queries ", a.needle_opt.queries, ": more than --needles ", a.needle_opt.needles);

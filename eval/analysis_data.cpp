@@ -43,6 +43,11 @@ std::vector<std::vector<int32_t>> read_eval_windows(const Config& cfg, const std
   return windows;
 }
 
+void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  if (!f || !(f << text) || !f.flush()) fail("cannot write ", path);
+}
+
 std::vector<int32_t> load_haystack(const std::string& path, const Tokenizer& tok, int64_t max_tokens) {
   namespace fs = std::filesystem;
   const bool shards = fs::is_directory(path) || path.find_first_of("*?[") != std::string::npos ||

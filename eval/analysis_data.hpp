@@ -1,6 +1,6 @@
-// Token input for the analyses (activation statistics, logit quantization,
-// needle retrieval): evaluation windows from prepared shards, and haystack
-// text from a text file or shards.
+// Files the analyses (activation statistics, logit quantization, needle
+// retrieval) read and write: evaluation windows from prepared shards,
+// haystack text from a text file or shards, and their CSV outputs.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -25,5 +25,8 @@ std::vector<std::vector<int32_t>> read_eval_windows(const Config& cfg, const std
 // with `tok`. Fails with a one-line error naming the path when it holds no
 // tokens or its shards were made by another tokenizer.
 std::vector<int32_t> load_haystack(const std::string& path, const Tokenizer& tok, int64_t max_tokens);
+
+// Writes text to path (replacing it); a one-line dt::Error when it cannot.
+void write_text_file(const std::string& path, const std::string& text);
 
 }  // namespace dt

@@ -111,6 +111,8 @@ EvalArgs parse_args(int argc, char** argv, bool& help) {
     }
   }
   if (a.ckpt.empty()) fail("missing CKPT (usage: difftron eval CKPT --data PATH [options])");
+  if (a.analysis.any() && a.opt.by_position)
+    fail("--nll-by-position belongs to the perplexity pass, which the analysis options replace; run it separately");
   if (a.analysis.any()) check_analysis_args(a.analysis, a.opt.data);
   else if (a.opt.data.empty()) fail("missing --data PATH (prepared shards to evaluate on)");
   return a;

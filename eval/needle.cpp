@@ -73,8 +73,10 @@ std::vector<NeedleSample> make_needle_samples(const Tokenizer& tok, std::span<co
   // N distinct cities (a seeded partial shuffle) and N distinct 7-digit numbers.
   std::vector<int> city(kNumCities);
   std::iota(city.begin(), city.end(), 0);
-  for (int i = 0; i < N; ++i)
-    std::swap(city[size_t(i)], city[size_t(i) + draw(spec.seed, "needle.city", uint64_t(i)) % uint64_t(kNumCities - i)]);
+  for (int i = 0; i < N; ++i) {
+    const uint64_t pick = uint64_t(i) + draw(spec.seed, "needle.city", uint64_t(i)) % uint64_t(kNumCities - i);
+    std::swap(city[size_t(i)], city[pick]);
+  }
   std::vector<Needle> needles(static_cast<size_t>(N));
   std::vector<std::vector<int32_t>> needle_tokens;
   std::vector<int64_t> len;

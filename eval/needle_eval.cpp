@@ -1,10 +1,12 @@
 #include "eval/needle_eval.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 
 #include "core/error.hpp"
+#include "core/log.hpp"
 #include "core/rng.hpp"
 #include "data/tokenizer.hpp"
 #include "eval/analysis.hpp"
@@ -103,6 +105,7 @@ NeedleEvalResult evaluate_needles(const Transformer& model, const Tokenizer& tok
     res.allocation.assign(res.maps.size(), std::vector<AllocationShare>(size_t(cfg.n_layers)));
   }
 
+  auto last_report = std::chrono::steady_clock::now();
   for (size_t di = 0; di < opt.depths.size(); ++di)
     for (size_t li = 0; li < opt.lengths.size(); ++li) {
       int64_t correct = 0;
@@ -111,8 +114,9 @@ NeedleEvalResult evaluate_needles(const Transformer& model, const Tokenizer& tok
         spec.length = opt.lengths[li];
         spec.queries = opt.queries;
         spec.seed = rng_bits(opt.seed, hash_name("needle.trial"), uint64_t(t));
-        for (int i = 0; i < opt.needles; ++i)
-          spec.depths.push_back(i < opt.queries ? opt.depths[di] : uniform_at(spec.seed, hash_name("needle.depth"), uint64_t(i)));
+        for (int i = 0; i < opt.needles; ++i)  // queried needles at the cell's depth, distractors anywhere
+          spec.depths.push_back(i < opt.queries ? opt.depths[di]
+                                                : uniform_at(spec.seed, hash_name("needle.depth"), uint64_t(i)));
         for (const NeedleSample& s : make_needle_samples(tok, haystack, spec)) {
           af.clear_captures();
           af.options().capture_rows = {int64_t(s.tokens.size()) - 1};
@@ -127,6 +131,11 @@ NeedleEvalResult evaluate_needles(const Transformer& model, const Tokenizer& tok
         }
       }
       res.accuracy[di * opt.lengths.size() + li] = double(correct) / double(res.samples_per_cell);
+      const auto now = std::chrono::steady_clock::now();
+      if (std::chrono::duration<double>(now - last_report).count() >= 10) {  // long grids say how far they are
+        log_info("needle: ", di * opt.lengths.size() + li + 1, "/", res.accuracy.size(), " cells");
+        last_report = now;
+      }
     }
   af.clear_captures();
   for (auto& layers : res.allocation)

@@ -1,20 +1,15 @@
 // The needle-retrieval outputs (eval/needle_eval.hpp): printed table, CSVs and heatmap.
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 
 #include "core/error.hpp"
+#include "eval/analysis_data.hpp"
 #include "eval/needle_eval.hpp"
 #include "eval/plot.hpp"
 
 namespace dt {
 
 namespace {
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream f(path);
-  if (!f || !(f << text) || !f.flush()) fail("cannot write ", path);
-}
 
 std::string fmt(const char* f, double v) {
   char buf[64];
@@ -67,7 +62,7 @@ std::vector<std::string> write_needle(const std::string& out_dir, const NeedleEv
     for (size_t j = 0; j < r.lengths.size(); ++j) csv += fmt(",%.6f", r.accuracy[i * r.lengths.size() + j]);
     csv += "\n";
   }
-  write_file(out_dir + "/needle.csv", csv);
+  write_text_file(out_dir + "/needle.csv", csv);
   wrote.push_back(out_dir + "/needle.csv");
 
   // Rows: depths top-down in percent; columns: lengths on a linear axis when
@@ -109,7 +104,7 @@ std::vector<std::string> write_needle(const std::string& out_dir, const NeedleEv
         a += (mean ? std::string("mean") : std::to_string(l)) + "," + r.maps[m] + fmt(",%.6f", s.answer) +
              fmt(",%.6f", s.noise) + fmt(",%.6f", s.question) + "\n";
       }
-    write_file(out_dir + "/attention_allocation.csv", a);
+    write_text_file(out_dir + "/attention_allocation.csv", a);
     wrote.push_back(out_dir + "/attention_allocation.csv");
   }
   return wrote;

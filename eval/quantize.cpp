@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 
 #include "core/error.hpp"
 #include "eval/analysis.hpp"
+#include "eval/analysis_data.hpp"
 #include "eval/needle_eval.hpp"
 #include "eval/plot.hpp"
 
@@ -79,8 +79,7 @@ std::vector<std::string> write_quantization(const std::string& out_dir, const st
     csv += "\n";
   }
   const std::string path = out_dir + "/quantization.csv";
-  std::ofstream f(path);
-  if (!f || !(f << csv) || !f.flush()) fail("cannot write ", path);
+  write_text_file(path, csv);
   std::vector<std::string> wrote{path};
 
   // Loss (or accuracy) against bits, with the unquantized value as a flat

@@ -101,6 +101,33 @@ TEST_P(AnalysisForwardCases, PiecewiseFeedWithKvCacheEqualsOneFullPass) {
   }
 }
 
+TEST_P(AnalysisForwardCases, QueryRowBlocksGiveTheSameLogitsAndCaptures) {
+  const int T = 45;
+  auto model = tiny_model(GetParam(), T);
+  const int64_t V = model->config().vocab_size;
+  const std::vector<int32_t> tok = random_tokens(T, V, 8);
+  AnalysisOptions opt;
+  opt.capture_rows = {0, 17, 44};
+  AnalysisForward whole(*model, opt);
+  opt.max_score_floats = 7 * T;  // blocks of 7 query rows, the last one shorter
+  AnalysisForward blocked(*model, opt);
+  whole.forward(tok);
+  blocked.forward(tok);
+  std::vector<float> a(static_cast<size_t>(T * V)), b(static_cast<size_t>(T * V));
+  whole.logits(a.data(), 0, T);
+  blocked.logits(b.data(), 0, T);
+  // Same arithmetic; only BLAS's blocking (summation order) differs with the shapes.
+  EXPECT_LT(rel_diff(b.data(), a.data(), a.size()), 1e-5);
+  ASSERT_EQ(blocked.attention_rows().size(), whole.attention_rows().size());
+  for (size_t i = 0; i < whole.attention_rows().size(); ++i) {
+    const AttentionRow &x = whole.attention_rows()[i], &y = blocked.attention_rows()[i];
+    EXPECT_EQ(x.row, y.row);
+    ASSERT_EQ(x.a1.size(), y.a1.size());
+    for (size_t j = 0; j < x.a1.size(); ++j) EXPECT_NEAR(x.a1[j], y.a1[j], 1e-6);
+    EXPECT_EQ(x.a2.size(), y.a2.size());
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Kinds, AnalysisForwardCases,
                          testing::Values(Case{AttentionKind::Diff, 2, 1}, Case{AttentionKind::Diff, 2, 2},
                                          Case{AttentionKind::Standard, 2, 1}, Case{AttentionKind::Standard, 4, 2}),
@@ -205,7 +232,8 @@ TEST(ActivationStats, MatchADirectComputationOfLayerZeroLogitsAndTheFinalResidua
     for (int64_t i = 0; i < T; ++i)
       for (int64_t j = 0; j <= i; ++j) {
         double dot = 0;
-        for (int64_t e = 0; e < d; ++e) dot += double(q[size_t((i * nq + s) * d + e)]) * k[size_t((j * nk + ks) * d + e)];
+        for (int64_t e = 0; e < d; ++e)
+          dot += double(q[size_t((i * nq + s) * d + e)]) * k[size_t((j * nk + ks) * d + e)];
         dot /= std::sqrt(double(d));
         logits.push_back(std::fabs(dot));
         if (i == T - 1) row_last[size_t(s)].push_back(dot);
