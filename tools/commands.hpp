@@ -10,4 +10,5 @@ int cmd_inspect(int argc, char** argv);   // trainer/cmd_inspect.cpp
 int cmd_export(int argc, char** argv);    // trainer/cmd_export.cpp
 int cmd_eval(int argc, char** argv);      // eval/cmd_eval.cpp
 int cmd_generate(int argc, char** argv);  // eval/cmd_generate.cpp
+int cmd_report(int argc, char** argv);    // eval/cmd_report.cpp
 }  // namespace dt

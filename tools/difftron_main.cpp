@@ -21,6 +21,7 @@ const char* kUsage =
     "  export PATH --format safetensors OUT      a checkpoint's weights as one safetensors file\n"
     "  eval CKPT --data PATH [--nll-by-position] perplexity (and NLL by position) of a checkpoint\n"
     "  generate CKPT --prompt TEXT               sample a continuation (KV cache; top-k, top-p, greedy)\n"
+    "  report --run NAME=DIR --eval NAME=DIR ... side-by-side report of evaluated runs (Markdown + PNG)\n"
     "\n"
     "Run 'difftron <command> --help' for a command's options.\n";
 
@@ -51,8 +52,9 @@ int main(int argc, char** argv) {
     if (cmd == "export") return dt::cmd_export(argc - 1, argv + 1);
     if (cmd == "eval") return dt::cmd_eval(argc - 1, argv + 1);
     if (cmd == "generate") return dt::cmd_generate(argc - 1, argv + 1);
+    if (cmd == "report") return dt::cmd_report(argc - 1, argv + 1);
     std::fprintf(stderr,
-                 "difftron: unknown command '%s' (expected train, prepare, tokenize, inspect, export, eval or generate; "
+                 "difftron: unknown command '%s' (expected train, prepare, tokenize, inspect, export, eval, generate or report; "
                  "see difftron --help)\n",
                  cmd.c_str());
     return 2;
