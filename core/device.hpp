@@ -15,7 +15,7 @@ struct Device {
   static Device cpu() { return {}; }
   static Device cuda(int i) { return {DeviceKind::CUDA, i}; }
   bool is_cpu() const { return kind == DeviceKind::CPU; }
-  bool operator==(const Device&) const = default;
+  bool operator==(const Device& o) const { return kind == o.kind && index == o.index; }
   std::string str() const;
 };
 

@@ -140,10 +140,8 @@ static void maybe_inject_failure(int rank, int64_t step) {
 StepStats Trainer::train_step(int64_t step) {
   const auto t0 = std::chrono::steady_clock::now();
   maybe_inject_failure(mpi_world_rank(), step + 1);
-  const GridShape& shape = grid_->shape();
   const int stage = grid_->coord().pp;
   const bool first = grid_->first_stage(), last = grid_->last_stage();
-  const int64_t accum = cfg_.grad_accum_steps(shape.dp);
   const int64_t tokens_per_step = cfg_.train.batch_size * cfg_.train.seq_len;
   // The loss is the mean over every target of the global batch, so each
   // micro-batch's gradient is scaled by 1/(tokens per step).
