@@ -1,5 +1,7 @@
 #include "eval/analysis_cmd.hpp"
 
+#include "tools/cli_args.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -46,21 +48,12 @@ const char* const kAnalysisUsage =
 namespace {
 
 template <typename T>
-T parse_number(const std::string& opt, const std::string& text, T min, T max, const char* expected) {
-  T v{};
-  const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (r.ec != std::errc() || r.ptr != text.data() + text.size() || !(v >= min && v <= max))
-    fail(opt, " ", text, ": expected ", expected);
-  return v;
-}
-
-template <typename T>
 std::vector<T> parse_list(const std::string& opt, const std::string& text, T min, T max, const char* expected) {
   std::vector<T> out;
   size_t at = 0;
   while (true) {
     const size_t comma = text.find(',', at);
-    out.push_back(parse_number<T>(opt, text.substr(at, comma - at), min, max, expected));
+    out.push_back(parse_option<T>(opt, text.substr(at, comma - at), min, max, expected));
     if (comma == std::string::npos) break;
     at = comma + 1;
   }
@@ -83,13 +76,13 @@ bool parse_analysis_option(int argc, char** argv, int& i, AnalysisArgs& a) {
     n.lengths = parse_list<int64_t>(s, value("context lengths"), 1, kMaxLen, "comma-separated lengths >= 1");
   else if (s == "--depths")
     n.depths = parse_list<double>(s, value("depths"), 0.0, 1.0, "comma-separated depths in [0, 1]");
-  else if (s == "--needles") n.needles = parse_number<int>(s, value("a number of needles"), 1, 1000, "an integer >= 1");
-  else if (s == "--queries") n.queries = parse_number<int>(s, value("a number of queries"), 1, 1000, "an integer >= 1");
-  else if (s == "--trials") n.trials = parse_number<int>(s, value("a number of trials"), 1, 1 << 20, "an integer >= 1");
-  else if (s == "--seed") n.seed = parse_number<uint64_t>(s, value("a seed"), 0, UINT64_MAX, "an integer >= 0");
+  else if (s == "--needles") n.needles = parse_option<int>(s, value("a number of needles"), 1, 1000, "an integer >= 1");
+  else if (s == "--queries") n.queries = parse_option<int>(s, value("a number of queries"), 1, 1000, "an integer >= 1");
+  else if (s == "--trials") n.trials = parse_option<int>(s, value("a number of trials"), 1, 1 << 20, "an integer >= 1");
+  else if (s == "--seed") n.seed = parse_option<uint64_t>(s, value("a seed"), 0, UINT64_MAX, "an integer >= 0");
   else if (s == "--haystack") a.haystack = value("a text file or shards");
   else if (s == "--tokens")
-    a.tokens = parse_number<int64_t>(s, value("a number of tokens"), 1, INT64_MAX, "an integer >= 1");
+    a.tokens = parse_option<int64_t>(s, value("a number of tokens"), 1, INT64_MAX, "an integer >= 1");
   else if (s == "--quantize-logits")
     a.quantize_bits = parse_list<int>(s, value("bit widths"), 2, 16, "comma-separated bit widths in 2..16");
   else return false;

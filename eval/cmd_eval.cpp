@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "tools/cli_args.hpp"
 #include "eval/analysis_cmd.hpp"
 #include "eval/eval_model.hpp"
 #include "eval/perplexity.hpp"
@@ -61,14 +62,6 @@ struct EvalArgs {
   AnalysisArgs analysis;
 };
 
-int64_t parse_count(const std::string& opt, const std::string& text, int64_t min) {
-  int64_t v = 0;
-  const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (r.ec != std::errc() || r.ptr != text.data() + text.size() || v < min)
-    fail(opt, " ", text, ": expected an integer >= ", min);
-  return v;
-}
-
 EvalArgs parse_args(int argc, char** argv, bool& help) {
   EvalArgs a;
   help = false;
@@ -84,12 +77,12 @@ EvalArgs parse_args(int argc, char** argv, bool& help) {
     } else if (s == "--data") {
       a.opt.data.push_back(value("a shard directory, file or glob"));
     } else if (s == "--seq-len") {
-      a.seq_len = int(parse_count(s, value("a window length T"), 1));
+      a.seq_len = int(parse_int_option(s, value("a window length T"), 1));
     } else if (s == "--batch") {
-      a.batch = int(parse_count(s, value("a number of windows"), 1));
+      a.batch = int(parse_int_option(s, value("a number of windows"), 1));
     } else if (s == "--max-tokens") {
       const std::string v = value("a number of tokens or 'all'");
-      a.opt.max_tokens = v == "all" ? 0 : parse_count(s, v, 0);
+      a.opt.max_tokens = v == "all" ? 0 : parse_int_option(s, v, 0);
     } else if (s == "--rope-theta") {
       const std::string v = value("a RoPE base");
       double x = 0;

@@ -13,6 +13,7 @@
 
 #include "core/error.hpp"
 #include "data/tokenizer.hpp"
+#include "tools/cli_args.hpp"
 #include "eval/eval_model.hpp"
 #include "eval/generate.hpp"
 #include "tools/commands.hpp"
@@ -50,30 +51,6 @@ struct GenerateArgs {
   GenerateOptions opt;
 };
 
-int64_t parse_int(const std::string& opt, const std::string& text, int64_t min) {
-  int64_t v = 0;
-  const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (r.ec != std::errc() || r.ptr != text.data() + text.size() || v < min)
-    fail(opt, " ", text, ": expected an integer >= ", min);
-  return v;
-}
-
-uint64_t parse_seed(const std::string& text) {
-  uint64_t v = 0;
-  const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (r.ec != std::errc() || r.ptr != text.data() + text.size())
-    fail("--seed ", text, ": expected an integer in [0, 2^64)");
-  return v;
-}
-
-double parse_real(const std::string& opt, const std::string& text, double lo, double hi, const char* expected) {
-  double x = 0;
-  const auto r = std::from_chars(text.data(), text.data() + text.size(), x);
-  if (r.ec != std::errc() || r.ptr != text.data() + text.size() || !std::isfinite(x) || x < lo || x > hi)
-    fail(opt, " ", text, ": expected ", expected);
-  return x;
-}
-
 GenerateArgs parse_args(int argc, char** argv, bool& help) {
   GenerateArgs a;
   help = false;
@@ -91,17 +68,17 @@ GenerateArgs parse_args(int argc, char** argv, bool& help) {
     } else if (s == "--tokenizer") {
       a.tokenizer = value("'byte' or a .tiktoken rank file");
     } else if (s == "--max-new-tokens") {
-      a.opt.max_new_tokens = int(parse_int(s, value("a number of tokens"), 0));
+      a.opt.max_new_tokens = int(parse_int_option(s, value("a number of tokens"), 0));
       if (a.opt.max_new_tokens > (1 << 24)) fail(s, " ", a.opt.max_new_tokens, ": expected at most ", 1 << 24);
     } else if (s == "--temperature") {
-      a.opt.sampling.temperature = parse_real(s, value("a temperature"), 0, 1e6, "a number >= 0 (0: greedy)");
+      a.opt.sampling.temperature = parse_option<double>(s, value("a temperature"), 0, 1e6, "a number >= 0 (0: greedy)");
     } else if (s == "--top-k") {
-      a.opt.sampling.top_k = int(parse_int(s, value("a number of tokens"), 0));
+      a.opt.sampling.top_k = int(parse_int_option(s, value("a number of tokens"), 0));
     } else if (s == "--top-p") {
-      a.opt.sampling.top_p = parse_real(s, value("a probability"), 0, 1, "a number in (0, 1] (1: off)");
+      a.opt.sampling.top_p = parse_option<double>(s, value("a probability"), 0, 1, "a number in (0, 1] (1: off)");
       if (a.opt.sampling.top_p == 0) fail(s, " 0: expected a number in (0, 1] (1: off)");
     } else if (s == "--seed") {
-      a.opt.seed = parse_seed(value("an integer"));
+      a.opt.seed = parse_option<uint64_t>("--seed", value("an integer"), 0, UINT64_MAX, "an integer in [0, 2^64)");
     } else if (s == "--no-cache") {
       a.opt.use_cache = false;
     } else if (s.rfind("--", 0) == 0) {

@@ -1,0 +1,31 @@
+// Parsing of command-line option values, shared by the subcommands: a bad
+// value is one line naming the option, the text and what was expected.
+#pragma once
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+
+#include "core/error.hpp"
+
+namespace dt {
+
+// The whole of `text` as a T in [min, max] (finite for floating point).
+template <typename T>
+T parse_option(const std::string& opt, const std::string& text, T min, T max, const std::string& expected) {
+  T v{};
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+  bool ok = r.ec == std::errc() && r.ptr == text.data() + text.size() && v >= min && v <= max;
+  if constexpr (std::is_floating_point_v<T>) ok = ok && std::isfinite(v);
+  if (!ok) fail(opt, " ", text, ": expected ", expected);
+  return v;
+}
+
+inline int64_t parse_int_option(const std::string& opt, const std::string& text, int64_t min) {
+  return parse_option<int64_t>(opt, text, min, std::numeric_limits<int64_t>::max(),
+                               "an integer >= " + std::to_string(min));
+}
+
+}  // namespace dt
