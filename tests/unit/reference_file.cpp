@@ -59,30 +59,26 @@ static std::vector<hsize_t> shape_of(hid_t ds) {
   return dims;
 }
 
-std::vector<double> ReferenceFile::read(const std::string& name, std::vector<hsize_t>* dims) const {
-  hid_t ds = H5Dopen(file_, name.c_str(), H5P_DEFAULT);
+template <typename T>
+static std::vector<T> read_dataset(hid_t file, const std::string& name, hid_t type, std::vector<hsize_t>* dims) {
+  hid_t ds = H5Dopen(file, name.c_str(), H5P_DEFAULT);
   if (ds < 0) throw std::runtime_error("reference has no dataset " + name);
   auto shape = shape_of(ds);
   size_t n = 1;
   for (auto d : shape) n *= d;
-  std::vector<double> out(n);
-  H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+  std::vector<T> out(n);
+  H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
   H5Dclose(ds);
   if (dims) *dims = shape;
   return out;
 }
 
+std::vector<double> ReferenceFile::read(const std::string& name, std::vector<hsize_t>* dims) const {
+  return read_dataset<double>(file_, name, H5T_NATIVE_DOUBLE, dims);
+}
+
 std::vector<int64_t> ReferenceFile::read_int(const std::string& name, std::vector<hsize_t>* dims) const {
-  hid_t ds = H5Dopen(file_, name.c_str(), H5P_DEFAULT);
-  if (ds < 0) throw std::runtime_error("reference has no dataset " + name);
-  auto shape = shape_of(ds);
-  size_t n = 1;
-  for (auto d : shape) n *= d;
-  std::vector<int64_t> out(n);
-  H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
-  H5Dclose(ds);
-  if (dims) *dims = shape;
-  return out;
+  return read_dataset<int64_t>(file_, name, H5T_NATIVE_INT64, dims);
 }
 
 }  // namespace dt::testing

@@ -15,31 +15,15 @@
 #include "data/shard_reader.hpp"
 #include "data/shard_writer.hpp"
 #include "data/tokenizer.hpp"
+#include "tests/unit/test_util.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under /tmp, removed with its contents at scope exit.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/dt_test_data_XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
+using TempDir = dt_test::ScratchDir;
+using dt_test::error_of;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const dt::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // Writes docs with the byte tokenizer's ids and returns the expected /tokens.
 std::vector<int32_t> write_shard(const std::string& path, const std::vector<std::vector<int32_t>>& docs,

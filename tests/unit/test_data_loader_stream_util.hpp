@@ -12,31 +12,11 @@
 #include "core/error.hpp"
 #include "data/data_loader.hpp"
 #include "data/shard_writer.hpp"
+#include "tests/unit/test_util.hpp"
 
 namespace dt_test {
 
 using Tokens = std::vector<int32_t>;
-
-// A fresh directory under ::testing::TempDir(), removed at the end of the test.
-struct ScratchDir {
-  std::string path;
-  ScratchDir() {
-    std::string tmpl = ::testing::TempDir() + "/dt_stream_XXXXXX";
-    path = mkdtemp(tmpl.data());
-  }
-  ~ScratchDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
-
-// The message of the dt::Error f throws, or "(no error)".
-inline std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const dt::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // Writes a shard of `docs` and returns its token stream (each document followed by EOS).
 inline Tokens write_shard(const std::string& path, const std::vector<Tokens>& docs, int64_t vocab = 5000,

@@ -17,21 +17,14 @@
 #include "data/prepare_shards.hpp"
 #include "data/shard_reader.hpp"
 #include "data/tokenizer.hpp"
+#include "tests/unit/test_util.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under /tmp, removed with its contents at scope exit.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/dt_test_prepare_XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
+using TempDir = dt_test::ScratchDir;
+using dt_test::error_of;
 
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
@@ -88,15 +81,6 @@ dt::PrepareStats run(const dt::PrepareOptions& o, const std::vector<std::string>
   return dt::prepare_shards(o, files, *tok);
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const dt::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // The byte tokenizer, except that a document holding "THROW" makes encode throw
 // and one holding "BAD-ID" gets an id outside the vocabulary (the shard writer's error).

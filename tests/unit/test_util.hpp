@@ -1,5 +1,9 @@
-// Helpers shared by tests that train on real text.
+// Helpers shared by tests: scratch directories, error messages, real-text shards.
 #pragma once
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <functional>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -7,10 +11,32 @@
 #include <string>
 #include <vector>
 
+#include "core/error.hpp"
 #include "data/shard_writer.hpp"
 #include "data/tokenizer.hpp"
 
 namespace dt_test {
+
+// A fresh directory under ::testing::TempDir(), removed at the end of the test.
+struct ScratchDir {
+  std::string path;
+  ScratchDir() {
+    std::string tmpl = ::testing::TempDir() + "/dt_test_XXXXXX";
+    path = mkdtemp(tmpl.data());
+  }
+  ~ScratchDir() { std::filesystem::remove_all(path); }
+  std::string file(const std::string& name) const { return path + "/" + name; }
+};
+
+// The message of the dt::Error f throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const dt::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 // One byte-tokenized shard of the Debian licence texts (real English prose,
 // present on every Debian machine) at dir/shard_00000.h5. Returns the unigram
