@@ -30,6 +30,16 @@ class Communicator {
   virtual void wait_sends() = 0;
   virtual void barrier() = 0;
 
+  // Asynchronous sums, for overlapping the gradient reduction with the
+  // backward: reduce_async sums `in` (f32) over the group into `out` on rank
+  // `root`, or on every rank when root is −1 (out may alias in; on non-root
+  // ranks out is not written). It returns at once; the buffers must stay
+  // untouched until finish_async(), which completes every queued reduction.
+  // On a GPU the reduction starts after the kernels already queued on the
+  // compute stream and finish_async() makes later kernels wait for it.
+  virtual void reduce_async(Tensor out, Tensor in, int root) = 0;
+  virtual void finish_async() = 0;
+
   // Scalars in double, for losses and norms.
   virtual double all_reduce_sum(double v) = 0;
   virtual double all_reduce_max(double v) = 0;

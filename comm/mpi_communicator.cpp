@@ -1,5 +1,7 @@
 #include "comm/mpi_communicator.hpp"
 
+#include <cstring>
+
 #include <cstdlib>
 
 #include "core/error.hpp"
@@ -81,6 +83,31 @@ void MpiCommunicator::wait_sends() {
 }
 
 void MpiCommunicator::barrier() { MPI_CHECK(MPI_Barrier(comm_)); }
+
+void MpiCommunicator::reduce_async(Tensor out, Tensor in, int root) {
+  check_f32(in, "reduce_async");
+  DT_CHECK(out.numel() == in.numel(), "reduce_async sizes ", out.numel(), " / ", in.numel());
+  if (size_ == 1) {
+    if (out.ptr != in.ptr) std::memcpy(out.ptr, in.ptr, in.bytes());
+    return;
+  }
+  const int n = int(in.numel());
+  const bool in_place = out.ptr == in.ptr;
+  async_.emplace_back();
+  if (root < 0)
+    MPI_CHECK(MPI_Iallreduce(in_place ? MPI_IN_PLACE : in.ptr, out.ptr, n, MPI_FLOAT, MPI_SUM, comm_, &async_.back()));
+  else if (rank_ == root)
+    MPI_CHECK(MPI_Ireduce(in_place ? MPI_IN_PLACE : in.ptr, out.ptr, n, MPI_FLOAT, MPI_SUM, root, comm_,
+                          &async_.back()));
+  else
+    MPI_CHECK(MPI_Ireduce(in.ptr, nullptr, n, MPI_FLOAT, MPI_SUM, root, comm_, &async_.back()));
+}
+
+void MpiCommunicator::finish_async() {
+  if (async_.empty()) return;
+  MPI_CHECK(MPI_Waitall(int(async_.size()), async_.data(), MPI_STATUSES_IGNORE));
+  async_.clear();
+}
 
 double MpiCommunicator::all_reduce_sum(double v) {
   if (size_ > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_SUM, comm_));

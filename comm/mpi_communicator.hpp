@@ -29,6 +29,8 @@ class MpiCommunicator final : public Communicator {
   void recv(Tensor t, int peer, int tag) override;
   void wait_sends() override;
   void barrier() override;
+  void reduce_async(Tensor out, Tensor in, int root) override;
+  void finish_async() override;
   double all_reduce_sum(double v) override;
   double all_reduce_max(double v) override;
   MPI_Comm handle() const { return comm_; }
@@ -36,7 +38,7 @@ class MpiCommunicator final : public Communicator {
  private:
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
-  std::vector<MPI_Request> pending_;
+  std::vector<MPI_Request> pending_, async_;
 };
 
 // MPI_Init once per process (threads: funneled; only the main thread calls MPI).

@@ -1,6 +1,7 @@
 #include "comm/process_grid.hpp"
 
 #include "comm/mpi_communicator.hpp"
+#include "comm/nccl_communicator.hpp"
 #include "core/error.hpp"
 
 namespace dt {
@@ -20,14 +21,16 @@ GridCoord grid_coord(const GridShape& s, int rank) {
   return c;
 }
 
-// Ranks with equal color form a group, ordered by key.
-static std::unique_ptr<Communicator> split(MPI_Comm base, int color, int key) {
+// Ranks with equal color form a group, ordered by key; on a GPU, an NCCL
+// communicator over that group.
+static std::unique_ptr<Communicator> split(MPI_Comm base, int color, int key, int cuda_device = -1) {
   MPI_Comm c;
   MPI_CHECK(MPI_Comm_split(base, color, key, &c));
+  if (cuda_device >= 0) return make_nccl_communicator(c, cuda_device);
   return std::make_unique<MpiCommunicator>(c);
 }
 
-ProcessGrid::ProcessGrid(int tp, int cp, int pp, MPI_Comm base) {
+ProcessGrid::ProcessGrid(int tp, int cp, int pp, MPI_Comm base, int cuda_device) {
   int world = 1;
   MPI_CHECK(MPI_Comm_size(base, &world));
   MPI_CHECK(MPI_Comm_rank(base, &rank_));
@@ -42,11 +45,12 @@ ProcessGrid::ProcessGrid(int tp, int cp, int pp, MPI_Comm base) {
   MPI_Comm dup;
   MPI_CHECK(MPI_Comm_dup(base, &dup));
   world_ = std::make_unique<MpiCommunicator>(dup);
-  tp_ = split(base, c.cp + s.cp * (c.dp + s.dp * c.pp), c.tp);
-  cp_ = split(base, c.tp + s.tp * (c.dp + s.dp * c.pp), c.cp);
-  dp_ = split(base, c.tp + s.tp * (c.cp + s.cp * c.pp), c.dp);
-  pp_ = split(base, c.tp + s.tp * (c.cp + s.cp * c.dp), c.pp);
-  dp_cp_ = split(base, c.tp + s.tp * c.pp, c.cp + s.cp * c.dp);
+  const int dev = cuda_device;
+  tp_ = split(base, c.cp + s.cp * (c.dp + s.dp * c.pp), c.tp, dev);
+  cp_ = split(base, c.tp + s.tp * (c.dp + s.dp * c.pp), c.cp, dev);
+  dp_ = split(base, c.tp + s.tp * (c.cp + s.cp * c.pp), c.dp, dev);
+  pp_ = split(base, c.tp + s.tp * (c.cp + s.cp * c.dp), c.pp, dev);
+  dp_cp_ = split(base, c.tp + s.tp * c.pp, c.cp + s.cp * c.dp, dev);
   mp_ = split(base, c.dp, c.tp + s.tp * (c.cp + s.cp * c.pp));
 }
 

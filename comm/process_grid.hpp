@@ -26,8 +26,10 @@ GridCoord grid_coord(const GridShape& s, int rank);
 class ProcessGrid {
  public:
   // `base` (MPI_COMM_WORLD, or MPI_COMM_SELF for a single-process reference)
-  // split into groups; dp = size(base) / (tp·cp·pp).
-  ProcessGrid(int tp, int cp, int pp, MPI_Comm base = MPI_COMM_WORLD);
+  // split into groups; dp = size(base) / (tp·cp·pp). With cuda_device ≥ 0 the
+  // groups that move tensors (tp, cp, dp, pp, dp_cp) are NCCL communicators on
+  // that GPU; world and model_parallel, which reduce host scalars, stay MPI.
+  ProcessGrid(int tp, int cp, int pp, MPI_Comm base = MPI_COMM_WORLD, int cuda_device = -1);
   const GridShape& shape() const { return shape_; }
   const GridCoord& coord() const { return coord_; }
   int rank() const { return rank_; }

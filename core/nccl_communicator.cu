@@ -1,7 +1,8 @@
 // Communicator over NCCL for CUDA tensors. Collectives run on the
 // communicator's own stream and are synchronised before returning, so callers
-// see the same semantics as the MPI communicator (the overlapped, bucketed
-// gradient reduction comes with the CUDA training step).
+// see the same semantics as the MPI communicator; reduce_async/finish_async
+// (the bucketed gradient reduction overlapped with the backward) do not block
+// the host and order themselves against the compute stream with events.
 #include <cuda_runtime.h>
 #include <mpi.h>
 #include <nccl.h>
@@ -40,8 +41,12 @@ class NcclCommunicator final : public Communicator {
     CUDA_OK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
     CUDA_OK(cudaMalloc(&scalar_, sizeof(double)));
+    CUDA_OK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+    CUDA_OK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
   }
   ~NcclCommunicator() override {
+    cudaEventDestroy(ready_);
+    cudaEventDestroy(done_);
     cudaFree(scalar_);
     ncclCommDestroy(comm_);
     cudaStreamDestroy(stream_);
@@ -92,6 +97,23 @@ class NcclCommunicator final : public Communicator {
     sync();
   }
   void barrier() override { all_reduce_sum(0.0); }
+
+  // Overlapped reductions: the NCCL stream waits for the compute stream (the
+  // legacy default stream, see kernels/cuda/cuda_common.cuh) at the moment of
+  // the call, then reduces while the backward continues.
+  void reduce_async(Tensor out, Tensor in, int root) override {
+    check(in, "reduce_async");
+    DT_CHECK(out.numel() == in.numel(), "reduce_async sizes");
+    CUDA_OK(cudaEventRecord(ready_, 0));
+    CUDA_OK(cudaStreamWaitEvent(stream_, ready_, 0));
+    const size_t n = size_t(in.numel());
+    if (root < 0) NCCL_CHECK(ncclAllReduce(in.ptr, out.ptr, n, type(in), ncclSum, comm_, stream_));
+    else NCCL_CHECK(ncclReduce(in.ptr, rank_ == root ? out.ptr : in.ptr, n, type(in), ncclSum, root, comm_, stream_));
+  }
+  void finish_async() override {
+    CUDA_OK(cudaEventRecord(done_, stream_));
+    CUDA_OK(cudaStreamWaitEvent(0, done_, 0));
+  }
   double all_reduce_sum(double v) override { return reduce_scalar(v, ncclSum); }
   double all_reduce_max(double v) override { return reduce_scalar(v, ncclMax); }
 
@@ -129,6 +151,7 @@ class NcclCommunicator final : public Communicator {
   cudaStream_t stream_ = nullptr;
   ncclComm_t comm_ = nullptr;
   double* scalar_ = nullptr;
+  cudaEvent_t ready_ = nullptr, done_ = nullptr;
   std::vector<Pending> sends_;
 };
 

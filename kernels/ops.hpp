@@ -1,7 +1,7 @@
 // Every op the model calls, declared once. Each runs on its tensors' device:
-// kernels/cpu/*.cpp implement them in fp32 (OpenBLAS + OpenMP); a CUDA tensor
-// reaches kernels/cuda/*.cu (added by the CUDA backend issue; until then a CUDA
-// tensor fails with a clear message).
+// kernels/cpu/*.cpp implement them in fp32 (OpenBLAS + OpenMP); an op whose
+// tensors are on a CUDA device runs kernels/cuda/*.cu instead
+// (kernels/cuda/cuda_ops.hpp states the dtypes each CUDA op accepts).
 //
 // Conventions: shapes in the comment beside each argument; "+=" marks outputs
 // that are accumulated into (gradients of weights, the residual stream's
@@ -12,6 +12,14 @@
 #include "core/tensor.hpp"
 
 namespace dt::ops {
+
+// ---- tensors ---------------------------------------------------------------------
+// dst = src elementwise (same numel). Between devices the dtypes must match;
+// on one CUDA device f32 ↔ bf16 converts (round to nearest even).
+void copy(Tensor dst, Tensor src);
+void fill_zero(Tensor t);
+// every element of an f32 tensor = value
+void fill(Tensor t, float value);
 
 // ---- GEMM -------------------------------------------------------------------
 // C = alpha · op(A) · op(B) + beta · C on the 2-D views [rows, cols] of A, B, C.
@@ -69,6 +77,10 @@ void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor ro
                             Tensor target_logit);
 // logits ← grad_scale · (exp(z − rowmax)/sumexp − onehot(target − v0)), with the global rowmax and sumexp
 void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale);
+
+// losses (N) = rowmax + log(sumexp) − target_logit (0 where the target is −1);
+// returns their sum (the vocab-parallel loss after the two all-reduces).
+double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit);
 
 // ---- optimizer -------------------------------------------------------------------
 struct AdamWParams {

@@ -115,6 +115,7 @@ void validate_parallel(const Config& c) {
   at_least(c, "parallel.cp", p.cp, 1);
   if (p.zero != 0 && p.zero != 1) bad(c, "parallel.zero", "expected 0 or 1 (ZeRO stage), got ", p.zero);
   at_least<int64_t>(c, "parallel.micro_batch", p.micro_batch, 1);
+  if (!(p.grad_bucket_mb >= 0)) bad(c, "parallel.grad_bucket_mb", "expected a size in MB ≥ 0, got ", p.grad_bucket_mb);
   if (c.train.batch_size % p.micro_batch != 0)
     bad(c, "train.batch_size", "batch_size ", c.train.batch_size, " is not divisible by parallel.micro_batch ",
         p.micro_batch, " (an optimizer step accumulates whole micro-batches)");

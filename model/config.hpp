@@ -72,6 +72,9 @@ struct ParallelConfig {
   int tp = 1, pp = 1, cp = 1;
   int zero = 0;            // 0 or 1
   int64_t micro_batch = 1;  // sequences per micro-batch per data-parallel rank
+  // Gradients are reduced over data parallelism in buckets of about this many
+  // MB, each started as soon as the backward has finished it (0: one per layer).
+  double grad_bucket_mb = 25;
   friend bool operator==(const ParallelConfig&, const ParallelConfig&) = default;
 };
 

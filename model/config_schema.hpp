@@ -69,6 +69,7 @@ void visit_config(C& c, V& v) {
   v.field("cp", c.parallel.cp);
   v.field("zero", c.parallel.zero);
   v.field("micro_batch", c.parallel.micro_batch);
+  v.field("grad_bucket_mb", c.parallel.grad_bucket_mb);
   v.section("checkpoint");
   v.field("dir", c.checkpoint.dir);
   v.field("every_steps", c.checkpoint.every_steps);

@@ -36,14 +36,14 @@ void for_visible_blocks(int rank, int owner, int cp, int C, F&& f) {
 }  // namespace
 
 void Transformer::cp_attention_forward(LayerActs& A, int l) {
-  const LayerWeights& W = w_.layers[l - l0_];
+  const LayerWeights& W = cw_.layers[l - l0_];
   const bool diff = cfg_.attention == AttentionKind::Diff;
   const int maps = diff ? 2 : 1, cp = par_.cp, r = par_.cp_rank, C = T_ / 2;
   const int64_t B = B_, T = T_, d = cfg_.head_dim(), heads = diff ? Hl_ : 2 * Hl_, dvw = diff ? 2 * d : d;
   Communicator& ring = *par_.cp_comm;
   const Tensor out[2] = {diff ? A.diff.o1 : A.att.view({B, T, heads, dvw}), A.diff.o2};
   const Tensor lse[2] = {diff ? A.diff.lse1 : A.lse, A.diff.lse2};
-  for (int m = 0; m < maps; ++m) std::fill_n(lse[m].f32(), lse[m].numel(), -std::numeric_limits<float>::infinity());
+  for (int m = 0; m < maps; ++m) fill(lse[m], -std::numeric_limits<float>::infinity());
   Tensor k = A.k, v = A.v;
   for (int s = 0; s < cp; ++s) {
     const int owner = (r - s + cp) % cp;
@@ -71,7 +71,7 @@ void Transformer::cp_attention_forward(LayerActs& A, int l) {
 }
 
 void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
-  const LayerWeights& W = w_.layers[l - l0_];
+  const LayerWeights& W = cw_.layers[l - l0_];
   LayerWeights& G = g_.layers[l - l0_];
   const bool diff = cfg_.attention == AttentionKind::Diff;
   const int maps = diff ? 2 : 1, cp = par_.cp, r = par_.cp_rank, C = T_ / 2;
@@ -91,10 +91,10 @@ void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
     dO = cp_dpre_;
     dscale[1] = -lambda;
   }
-  std::memset(dq_.f32(), 0, dq_.bytes());
+  fill_zero(dq_);
   Tensor k = A.k, v = A.v, dk = ring_dk_[1], dv = ring_dv_[1];
-  std::memset(dk.f32(), 0, dk.bytes());
-  std::memset(dv.f32(), 0, dv.bytes());
+  fill_zero(dk);
+  fill_zero(dv);
   for (int s = 0; s < cp; ++s) {
     const int owner = (r - s + cp) % cp;
     for_visible_blocks(r, owner, cp, C, [&](const AttnBlock& blk) {
@@ -114,8 +114,8 @@ void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
     ring.wait_sends();
     k = ring_k_[slot], v = ring_v_[slot], dk = ring_dk_[slot], dv = ring_dv_[slot];
   }
-  std::memcpy(dk_.f32(), dk.f32(), dk_.bytes());
-  std::memcpy(dv_.f32(), dv.f32(), dv_.bytes());
+  copy(dk_, dk);
+  copy(dv_, dv);
 }
 
 }  // namespace dt

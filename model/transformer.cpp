@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/rng.hpp"
 
@@ -9,8 +10,8 @@ namespace dt {
 
 Transformer::Transformer(const ModelConfig& cfg, int micro_batch, int seq_len, const ModelParallel& par,
                          int act_slots, Device dev)
-    : cfg_(cfg), par_(par), B_(micro_batch), T_(seq_len), nslots_(act_slots), param_arena_(dev),
-      grad_arena_(dev), act_arena_(dev) {
+    : cfg_(cfg), par_(par), act_(dev.is_cpu() ? DType::F32 : DType::BF16), B_(micro_batch), T_(seq_len),
+      nslots_(act_slots), param_arena_(dev), grad_arena_(dev), act_arena_(dev), compute_arena_(dev) {
   const Placement& pl = par_.place;
   DT_CHECK(pl.tp == 1 || par_.tp_comm, "tensor parallelism needs a tp communicator");
   DT_CHECK(par_.cp == 1 || (par_.cp_comm && T_ % 2 == 0), "context parallelism needs a cp communicator and two chunks");
@@ -36,6 +37,10 @@ Transformer::Transformer(const ModelConfig& cfg, int micro_batch, int seq_len, c
     a->commit();
     build_params(*a, views, w);
   }
+  compute_arena_.begin_measure();
+  build_compute_weights(compute_arena_);
+  compute_arena_.commit();
+  build_compute_weights(compute_arena_);
   act_arena_.begin_measure();
   build_acts(act_arena_);
   act_arena_.commit();
@@ -95,20 +100,22 @@ void Transformer::build_params(Arena& a, std::vector<Tensor>& views, Weights& w)
 //   none: everything;  attention: all but ln1, q, k, v, att and the attention
 //   cache;  full: the layer input x only.
 void Transformer::build_acts(Arena& a) {
+  // Activations in act_; statistics (rstd, lse, losses) and the RoPE table in f32.
+  auto act = [&](std::initializer_list<int64_t> dims) { return a.alloc(act_, dims); };
   const int64_t B = B_, T = T_, N = B * T, D = cfg_.d_model, d = cfg_.head_dim();
   const int64_t Dl = 2 * Hl_ * d, kvl = 2 * KVl_ * d;
   const bool diff = cfg_.attention == AttentionKind::Diff;
   const Recompute rc = cfg_.recompute;
   auto attention_part = [&](LayerActs& L) {
-    L.ln1 = a.alloc_f32({N, D});
+    L.ln1 = act({N, D});
     L.rstd1 = a.alloc_f32({N});
-    L.q = a.alloc_f32({B, T, 2 * Hl_, d});
-    L.k = a.alloc_f32({B, T, 2 * KVl_, d});
-    L.v = a.alloc_f32({N, kvl});
-    L.att = a.alloc_f32({N, Dl});
+    L.q = act({B, T, 2 * Hl_, d});
+    L.k = act({B, T, 2 * KVl_, d});
+    L.v = act({N, kvl});
+    L.att = act({N, Dl});
     if (diff) {
-      L.diff.o1 = a.alloc_f32({B, T, Hl_, 2 * d});
-      L.diff.o2 = a.alloc_f32({B, T, Hl_, 2 * d});
+      L.diff.o1 = act({B, T, Hl_, 2 * d});
+      L.diff.o2 = act({B, T, Hl_, 2 * d});
       L.diff.lse1 = a.alloc_f32({B, Hl_, T});
       L.diff.lse2 = a.alloc_f32({B, Hl_, T});
       L.diff.rstd = a.alloc_f32({B, T, Hl_});
@@ -117,12 +124,12 @@ void Transformer::build_acts(Arena& a) {
     }
   };
   auto mlp_part = [&](LayerActs& L) {
-    L.xm = a.alloc_f32({N, D});
-    L.ln2 = a.alloc_f32({N, D});
+    L.xm = act({N, D});
+    L.ln2 = act({N, D});
     L.rstd2 = a.alloc_f32({N});
-    L.h1 = a.alloc_f32({N, Fl_});
-    L.h3 = a.alloc_f32({N, Fl_});
-    L.act = a.alloc_f32({N, Fl_});
+    L.h1 = act({N, Fl_});
+    L.h3 = act({N, Fl_});
+    L.act = act({N, Fl_});
   };
   work_ = {};
   if (rc != Recompute::None) attention_part(work_);
@@ -132,17 +139,17 @@ void Transformer::build_acts(Arena& a) {
     S.layers.assign(l1_ - l0_, {});
     for (LayerActs& L : S.layers) {
       L = work_;  // aliases for whatever is recomputed
-      L.x = a.alloc_f32({N, D});
+      L.x = act({N, D});
       if (rc == Recompute::None) attention_part(L);
       if (rc != Recompute::Full) mlp_part(L);
     }
-    S.out = a.alloc_f32({N, D});
+    S.out = act({N, D});
     S.tokens = a.alloc(DType::I32, {N});
     S.targets = a.alloc(DType::I32, {N});
     if (has_head()) {
-      S.lnf = a.alloc_f32({N, D});
+      S.lnf = act({N, D});
       S.rstdf = a.alloc_f32({N});
-      S.logits = a.alloc_f32({N, Vl_});
+      S.logits = act({N, Vl_});
       for (Tensor* t : {&S.losses, &S.rowmax, &S.sumexp, &S.target_logit}) *t = a.alloc_f32({N});
     }
   }
@@ -150,42 +157,75 @@ void Transformer::build_acts(Arena& a) {
   if (par_.cp > 1) {
     const int64_t heads = diff ? Hl_ : 2 * Hl_;
     for (int i = 0; i < 2; ++i) {
-      ring_k_[i] = a.alloc_f32({B, T, 2 * KVl_, d});
-      ring_v_[i] = a.alloc_f32({N, kvl});
-      ring_dk_[i] = a.alloc_f32({B, T, 2 * KVl_, d});
-      ring_dv_[i] = a.alloc_f32({N, kvl});
-      blk_out_[i] = a.alloc_f32({B, T, heads, Dl / heads});
+      ring_k_[i] = act({B, T, 2 * KVl_, d});
+      ring_v_[i] = act({N, kvl});
+      ring_dk_[i] = act({B, T, 2 * KVl_, d});
+      ring_dv_[i] = act({N, kvl});
+      blk_out_[i] = act({B, T, heads, Dl / heads});
       blk_lse_[i] = a.alloc_f32({B, heads, T});
     }
-    cp_dpre_ = a.alloc_f32({B, T, heads, Dl / heads});
+    cp_dpre_ = act({B, T, heads, Dl / heads});
   }
-  dx_ = a.alloc_f32({N, D});
-  dout_ = a.alloc_f32({N, D});
-  dln_ = a.alloc_f32({N, D});
-  dtmp_ = a.alloc_f32({N, Dl});
-  dact_ = a.alloc_f32({N, Fl_});
-  dh1_ = a.alloc_f32({N, Fl_});
-  dh3_ = a.alloc_f32({N, Fl_});
-  dq_ = a.alloc_f32({B, T, 2 * Hl_, d});
-  dk_ = a.alloc_f32({B, T, 2 * KVl_, d});
-  dv_ = a.alloc_f32({N, kvl});
+  dx_ = act({N, D});
+  dout_ = act({N, D});
+  dln_ = act({N, D});
+  dtmp_ = act({N, Dl});
+  dact_ = act({N, Fl_});
+  dh1_ = act({N, Fl_});
+  dh3_ = act({N, Fl_});
+  dq_ = act({B, T, 2 * Hl_, d});
+  dk_ = act({B, T, 2 * KVl_, d});
+  dv_ = act({N, kvl});
+}
+
+// The matrices the GEMMs read: on CUDA a bf16 copy of each (the tied head
+// shares the embedding's), on the CPU the parameters themselves.
+void Transformer::build_compute_weights(Arena& a) {
+  cw_ = w_;
+  if (act_ == DType::F32) return;
+  auto mirror = [&](Tensor& t) {
+    if (t.defined()) t = a.alloc(act_, {t.dim(0), t.dim(1)});
+  };
+  mirror(cw_.embed);
+  for (LayerWeights& L : cw_.layers)
+    for (Tensor* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) mirror(*t);
+  cw_.lm_head = cfg_.tie_embeddings ? cw_.embed : w_.lm_head;
+  if (!cfg_.tie_embeddings) mirror(cw_.lm_head);
+}
+
+void Transformer::sync_compute_weights() {
+  if (act_ == DType::F32) return;
+  auto refresh = [](Tensor dst, Tensor src) {
+    if (dst.defined() && dst.ptr != src.ptr) ops::copy(dst, src);
+  };
+  refresh(cw_.embed, w_.embed);
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    const LayerWeights &W = w_.layers[l], &C = cw_.layers[l];
+    refresh(C.wq, W.wq), refresh(C.wk, W.wk), refresh(C.wv, W.wv), refresh(C.wo, W.wo);
+    refresh(C.w1, W.w1), refresh(C.w2, W.w2), refresh(C.w3, W.w3);
+  }
+  if (!cfg_.tie_embeddings) refresh(cw_.lm_head, w_.lm_head);
 }
 
 void Transformer::init_weights(uint64_t seed) {
+  std::vector<float> host;
   for (size_t i = 0; i < local_specs_.size(); ++i) {
     const ParamSpec& p = local_specs_[i];
     const TpSlice& s = slices_[i];
-    float* x = params_[i].f32();
     const int64_t n = s.numel();
+    // Generated on the host, then copied to the parameter's device.
+    float* x = params_[i].device.is_cpu() ? params_[i].f32() : (host.resize(size_t(n)), host.data());
     if (p.init == InitKind::Ones) {
       for (int64_t j = 0; j < n; ++j) x[j] = 1.f;
-      continue;
-    }
-    const uint64_t stream = hash_name(p.name);
+    } else {
+      const uint64_t stream = hash_name(p.name);
 #pragma omp parallel for schedule(static)
-    for (int64_t j = 0; j < n; ++j)
-      x[j] = float(p.init_std * normal_at(seed, stream, uint64_t(global_index(p, s, j))));
+      for (int64_t j = 0; j < n; ++j)
+        x[j] = float(p.init_std * normal_at(seed, stream, uint64_t(global_index(p, s, j))));
+    }
+    if (x != params_[i].ptr) ops::copy(params_[i], cpu_f32(x, {n}));
   }
+  sync_compute_weights();
 }
 
 Tensor Transformer::input_act(int slot) const {
@@ -213,9 +253,19 @@ void Transformer::tp_sum(Tensor t) {
 }
 
 void Transformer::reduce_tp_replicated_grads() {
+  for (int l = l0_; l < l1_; ++l) reduce_tp_replicated_grads(l);
+}
+
+void Transformer::reduce_tp_replicated_grads(int layer) {
   if (par_.place.tp == 1 || cfg_.attention != AttentionKind::Diff) return;
-  for (LayerWeights& G : g_.layers)
-    for (Tensor t : {G.lq1, G.lk1, G.lq2, G.lk2, G.subln}) tp_sum(t);
+  LayerWeights& G = g_.layers[layer - l0_];
+  for (Tensor t : {G.lq1, G.lk1, G.lq2, G.lk2, G.subln}) tp_sum(t);
+}
+
+int64_t Transformer::layer_param_offset(int layer) const {
+  DT_CHECK(layer >= l0_ && layer < l1_, "layer ", layer, " is not on this stage");
+  const char* first = static_cast<const char*>(w_.layers[layer - l0_].attn_norm.ptr);
+  return (first - param_arena_.base()) / int64_t(sizeof(float));
 }
 
 }  // namespace dt

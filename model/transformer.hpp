@@ -5,9 +5,13 @@
 // embedding on the first stage, final norm and head on the last). With the
 // default ModelParallel it is the whole model on one process.
 //
-// Parameters, gradients and activations live in three arenas sized at
-// construction; a step allocates nothing.
+// Parameters, gradients and activations live in arenas sized at construction;
+// a step allocates nothing. On the CPU everything is f32. On a CUDA device
+// (DESIGN §3) parameters and gradients stay f32 (the optimizer's master
+// copy), activations are bf16, and the matrices are read by the GEMMs from a
+// bf16 compute copy that sync_compute_weights() refreshes after each update.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -109,6 +113,23 @@ class Transformer {
   Tensor flat_grads() { return Tensor(grad_arena_.base(), DType::F32, {int64_t(grad_arena_.capacity() / 4)}); }
   void zero_grads() { grad_arena_.zero(); }
   const Weights& weights() const { return w_; }
+  // Refreshes the compute copy of the weights from the f32 parameters (a no-op
+  // on the CPU, where they are the same tensors). Call after every change to
+  // params(): optimizer step, checkpoint load.
+  void sync_compute_weights();
+  DType activation_dtype() const { return act_; }
+  Device device() const { return param_arena_.device(); }
+  // Offset (in floats of flat_params/flat_grads) where layer l's parameters
+  // begin; layers are laid out in order after the embedding.
+  int64_t layer_param_offset(int layer) const;
+  // λ vectors and g_sub of one layer summed over tp (the per-layer form of
+  // reduce_tp_replicated_grads, for a reduction overlapped with the backward).
+  void reduce_tp_replicated_grads(int layer);
+  // Called by backward_stage after each layer's gradients are complete
+  // (with the layer index, last layer first) and after the embedding's (with
+  // −1); set it for the last backward of a step to overlap the gradient
+  // reduction with the rest of the backward, clear it with {}.
+  void set_grads_ready_hook(std::function<void(int)> hook) { grads_ready_ = std::move(hook); }
   Tensor logits(int slot = 0) const { return slots_[slot].logits; }  // (N,Vl); dlogits after a backward
   Tensor losses(int slot = 0) const { return slots_[slot].losses; }  // (N) per-token loss of the last forward
   float lambda(int layer) const;  // current λ of a diff layer this stage holds (global index)
@@ -136,15 +157,20 @@ class Transformer {
   // Residual add of a row-parallel product: out = base + Σ_tp partial products.
   void row_parallel_residual(Tensor out, Tensor base, Tensor in, Tensor W);
 
+  void build_compute_weights(Arena& a);
+
   ModelConfig cfg_;
   ModelParallel par_;
+  DType act_ = DType::F32;  // activations: f32 on the CPU, bf16 on CUDA
   int B_, T_, nslots_, l0_, l1_;
   int64_t Hl_, KVl_, Fl_, Vl_, v0_;
   std::vector<ParamSpec> local_specs_;
   std::vector<TpSlice> slices_;
-  Arena param_arena_, grad_arena_, act_arena_;
+  Arena param_arena_, grad_arena_, act_arena_, compute_arena_;
   std::vector<Tensor> params_, grads_;
   Weights w_, g_;
+  Weights cw_;  // what the forward and backward read: w_ on the CPU, bf16 matrices on CUDA
+  std::function<void(int)> grads_ready_;
   std::vector<SlotActs> slots_;
   LayerActs work_;  // buffers the backward recomputes into (model.recompute)
   Tensor rope_;

@@ -14,15 +14,15 @@ using namespace ops;
 
 void Transformer::row_parallel_residual(Tensor out, Tensor base, Tensor in, Tensor W) {
   // out = base + in·Wᵀ summed over tp; base joins once, on tp rank 0.
-  if (par_.place.tp_rank == 0) std::memcpy(out.f32(), base.f32(), base.bytes());
-  else std::memset(out.f32(), 0, out.bytes());
+  if (par_.place.tp_rank == 0) copy(out, base);
+  else fill_zero(out);
   matmul(out, in, false, W, true, 1.f, 1.f);
   tp_sum(out);
 }
 
 void Transformer::attention_forward(SlotActs& S, int l) {
   LayerActs& A = S.layers[l - l0_];
-  const LayerWeights& W = w_.layers[l - l0_];
+  const LayerWeights& W = cw_.layers[l - l0_];
   const int64_t B = B_, T = T_, d = cfg_.head_dim();
   linear_forward(A.q.view({B * T, 2 * Hl_ * d}), A.ln1, W.wq);
   linear_forward(A.k.view({B * T, 2 * KVl_ * d}), A.ln1, W.wk);
@@ -41,8 +41,8 @@ void Transformer::attention_forward(SlotActs& S, int l) {
 }
 
 double Transformer::loss_forward(SlotActs& S, float grad_scale) {
-  rmsnorm_forward(S.lnf, S.rstdf, S.out, w_.final_norm, float(cfg_.norm_eps));
-  linear_forward(S.logits, S.lnf, w_.lm_head);
+  rmsnorm_forward(S.lnf, S.rstdf, S.out, cw_.final_norm, float(cfg_.norm_eps));
+  linear_forward(S.logits, S.lnf, cw_.lm_head);
   if (par_.place.tp == 1) return cross_entropy(S.logits, S.targets, S.losses, grad_scale);
   // Vocab-parallel: global max, then global Σexp and target logit; logits stay local.
   ce_shard_max(S.logits, S.rowmax);
@@ -50,15 +50,7 @@ double Transformer::loss_forward(SlotActs& S, float grad_scale) {
   ce_shard_sumexp_target(S.logits, S.targets, v0_, S.rowmax, S.sumexp, S.target_logit);
   tp_sum(S.sumexp);
   tp_sum(S.target_logit);
-  const int64_t N = S.losses.numel();
-  const int32_t* t = S.targets.i32();
-  double total = 0;
-  for (int64_t i = 0; i < N; ++i) {
-    const float loss = t[i] < 0 ? 0.f
-                                : S.rowmax.f32()[i] + std::log(S.sumexp.f32()[i]) - S.target_logit.f32()[i];
-    S.losses.f32()[i] = loss;
-    total += loss;
-  }
+  const double total = ce_shard_loss(S.losses, S.targets, S.rowmax, S.sumexp, S.target_logit);
   if (grad_scale != 0.f) ce_shard_grad(S.logits, S.targets, v0_, S.rowmax, S.sumexp, grad_scale);
   return total;
 }
@@ -67,17 +59,17 @@ double Transformer::forward_stage(int slot, const int32_t* tokens, const int32_t
   SlotActs& S = slots_[slot];
   const int64_t N = int64_t(B_) * T_;
   const float eps = float(cfg_.norm_eps);
-  if (tokens) std::memcpy(S.tokens.i32(), tokens, N * sizeof(int32_t));
-  if (targets) std::memcpy(S.targets.i32(), targets, N * sizeof(int32_t));
+  if (tokens) copy(S.tokens, cpu_i32(const_cast<int32_t*>(tokens), {N}));
+  if (targets) copy(S.targets, cpu_i32(const_cast<int32_t*>(targets), {N}));
   if (has_embed()) {
     DT_CHECK(tokens, "the first stage needs tokens");
     Tensor x0 = input_act(slot);
-    embedding_forward_shard(x0, S.tokens, w_.embed, v0_, cfg_.vocab_size);
+    embedding_forward_shard(x0, S.tokens, cw_.embed, v0_, cfg_.vocab_size);
     tp_sum(x0);
   }
   for (int l = l0_; l < l1_; ++l) {
     LayerActs& A = S.layers[l - l0_];
-    const LayerWeights& W = w_.layers[l - l0_];
+    const LayerWeights& W = cw_.layers[l - l0_];
     rmsnorm_forward(A.ln1, A.rstd1, A.x, W.attn_norm, eps);
     attention_forward(S, l);
     row_parallel_residual(A.xm, A.x, A.att, W.wo);
@@ -102,7 +94,7 @@ double Transformer::forward_backward(const int32_t* tokens, const int32_t* targe
 
 void Transformer::attention_backward(SlotActs& S, int l, Tensor d_att) {
   LayerActs& A = S.layers[l - l0_];
-  const LayerWeights& W = w_.layers[l - l0_];
+  const LayerWeights& W = cw_.layers[l - l0_];
   LayerWeights& G = g_.layers[l - l0_];
   const int64_t B = B_, T = T_, d = cfg_.head_dim(), N = B * T;
   if (par_.cp > 1) {
@@ -128,7 +120,7 @@ void Transformer::attention_backward(SlotActs& S, int l, Tensor d_att) {
 void Transformer::recompute_layer(SlotActs& S, int l) {
   if (cfg_.recompute == Recompute::None) return;
   LayerActs& A = S.layers[l - l0_];
-  const LayerWeights& W = w_.layers[l - l0_];
+  const LayerWeights& W = cw_.layers[l - l0_];
   const float eps = float(cfg_.norm_eps);
   rmsnorm_forward(A.ln1, A.rstd1, A.x, W.attn_norm, eps);
   attention_forward(S, l);
@@ -144,16 +136,16 @@ void Transformer::backward_stage(int slot) {
   SlotActs& S = slots_[slot];
   if (has_head()) {
     // S.logits holds grad_scale·dloss/dlogits from the forward.
-    linear_backward(dln_, g_.lm_head, S.logits, S.lnf, w_.lm_head, false);
+    linear_backward(dln_, g_.lm_head, S.logits, S.lnf, cw_.lm_head, false);
     tp_sum(dln_);
-    std::memset(dx_.f32(), 0, dx_.bytes());
-    rmsnorm_backward(dx_, g_.final_norm, dln_, S.out, w_.final_norm, S.rstdf);
+    fill_zero(dx_);
+    rmsnorm_backward(dx_, g_.final_norm, dln_, S.out, cw_.final_norm, S.rstdf);
   } else {
-    std::memcpy(dx_.f32(), dout_.f32(), dx_.bytes());
+    copy(dx_, dout_);
   }
   for (int l = l1_ - 1; l >= l0_; --l) {
     LayerActs& A = S.layers[l - l0_];
-    const LayerWeights& W = w_.layers[l - l0_];
+    const LayerWeights& W = cw_.layers[l - l0_];
     LayerWeights& G = g_.layers[l - l0_];
     recompute_layer(S, l);
     // MLP: x_{l+1} = xm + act·W2ᵀ, act = silu(h1)·h3, h1 = ln2·W1ᵀ, h3 = ln2·W3ᵀ
@@ -167,8 +159,10 @@ void Transformer::backward_stage(int slot) {
     linear_backward(dtmp_, G.wo, dx_, A.att, W.wo, false);
     attention_backward(S, l, dtmp_);
     rmsnorm_backward(dx_, G.attn_norm, dln_, A.x, W.attn_norm, A.rstd1);
+    if (grads_ready_) grads_ready_(l);
   }
   if (has_embed()) embedding_backward_shard(g_.embed, S.tokens, dx_, v0_);
+  if (grads_ready_) grads_ready_(-1);
 }
 
 }  // namespace dt

@@ -11,7 +11,8 @@ static Tensor sub(Tensor flat, int64_t begin, int64_t end) {
   return Tensor(flat.f32() + begin, DType::F32, {end - begin}, flat.device);
 }
 
-AdamWOptimizer::AdamWOptimizer(Transformer& model, const TrainConfig& t, ProcessGrid* grid, bool zero1)
+AdamWOptimizer::AdamWOptimizer(Transformer& model, const TrainConfig& t, ProcessGrid* grid, bool zero1,
+                               double bucket_mb)
     : model_(model), t_(t), grid_(grid), zero1_(zero1 && grid && grid->dp_cp().size() > 1),
       state_(model.param_arena().device()) {
   // Segments: each parameter with its flags, and the gaps between them (no decay, zero anyway).
@@ -38,11 +39,70 @@ AdamWOptimizer::AdamWOptimizer(Transformer& model, const TrainConfig& t, Process
   m_ = state_.alloc_f32({len});
   v_ = state_.alloc_f32({len});
   if (zero1_) grad_shard_ = state_.alloc_f32({len});
+
+  // Buckets from the end of the arena (head, last layer) towards the start
+  // (first layer, embedding), cut at layer starts once they reach bucket_mb.
+  const int64_t min_floats = int64_t(bucket_mb * 1e6 / sizeof(float));
+  int64_t end = n;
+  for (int l = model.last_layer() - 1; l > model.first_layer(); --l) {
+    const int64_t start = model.layer_param_offset(l);
+    if (end - start >= std::max<int64_t>(min_floats, 1)) {
+      buckets_.push_back({start, end});
+      end = start;
+    }
+  }
+  buckets_.push_back({0, end});
+}
+
+void AdamWOptimizer::overlap_next_backward() {
+  if (!grid_ || grid_->dp_cp().size() == 1) return;
+  overlapping_ = true;
+  next_bucket_ = 0;
+  model_.set_grads_ready_hook([this](int layer) { on_grads_ready(layer); });
+}
+
+// Layer `layer` (−1: the embedding, i.e. everything) has its final gradients.
+void AdamWOptimizer::on_grads_ready(int layer) {
+  int64_t ready_from = 0;
+  if (layer >= 0) {
+    model_.reduce_tp_replicated_grads(layer);
+    ready_from = model_.layer_param_offset(layer);
+  }
+  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].first >= ready_from) {
+    launch_bucket(buckets_[next_bucket_].first, buckets_[next_bucket_].second);
+    ++next_bucket_;
+  }
+}
+
+// Sums gradients [begin, end) over dp×cp: in place on every rank, or under
+// ZeRO-1 into the shard of whichever rank owns each part of the range.
+void AdamWOptimizer::launch_bucket(int64_t begin, int64_t end) {
+  Communicator& group = grid_->dp_cp();
+  Tensor flat = model_.flat_grads();
+  if (!zero1_) {
+    group.reduce_async(sub(flat, begin, end), sub(flat, begin, end), -1);
+    return;
+  }
+  const int64_t len = s1_ - s0_;
+  for (int r = 0; r < group.size(); ++r) {
+    const int64_t lo = std::max(begin, r * len), hi = std::min(end, (r + 1) * len);
+    if (lo >= hi) continue;
+    const Tensor in = sub(flat, lo, hi);
+    group.reduce_async(r == group.rank() ? sub(grad_shard_, lo - s0_, hi - s0_) : in, in, r);
+  }
 }
 
 Tensor AdamWOptimizer::shard_grads() const { return zero1_ ? grad_shard_ : sub(model_.flat_grads(), s0_, s1_); }
 
 void AdamWOptimizer::reduce_gradients() {
+  if (overlapping_) {
+    on_grads_ready(-1);  // whatever the hook has not started yet (normally nothing)
+    grid_->dp_cp().finish_async();
+    model_.set_grads_ready_hook({});
+    overlapping_ = false;
+    return;
+  }
+  model_.reduce_tp_replicated_grads();
   if (!grid_ || grid_->dp_cp().size() == 1) return;
   // Gradients were scaled by 1/(global tokens), so the sum over replicas is the mean gradient.
   if (zero1_) grid_->dp_cp().reduce_scatter_sum(grad_shard_, model_.flat_grads());
@@ -74,6 +134,7 @@ void AdamWOptimizer::step(int64_t step, double lr, float grad_scale) {
     ops::adamw(sub(params, b, e), sub(g, b - s0_, e - s0_), sub(m_, b - s0_, e - s0_), sub(v_, b - s0_, e - s0_), p);
   }
   if (zero1_) grid_->dp_cp().all_gather(params, sub(params, s0_, s1_));
+  model_.sync_compute_weights();
 }
 
 }  // namespace dt

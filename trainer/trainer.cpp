@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "comm/mpi_communicator.hpp"
+#include "comm/nccl_communicator.hpp"
 #include "core/log.hpp"
 #include "data/tokenizer.hpp"
 #include "kernels/peak.hpp"
@@ -30,14 +31,24 @@ int default_threads(int configured) {
 }
 
 Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
-  if (cfg_.runtime.device != "cpu")
-    fail(cfg_.source, ": runtime.device: '", cfg_.runtime.device,
-         "' is not available yet (the CUDA backend comes with a later release); expected cpu");
   mpi_init_once(nullptr, nullptr);
+  // runtime.device: cuda puts each rank on the GPU of its local rank.
+  Device dev = Device::cpu();
+  if (cfg_.runtime.device == "cuda") {
+    if (!cuda_built())
+      fail(cfg_.source, ": runtime.device: cuda, but this difftron was built without CUDA; "
+           "expected a build with nvcc available (DIFFTRON_CUDA=ON) or runtime.device: cpu");
+    const int visible = cuda_device_count();
+    if (visible == 0)
+      fail(cfg_.source, ": runtime.device: cuda, but no CUDA GPU is visible (check nvidia-smi and "
+           "CUDA_VISIBLE_DEVICES); expected a GPU or runtime.device: cpu");
+    dev = Device::cuda(local_device_index(visible));
+  }
   int world = 1;
   MPI_Comm_size(comm, &world);
   validate_layout(cfg_, world);
-  grid_ = std::make_unique<ProcessGrid>(cfg_.parallel.tp, cfg_.parallel.cp, cfg_.parallel.pp, comm);
+  grid_ = std::make_unique<ProcessGrid>(cfg_.parallel.tp, cfg_.parallel.cp, cfg_.parallel.pp, comm,
+                                        dev.is_cpu() ? -1 : dev.index);
   const GridCoord& at = grid_->coord();
   const GridShape& shape = grid_->shape();
   if (comm == MPI_COMM_WORLD) set_log_rank(grid_->rank(), world);
@@ -79,18 +90,22 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   par.pad_multiple = shape.dp * shape.cp;
   const int slots = pipeline_slots(at.pp, shape.pp, int(accum));
   schedule_ = one_f_one_b(at.pp, shape.pp, int(accum));
-  model_ = std::make_unique<Transformer>(cfg_.model, B, T / shape.cp, par, slots);
+  model_ = std::make_unique<Transformer>(cfg_.model, B, T / shape.cp, par, slots, dev);
   model_->init_weights(cfg_.train.seed);
-  opt_ = std::make_unique<AdamWOptimizer>(*model_, cfg_.train, grid_.get(), cfg_.parallel.zero == 1);
+  opt_ = std::make_unique<AdamWOptimizer>(*model_, cfg_.train, grid_.get(), cfg_.parallel.zero == 1,
+                                          cfg_.parallel.grad_bucket_mb);
   // A new stage (e.g. context extension) starts from another run's weights; --resume still wins.
   if (!cfg_.checkpoint.init_from.empty()) init_from(cfg_.checkpoint.init_from);
   window_.resize(size_t(B) * (T + 1));
   inputs_.resize(size_t(B) * T / shape.cp);
   targets_.resize(size_t(B) * T / shape.cp);
 
-  // One core's SGEMM rate, measured on rank 0 while the others wait, times every core in use.
-  const double one = is_logger() ? measure_sgemm_gflops_one_thread(1024, 2) : 0.0;
-  peak_gflops_ = grid_->world().all_reduce_sum(one) * threads_ * world;
+  // CPU: one core's SGEMM rate, measured on rank 0 while the others wait, times
+  // every core in use. CUDA: one GPU's bf16 GEMM rate times the GPUs.
+  double one = 0.0;
+  if (is_logger()) one = dev.is_cpu() ? measure_sgemm_gflops_one_thread(1024, 2) * threads_
+                                      : measure_cuda_gemm_gflops(dev.index, 8192);
+  peak_gflops_ = grid_->world().all_reduce_sum(one) * world;
   if (is_logger()) {
     int64_t nparams = 0;
     for (const ParamSpec& p : param_registry(cfg_.model)) nparams += p.numel();
@@ -99,8 +114,13 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
              train_flops_per_token(cfg_.model, T) / 1e6, " MFLOP/token");
     log_info("layout: tp ", shape.tp, " × pp ", shape.pp, " × dp ", shape.dp, cfg_.parallel.zero ? " (ZeRO-1)" : "",
              ", ", threads_, " threads per rank, ", accum, " micro-batches of ", B, " per rank per step");
-    log_info("runtime: cpu, fp32 peak ", peak_gflops_, " GFLOP/s (1-thread SGEMM × threads × ranks), activations ",
-             model_->activation_bytes() / 1e6, " MB per rank");
+    if (dev.is_cpu())
+      log_info("runtime: cpu, fp32 peak ", peak_gflops_, " GFLOP/s (1-thread SGEMM × threads × ranks), activations ",
+               model_->activation_bytes() / 1e6, " MB per rank");
+    else
+      log_info("runtime: ", dev.str(), " (local rank's GPU), bf16 activations, fp32 master weights; peak ",
+               peak_gflops_ / 1e3, " TFLOP/s (cuBLASLt bf16 GEMM × GPUs), activations ",
+               model_->activation_bytes() / 1e6, " MB per rank");
   }
 }
 
@@ -149,7 +169,12 @@ StepStats Trainer::train_step(int64_t step) {
   Communicator& pp = grid_->pp();
   model_->zero_grads();
   double loss_sum = 0;
-  for (const PipeStep& st : schedule_) {
+  // The step's last backward overlaps the data-parallel gradient reduction.
+  size_t last_backward = 0;
+  for (size_t i = 0; i < schedule_.size(); ++i)
+    if (schedule_[i].kind == PipeStep::Backward) last_backward = i;
+  for (size_t i = 0; i < schedule_.size(); ++i) {
+    const PipeStep& st = schedule_[i];
     if (st.kind == PipeStep::Forward) {
       if (!first) pp.recv(model_->input_act(st.slot), stage - 1, 2 * st.micro);
       pp.wait_sends();
@@ -160,12 +185,12 @@ StepStats Trainer::train_step(int64_t step) {
     } else {
       if (!last) pp.recv(model_->grad_in(), stage + 1, 2 * st.micro + 1);
       pp.wait_sends();
+      if (i == last_backward) opt_->overlap_next_backward();
       model_->backward_stage(st.slot);
       if (!first) pp.send(model_->grad_out(), stage - 1, 2 * st.micro + 1);
     }
   }
   pp.wait_sends();
-  model_->reduce_tp_replicated_grads();
   opt_->reduce_gradients();
   const double gnorm = opt_->grad_norm();
   const double clip = cfg_.train.grad_clip;

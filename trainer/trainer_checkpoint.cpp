@@ -87,6 +87,20 @@ void maybe_kill_during_save(int rank, int64_t step) {
   }
 }
 
+// The checkpoint reads and writes host memory; on a GPU it works on host
+// copies of the flat arenas (`stage`), taken before a save and copied back
+// after a load.
+float* host_copy(Tensor t, std::vector<float>& stage) {
+  if (t.device.is_cpu()) return t.f32();
+  stage.resize(size_t(t.numel()));
+  device_copy(stage.data(), Device::cpu(), t.ptr, t.device, t.bytes());
+  return stage.data();
+}
+
+void copy_back(Tensor t, const std::vector<float>& stage) {
+  if (!t.device.is_cpu()) device_copy(t.ptr, t.device, stage.data(), Device::cpu(), t.bytes());
+}
+
 }  // namespace
 
 void Trainer::save_checkpoint() {
@@ -111,17 +125,21 @@ void Trainer::save_checkpoint() {
   std::string files_text;
   if (zero || grid_->coord().dp == 0) {
     const std::string file = "shard_" + std::to_string(grid_->rank()) + ".h5";
-    const float* base = model_->flat_params().f32();
+    std::vector<float> stage_p, stage_m, stage_v;
+    const float* dev_base = model_->flat_params().f32();
+    const float* base = host_copy(model_->flat_params(), stage_p);
+    const float* m_host = host_copy(opt_->m(), stage_m);
+    const float* v_host = host_copy(opt_->v(), stage_v);
     const int64_t s0 = opt_->shard_begin(), s1 = opt_->shard_end();
     for (size_t i = 0; i < model_->params().size(); ++i) {
-      const int64_t off = model_->params()[i].f32() - base, n = model_->params()[i].numel();
+      const int64_t off = model_->params()[i].f32() - dev_base, n = model_->params()[i].numel();
       const int64_t b = std::max(off, s0), e = std::min(off + n, s1);
       if (b >= e) continue;
       const ParamSpec& spec = model_->registry()[i];
       const struct {
         const char* kind;
         const float* src;
-      } kinds[] = {{"param", base + b}, {"exp_avg", opt_->m().f32() + (b - s0)}, {"exp_avg_sq", opt_->v().f32() + (b - s0)}};
+      } kinds[] = {{"param", base + b}, {"exp_avg", m_host + (b - s0)}, {"exp_avg_sq", v_host + (b - s0)}};
       for (const auto& k : kinds) {
         pieces.push_back({spec.name, k.kind, spec.shape, model_->slices()[i], b - off, e - off, file});
         data.push_back(k.src);
@@ -188,12 +206,16 @@ void Trainer::load_weights(const CheckpointReader& ck, bool with_optimizer) {
   const Config stored = load_config_text(ck.manifest().config_yaml, {}, ck.dir() + "/manifest.yaml");
   const std::string diff = model_difference(stored.model, cfg_.model);
   if (!diff.empty()) fail("checkpoint ", ck.dir(), ": incompatible model config: ", diff);
-  const float* base = model_->flat_params().f32();
+  std::vector<float> stage_p, stage_m, stage_v;
+  const float* dev_base = model_->flat_params().f32();
+  float* base = host_copy(model_->flat_params(), stage_p);
+  float* m_host = host_copy(opt_->m(), stage_m);
+  float* v_host = host_copy(opt_->v(), stage_v);
   const int64_t s0 = opt_->shard_begin(), s1 = opt_->shard_end();
   for (size_t i = 0; i < model_->params().size(); ++i) {
     const ParamSpec& spec = model_->registry()[i];
     const TpSlice& sl = model_->slices()[i];
-    float* local = model_->params()[i].f32();
+    float* local = base + (model_->params()[i].f32() - dev_base);
     const std::vector<float> w = ck.assemble(spec.name, "param");
     for (int64_t j = 0; j < sl.numel(); ++j) local[j] = w[size_t(global_index(spec, sl, j))];
     if (!with_optimizer) continue;
@@ -203,10 +225,16 @@ void Trainer::load_weights(const CheckpointReader& ck, bool with_optimizer) {
     if (b >= e) continue;
     for (const char* kind : {"exp_avg", "exp_avg_sq"}) {
       const std::vector<float> g = ck.assemble(spec.name, kind);
-      float* dst = (std::string(kind) == "exp_avg" ? opt_->m() : opt_->v()).f32();
+      float* dst = std::string(kind) == "exp_avg" ? m_host : v_host;
       for (int64_t j = b - off; j < e - off; ++j) dst[off + j - s0] = g[size_t(global_index(spec, sl, j))];
     }
   }
+  copy_back(model_->flat_params(), stage_p);
+  if (with_optimizer) {
+    copy_back(opt_->m(), stage_m);
+    copy_back(opt_->v(), stage_v);
+  }
+  model_->sync_compute_weights();
 }
 
 void Trainer::resume(const std::string& spec) {

@@ -9,7 +9,7 @@ namespace dt::ops {
 // m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;  g = grad_scale·grad
 // p −= lr·( m̂ / (sqrt(v̂) + eps) + wd·p ),  m̂ = m/(1−β1^t), v̂ = v/(1−β2^t)
 void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p) {
-  require_cpu(param, "adamw");
+  DT_ON_CUDA(param, adamw(param, grad, m, v, p));
   const int64_t n = param.numel();
   DT_CHECK(grad.numel() == n && m.numel() == n && v.numel() == n);
   float* pp = param.f32();
@@ -33,7 +33,7 @@ void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p) 
 }
 
 double sum_squares(Tensor x) {
-  require_cpu(x, "sum_squares");
+  DT_ON_CUDA(x, sum_squares(x));
   const int64_t n = x.numel();
   const float* xp = x.f32();
   // Fixed blocks summed in order: the result does not depend on the thread count.
@@ -55,7 +55,7 @@ double sum_squares(Tensor x) {
 }
 
 void scale(Tensor x, float s) {
-  require_cpu(x, "scale");
+  DT_ON_CUDA(x, scale(x, s));
   const int64_t n = x.numel();
   float* xp = x.f32();
 #pragma omp parallel for simd schedule(static)

@@ -39,6 +39,7 @@ tiles::Problem problem(const Dims& s, const float* q, const float* k, const floa
 }  // namespace
 
 void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
+  DT_ON_CUDA(q, attention_forward(out, lse, q, k, v));
   const Dims s = check_dims(q, k, v, "attention_forward");
   DT_CHECK(out.numel() == int64_t(s.B) * s.T * s.Hq * s.dv && lse.numel() == int64_t(s.B) * s.Hq * s.T);
   const int ntiles = (s.T + tiles::kBq - 1) / tiles::kBq;
@@ -58,6 +59,7 @@ void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
 
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
                         Tensor out, Tensor lse) {
+  DT_ON_CUDA(q, attention_backward(dq, dk, dv, dout, q, k, v, out, lse));
   const Dims s = check_dims(q, k, v, "attention_backward");
   const float *qp = q.f32(), *kp = k.f32(), *vp = v.f32(), *op = out.f32(), *lp = lse.f32(),
               *dop = dout.f32();

@@ -52,6 +52,7 @@ tiles::Problem problem(const Shape& s, const float* q, const float* k, const flo
 
 void attention_block_forward(int maps, const Tensor out[2], const Tensor lse[2], Tensor q, Tensor k, Tensor v,
                              const AttnBlock& blk) {
+  DT_ON_CUDA(q, attention_block_forward(maps, out, lse, q, k, v, blk));
   const Shape s = shape_of(maps, q, k, v, "attention_block_forward");
   DT_CHECK(!blk.causal || blk.nq == blk.nk, "a causal block pairs equal query and key ranges");
   const int ntiles = (blk.nq + tiles::kBq - 1) / tiles::kBq;
@@ -75,6 +76,7 @@ void attention_block_forward(int maps, const Tensor out[2], const Tensor lse[2],
 void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor dO, const float dscale[2],
                               const Tensor O[2], const Tensor lse[2], Tensor q, Tensor k, Tensor v,
                               const AttnBlock& blk) {
+  DT_ON_CUDA(q, attention_block_backward(maps, dq, dk, dv, dO, dscale, O, lse, q, k, v, blk));
   const Shape s = shape_of(maps, q, k, v, "attention_block_backward");
   const int group = s.heads / s.kv, ld = s.heads * s.dv;
   // One task per (sequence, kv head): it owns that kv head's dK and dV rows.
@@ -102,7 +104,7 @@ void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor 
 }
 
 void attention_merge(Tensor out, Tensor lse, Tensor blk_out, Tensor blk_lse, int q0, int nq) {
-  require_cpu(out, "attention_merge");
+  DT_ON_CUDA(out, attention_merge(out, lse, blk_out, blk_lse, q0, nq));
   const int64_t B = out.dim(0), T = out.dim(1), H = out.dim(2), dv = out.dim(3);
   float *o = out.f32(), *l = lse.f32();
   const float *bo = blk_out.f32(), *bl = blk_lse.f32();
@@ -131,7 +133,7 @@ void attention_merge(Tensor out, Tensor lse, Tensor blk_out, Tensor blk_lse, int
 
 void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, float lambda, float lambda_init,
                           Tensor g_sub, float eps) {
-  require_cpu(out, "diff_combine_forward");
+  DT_ON_CUDA(out, diff_combine_forward(out, rstd, o1, o2, lambda, lambda_init, g_sub, eps));
   const int64_t rows = out.rows(), n = out.cols();
   const float post = 1.f - lambda_init;
 #pragma omp parallel for schedule(static)
@@ -142,7 +144,7 @@ void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, float l
 
 double diff_combine_backward(Tensor dpre, Tensor dg_sub, Tensor dout, Tensor o1, Tensor o2, Tensor rstd,
                              float lambda, float lambda_init, Tensor g_sub) {
-  require_cpu(dpre, "diff_combine_backward");
+  DT_ON_CUDA(dpre, diff_combine_backward(dpre, dg_sub, dout, o1, o2, rstd, lambda, lambda_init, g_sub));
   const int64_t rows = dout.rows(), n = dout.cols();
   const float post = 1.f - lambda_init;
   // Per-thread partials of dg_sub and dλ, summed in thread order (deterministic).

@@ -7,14 +7,29 @@
 
 #include "core/error.hpp"
 #include "core/tensor.hpp"
+#ifdef DIFFTRON_HAVE_CUDA
+#include "kernels/cuda/cuda_ops.hpp"
+#endif
 
 namespace dt::ops {
 
-// Until the CUDA backend lands, an op given a device tensor says so clearly.
+// A CPU kernel given a device tensor says so clearly.
 inline void require_cpu(const Tensor& t, const char* op) {
   if (!t.device.is_cpu())
-    fail("op ", op, " has no ", t.device.str(), " kernel in this build (CUDA kernels come with the CUDA backend)");
+    fail("op ", op, " got a ", t.device.str(), " tensor, but this difftron was built without CUDA "
+         "(rebuild with nvcc available, or use runtime.device: cpu)");
 }
+
+// Each op's first line: a tensor on a CUDA device sends the whole call to the
+// CUDA implementation of the same op (kernels/cuda/cuda_ops.hpp).
+#ifdef DIFFTRON_HAVE_CUDA
+#define DT_ON_CUDA(t, call)                                     \
+  do {                                                          \
+    if (!(t).device.is_cpu()) return ::dt::cuda_ops::call;      \
+  } while (0)
+#else
+#define DT_ON_CUDA(t, call) require_cpu(t, #call)
+#endif
 
 // Per-thread scratch that grows to the largest size asked and is then reused,
 // so steady-state steps do not allocate.

@@ -7,7 +7,7 @@ namespace dt::ops {
 // overwritten in place by grad_scale·(softmax(z) − onehot(target)): two passes
 // over the row (max and sum, then gradient), no probability buffer.
 double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_scale) {
-  require_cpu(logits, "cross_entropy");
+  DT_ON_CUDA(logits, cross_entropy(logits, targets, losses, grad_scale));
   const int64_t N = logits.rows(), V = logits.cols();
   DT_CHECK(targets.numel() == N && losses.numel() == N);
   float* zp = logits.f32();

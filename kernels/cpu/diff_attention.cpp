@@ -53,11 +53,13 @@ double dot(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 float diff_lambda(const DiffLambda& lam) {
+  DT_ON_CUDA(lam.q1, diff_lambda(lam));
   return float(std::exp(dot(lam.q1, lam.k1)) - std::exp(dot(lam.q2, lam.k2)) + lam.lambda_init);
 }
 
 void diff_attention_forward(Tensor out, const DiffAttnCache& cache, Tensor q, Tensor k, Tensor v,
                             const DiffLambda& lam, Tensor g_sub, float eps) {
+  DT_ON_CUDA(q, diff_attention_forward(out, cache, q, k, v, lam, g_sub, eps));
   const Dims s = check_dims(q, k, v, "diff_attention_forward");
   const int dv = 2 * s.d;
   DT_CHECK(out.numel() == int64_t(s.B) * s.T * s.H * dv && g_sub.numel() == dv);
@@ -90,6 +92,7 @@ void diff_attention_forward(Tensor out, const DiffAttnCache& cache, Tensor q, Te
 void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const DiffLambdaGrads& dlam, Tensor dg_sub,
                              Tensor dout, Tensor q, Tensor k, Tensor v, const DiffLambda& lam,
                              Tensor g_sub, const DiffAttnCache& cache, float eps) {
+  DT_ON_CUDA(q, diff_attention_backward(dq, dk, dv, dlam, dg_sub, dout, q, k, v, lam, g_sub, cache, eps));
   (void)eps;  // the saved rstd already holds it
   const Dims s = check_dims(q, k, v, "diff_attention_backward");
   const int d = s.d, dvw = 2 * s.d, ld = s.H * dvw, group = s.H / s.KV;
@@ -149,6 +152,7 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const DiffLambdaGr
 
 // λ = exp(λq1·λk1) − exp(λq2·λk2) + λ_init
 void diff_lambda_backward(const DiffLambdaGrads& dlam, const DiffLambda& lam, double dlambda) {
+  DT_ON_CUDA(lam.q1, diff_lambda_backward(dlam, lam, dlambda));
   const int64_t d = lam.q1.numel();
   const double e1 = std::exp(dot(lam.q1, lam.k1)), e2 = std::exp(dot(lam.q2, lam.k2));
   for (int64_t j = 0; j < d; ++j) {

@@ -12,7 +12,7 @@ static void check_tokens(const int32_t* tok, int64_t n, int64_t V) {
 }
 
 void embedding_forward_shard(Tensor out, Tensor tokens, Tensor E, int64_t v0, int64_t vocab_total) {
-  require_cpu(out, "embedding_forward");
+  DT_ON_CUDA(out, embedding_forward_shard(out, tokens, E, v0, vocab_total));
   const int64_t N = tokens.numel(), D = E.cols(), Vl = E.rows();
   DT_CHECK(out.numel() == N * D);
   const int32_t* tok = tokens.i32();
@@ -29,7 +29,7 @@ void embedding_forward_shard(Tensor out, Tensor tokens, Tensor E, int64_t v0, in
 
 // Threads split the D columns, so two positions with the same token never race.
 void embedding_backward_shard(Tensor dE, Tensor tokens, Tensor dout, int64_t v0) {
-  require_cpu(dE, "embedding_backward");
+  DT_ON_CUDA(dE, embedding_backward_shard(dE, tokens, dout, v0));
   const int64_t N = tokens.numel(), D = dE.cols(), Vl = dE.rows();
   const int32_t* tok = tokens.i32();
   const float* g = dout.f32();

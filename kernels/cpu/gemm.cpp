@@ -8,7 +8,7 @@
 namespace dt::ops {
 
 void matmul(Tensor C, Tensor A, bool trans_a, Tensor B, bool trans_b, float alpha, float beta) {
-  require_cpu(C, "matmul");
+  DT_ON_CUDA(C, matmul(C, A, trans_a, B, trans_b, alpha, beta));
   const int64_t M = C.rows(), N = C.cols();
   const int64_t K = trans_a ? A.rows() : A.cols();
   DT_CHECK((trans_a ? A.cols() : A.rows()) == M, "matmul A ", A.shape_str(), " C ", C.shape_str());

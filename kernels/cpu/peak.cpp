@@ -5,7 +5,11 @@
 #include <chrono>
 #include <vector>
 
+#include "core/error.hpp"
 #include "kernels/peak.hpp"
+#ifdef DIFFTRON_HAVE_CUDA
+#include "kernels/cuda/cuda_ops.hpp"
+#endif
 
 namespace dt {
 
@@ -25,6 +29,15 @@ double measure_sgemm_gflops_one_thread(int n, int reps) {
   openblas_set_num_threads(saved);
   omp_set_num_threads(saved);
   return 2.0 * n * double(n) * n / best / 1e9;
+}
+
+double measure_cuda_gemm_gflops(int device, int n) {
+#ifdef DIFFTRON_HAVE_CUDA
+  return cuda_ops::measure_gemm_tflops(device, n) * 1e3;
+#else
+  (void)device, (void)n;
+  fail("measuring the GPU GEMM peak needs a difftron built with CUDA");
+#endif
 }
 
 }  // namespace dt

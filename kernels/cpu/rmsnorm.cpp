@@ -7,7 +7,7 @@ namespace dt::ops {
 
 // out (N,C) = x · rstd · g, rstd (N) = 1/sqrt(mean(x²) + eps)
 void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor g, float eps) {
-  require_cpu(x, "rmsnorm_forward");
+  DT_ON_CUDA(x, rmsnorm_forward(out, rstd, x, g, eps));
   const int64_t N = x.rows(), C = x.cols();
   DT_CHECK(g.numel() == C && out.numel() == x.numel() && rstd.numel() == N);
   const float* xp = x.f32();
@@ -30,7 +30,7 @@ void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor g, float eps) {
 
 // With n = x·rstd: dx = rstd · (dout·g − x · rstd²·Σ(dout·g·x)/C), dg = Σ_rows dout·n.
 void rmsnorm_backward(Tensor dx, Tensor dg, Tensor dout, Tensor x, Tensor g, Tensor rstd) {
-  require_cpu(x, "rmsnorm_backward");
+  DT_ON_CUDA(x, rmsnorm_backward(dx, dg, dout, x, g, rstd));
   const int64_t N = x.rows(), C = x.cols();
   const float* xp = x.f32();
   const float* gp = g.f32();

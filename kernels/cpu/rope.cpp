@@ -6,7 +6,7 @@ namespace dt::ops {
 // table (T, d): for position pos0+t and pair i, [cos, sin] of (pos0+t)·θ^(−2i/d),
 // computed in double so long contexts (θ 640,000, 64K positions) stay exact in fp32.
 void rope_table(Tensor table, double theta, int64_t pos0) {
-  require_cpu(table, "rope_table");
+  DT_ON_CUDA(table, rope_table(table, theta, pos0));
   const int64_t T = table.rows(), d = table.cols();
   DT_CHECK(d % 2 == 0, "RoPE needs an even head_dim, got ", d);
   float* tp = table.f32();
@@ -43,8 +43,14 @@ static void rope_rotate(Tensor x, Tensor table, float sign) {
     }
 }
 
-void rope_forward(Tensor x, Tensor table) { rope_rotate(x, table, 1.f); }
+void rope_forward(Tensor x, Tensor table) {
+  DT_ON_CUDA(x, rope_forward(x, table));
+  rope_rotate(x, table, 1.f);
+}
 // The rotation is orthogonal, so its gradient is the inverse rotation.
-void rope_backward(Tensor dx, Tensor table) { rope_rotate(dx, table, -1.f); }
+void rope_backward(Tensor dx, Tensor table) {
+  DT_ON_CUDA(dx, rope_backward(dx, table));
+  rope_rotate(dx, table, -1.f);
+}
 
 }  // namespace dt::ops

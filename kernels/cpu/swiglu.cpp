@@ -5,7 +5,7 @@ namespace dt::ops {
 
 // out = silu(a)·b, silu(a) = a·σ(a)
 void swiglu_forward(Tensor out, Tensor a, Tensor b) {
-  require_cpu(out, "swiglu_forward");
+  DT_ON_CUDA(out, swiglu_forward(out, a, b));
   const int64_t n = a.numel();
   DT_CHECK(b.numel() == n && out.numel() == n);
   const float* ap = a.f32();
@@ -20,7 +20,7 @@ void swiglu_forward(Tensor out, Tensor a, Tensor b) {
 
 // d silu(a)/da = σ(a)·(1 + a·(1 − σ(a)))
 void swiglu_backward(Tensor da, Tensor db, Tensor dout, Tensor a, Tensor b) {
-  require_cpu(da, "swiglu_backward");
+  DT_ON_CUDA(da, swiglu_backward(da, db, dout, a, b));
   const int64_t n = a.numel();
   const float* ap = a.f32();
   const float* bp = b.f32();

@@ -9,7 +9,7 @@
 namespace dt::ops {
 
 void ce_shard_max(Tensor logits, Tensor rowmax) {
-  require_cpu(logits, "ce_shard_max");
+  DT_ON_CUDA(logits, ce_shard_max(logits, rowmax));
   const int64_t N = logits.rows(), V = logits.cols();
   const float* z = logits.f32();
   float* m = rowmax.f32();
@@ -23,7 +23,7 @@ void ce_shard_max(Tensor logits, Tensor rowmax) {
 
 void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
                             Tensor target_logit) {
-  require_cpu(logits, "ce_shard_sumexp_target");
+  DT_ON_CUDA(logits, ce_shard_sumexp_target(logits, targets, v0, rowmax, sumexp, target_logit));
   const int64_t N = logits.rows(), V = logits.cols();
   const float* z = logits.f32();
   const int32_t* t = targets.i32();
@@ -41,7 +41,7 @@ void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor ro
 }
 
 void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale) {
-  require_cpu(logits, "ce_shard_grad");
+  DT_ON_CUDA(logits, ce_shard_grad(logits, targets, v0, rowmax, sumexp, grad_scale));
   const int64_t N = logits.rows(), V = logits.cols();
   float* z = logits.f32();
   const int32_t* t = targets.i32();
@@ -59,6 +59,20 @@ void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Ten
     const int64_t r = int64_t(t[i]) - v0;
     if (r >= 0 && r < V) zi[r] -= grad_scale;
   }
+}
+
+double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit) {
+  DT_ON_CUDA(losses, ce_shard_loss(losses, targets, rowmax, sumexp, target_logit));
+  const int64_t N = losses.numel();
+  const int32_t* t = targets.i32();
+  const float *m = rowmax.f32(), *s = sumexp.f32(), *tl = target_logit.f32();
+  float* loss = losses.f32();
+  double total = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    loss[i] = t[i] < 0 ? 0.f : m[i] + std::log(s[i]) - tl[i];
+    total += loss[i];
+  }
+  return total;
 }
 
 }  // namespace dt::ops

@@ -70,6 +70,11 @@ expect_error steps_and_tokens train.max_steps "${base/max_steps: 10/max_steps: 1
 expect_error unknown_enum model.attention "$base" --set model.attention=linear
 expect_error unknown_set_key train.lrr "$base" --set train.lrr=1.0e-3
 expect_error yaml_syntax "YAML syntax error" "${base/n_layers: 2/n_layers: [2}"
+expect_error negative_bucket parallel.grad_bucket_mb "$base" --set parallel.grad_bucket_mb=-1
+# runtime.device: cuda where no GPU can be used (none visible, or a build without CUDA).
+if ! nvidia-smi -L > /dev/null 2>&1; then
+  expect_error cuda_without_gpu runtime.device "$base" --set runtime.device=cuda
+fi
 
 # The shipped quickstart config passes the loader: any failure is not about the config.
 if [ -f "$src/configs/tiny.yaml" ]; then

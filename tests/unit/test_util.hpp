@@ -1,19 +1,29 @@
-// Helpers shared by tests: scratch directories, error messages, real-text shards.
+// Helpers shared by tests: scratch directories, error messages, real-text shards,
+// and device tensors for the CUDA op tests.
 #pragma once
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
-#include <functional>
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "core/device.hpp"
 #include "core/error.hpp"
+#include "core/tensor.hpp"
 #include "data/shard_writer.hpp"
 #include "data/tokenizer.hpp"
+#include "kernels/ops.hpp"
+#include "tests/unit/reference_ops.hpp"
 
 namespace dt_test {
 
@@ -64,6 +74,159 @@ inline double write_licence_shard(const std::string& dir) {
   for (double c : counts)
     if (c > 0) entropy -= c / total * std::log(c / total);
   return entropy;
+}
+
+// ---- CUDA op tests (tests/unit/test_cuda_*.cpp) ------------------------------------
+// Every CUDA op is checked against the CPU backend (DESIGN §3) on the same inputs:
+// values are drawn in fp32 and rounded to bf16 on the host wherever the CUDA op
+// reads bf16, and the CPU reference runs on those rounded values, so a comparison
+// sees only the CUDA op's own error.
+
+// Skips the calling test unless this build has CUDA and sees a GPU (DESIGN §3:
+// any cudaGetDeviceCount failure counts as no GPU).
+#define DT_SKIP_WITHOUT_CUDA_GPU()                                                                    \
+  do {                                                                                                \
+    if (!::dt::cuda_built())                                                                          \
+      GTEST_SKIP() << "no CUDA GPU visible: built without CUDA (DIFFTRON_CUDA=OFF or no nvcc found)"; \
+    if (::dt::cuda_device_count() == 0)                                                               \
+      GTEST_SKIP() << "no CUDA GPU visible: cudaGetDeviceCount failed or returned 0";                 \
+  } while (0)
+
+// bf16 bits of x rounded to nearest even (overflow goes to ±inf, NaN stays NaN).
+inline uint16_t bf16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x0040u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+inline float bf16_to_float(uint16_t b) {
+  const uint32_t u = uint32_t(b) << 16;
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+// x as the CUDA op will read it from a tensor of dtype t.
+inline std::vector<float> rounded_to(std::vector<float> x, dt::DType t) {
+  if (t == dt::DType::BF16)
+    for (float& e : x) e = bf16_to_float(bf16_bits(e));
+  return x;
+}
+// n values ~ N(mean, sd²) as a tensor of dtype t holds them.
+inline std::vector<float> rand_as(dt::DType t, int64_t n, std::mt19937& rng, double sd = 1.0, double mean = 0.0) {
+  return rounded_to(dt::reftest::randn(size_t(n), rng, sd, mean), t);
+}
+
+// Any tensor's values as fp32 on the host (f32 and bf16 exactly; i32 converted).
+inline std::vector<float> to_host(const dt::Tensor& t) {
+  const int64_t n = t.numel();
+  std::vector<float> out(size_t(n), 0.f);
+  if (t.dtype == dt::DType::F32) {
+    dt::ops::copy(dt::Tensor(out.data(), dt::DType::F32, {n}), t);
+  } else if (t.dtype == dt::DType::BF16) {
+    std::vector<uint16_t> bits(static_cast<size_t>(n));
+    dt::ops::copy(dt::Tensor(bits.data(), dt::DType::BF16, {n}), t);
+    std::transform(bits.begin(), bits.end(), out.begin(), bf16_to_float);
+  } else {
+    std::vector<int32_t> ints(static_cast<size_t>(n));
+    dt::ops::copy(dt::Tensor(ints.data(), dt::DType::I32, {n}), t);
+    std::copy(ints.begin(), ints.end(), out.begin());
+  }
+  return out;
+}
+
+// A tensor on CUDA device 0 owning its memory; converts to dt::Tensor for the ops.
+class GpuTensor {
+ public:
+  GpuTensor(dt::DType dtype, std::initializer_list<int64_t> dims) : t_(nullptr, dtype, dims, dt::Device::cuda(0)) {
+    t_.ptr = dt::device_alloc(t_.device, t_.bytes());
+  }
+  // Allocated and filled with x (converted to the dtype on the host: bf16 rounds to
+  // nearest even, so values already passed through rounded_to arrive exactly).
+  GpuTensor(dt::DType dtype, std::initializer_list<int64_t> dims, const std::vector<float>& x)
+      : GpuTensor(dtype, dims) {
+    upload(x);
+  }
+  ~GpuTensor() { dt::device_free(t_.device, t_.ptr); }
+  GpuTensor(const GpuTensor&) = delete;
+  GpuTensor& operator=(const GpuTensor&) = delete;
+
+  operator dt::Tensor() const { return t_; }
+  const dt::Tensor& tensor() const { return t_; }
+
+  void upload(const std::vector<float>& x) {
+    DT_CHECK(int64_t(x.size()) == t_.numel(), "upload of ", x.size(), " values into ", t_.shape_str());
+    const int64_t n = t_.numel();
+    if (t_.dtype == dt::DType::BF16) {
+      std::vector<uint16_t> bits(x.size());
+      std::transform(x.begin(), x.end(), bits.begin(), bf16_bits);
+      dt::ops::copy(t_, dt::Tensor(bits.data(), dt::DType::BF16, {n}));
+    } else {
+      DT_CHECK(t_.dtype == dt::DType::F32, "upload a float vector into an i32 tensor with upload_i32");
+      dt::ops::copy(t_, dt::Tensor(const_cast<float*>(x.data()), dt::DType::F32, {n}));
+    }
+  }
+  void upload_i32(const std::vector<int32_t>& x) {
+    DT_CHECK(t_.dtype == dt::DType::I32 && int64_t(x.size()) == t_.numel());
+    dt::ops::copy(t_, dt::Tensor(const_cast<int32_t*>(x.data()), dt::DType::I32, {t_.numel()}));
+  }
+  // Every byte 0xFF: a NaN both as f32 and as bf16, so an output element the kernel
+  // forgets to write fails any comparison.
+  void poison() {
+    std::vector<unsigned char> bytes(t_.bytes(), 0xFF);
+    dt::device_copy(t_.ptr, t_.device, bytes.data(), dt::Device::cpu(), bytes.size());
+  }
+  std::vector<float> download() const { return to_host(t_); }
+
+ private:
+  dt::Tensor t_;
+};
+
+inline double max_abs(const std::vector<float>& x) {
+  double m = 0;
+  for (float e : x) m = std::max(m, double(std::fabs(e)));
+  return m;
+}
+
+// Every |got[i] − want[i]| <= atol + rtol·|want[i]| (equal infinities pass, NaN
+// fails); the message names the worst element relative to its bound.
+inline ::testing::AssertionResult near_all(const std::vector<float>& got, const std::vector<float>& want, double atol,
+                                           double rtol, const std::string& what) {
+  if (got.size() != want.size())
+    return ::testing::AssertionFailure() << what << ": " << got.size() << " values, expected " << want.size();
+  double worst = 1.0;  // largest error / bound above 1; NaN and infinite errors count as infinite
+  size_t at = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (got[i] == want[i]) continue;
+    const double err = std::fabs(double(got[i]) - double(want[i]));
+    const double bound = atol + rtol * std::fabs(double(want[i]));
+    const double ratio = std::isfinite(err) && bound > 0 ? err / bound : HUGE_VAL;
+    if (ratio > worst) worst = ratio, at = i;
+  }
+  if (worst <= 1.0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << ": element " << at << " got " << got[at] << ", want " << want[at]
+                                       << ", error " << std::fabs(double(got[at]) - double(want[at])) << " > atol "
+                                       << atol << " + rtol " << rtol << "·|want|";
+}
+
+// A tolerance as (atol relative to the reference's largest |value|, rtol).
+struct Tol {
+  double atol, rtol;
+};
+inline ::testing::AssertionResult close_to(const std::vector<float>& got, const std::vector<float>& want, Tol tol,
+                                           const std::string& what) {
+  return near_all(got, want, tol.atol * max_abs(want), tol.rtol, what);
+}
+
+// ‖got − want‖ / ‖want‖ (Euclidean norms over the whole tensor).
+inline double rel_l2(const std::vector<float>& got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double e = double(got[i]) - double(want[i]);
+    num += e * e;
+    den += double(want[i]) * double(want[i]);
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
 }
 
 }  // namespace dt_test

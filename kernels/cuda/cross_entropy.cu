@@ -1,0 +1,195 @@
+// Cross-entropy fused with its gradient, and the vocab-parallel pieces, on
+// CUDA (kernels/cpu/cross_entropy.cpp, vocab_parallel_cross_entropy.cpp).
+// One block per row; statistics in fp32; the loss sum is reduced on the device
+// in double and copied back once.
+#include <initializer_list>
+
+#include "kernels/cuda/cuda_ops.hpp"
+#include "kernels/cuda/cuda_reduce.cuh"
+
+namespace dt::cuda_ops {
+namespace {
+
+constexpr int kRowThreads = 512;
+constexpr int kSumThreads = 1024;
+
+// logits (N,V) in place; targets (N) i32 (−1 ignored); losses (N) f32.
+// Pass 1 keeps an online (max, Σexp) per thread, merged across the block;
+// pass 2 overwrites the row with grad_scale·(softmax − onehot) when grad_scale ≠ 0.
+// A target outside [−1, V) is recorded in bad (first one wins) and treated as ignored.
+__global__ void cross_entropy_kernel(FBuf logits, const int32_t* targets, float* losses, HostResult* bad, int64_t V,
+                                     float grad_scale) {
+  const int64_t row = blockIdx.x, base = row * V;
+  const int32_t t = targets[row];
+  if (t < 0 || t >= V) {  // uniform across the block
+    if (threadIdx.x == 0) {
+      losses[row] = 0.f;
+      if (t != -1 && atomicCAS(&bad->bad_index, -1, int(row)) == -1) bad->bad_value = t;
+    }
+    if (grad_scale != 0.f)
+      for (int64_t c = threadIdx.x; c < V; c += blockDim.x) logits.st(base + c, 0.f);
+    return;
+  }
+  const float zt = logits.ld(base + t);  // read by every thread before the barriers below, so before any write
+  float m = -INFINITY, s = 0.f;
+  for (int64_t c = threadIdx.x; c < V; c += blockDim.x) {
+    const float z = logits.ld(base + c);
+    if (z > m) {
+      s = s * expf(m - z) + 1.f;
+      m = z;
+    } else {
+      s += expf(z - m);
+    }
+  }
+  const float mx = block_max(m);
+  const float sum = block_sum(m == -INFINITY ? 0.f : s * expf(m - mx));
+  if (threadIdx.x == 0) losses[row] = mx + logf(sum) - zt;
+  if (grad_scale == 0.f) return;
+  const float inv = grad_scale / sum;
+  for (int64_t c = threadIdx.x; c < V; c += blockDim.x) {
+    float g = expf(logits.ld(base + c) - mx) * inv;
+    if (c == t) g -= grad_scale;
+    logits.st(base + c, g);
+  }
+}
+
+// One block: out->value = Σ losses (N) in double.
+__global__ void sum_losses_kernel(HostResult* out, const float* losses, int64_t N) {
+  double s = 0.0;
+  for (int64_t i = threadIdx.x; i < N; i += blockDim.x) s += double(losses[i]);
+  s = block_sum(s);
+  if (threadIdx.x == 0) out->value = s;
+}
+
+// rowmax (N) = max_j z_ij
+__global__ void ce_shard_max_kernel(FBuf logits, float* rowmax, int64_t V) {
+  const int64_t row = blockIdx.x, base = row * V;
+  float m = -INFINITY;
+  for (int64_t c = threadIdx.x; c < V; c += blockDim.x) m = fmaxf(m, logits.ld(base + c));
+  m = block_max(m);
+  if (threadIdx.x == 0) rowmax[row] = m;
+}
+
+// sumexp (N) = Σ_j exp(z_ij − rowmax_i); target_logit (N) = z_i,t−v0 when local, else 0
+__global__ void ce_shard_sumexp_target_kernel(FBuf logits, const int32_t* targets, int64_t v0, const float* rowmax,
+                                              float* sumexp, float* target_logit, int64_t V) {
+  const int64_t row = blockIdx.x, base = row * V;
+  const float m = rowmax[row];
+  float s = 0.f;
+  for (int64_t c = threadIdx.x; c < V; c += blockDim.x) s += expf(logits.ld(base + c) - m);
+  s = block_sum(s);
+  if (threadIdx.x == 0) {
+    sumexp[row] = s;
+    const int32_t t = targets[row];
+    const int64_t r = int64_t(t) - v0;
+    target_logit[row] = (t >= 0 && r >= 0 && r < V) ? logits.ld(base + r) : 0.f;
+  }
+}
+
+// logits ← grad_scale·(exp(z − rowmax)/sumexp − onehot(t − v0)); zero rows where t = −1
+__global__ void ce_shard_grad_kernel(FBuf logits, const int32_t* targets, int64_t v0, const float* rowmax,
+                                     const float* sumexp, float grad_scale, int64_t V) {
+  const int64_t row = blockIdx.x, base = row * V;
+  const int32_t t = targets[row];
+  if (t < 0) {
+    for (int64_t c = threadIdx.x; c < V; c += blockDim.x) logits.st(base + c, 0.f);
+    return;
+  }
+  const float m = rowmax[row], inv = grad_scale / sumexp[row];
+  const int64_t r = int64_t(t) - v0;  // may be outside [0, V): then no column is the target
+  for (int64_t c = threadIdx.x; c < V; c += blockDim.x) {
+    float g = expf(logits.ld(base + c) - m) * inv;
+    if (c == r) g -= grad_scale;
+    logits.st(base + c, g);
+  }
+}
+
+// One block: losses (N) = rowmax + log(sumexp) − target_logit (0 where t = −1); out->value = Σ in double.
+__global__ void ce_shard_loss_kernel(HostResult* out, float* losses, const int32_t* targets, const float* rowmax,
+                                     const float* sumexp, const float* target_logit, int64_t N) {
+  double total = 0.0;
+  for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+    const float loss = targets[i] < 0 ? 0.f : rowmax[i] + logf(sumexp[i]) - target_logit[i];
+    losses[i] = loss;
+    total += double(loss);
+  }
+  total = block_sum(total);
+  if (threadIdx.x == 0) out->value = total;
+}
+
+void check_stats(const char* op, const Tensor& targets, std::initializer_list<const Tensor*> stats, int64_t N) {
+  require_dtype(targets, DType::I32, op, "targets");
+  DT_CHECK(targets.numel() == N, op, " targets ", targets.shape_str(), " for ", N, " rows");
+  for (const Tensor* t : stats) {
+    require_dtype(*t, DType::F32, op, "a per-row statistic (rowmax, sumexp, target_logit, losses)");
+    DT_CHECK(t->numel() == N, op, " per-row tensor ", t->shape_str(), " for ", N, " rows");
+  }
+}
+
+}  // namespace
+
+double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_scale) {
+  const int64_t N = logits.rows(), V = logits.cols();
+  const char* op = "cross_entropy";
+  check_stats(op, targets, {&losses}, N);
+  const FBuf z = fbuf(logits, op);
+  if (N == 0) return 0.0;
+  HostResult* res = host_result_scratch();
+  CUDA_CHECK(cudaMemsetAsync(&res->bad_index, 0xff, 2 * sizeof(int), cuda_stream()));  // bad_index = −1
+  cross_entropy_kernel<<<N, kRowThreads, 0, cuda_stream()>>>(z, targets.i32(), losses.f32(), res, V, grad_scale);
+  CUDA_LAUNCH_CHECK();
+  sum_losses_kernel<<<1, kSumThreads, 0, cuda_stream()>>>(res, losses.f32(), N);
+  CUDA_LAUNCH_CHECK();
+  const HostResult h = fetch_host_result(res);
+  if (h.bad_index >= 0)
+    fail("cross_entropy: target token ", h.bad_value, " (row ", h.bad_index, ") outside the vocabulary [0, ", V,
+         ")");
+  return h.value;
+}
+
+void ce_shard_max(Tensor logits, Tensor rowmax) {
+  const int64_t N = logits.rows(), V = logits.cols();
+  const char* op = "ce_shard_max";
+  require_dtype(rowmax, DType::F32, op, "rowmax");
+  DT_CHECK(rowmax.numel() == N, op, " rowmax ", rowmax.shape_str());
+  const FBuf z = fbuf(logits, op);
+  if (N == 0) return;
+  ce_shard_max_kernel<<<N, kRowThreads, 0, cuda_stream()>>>(z, rowmax.f32(), V);
+  CUDA_LAUNCH_CHECK();
+}
+
+void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
+                            Tensor target_logit) {
+  const int64_t N = logits.rows(), V = logits.cols();
+  const char* op = "ce_shard_sumexp_target";
+  check_stats(op, targets, {&rowmax, &sumexp, &target_logit}, N);
+  const FBuf z = fbuf(logits, op);
+  if (N == 0) return;
+  ce_shard_sumexp_target_kernel<<<N, kRowThreads, 0, cuda_stream()>>>(z, targets.i32(), v0, rowmax.f32(),
+                                                                      sumexp.f32(), target_logit.f32(), V);
+  CUDA_LAUNCH_CHECK();
+}
+
+void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale) {
+  const int64_t N = logits.rows(), V = logits.cols();
+  const char* op = "ce_shard_grad";
+  check_stats(op, targets, {&rowmax, &sumexp}, N);
+  const FBuf z = fbuf(logits, op);
+  if (N == 0) return;
+  ce_shard_grad_kernel<<<N, kRowThreads, 0, cuda_stream()>>>(z, targets.i32(), v0, rowmax.f32(), sumexp.f32(),
+                                                             grad_scale, V);
+  CUDA_LAUNCH_CHECK();
+}
+
+double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit) {
+  const int64_t N = losses.numel();
+  check_stats("ce_shard_loss", targets, {&losses, &rowmax, &sumexp, &target_logit}, N);
+  if (N == 0) return 0.0;
+  HostResult* res = host_result_scratch();
+  ce_shard_loss_kernel<<<1, kSumThreads, 0, cuda_stream()>>>(res, losses.f32(), targets.i32(), rowmax.f32(),
+                                                             sumexp.f32(), target_logit.f32(), N);
+  CUDA_LAUNCH_CHECK();
+  return fetch_host_result(res).value;
+}
+
+}  // namespace dt::cuda_ops

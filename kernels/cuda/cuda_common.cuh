@@ -1,0 +1,59 @@
+// Shared by the CUDA kernels: error checking, the compute stream, launch
+// checks and dtype-generic element access.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/error.hpp"
+#include "core/tensor.hpp"
+
+#define CUDA_CHECK(call)                                                                  \
+  do {                                                                                    \
+    cudaError_t err_ = (call);                                                            \
+    if (err_ != cudaSuccess)                                                              \
+      ::dt::fail(__FILE__, ":", __LINE__, ": CUDA error: ", cudaGetErrorString(err_),      \
+                 " (is a GPU visible? check nvidia-smi and CUDA_VISIBLE_DEVICES)");        \
+  } while (0)
+
+// After every kernel launch: a bad configuration is reported at its launch site.
+#define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+
+namespace dt::cuda_ops {
+
+// Every kernel runs on the legacy default stream, so host↔device cudaMemcpy
+// (core/device_cuda.cu) is ordered with the kernels without extra events; the
+// NCCL communicator's own stream waits on events recorded here.
+inline cudaStream_t cuda_stream() { return 0; }
+
+inline int64_t blocks_for(int64_t n, int threads) { return (n + threads - 1) / threads; }
+
+// A float tensor as a kernel sees it: a pointer and whether it holds bf16.
+// The dtype branch is uniform across a launch, so it costs nothing measurable
+// in memory-bound kernels.
+struct FBuf {
+  void* p;
+  bool bf16;
+  __device__ __forceinline__ float ld(int64_t i) const {
+    return bf16 ? __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]) : static_cast<const float*>(p)[i];
+  }
+  __device__ __forceinline__ void st(int64_t i, float x) const {
+    if (bf16) static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16(x);
+    else static_cast<float*>(p)[i] = x;
+  }
+};
+
+// Checks the tensor is a float tensor on a CUDA device and wraps it.
+inline FBuf fbuf(const Tensor& t, const char* op) {
+  if (t.device.is_cpu()) fail(op, ": tensor ", t.shape_str(), " is on the cpu; every tensor of a CUDA op must be on the GPU");
+  if (t.dtype == DType::I32) fail(op, ": expected an f32 or bf16 tensor, got i32 ", t.shape_str());
+  return {t.ptr, t.dtype == DType::BF16};
+}
+
+inline void require_dtype(const Tensor& t, DType want, const char* op, const char* what) {
+  if (t.device.is_cpu()) fail(op, ": ", what, " is on the cpu; every tensor of a CUDA op must be on the GPU");
+  if (t.dtype != want) fail(op, ": ", what, " must be ", dtype_name(want), " on CUDA, got ", dtype_name(t.dtype));
+}
+
+}  // namespace dt::cuda_ops

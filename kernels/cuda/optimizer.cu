@@ -1,0 +1,96 @@
+// AdamW, Σx² and scaling on CUDA (kernels/cpu/adamw.cpp).
+#include <cmath>
+
+#include "kernels/cuda/cuda_ops.hpp"
+#include "kernels/cuda/cuda_reduce.cuh"
+
+namespace dt::cuda_ops {
+namespace {
+
+constexpr int kThreads = 256;
+
+// One fused pass; param, grad, m, v (n) f32. bc1, bc2 = 1 − β^step.
+// g = grad_scale·grad; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+// p −= lr·( (m/bc1) / (sqrt(v/bc2) + eps) + wd·p )
+__global__ void adamw_kernel(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float b1,
+                             float b2, float eps, float wd, float bc1, float bc2, float gs) {
+  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  const float g = grad[i] * gs;
+  const float mi = b1 * m[i] + (1.f - b1) * g;
+  const float vi = b2 * v[i] + (1.f - b2) * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  const float update = (mi / bc1) / (sqrtf(vi / bc2) + eps);
+  const float p = param[i];
+  param[i] = p - lr * (update + wd * p);
+}
+
+// Stage 1 of Σx²: block b sums a grid-strided share of x in double into partial[b].
+__global__ void sum_squares_partial_kernel(double* partial, FBuf x, int64_t n) {
+  double s = 0.0;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const double v = x.ld(i);
+    s += v * v;
+  }
+  s = block_sum(s);
+  if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+// Stage 2: one block adds the partials (fixed order for a fixed grid).
+__global__ void sum_partials_kernel(HostResult* out, const double* partial, int nblocks) {
+  double s = 0.0;
+  for (int b = threadIdx.x; b < nblocks; b += blockDim.x) s += partial[b];
+  s = block_sum(s);
+  if (threadIdx.x == 0) out->value = s;
+}
+
+__global__ void scale_kernel(FBuf x, int64_t n, float s) {
+  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i < n) x.st(i, x.ld(i) * s);
+}
+
+}  // namespace
+
+void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const ops::AdamWParams& p) {
+  const int64_t n = param.numel();
+  DT_CHECK(grad.numel() == n && m.numel() == n && v.numel() == n);
+  const char* op = "adamw";
+  require_dtype(param, DType::F32, op, "param (fp32 master weights)");
+  require_dtype(grad, DType::F32, op, "grad");
+  require_dtype(m, DType::F32, op, "m");
+  require_dtype(v, DType::F32, op, "v");
+  if (n == 0) return;
+  // Bias corrections exactly as the CPU computes them.
+  const float bc1 = 1.f - float(std::pow(double(p.beta1), double(p.step)));
+  const float bc2 = 1.f - float(std::pow(double(p.beta2), double(p.step)));
+  adamw_kernel<<<blocks_for(n, kThreads), kThreads, 0, cuda_stream()>>>(param.f32(), grad.f32(), m.f32(), v.f32(),
+                                                                       n, p.lr, p.beta1, p.beta2, p.eps,
+                                                                       p.weight_decay, bc1, bc2, p.grad_scale);
+  CUDA_LAUNCH_CHECK();
+}
+
+double sum_squares(Tensor x) {
+  const FBuf xb = fbuf(x, "sum_squares");
+  const int64_t n = x.numel();
+  if (n == 0) return 0.0;
+  HostResult* res = host_result_scratch();
+  double* partial = partials_after(res);
+  const int64_t want = blocks_for(n, kThreads * 4);  // ≥ 4 elements per thread
+  const int nblocks = int(want < kMaxPartials ? want : kMaxPartials);
+  sum_squares_partial_kernel<<<nblocks, kThreads, 0, cuda_stream()>>>(partial, xb, n);
+  CUDA_LAUNCH_CHECK();
+  sum_partials_kernel<<<1, kThreads, 0, cuda_stream()>>>(res, partial, nblocks);
+  CUDA_LAUNCH_CHECK();
+  return fetch_host_result(res).value;
+}
+
+void scale(Tensor x, float s) {
+  const FBuf xb = fbuf(x, "scale");
+  const int64_t n = x.numel();
+  if (n == 0) return;
+  scale_kernel<<<blocks_for(n, kThreads), kThreads, 0, cuda_stream()>>>(xb, n, s);
+  CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace dt::cuda_ops

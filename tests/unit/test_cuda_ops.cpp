@@ -1,0 +1,478 @@
+// The CUDA backend against the CPU backend (DESIGN §3): GEMM, embedding, RMSNorm,
+// RoPE, SwiGLU, both cross-entropies, AdamW, reductions and copies, the errors a
+// misplaced or mistyped tensor raises, and one whole training step. Attention
+// kernels are in test_cuda_attention.cpp. Every test skips without a GPU.
+//
+// Inputs are drawn in fp32 and rounded to bf16 where the CUDA op reads bf16; the
+// CPU op runs on the same rounded values, so each comparison measures only the
+// CUDA op's error. Device outputs are poisoned (NaN) before each run; "+=" outputs
+// start from the same random values on both sides.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/ops.hpp"
+#include "model/transformer.hpp"
+#include "tests/unit/test_util.hpp"
+
+namespace {
+
+using namespace dt;
+using namespace dt_test;
+using reftest::randn;
+constexpr DType F32 = DType::F32, BF16 = DType::BF16, I32 = DType::I32;
+
+// An elementwise op or a short fp32 reduction, stored in dtype t. bf16: one rounding
+// to nearest even, relative error <= 2^-8 ≈ 3.9e-3; rtol 2e-2 allows a few ulps,
+// and atol 1e-3 of the scale covers results that cancel to near zero. f32: a few
+// fp32 roundoffs (6e-8 each) and a different summation order: 1e-5.
+Tol elementwise(DType t) { return t == BF16 ? Tol{1e-3, 2e-2} : Tol{1e-5, 1e-5}; }
+
+std::string tag(const std::string& what, DType t) { return what + " (" + dtype_name(t) + ")"; }
+
+// ---- GEMM ---------------------------------------------------------------------------
+// M, N, K are no multiple of any tile. bf16 out: one rounding after fp32 accumulation
+// (elementwise, with atol 2e-3 of the scale for K = 130 terms near cancellation).
+// bf16 inputs, f32 out: every product is exact in fp32 (8-bit significands); only the
+// summation differs (order, and tensor cores may truncate rather than round while
+// accumulating, ~K·2^-23 of the largest term): 3e-5 of the scale. f32 inputs: 2e-3 of
+// the scale admits TF32 tensor-core products (2^-11 per operand over 130 random-sign
+// terms) should the backend use them. A transpose, alpha or beta mistake is O(1).
+TEST(CudaOps, MatmulMatchesCpuForEveryTransposeAndDtype) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  struct Mode {
+    DType in, out;
+    float alpha, beta;
+    Tol tol;
+  };
+  const Mode modes[] = {
+      {BF16, BF16, 1.f, 0.f, {2e-3, 2e-2}}, {BF16, F32, 0.5f, 1.f, {3e-5, 0}}, {F32, F32, 0.5f, 0.75f, {2e-3, 0}}};
+  std::mt19937 rng(1001);
+  const int64_t M = 67, N = 45, K = 130;
+  for (const Mode& m : modes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+        auto A = rand_as(m.in, M * K, rng), B = rand_as(m.in, K * N, rng), C = rand_as(m.out, M * N, rng);
+        GpuTensor gA(m.in, {ar, ac}, A), gB(m.in, {br, bc}, B), gC(m.out, {M, N}, C);
+        if (m.beta == 0.f) gC.poison();  // beta = 0: C is write-only (BLAS convention)
+        ops::matmul(cpu_f32(C.data(), {M, N}), cpu_f32(A.data(), {ar, ac}), ta, cpu_f32(B.data(), {br, bc}), tb,
+                    m.alpha, m.beta);
+        ops::matmul(gC, gA, ta, gB, tb, m.alpha, m.beta);
+        const std::string what = std::string(dtype_name(m.in)) + "->" + dtype_name(m.out) + " beta " +
+                                 std::to_string(m.beta) + " ta " + std::to_string(ta) + " tb " + std::to_string(tb);
+        EXPECT_TRUE(close_to(gC.download(), C, m.tol, what));
+      }
+}
+
+// dx (bf16) overwritten or accumulated, dW (f32 master gradient) accumulated.
+// Tolerances as for the GEMMs above.
+TEST(CudaOps, LinearBackwardOverwritesOrAccumulatesDxAndAccumulatesDw) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  std::mt19937 rng(1002);
+  const int64_t N = 70, in = 48, out = 96;
+  for (bool acc : {false, true}) {
+    auto dy = rand_as(BF16, N * out, rng), x = rand_as(BF16, N * in, rng), W = rand_as(BF16, out * in, rng);
+    auto dx = rand_as(BF16, N * in, rng), dW = randn(size_t(out * in), rng);
+    GpuTensor gdy(BF16, {N, out}, dy), gx(BF16, {N, in}, x), gW(BF16, {out, in}, W), gdx(BF16, {N, in}, dx),
+        gdW(F32, {out, in}, dW);
+    if (!acc) gdx.poison();
+    ops::linear_backward(cpu_f32(dx.data(), {N, in}), cpu_f32(dW.data(), {out, in}), cpu_f32(dy.data(), {N, out}),
+                         cpu_f32(x.data(), {N, in}), cpu_f32(W.data(), {out, in}), acc);
+    ops::linear_backward(gdx, gdW, gdy, gx, gW, acc);
+    const std::string what = acc ? " (accumulate_dx)" : " (overwrite dx)";
+    EXPECT_TRUE(close_to(gdx.download(), dx, {2e-3, 2e-2}, "dx" + what));
+    EXPECT_TRUE(close_to(gdW.download(), dW, {3e-5, 0}, "dW +=" + what));
+  }
+}
+
+// ---- embedding ------------------------------------------------------------------------
+// Shard rows [v0, v0 + Vl) with v0 > 0; tokens below, inside and above the shard, some
+// repeated. The forward is a copy (zeros for other shards' tokens): exact. The backward
+// adds a few dout rows per vocabulary row in fp32, in any order (atomics): 1e-6 of the
+// scale.
+TEST(CudaOps, EmbeddingShardForwardAndBackwardMatchCpu) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  std::mt19937 rng(1003);
+  const int64_t V = 300, v0 = 100, Vl = 100, D = 96, N = 74;
+  std::vector<int32_t> tok(N);
+  for (auto& t : tok) t = int32_t(40 + rng() % 220);
+  tok[3] = tok[9] = tok[50] = 150;
+  GpuTensor gtok(I32, {N});
+  gtok.upload_i32(tok);
+  for (DType t : {BF16, F32}) {
+    auto E = rand_as(t, Vl * D, rng);
+    std::vector<float> out(size_t(N * D), 123.f);
+    GpuTensor gE(t, {Vl, D}, E), gout(t, {N, D});
+    gout.poison();
+    ops::embedding_forward_shard(cpu_f32(out.data(), {N, D}), cpu_i32(tok.data(), {N}), cpu_f32(E.data(), {Vl, D}), v0,
+                                 V);
+    ops::embedding_forward_shard(gout, gtok, gE, v0, V);
+    EXPECT_TRUE(near_all(gout.download(), out, 0, 0, tag("embedding out", t)));
+
+    auto dout = rand_as(t, N * D, rng), dE = randn(size_t(Vl * D), rng);
+    GpuTensor gdout(t, {N, D}, dout), gdE(F32, {Vl, D}, dE);
+    ops::embedding_backward_shard(cpu_f32(dE.data(), {Vl, D}), cpu_i32(tok.data(), {N}), cpu_f32(dout.data(), {N, D}),
+                                  v0);
+    ops::embedding_backward_shard(gdE, gtok, gdout, v0);
+    EXPECT_TRUE(close_to(gdE.download(), dE, {1e-6, 0}, tag("embedding dE +=", t)));
+  }
+}
+
+// ---- RMSNorm --------------------------------------------------------------------------
+// out, dx: elementwise(dtype); rstd and dg are f32 reductions over C or N rows of
+// values exact on both sides: 1e-5. dx and dg accumulate into random values.
+TEST(CudaOps, RmsNormForwardAndAccumulatingBackwardMatchCpu) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  std::mt19937 rng(1004);
+  const float eps = 1e-5f;
+  for (auto [N, C] : {std::pair<int64_t, int64_t>{37, 100}, {5, 768}})
+    for (DType t : {BF16, F32}) {
+      const std::string sz = " N=" + std::to_string(N) + " C=" + std::to_string(C);
+      auto x = rand_as(t, N * C, rng), g = randn(size_t(C), rng, 0.5, 1.0);
+      std::vector<float> out(size_t(N * C), 123.f), rstd(size_t(N), 123.f);
+      GpuTensor gx(t, {N, C}, x), gg(F32, {C}, g), gout(t, {N, C}), grstd(F32, {N});
+      gout.poison();
+      grstd.poison();
+      ops::rmsnorm_forward(cpu_f32(out.data(), {N, C}), cpu_f32(rstd.data(), {N}), cpu_f32(x.data(), {N, C}),
+                           cpu_f32(g.data(), {C}), eps);
+      ops::rmsnorm_forward(gout, grstd, gx, gg, eps);
+      EXPECT_TRUE(close_to(gout.download(), out, elementwise(t), tag("rmsnorm out" + sz, t)));
+      EXPECT_TRUE(close_to(grstd.download(), rstd, {1e-5, 1e-5}, tag("rmsnorm rstd" + sz, t)));
+
+      auto dout = rand_as(t, N * C, rng), dx = rand_as(t, N * C, rng), dg = randn(size_t(C), rng);
+      GpuTensor gdout(t, {N, C}, dout), gdx(t, {N, C}, dx), gdg(F32, {C}, dg), grstd_in(F32, {N}, rstd);
+      ops::rmsnorm_backward(cpu_f32(dx.data(), {N, C}), cpu_f32(dg.data(), {C}), cpu_f32(dout.data(), {N, C}),
+                            cpu_f32(x.data(), {N, C}), cpu_f32(g.data(), {C}), cpu_f32(rstd.data(), {N}));
+      ops::rmsnorm_backward(gdx, gdg, gdout, gx, gg, grstd_in);
+      EXPECT_TRUE(close_to(gdx.download(), dx, elementwise(t), tag("rmsnorm dx +=" + sz, t)));
+      EXPECT_TRUE(close_to(gdg.download(), dg, {1e-5, 1e-5}, tag("rmsnorm dg +=" + sz, t)));
+    }
+}
+
+// ---- RoPE -----------------------------------------------------------------------------
+// The table layout is one definition (kernels/ops.hpp) for both backends. Its values
+// are cos/sin of double angles stored in fp32: 2e-6 absolute (values in [−1, 1]); at
+// pos0 = 60000 an fp32 angle would be off by ~4e-3. The rotations use the same
+// uploaded table and are elementwise(dtype).
+TEST(CudaOps, RopeTableForwardAndBackwardMatchCpu) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  std::mt19937 rng(1005);
+  const int64_t B = 2, T = 50, nh = 3, d = 128;
+  for (double theta : {10000.0, 640000.0})
+    for (int64_t pos0 : {int64_t(0), int64_t(60000)}) {
+      const std::string what = " theta=" + std::to_string(theta) + " pos0=" + std::to_string(pos0);
+      std::vector<float> table(size_t(T * d), 123.f);
+      GpuTensor gtable(F32, {T, d});
+      gtable.poison();
+      ops::rope_table(cpu_f32(table.data(), {T, d}), theta, pos0);
+      ops::rope_table(gtable, theta, pos0);
+      EXPECT_TRUE(near_all(gtable.download(), table, 2e-6, 0, "rope_table" + what));
+
+      GpuTensor gtab(F32, {T, d}, table);
+      for (DType t : {BF16, F32})
+        for (bool backward : {false, true}) {
+          auto x = rand_as(t, B * T * nh * d, rng);
+          GpuTensor gx(t, {B, T, nh, d}, x);
+          Tensor hx = cpu_f32(x.data(), {B, T, nh, d}), ht = cpu_f32(table.data(), {T, d});
+          if (backward) {
+            ops::rope_backward(hx, ht);
+            ops::rope_backward(gx, gtab);
+          } else {
+            ops::rope_forward(hx, ht);
+            ops::rope_forward(gx, gtab);
+          }
+          EXPECT_TRUE(
+              close_to(gx.download(), x, elementwise(t), tag(backward ? "rope_backward" : "rope_forward", t) + what));
+        }
+    }
+}
+
+// ---- SwiGLU ---------------------------------------------------------------------------
+// Elementwise: out, da, db overwritten, elementwise(dtype). a ~ N(0, 3) reaches both
+// saturated ends of the sigmoid.
+TEST(CudaOps, SwiGluForwardAndBackwardMatchCpu) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  std::mt19937 rng(1006);
+  const int64_t N = 37, F = 300;
+  for (DType t : {BF16, F32}) {
+    auto a = rand_as(t, N * F, rng, 3.0), b = rand_as(t, N * F, rng), dout = rand_as(t, N * F, rng);
+    std::vector<float> out(size_t(N * F), 123.f), da(out), db(out);
+    GpuTensor ga(t, {N, F}, a), gb(t, {N, F}, b), gdout(t, {N, F}, dout), gout(t, {N, F}), gda(t, {N, F}),
+        gdb(t, {N, F});
+    gout.poison();
+    gda.poison();
+    gdb.poison();
+    ops::swiglu_forward(cpu_f32(out.data(), {N, F}), cpu_f32(a.data(), {N, F}), cpu_f32(b.data(), {N, F}));
+    ops::swiglu_forward(gout, ga, gb);
+    ops::swiglu_backward(cpu_f32(da.data(), {N, F}), cpu_f32(db.data(), {N, F}), cpu_f32(dout.data(), {N, F}),
+                         cpu_f32(a.data(), {N, F}), cpu_f32(b.data(), {N, F}));
+    ops::swiglu_backward(gda, gdb, gdout, ga, gb);
+    EXPECT_TRUE(close_to(gout.download(), out, elementwise(t), tag("swiglu out", t)));
+    EXPECT_TRUE(close_to(gda.download(), da, elementwise(t), tag("swiglu da", t)));
+    EXPECT_TRUE(close_to(gdb.download(), db, elementwise(t), tag("swiglu db", t)));
+  }
+}
+
+// ---- cross-entropy --------------------------------------------------------------------
+// Losses (f32) are an fp32 log-sum-exp minus a logit, from identical logits: a few
+// roundoffs of the logit scale, 1e-5·(1 + max|z|) per row (device exp/log are within a
+// few ulps), N times that for the returned sum. The gradient overwrites the logits:
+// elementwise(dtype). Ignored rows (target −1) are exactly zero.
+TEST(CudaOps, CrossEntropyLossSumAndGradientMatchCpu) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  std::mt19937 rng(1007);
+  const int64_t N = 37, V = 1000;
+  std::vector<int32_t> targets(N);
+  for (auto& t : targets) t = int32_t(rng() % V);
+  for (int64_t n : {0, 5, 17, 18, 36}) targets[size_t(n)] = -1;
+  GpuTensor gtarg(I32, {N});
+  gtarg.upload_i32(targets);
+  const float gs = 1.f / float(N);
+  for (DType t : {BF16, F32}) {
+    const auto logits = rand_as(t, N * V, rng, 3.0);
+    auto z = logits;
+    std::vector<float> losses(size_t(N), 123.f);
+    GpuTensor gz(t, {N, V}, logits), gl(F32, {N});
+    gl.poison();
+    const double want =
+        ops::cross_entropy(cpu_f32(z.data(), {N, V}), cpu_i32(targets.data(), {N}), cpu_f32(losses.data(), {N}), gs);
+    const double got = ops::cross_entropy(gz, gtarg, gl, gs);
+    const double row_tol = 1e-5 * (1.0 + max_abs(logits));
+    EXPECT_NEAR(got, want, row_tol * double(N)) << tag("loss sum", t);
+    const auto gloss = gl.download(), grad = gz.download();
+    EXPECT_TRUE(near_all(gloss, losses, row_tol, 0, tag("per-row losses", t)));
+    EXPECT_TRUE(close_to(grad, z, elementwise(t), tag("dlogits", t)));
+    for (int64_t n = 0; n < N; ++n) {
+      if (targets[size_t(n)] >= 0) continue;
+      EXPECT_EQ(gloss[size_t(n)], 0.f) << "ignored row " << n;
+      for (int64_t j = 0; j < V; ++j) ASSERT_EQ(grad[size_t(n * V + j)], 0.f) << "ignored row " << n;
+    }
+    // grad_scale 0: the loss only, logits untouched.
+    gz.upload(logits);
+    EXPECT_NEAR(ops::cross_entropy(gz, gtarg, gl, 0.f), want, row_tol * double(N)) << tag("loss only", t);
+    EXPECT_TRUE(near_all(gz.download(), logits, 0, 0, tag("grad_scale 0 leaves the logits", t)));
+  }
+}
+
+// Vocabulary columns [v0, v0 + Vl) with v0 > 0; targets inside, outside the shard, or
+// −1. rowmax and target_logit pick existing values: exact. sumexp: an fp32 sum of
+// Vl = 500 exps <= 1, which the CPU adds sequentially (up to 500 roundoffs): 3e-5
+// relative. The gradient uses "global" statistics (a larger max and sum, as after
+// the all-reduces): elementwise(dtype). Losses as for cross_entropy.
+TEST(CudaOps, VocabParallelCrossEntropyPassesMatchCpu) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  std::mt19937 rng(1008);
+  const int64_t N = 37, Vl = 500, v0 = 1000;
+  std::vector<int32_t> targets(N);
+  for (int64_t i = 0; i < N; ++i)
+    targets[size_t(i)] = i % 7 == 2   ? -1
+                         : i % 3 == 0 ? int32_t(v0 + rng() % Vl)
+                         : i % 3 == 1 ? int32_t(rng() % v0)
+                                      : int32_t(v0 + Vl + rng() % 2000);
+  GpuTensor gtarg(I32, {N});
+  gtarg.upload_i32(targets);
+  Tensor htarg = cpu_i32(targets.data(), {N});
+  std::uniform_real_distribution<float> unif(0.f, 1.f);
+  for (DType t : {BF16, F32}) {
+    const auto logits = rand_as(t, N * Vl, rng, 3.0);
+    auto z = logits;
+    std::vector<float> rowmax(size_t(N), 123.f), sumexp(rowmax), tl(rowmax);
+    GpuTensor gz(t, {N, Vl}, logits), grm(F32, {N}), gse(F32, {N}), gtl(F32, {N});
+    grm.poison();
+    gse.poison();
+    gtl.poison();
+    ops::ce_shard_max(cpu_f32(z.data(), {N, Vl}), cpu_f32(rowmax.data(), {N}));
+    ops::ce_shard_max(gz, grm);
+    EXPECT_TRUE(near_all(grm.download(), rowmax, 0, 0, tag("rowmax", t)));
+
+    grm.upload(rowmax);
+    ops::ce_shard_sumexp_target(cpu_f32(z.data(), {N, Vl}), htarg, v0, cpu_f32(rowmax.data(), {N}),
+                                cpu_f32(sumexp.data(), {N}), cpu_f32(tl.data(), {N}));
+    ops::ce_shard_sumexp_target(gz, gtarg, v0, grm, gse, gtl);
+    EXPECT_TRUE(near_all(gse.download(), sumexp, 0, 3e-5, tag("sumexp", t)));
+    EXPECT_TRUE(near_all(gtl.download(), tl, 0, 0, tag("target_logit", t)));
+
+    std::vector<float> gmax(rowmax.size()), gsum(rowmax.size());
+    for (int64_t i = 0; i < N; ++i) {
+      gmax[size_t(i)] = rowmax[size_t(i)] + unif(rng);
+      gsum[size_t(i)] = sumexp[size_t(i)] * std::exp(rowmax[size_t(i)] - gmax[size_t(i)]) + 0.5f + 1.5f * unif(rng);
+    }
+    grm.upload(gmax);
+    gse.upload(gsum);
+    gtl.upload(tl);
+    const float gs = 0.25f;
+    ops::ce_shard_grad(cpu_f32(z.data(), {N, Vl}), htarg, v0, cpu_f32(gmax.data(), {N}), cpu_f32(gsum.data(), {N}), gs);
+    ops::ce_shard_grad(gz, gtarg, v0, grm, gse, gs);
+    EXPECT_TRUE(close_to(gz.download(), z, elementwise(t), tag("shard dlogits", t)));
+
+    std::vector<float> losses(size_t(N), 123.f);
+    GpuTensor gl(F32, {N});
+    gl.poison();
+    const double want = ops::ce_shard_loss(cpu_f32(losses.data(), {N}), htarg, cpu_f32(gmax.data(), {N}),
+                                           cpu_f32(gsum.data(), {N}), cpu_f32(tl.data(), {N}));
+    const double got = ops::ce_shard_loss(gl, gtarg, grm, gse, gtl);
+    const double row_tol = 1e-5 * (1.0 + max_abs(logits));
+    EXPECT_TRUE(near_all(gl.download(), losses, row_tol, 0, tag("shard losses", t)));
+    EXPECT_NEAR(got, want, row_tol * double(N)) << tag("shard loss sum", t);
+  }
+}
+
+// ---- optimizer and reductions -----------------------------------------------------------
+// Six steps in lockstep (f32 state, grad_scale 0.37, weight decay 0.1, one step with
+// 10x gradients). m, v: a few fp32 roundoffs per step, 1e-5 relative. Parameters
+// (|p| < ~4): an fp32 rounding of p and of an O(lr) update per step, 5e-6 absolute
+// after six steps; a formula error moves p by O(lr) = 5e-2.
+TEST(CudaOps, AdamWStepsMatchCpu) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  std::mt19937 rng(1009);
+  const int64_t n = 10007;
+  auto p = randn(size_t(n), rng);
+  std::vector<float> m(size_t(n), 0.f), v(size_t(n), 0.f);
+  GpuTensor gp(F32, {n}, p), gm(F32, {n}, m), gv(F32, {n}, v), gg(F32, {n});
+  for (int64_t step = 1; step <= 6; ++step) {
+    auto g = randn(size_t(n), rng, step == 3 ? 10.0 : 1.0);
+    gg.upload(g);
+    const ops::AdamWParams hp{0.05f, 0.9f, 0.95f, 1e-8f, 0.1f, step, 0.37f};
+    ops::adamw(cpu_f32(p.data(), {n}), cpu_f32(g.data(), {n}), cpu_f32(m.data(), {n}), cpu_f32(v.data(), {n}), hp);
+    ops::adamw(gp, gg, gm, gv, hp);
+    const std::string what = " after step " + std::to_string(step);
+    EXPECT_TRUE(near_all(gp.download(), p, 5e-6, 0, "param" + what));
+    EXPECT_TRUE(close_to(gm.download(), m, {1e-6, 1e-5}, "m" + what));
+    EXPECT_TRUE(close_to(gv.download(), v, {1e-6, 1e-5}, "v" + what));
+  }
+}
+
+// sum_squares: n = 100003 squares summed in another order, 1e-5 relative. scale: one
+// fp32 product (correctly rounded, 6e-8), then for bf16 one rounding (2^-8).
+TEST(CudaOps, SumSquaresAndScaleMatchCpu) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  std::mt19937 rng(1010);
+  for (DType t : {BF16, F32}) {
+    const int64_t n = 100003;
+    auto x = rand_as(t, n, rng, 3.0);
+    GpuTensor gx(t, {n}, x);
+    const double want = ops::sum_squares(cpu_f32(x.data(), {n}));
+    EXPECT_NEAR(ops::sum_squares(gx), want, 1e-5 * want) << tag("sum_squares", t);
+
+    const int64_t m = 1037;
+    auto y = rand_as(t, m, rng);
+    GpuTensor gy(t, {m}, y);
+    ops::scale(cpu_f32(y.data(), {m}), 0.37f);
+    ops::scale(gy, 0.37f);
+    EXPECT_TRUE(near_all(gy.download(), y, 0, t == BF16 ? 4e-3 : 1.2e-7, tag("scale", t)));
+  }
+}
+
+// f32 → bf16 on the device rounds to nearest even (ties to even, overflow to inf),
+// compared bit for bit with the host rounding; bf16 → f32 and same-dtype copies are exact.
+TEST(CudaOps, CopyRoundsF32ToBf16ToNearestEvenAndBackExactly) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  std::mt19937 rng(1011);
+  auto x = randn(1000, rng);
+  for (size_t i = 0; i < x.size(); i += 3) x[i] *= 1e-3f;
+  for (size_t i = 1; i < x.size(); i += 7) x[i] *= 1e30f;
+  // (f32 bits, expected bf16 bits): exact ties go to the even neighbour.
+  const std::pair<uint32_t, uint16_t> special[] = {{0x3F808000u, 0x3F80}, {0x3F818000u, 0x3F82}, {0xBF808000u, 0xBF80},
+                                                   {0x3F808001u, 0x3F81}, {0x7F7F8000u, 0x7F80}, {0x7F800000u, 0x7F80},
+                                                   {0xFF800000u, 0xFF80}, {0x80000000u, 0x8000}};
+  for (auto [f, b] : special) {
+    float v;
+    std::memcpy(&v, &f, 4);
+    ASSERT_EQ(bf16_bits(v), b) << "host rounding of 0x" << std::hex << f;
+    x.push_back(v);
+  }
+  const int64_t n = int64_t(x.size());
+  GpuTensor gf(F32, {n}, x), gb(BF16, {n}), gback(F32, {n}), gsame(F32, {n});
+  gb.poison();
+  gback.poison();
+  gsame.poison();
+  ops::copy(gb, gf);
+  std::vector<uint16_t> bits(x.size());
+  ops::copy(Tensor(bits.data(), BF16, {n}), gb);
+  for (size_t i = 0; i < x.size(); ++i)
+    ASSERT_EQ(bits[i], bf16_bits(x[i])) << "element " << i << " = " << x[i] << std::hex << ": got 0x" << bits[i];
+  ops::copy(gback, gb);
+  EXPECT_TRUE(near_all(gback.download(), rounded_to(x, BF16), 0, 0, "bf16 -> f32"));
+  ops::copy(gsame, gf);
+  EXPECT_TRUE(near_all(gsame.download(), x, 0, 0, "f32 -> f32 on the device"));
+}
+
+// ---- errors ---------------------------------------------------------------------------
+// A CUDA op given a host tensor, or a dtype the CUDA op does not take, fails with
+// dt::Error (a clear line), never a crash or silently wrong numbers.
+TEST(CudaOps, HostTensorOrWrongDtypeFailsWithError) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  const int64_t B = 1, T = 8, H = 2, d = 64;
+  GpuTensor q32(F32, {B, T, H, d}), k(BF16, {B, T, H, d}), v(BF16, {B, T, H, d}), out(BF16, {B, T, H, d}),
+      lse(F32, {B, H, T});
+  for (const GpuTensor* g : {&q32, &k, &v, &out, &lse}) ops::fill_zero(*g);
+  EXPECT_THROW(ops::attention_forward(out, lse, q32, k, v), Error) << "attention needs bf16 q";
+
+  std::vector<float> host(size_t(T * d), 1.f);
+  GpuTensor x(BF16, {T, d}), y(BF16, {T, d}), rstd(F32, {T}), a32(F32, {T, d}), c32(F32, {T, T});
+  for (const GpuTensor* g : {&x, &a32}) ops::fill_zero(*g);
+  EXPECT_THROW(ops::rmsnorm_forward(y, rstd, x, cpu_f32(host.data(), {d}), 1e-5f), Error) << "g on the host";
+  EXPECT_THROW(ops::matmul(c32, cpu_f32(host.data(), {T, d}), false, a32, true), Error) << "A on the host";
+
+  GpuTensor p(F32, {16}), g(F32, {16}), m16(BF16, {16}), v32(F32, {16});
+  for (const GpuTensor* t : {&p, &g, &m16, &v32}) ops::fill_zero(*t);
+  EXPECT_THROW(ops::adamw(p, g, m16, v32, {1e-3f, 0.9f, 0.95f, 1e-8f, 0.f, 1, 1.f}), Error) << "m must be f32";
+  EXPECT_THROW(ops::copy(x, cpu_f32(host.data(), {T, d})), Error) << "host f32 into device bf16";
+}
+
+// ---- a whole training step ------------------------------------------------------------
+// The CUDA model (bf16 activations and compute weights, f32 masters and gradients)
+// against the CPU model (fp32) from the same seed: d = 64, grouped-query attention.
+// Each bf16 activation carries a 2^-8 relative rounding, and two layers with norms,
+// attention and SwiGLU compound a few of them into ~1e-2 relative noise: the loss
+// within 2e-2 relative, every gradient tensor within 5e-2 in norm.
+ModelConfig step_config(AttentionKind kind) {
+  ModelConfig c;
+  c.vocab_size = 256;
+  c.d_model = 256;
+  c.n_layers = 2;
+  c.n_heads = 2;  // d = 256 / (2·2) = 64
+  c.n_kv_heads = 1;
+  c.ffn_hidden = 512;
+  c.attention = kind;
+  c.rope_theta = 10000;
+  return c;
+}
+
+void check_step(const ModelConfig& cfg) {
+  const int B = 2, T = 128;
+  Transformer cpu(cfg, B, T);
+  Transformer gpu(cfg, B, T, ModelParallel{}, 1, Device::cuda(0));
+  cpu.init_weights(4321);
+  gpu.init_weights(4321);
+  std::mt19937 rng(1012);
+  std::vector<int32_t> tokens(size_t(B * T)), targets(size_t(B * T));
+  for (auto& t : tokens) t = int32_t(rng() % cfg.vocab_size);
+  for (auto& t : targets) t = int32_t(rng() % cfg.vocab_size);
+  targets[5] = targets[200] = -1;
+  const float scale = 1.f / float(B * T);
+  const double want = cpu.forward_backward(tokens.data(), targets.data(), scale);
+  const double got = gpu.forward_backward(tokens.data(), targets.data(), scale);
+  EXPECT_NEAR(got, want, 2e-2 * want) << "loss sum";
+  ASSERT_EQ(gpu.grads().size(), cpu.grads().size());
+  for (size_t i = 0; i < cpu.grads().size(); ++i) {
+    const Tensor g = cpu.grads()[i];
+    const std::vector<float> ref(g.f32(), g.f32() + g.numel());
+    EXPECT_LE(rel_l2(to_host(gpu.grads()[i]), ref), 5e-2) << "gradient of " << cpu.registry()[i].name;
+  }
+}
+
+TEST(CudaTrainingStep, DiffAttentionLossAndGradientsMatchCpu) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  check_step(step_config(AttentionKind::Diff));
+}
+TEST(CudaTrainingStep, StandardAttentionLossAndGradientsMatchCpu) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  check_step(step_config(AttentionKind::Standard));
+}
+
+}  // namespace
