@@ -14,6 +14,7 @@ void cuda_free(void* ptr);
 void cuda_memset_zero(void* ptr, size_t bytes);
 void cuda_copy(void* dst, bool dst_cuda, const void* src, bool src_cuda, size_t bytes);
 int cuda_count();
+void cuda_synchronize(int index);
 #else
 [[noreturn]] static void no_cuda() {
   fail("this difftron was built without CUDA (DIFFTRON_CUDA=OFF or no nvcc found); "
@@ -24,6 +25,8 @@ static void cuda_free(void*) { no_cuda(); }
 static void cuda_memset_zero(void*, size_t) { no_cuda(); }
 static void cuda_copy(void*, bool, const void*, bool, size_t) { no_cuda(); }
 static int cuda_count() { return 0; }
+int64_t cuda_allocation_count() { return 0; }
+static void cuda_synchronize(int) { no_cuda(); }
 #endif
 
 std::string Device::str() const {
@@ -56,6 +59,10 @@ void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, siz
   if (bytes == 0) return;
   if (dst_dev.is_cpu() && src_dev.is_cpu()) std::memcpy(dst, src, bytes);
   else cuda_copy(dst, !dst_dev.is_cpu(), src, !src_dev.is_cpu(), bytes);
+}
+
+void device_synchronize(Device dev) {
+  if (!dev.is_cpu()) cuda_synchronize(dev.index);
 }
 
 int cuda_device_count() { return cuda_count(); }

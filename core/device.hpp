@@ -3,6 +3,7 @@
 // clear message at the first use.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace dt {
@@ -23,10 +24,15 @@ void* device_alloc(Device dev, size_t bytes);
 void device_free(Device dev, void* ptr);
 void device_memset_zero(Device dev, void* ptr, size_t bytes);
 void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
+// Waits until every kernel queued on the device has finished (no-op on the CPU).
+void device_synchronize(Device dev);
 
 // Number of visible CUDA devices; 0 when CUDA is not built or no GPU/driver is
 // present (any cudaGetDeviceCount failure counts as "no GPU").
 int cuda_device_count();
+// How many cudaMalloc calls difftron has made in this process (0 without CUDA);
+// a training step after the first must not add any.
+int64_t cuda_allocation_count();
 bool cuda_built();
 
 }  // namespace dt

@@ -1,25 +1,31 @@
-// CUDA memory for the Device seam. Kernels come with the CUDA backend issue.
+// CUDA memory for the Device seam (the kernels are in kernels/cuda/).
 #include <cuda_runtime.h>
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 
 #include "core/error.hpp"
-
-#define CUDA_CHECK(call)                                                            \
-  do {                                                                              \
-    cudaError_t err_ = (call);                                                      \
-    if (err_ != cudaSuccess)                                                        \
-      ::dt::fail(__FILE__, ":", __LINE__, ": CUDA error: ", cudaGetErrorString(err_), \
-                 " (is a GPU visible? check nvidia-smi and CUDA_VISIBLE_DEVICES)");  \
-  } while (0)
+#include "kernels/cuda/cuda_common.cuh"
 
 namespace dt {
 
-void* cuda_alloc(int index, size_t bytes) {
-  CUDA_CHECK(cudaSetDevice(index));
+namespace {
+std::atomic<int64_t> g_allocations{0};
+}
+
+void* cuda_malloc_counted(size_t bytes) {
   void* p = nullptr;
   CUDA_CHECK(cudaMalloc(&p, bytes));
+  g_allocations.fetch_add(1);
   return p;
+}
+
+int64_t cuda_allocation_count() { return g_allocations.load(); }
+
+void* cuda_alloc(int index, size_t bytes) {
+  CUDA_CHECK(cudaSetDevice(index));
+  return cuda_malloc_counted(bytes);
 }
 
 void cuda_free(void* ptr) { CUDA_CHECK(cudaFree(ptr)); }
@@ -30,6 +36,11 @@ void cuda_copy(void* dst, bool dst_cuda, const void* src, bool src_cuda, size_t 
   cudaMemcpyKind kind = dst_cuda ? (src_cuda ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                                  : cudaMemcpyDeviceToHost;
   CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
+}
+
+void cuda_synchronize(int index) {
+  CUDA_CHECK(cudaSetDevice(index));
+  CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 int cuda_count() {

@@ -11,6 +11,7 @@
 
 #include "comm/nccl_communicator.hpp"
 #include "core/error.hpp"
+#include "kernels/cuda/cuda_common.cuh"
 
 #define NCCL_CHECK(call)                                                                             \
   do {                                                                                               \
@@ -19,12 +20,6 @@
       ::dt::fail(__FILE__, ":", __LINE__, ": NCCL error: ", ncclGetErrorString(r_),                  \
                  " (set NCCL_DEBUG=INFO for details; check NCCL_SOCKET_IFNAME / NCCL_IB_HCA)");      \
   } while (0)
-#define CUDA_OK(call)                                                                                  \
-  do {                                                                                               \
-    cudaError_t e_ = (call);                                                                         \
-    if (e_ != cudaSuccess) ::dt::fail(__FILE__, ":", __LINE__, ": CUDA error: ", cudaGetErrorString(e_)); \
-  } while (0)
-
 namespace dt {
 
 namespace {
@@ -37,12 +32,12 @@ class NcclCommunicator final : public Communicator {
     ncclUniqueId id;
     if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
     MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, group);
-    CUDA_OK(cudaSetDevice(device_));
-    CUDA_OK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaSetDevice(device_));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
-    CUDA_OK(cudaMalloc(&scalar_, sizeof(double)));
-    CUDA_OK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
-    CUDA_OK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+    scalar_ = static_cast<double*>(cuda_malloc_counted(sizeof(double)));
+    CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
   }
   ~NcclCommunicator() override {
     cudaEventDestroy(ready_);
@@ -104,15 +99,15 @@ class NcclCommunicator final : public Communicator {
   void reduce_async(Tensor out, Tensor in, int root) override {
     check(in, "reduce_async");
     DT_CHECK(out.numel() == in.numel(), "reduce_async sizes");
-    CUDA_OK(cudaEventRecord(ready_, 0));
-    CUDA_OK(cudaStreamWaitEvent(stream_, ready_, 0));
+    CUDA_CHECK(cudaEventRecord(ready_, 0));
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_, 0));
     const size_t n = size_t(in.numel());
     if (root < 0) NCCL_CHECK(ncclAllReduce(in.ptr, out.ptr, n, type(in), ncclSum, comm_, stream_));
     else NCCL_CHECK(ncclReduce(in.ptr, rank_ == root ? out.ptr : in.ptr, n, type(in), ncclSum, root, comm_, stream_));
   }
   void finish_async() override {
-    CUDA_OK(cudaEventRecord(done_, stream_));
-    CUDA_OK(cudaStreamWaitEvent(0, done_, 0));
+    CUDA_CHECK(cudaEventRecord(done_, stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(0, done_, 0));
   }
   double all_reduce_sum(double v) override { return reduce_scalar(v, ncclSum); }
   double all_reduce_max(double v) override { return reduce_scalar(v, ncclMax); }
@@ -139,13 +134,13 @@ class NcclCommunicator final : public Communicator {
     sync();
   }
   double reduce_scalar(double v, ncclRedOp_t op) {
-    CUDA_OK(cudaMemcpyAsync(scalar_, &v, sizeof v, cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(scalar_, &v, sizeof v, cudaMemcpyHostToDevice, stream_));
     NCCL_CHECK(ncclAllReduce(scalar_, scalar_, 1, ncclFloat64, op, comm_, stream_));
-    CUDA_OK(cudaMemcpyAsync(&v, scalar_, sizeof v, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(&v, scalar_, sizeof v, cudaMemcpyDeviceToHost, stream_));
     sync();
     return v;
   }
-  void sync() { CUDA_OK(cudaStreamSynchronize(stream_)); }
+  void sync() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
   int rank_ = 0, size_ = 1, device_ = 0;
   cudaStream_t stream_ = nullptr;

@@ -215,6 +215,7 @@ StepStats Trainer::train_step(int64_t step) {
     s.mean_lambda = grid_->world().all_reduce_sum(lam) / cfg_.model.n_layers;
     s.has_lambda = true;
   }
+  device_synchronize(model_->device());  // a GPU step ends when its last kernel does
   s.step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.step_s = grid_->world().all_reduce_max(s.step_s);
   s.tokens_per_s = double(tokens_per_step) / s.step_s;

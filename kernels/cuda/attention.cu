@@ -20,8 +20,7 @@ __global__ void set_dscale_kernel(flash::DeviceScalars* s, float d0, float d1) {
 
 const float* device_dscale(float d0, float d1) {
   flash::DeviceScalars* s = flash::device_scalars();
-  set_dscale_kernel<<<1, 1, 0, cuda_stream()>>>(s, d0, d1);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(set_dscale_kernel, 1, 1, 0, s, d0, d1);
   return s->dscale;  // a device address; nothing is read on the host
 }
 
@@ -151,9 +150,8 @@ void attention_merge(Tensor out, Tensor lse, Tensor blk_out, Tensor blk_lse, int
   DT_CHECK(q0 >= 0 && nq >= 0 && q0 + nq <= T, op, ": rows [", q0, ",", q0 + nq, ") of ", T);
   const int64_t rows = int64_t(B) * H * nq;
   if (rows == 0) return;
-  merge_kernel<<<blocks_for(rows, flash::kWarps), flash::kThreads, 0, cuda_stream()>>>(
-      fbuf(out, op), lse.f32(), fbuf(blk_out, op), blk_lse.f32(), B, T, H, dv, q0, nq);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(merge_kernel, blocks_for(rows, flash::kWarps), flash::kThreads, 0, fbuf(out, op), lse.f32(),
+            fbuf(blk_out, op), blk_lse.f32(), B, T, H, dv, q0, nq);
 }
 
 }  // namespace dt::cuda_ops

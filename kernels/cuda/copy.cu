@@ -30,8 +30,7 @@ void copy(Tensor dst, Tensor src) {
     fail("cuda copy: i32 copies only to i32, got ", dtype_name(src.dtype), " → ", dtype_name(dst.dtype));
   const FBuf d = fbuf(dst, "copy"), s = fbuf(src, "copy");
   if (n == 0) return;
-  convert_kernel<<<blocks_for(n, kThreads), kThreads, 0, cuda_stream()>>>(d, s, n);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(convert_kernel, blocks_for(n, kThreads), kThreads, 0, d, s, n);
 }
 
 }  // namespace dt::cuda_ops

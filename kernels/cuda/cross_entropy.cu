@@ -136,10 +136,8 @@ double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_sc
   if (N == 0) return 0.0;
   HostResult* res = host_result_scratch();
   CUDA_CHECK(cudaMemsetAsync(&res->bad_index, 0xff, 2 * sizeof(int), cuda_stream()));  // bad_index = −1
-  cross_entropy_kernel<<<N, kRowThreads, 0, cuda_stream()>>>(z, targets.i32(), losses.f32(), res, V, grad_scale);
-  CUDA_LAUNCH_CHECK();
-  sum_losses_kernel<<<1, kSumThreads, 0, cuda_stream()>>>(res, losses.f32(), N);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(cross_entropy_kernel, N, kRowThreads, 0, z, targets.i32(), losses.f32(), res, V, grad_scale);
+  DT_LAUNCH(sum_losses_kernel, 1, kSumThreads, 0, res, losses.f32(), N);
   const HostResult h = fetch_host_result(res);
   if (h.bad_index >= 0)
     fail("cross_entropy: target token ", h.bad_value, " (row ", h.bad_index, ") outside the vocabulary [0, ", V,
@@ -154,8 +152,7 @@ void ce_shard_max(Tensor logits, Tensor rowmax) {
   DT_CHECK(rowmax.numel() == N, op, " rowmax ", rowmax.shape_str());
   const FBuf z = fbuf(logits, op);
   if (N == 0) return;
-  ce_shard_max_kernel<<<N, kRowThreads, 0, cuda_stream()>>>(z, rowmax.f32(), V);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(ce_shard_max_kernel, N, kRowThreads, 0, z, rowmax.f32(), V);
 }
 
 void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
@@ -165,9 +162,8 @@ void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor ro
   check_stats(op, targets, {&rowmax, &sumexp, &target_logit}, N);
   const FBuf z = fbuf(logits, op);
   if (N == 0) return;
-  ce_shard_sumexp_target_kernel<<<N, kRowThreads, 0, cuda_stream()>>>(z, targets.i32(), v0, rowmax.f32(),
-                                                                      sumexp.f32(), target_logit.f32(), V);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(ce_shard_sumexp_target_kernel, N, kRowThreads, 0, z, targets.i32(), v0, rowmax.f32(), sumexp.f32(),
+            target_logit.f32(), V);
 }
 
 void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale) {
@@ -176,9 +172,7 @@ void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Ten
   check_stats(op, targets, {&rowmax, &sumexp}, N);
   const FBuf z = fbuf(logits, op);
   if (N == 0) return;
-  ce_shard_grad_kernel<<<N, kRowThreads, 0, cuda_stream()>>>(z, targets.i32(), v0, rowmax.f32(), sumexp.f32(),
-                                                             grad_scale, V);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(ce_shard_grad_kernel, N, kRowThreads, 0, z, targets.i32(), v0, rowmax.f32(), sumexp.f32(), grad_scale, V);
 }
 
 double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit) {
@@ -186,9 +180,8 @@ double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp
   check_stats("ce_shard_loss", targets, {&losses, &rowmax, &sumexp, &target_logit}, N);
   if (N == 0) return 0.0;
   HostResult* res = host_result_scratch();
-  ce_shard_loss_kernel<<<1, kSumThreads, 0, cuda_stream()>>>(res, losses.f32(), targets.i32(), rowmax.f32(),
-                                                             sumexp.f32(), target_logit.f32(), N);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(ce_shard_loss_kernel, 1, kSumThreads, 0, res, losses.f32(), targets.i32(), rowmax.f32(), sumexp.f32(),
+            target_logit.f32(), N);
   return fetch_host_result(res).value;
 }
 

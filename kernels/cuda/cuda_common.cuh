@@ -20,6 +20,33 @@
 // After every kernel launch: a bad configuration is reported at its launch site.
 #define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
 
+// Every launch and every dynamic shared memory declaration goes through these,
+// so the same sources also build for the host emulation of the tests
+// (tests/cuda_emulation, DIFFTRON_CUDA_EMULATION). A templated kernel is named
+// in parentheses: DT_LAUNCH((forward_kernel<D, MAPS>), grid, block, smem, args...).
+#ifdef DIFFTRON_CUDA_EMULATION
+#include "cuda_emulation.hpp"
+#define DT_LAUNCH(kernel, grid, block, smem_bytes, ...)                                \
+  do {                                                                                 \
+    ::emu::launch(#kernel, kernel, grid, block, smem_bytes, __VA_ARGS__);              \
+    CUDA_LAUNCH_CHECK();                                                               \
+  } while (0)
+#define DT_DYNAMIC_SMEM(type, name) type* name = ::emu::dynamic_smem<type>()
+#else
+#define DT_LAUNCH(kernel, grid, block, smem_bytes, ...)                                \
+  do {                                                                                 \
+    kernel<<<grid, block, smem_bytes, ::dt::cuda_ops::cuda_stream()>>>(__VA_ARGS__);   \
+    CUDA_LAUNCH_CHECK();                                                               \
+  } while (0)
+#define DT_DYNAMIC_SMEM(type, name) extern __shared__ __align__(128) type name[]
+#endif
+
+namespace dt {
+// Every cudaMalloc of difftron goes through here (core/device_cuda.cu), so a
+// test can check that a training step allocates nothing after the first.
+void* cuda_malloc_counted(size_t bytes);
+}  // namespace dt
+
 namespace dt::cuda_ops {
 
 // Every kernel runs on the legacy default stream, so host↔device cudaMemcpy

@@ -47,7 +47,15 @@ __device__ inline float block_max(float v) {
 // Device memory an op family keeps between calls, one buffer per (slot,
 // device), grown to the largest request and then reused, so steady-state
 // steps do not cudaMalloc. Ops run from one host thread per process.
-enum ScratchSlot { kScratchHostResult, kScratchRmsnormDg, kScratchSlots };
+enum ScratchSlot {
+  kScratchHostResult,
+  kScratchRmsnormDg,
+  kScratchAttnDelta,    // flash backward: Δ = rowsum(dO∘O) per map
+  kScratchAttnDqAcc,    // flash backward: fp32 dQ accumulator
+  kScratchAttnDpre,     // differential backward: d(o1 − λ·o2) in bf16
+  kScratchAttnScalars,  // λ, dλ and the per-map dscale
+  kScratchSlots
+};
 constexpr int kMaxDevices = 64;
 
 inline void* op_scratch(ScratchSlot slot, size_t bytes) {
@@ -58,7 +66,7 @@ inline void* op_scratch(ScratchSlot slot, size_t bytes) {
   if (dev < 0 || dev >= kMaxDevices) fail("cuda scratch: device index ", dev, " beyond the supported ", kMaxDevices);
   if (sizes[slot][dev] < bytes) {
     if (bufs[slot][dev]) CUDA_CHECK(cudaFree(bufs[slot][dev]));  // synchronises: no kernel still reads it
-    CUDA_CHECK(cudaMalloc(&bufs[slot][dev], bytes));
+    bufs[slot][dev] = cuda_malloc_counted(bytes);
     sizes[slot][dev] = bytes;
   }
   return bufs[slot][dev];

@@ -75,8 +75,7 @@ __global__ void set_dlambda_kernel(DeviceScalars* s, double dlambda) { s->dlambd
 
 // λ and dscale into the device scalars s.
 void compute_lambda(const LambdaVecs& l, DeviceScalars* s) {
-  lambda_kernel<<<1, kThreads, 0, cuda_stream()>>>(l, s);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(lambda_kernel, 1, kThreads, 0, l, s);
 }
 
 void launch_lambda_backward(const ops::DiffLambdaGrads& dlam, const LambdaVecs& l, const double* dlambda,
@@ -86,9 +85,8 @@ void launch_lambda_backward(const ops::DiffLambdaGrads& dlam, const LambdaVecs& 
     require_dtype(*t, DType::F32, op, "a λ gradient");
     DT_CHECK(t->numel() == l.d, op, ": λ gradient ", t->shape_str());
   }
-  lambda_backward_kernel<<<1, kThreads, 0, cuda_stream()>>>(l, dlam.q1.f32(), dlam.k1.f32(), dlam.q2.f32(),
-                                                            dlam.k2.f32(), dlambda);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(lambda_backward_kernel, 1, kThreads, 0, l, dlam.q1.f32(), dlam.k1.f32(), dlam.q2.f32(), dlam.k2.f32(),
+            dlambda);
 }
 
 // ---- the combine: out = RMSNorm(o1 − λ·o2; g)·post, one warp per row ----------
@@ -196,15 +194,13 @@ int combine_blocks(int64_t rows) { return int(std::min<int64_t>(blocks_for(rows,
 
 void launch_combine_forward(const Combine& c, FBuf out, float* rstd, float eps) {
   if (c.rows == 0) return;
-  combine_forward_kernel<<<combine_blocks(c.rows), kThreads, 0, cuda_stream()>>>(c, out, rstd, eps);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(combine_forward_kernel, combine_blocks(c.rows), kThreads, 0, c, out, rstd, eps);
 }
 
 // dlambda must be zeroed by the caller (stream-ordered).
 void launch_combine_backward(const Combine& c, FBuf dpre, FBuf dout, const float* rstd, float* dg, double* dlambda) {
   if (c.rows == 0) return;
-  combine_backward_kernel<<<combine_blocks(c.rows), kThreads, 0, cuda_stream()>>>(c, dpre, dout, rstd, dg, dlambda);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(combine_backward_kernel, combine_blocks(c.rows), kThreads, 0, c, dpre, dout, rstd, dg, dlambda);
 }
 
 // The fused ops' shapes: q (B,T,2H,d), k (B,T,2KV,d), v (B,T,KV,2d), the causal problem over T.
@@ -272,7 +268,7 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const ops::DiffLam
   compute_lambda(l, s);  // λ and dscale = {1, −λ}
   CUDA_CHECK(cudaMemsetAsync(&s->dlambda, 0, sizeof(double), cuda_stream()));
   // dpre (B,T,H,2d) = d loss/d(o1 − λ·o2), bf16 like the dO tiles it feeds.
-  const FBuf dpre{flash::scratch(flash::kAttnDpre, sizeof(bf16) * rows * n), true};
+  const FBuf dpre{op_scratch(kScratchAttnDpre, sizeof(bf16) * rows * n), true};
   launch_combine_backward(c, dpre, fbuf(dout, op), cache.rstd.f32(), dg_sub.f32(), &s->dlambda);
 
   flash::BackwardIo io{};
@@ -298,8 +294,7 @@ void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, float l
   DT_CHECK(rstd.numel() == out.rows(), op, ": rstd ", rstd.shape_str(), " out ", out.shape_str());
   DeviceScalars* s = flash::device_scalars();
   const Combine c = combine_args(o1, o2, g_sub, out.rows(), out.cols(), lambda_init, &s->lambda, op);
-  set_lambda_kernel<<<1, 1, 0, cuda_stream()>>>(s, lambda);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(set_lambda_kernel, 1, 1, 0, s, lambda);
   launch_combine_forward(c, fbuf(out, op), rstd.f32(), eps);
 }
 
@@ -314,8 +309,7 @@ double diff_combine_backward(Tensor dpre, Tensor dg_sub, Tensor dout, Tensor o1,
            dpre.shape_str(), " dout ", dout.shape_str(), " rstd ", rstd.shape_str(), " dg_sub ", dg_sub.shape_str());
   DeviceScalars* s = flash::device_scalars();
   const Combine c = combine_args(o1, o2, g_sub, rows, n, lambda_init, &s->lambda, op);
-  set_lambda_kernel<<<1, 1, 0, cuda_stream()>>>(s, lambda);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(set_lambda_kernel, 1, 1, 0, s, lambda);
   CUDA_CHECK(cudaMemsetAsync(&s->dlambda, 0, sizeof(double), cuda_stream()));
   launch_combine_backward(c, fbuf(dpre, op), fbuf(dout, op), rstd.f32(), dg_sub.f32(), &s->dlambda);
   double dlambda = 0.0;
@@ -328,8 +322,7 @@ void diff_lambda_backward(const ops::DiffLambdaGrads& dlam, const ops::DiffLambd
   const char* op = "diff_lambda_backward";
   const LambdaVecs l = lambda_vecs(lam, op);
   DeviceScalars* s = flash::device_scalars();
-  set_dlambda_kernel<<<1, 1, 0, cuda_stream()>>>(s, dlambda);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(set_dlambda_kernel, 1, 1, 0, s, dlambda);
   launch_lambda_backward(dlam, l, &s->dlambda, op);
 }
 

@@ -42,8 +42,7 @@ void embedding_forward_shard(Tensor out, Tensor tokens, Tensor E, int64_t v0, in
   require_dtype(tokens, DType::I32, op, "tokens");
   const FBuf o = fbuf(out, op), e = fbuf(E, op);
   if (N == 0) return;
-  embedding_forward_kernel<<<N, kThreads, 0, cuda_stream()>>>(o, tokens.i32(), e, v0, Vl, D);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(embedding_forward_kernel, N, kThreads, 0, o, tokens.i32(), e, v0, Vl, D);
 }
 
 void embedding_backward_shard(Tensor dE, Tensor tokens, Tensor dout, int64_t v0) {
@@ -54,8 +53,7 @@ void embedding_backward_shard(Tensor dE, Tensor tokens, Tensor dout, int64_t v0)
   require_dtype(dE, DType::F32, op, "dE (accumulated with fp32 atomics)");
   const FBuf g = fbuf(dout, op);
   if (N == 0) return;
-  embedding_backward_kernel<<<N, kThreads, 0, cuda_stream()>>>(dE.f32(), tokens.i32(), g, v0, Vl, D);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(embedding_backward_kernel, N, kThreads, 0, dE.f32(), tokens.i32(), g, v0, Vl, D);
 }
 
 }  // namespace dt::cuda_ops

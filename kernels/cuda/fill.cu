@@ -17,8 +17,7 @@ void fill(Tensor t, float value) {
   if (n == 0) return;
   const int threads = 256;
   const int blocks = int(std::min<int64_t>(blocks_for(n, threads), 4096));
-  fill_kernel<<<blocks, threads, 0, cuda_stream()>>>(static_cast<float*>(t.ptr), n, value);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(fill_kernel, blocks, threads, 0, static_cast<float*>(t.ptr), n, value);
 }
 
 }  // namespace dt::cuda_ops

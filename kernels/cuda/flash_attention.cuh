@@ -71,12 +71,11 @@ struct DeviceScalars {
   float dscale[2];  // per-map output-gradient scale of the flash backward
 };
 
-// Device scratch of the attention ops that grows (cudaMalloc) only when a
-// larger size is asked, so steady-state steps never allocate. One buffer per
-// slot; a slot is used by one op at a time (everything runs on cuda_stream()).
-enum AttnScratch { kAttnDelta, kAttnDqAcc, kAttnDpre, kAttnScalars, kAttnScratchSlots };
-void* scratch(AttnScratch slot, size_t bytes);
-DeviceScalars* device_scalars();
+// The attention ops' device scalars live in the shared op scratch
+// (kernels/cuda/cuda_reduce.cuh), grown only when a larger size is asked.
+inline DeviceScalars* device_scalars() {
+  return static_cast<DeviceScalars*>(op_scratch(kScratchAttnScalars, sizeof(DeviceScalars)));
+}
 
 // Checks shapes, dtypes (q, k, v BF16) and the block range, and fails with a
 // clear message for what the kernels do not support (d ∉ {64,128}, dv ≠ maps·d).

@@ -83,7 +83,7 @@ template <int D, int MAPS>
 __global__ void __launch_bounds__(kThreads, 1) backward_kernel(Problem p, BackwardIo io, const float* delta,
                                                             float* dq_acc) {
   using C = Bwd<D, MAPS>;
-  extern __shared__ __align__(128) unsigned char smem[];
+  DT_DYNAMIC_SMEM(unsigned char, smem);
   bf16* sK = reinterpret_cast<bf16*>(smem + C::kK);
   bf16* sV = reinterpret_cast<bf16*>(smem + C::kV);
   bf16* sQ = reinterpret_cast<bf16*>(smem + C::kQ);
@@ -295,8 +295,7 @@ void launch_backward(const Problem& p, const BackwardIo& io, const float* delta,
     configured = true;
   }
   const dim3 grid((p.nk + C::BK - 1) / C::BK, p.kv, p.B);
-  backward_kernel<D, MAPS><<<grid, kThreads, C::kBytes, cuda_stream()>>>(p, io, delta, dq_acc);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH((backward_kernel<D, MAPS>), grid, kThreads, C::kBytes, p, io, delta, dq_acc);
 }
 
 }  // namespace
@@ -306,22 +305,20 @@ void backward(const Problem& p, const BackwardIo& io) {
   if (io.dO.bf16 && reinterpret_cast<uintptr_t>(io.dO.p) % 16 != 0)
     fail("flash attention backward: a bf16 dO must be 16-byte aligned");
   const int64_t rows = int64_t(p.B) * p.heads * p.nq;  // query rows of one map
-  float* delta = static_cast<float*>(scratch(kAttnDelta, sizeof(float) * p.maps * rows));
+  float* delta = static_cast<float*>(op_scratch(kScratchAttnDelta, sizeof(float) * p.maps * rows));
   const size_t acc_bytes = sizeof(float) * rows * p.maps * p.d;
-  float* dq_acc = static_cast<float*>(scratch(kAttnDqAcc, acc_bytes));
+  float* dq_acc = static_cast<float*>(op_scratch(kScratchAttnDqAcc, acc_bytes));
   CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, acc_bytes, cuda_stream()));
 
-  delta_kernel<<<blocks_for(rows, kWarps), kThreads, 0, cuda_stream()>>>(p, io, delta);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(delta_kernel, blocks_for(rows, kWarps), kThreads, 0, p, io, delta);
   if (p.d == 64 && p.maps == 1) launch_backward<64, 1>(p, io, delta, dq_acc);
   else if (p.d == 128 && p.maps == 1) launch_backward<128, 1>(p, io, delta, dq_acc);
   else if (p.d == 64 && p.maps == 2) launch_backward<64, 2>(p, io, delta, dq_acc);
   else if (p.d == 128 && p.maps == 2) launch_backward<128, 2>(p, io, delta, dq_acc);
   else fail("flash attention backward: head dim ", p.d, " with ", p.maps, " maps is not supported (d 64 or 128, maps 1 or 2)");
   const int64_t n = rows * p.maps * p.d;
-  dq_store_kernel<<<int(std::min<int64_t>(blocks_for(n, kThreads), 4096)), kThreads, 0, cuda_stream()>>>(
-      p, dq_acc, io.dq, io.accumulate);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(dq_store_kernel, int(std::min<int64_t>(blocks_for(n, kThreads), 4096)), kThreads, 0, p, dq_acc, io.dq,
+            io.accumulate);
 }
 
 }  // namespace dt::cuda_ops::flash

@@ -42,7 +42,7 @@ struct Fwd {
 template <int D, int MAPS>
 __global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, ForwardOut o) {
   using C = Fwd<D, MAPS>;
-  extern __shared__ __align__(128) unsigned char smem[];
+  DT_DYNAMIC_SMEM(unsigned char, smem);
   bf16* sQ = reinterpret_cast<bf16*>(smem + C::kQ);
   bf16* sK = reinterpret_cast<bf16*>(smem + C::kK);
   bf16* sV = reinterpret_cast<bf16*>(smem + C::kV);
@@ -175,8 +175,7 @@ void launch_forward(const Problem& p, const ForwardOut& o) {
     configured = true;
   }
   const dim3 grid((p.nq + C::BQ - 1) / C::BQ, p.heads, p.B);
-  forward_kernel<D, MAPS><<<grid, kThreads, C::kBytes, cuda_stream()>>>(p, o);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH((forward_kernel<D, MAPS>), grid, kThreads, C::kBytes, p, o);
 }
 
 }  // namespace

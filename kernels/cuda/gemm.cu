@@ -42,7 +42,7 @@ DeviceGemm& device_gemm(int dev) {
   DeviceGemm& g = per_device[dev];
   if (!g.handle) {
     CUBLAS_CHECK(cublasLtCreate(&g.handle));
-    CUDA_CHECK(cudaMalloc(&g.workspace, kWorkspaceBytes));
+    g.workspace = cuda_malloc_counted(kWorkspaceBytes);
   }
   return g;
 }
@@ -161,14 +161,12 @@ double measure_gemm_tflops(int device, int n) {
   CUDA_CHECK(cudaSetDevice(device));
   const int64_t nn = int64_t(n) * n;
   __nv_bfloat16 *a = nullptr, *b = nullptr, *c = nullptr;
-  CUDA_CHECK(cudaMalloc(&a, nn * sizeof(__nv_bfloat16)));
-  CUDA_CHECK(cudaMalloc(&b, nn * sizeof(__nv_bfloat16)));
-  CUDA_CHECK(cudaMalloc(&c, nn * sizeof(__nv_bfloat16)));
+  a = static_cast<__nv_bfloat16*>(cuda_malloc_counted(nn * sizeof(__nv_bfloat16)));
+  b = static_cast<__nv_bfloat16*>(cuda_malloc_counted(nn * sizeof(__nv_bfloat16)));
+  c = static_cast<__nv_bfloat16*>(cuda_malloc_counted(nn * sizeof(__nv_bfloat16)));
   // Non-zero inputs: tensor cores draw less power (and run faster) on zeros.
-  fill_pattern_kernel<<<blocks_for(nn, 256), 256, 0, cuda_stream()>>>(a, nn, 0x1234u);
-  CUDA_LAUNCH_CHECK();
-  fill_pattern_kernel<<<blocks_for(nn, 256), 256, 0, cuda_stream()>>>(b, nn, 0xabcdu);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(fill_pattern_kernel, blocks_for(nn, 256), 256, 0, a, nn, 0x1234u);
+  DT_LAUNCH(fill_pattern_kernel, blocks_for(nn, 256), 256, 0, b, nn, 0xabcdu);
   const Device d = Device::cuda(device);
   Tensor A(a, DType::BF16, {n, n}, d), B(b, DType::BF16, {n, n}, d), C(c, DType::BF16, {n, n}, d);
   // The model's linear layers multiply by Wᵀ, so time that form.

@@ -64,10 +64,8 @@ void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const ops::AdamWParams
   // Bias corrections exactly as the CPU computes them.
   const float bc1 = 1.f - float(std::pow(double(p.beta1), double(p.step)));
   const float bc2 = 1.f - float(std::pow(double(p.beta2), double(p.step)));
-  adamw_kernel<<<blocks_for(n, kThreads), kThreads, 0, cuda_stream()>>>(param.f32(), grad.f32(), m.f32(), v.f32(),
-                                                                       n, p.lr, p.beta1, p.beta2, p.eps,
-                                                                       p.weight_decay, bc1, bc2, p.grad_scale);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(adamw_kernel, blocks_for(n, kThreads), kThreads, 0, param.f32(), grad.f32(), m.f32(), v.f32(), n, p.lr,
+            p.beta1, p.beta2, p.eps, p.weight_decay, bc1, bc2, p.grad_scale);
 }
 
 double sum_squares(Tensor x) {
@@ -78,10 +76,8 @@ double sum_squares(Tensor x) {
   double* partial = partials_after(res);
   const int64_t want = blocks_for(n, kThreads * 4);  // ≥ 4 elements per thread
   const int nblocks = int(want < kMaxPartials ? want : kMaxPartials);
-  sum_squares_partial_kernel<<<nblocks, kThreads, 0, cuda_stream()>>>(partial, xb, n);
-  CUDA_LAUNCH_CHECK();
-  sum_partials_kernel<<<1, kThreads, 0, cuda_stream()>>>(res, partial, nblocks);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(sum_squares_partial_kernel, nblocks, kThreads, 0, partial, xb, n);
+  DT_LAUNCH(sum_partials_kernel, 1, kThreads, 0, res, partial, nblocks);
   return fetch_host_result(res).value;
 }
 
@@ -89,8 +85,7 @@ void scale(Tensor x, float s) {
   const FBuf xb = fbuf(x, "scale");
   const int64_t n = x.numel();
   if (n == 0) return;
-  scale_kernel<<<blocks_for(n, kThreads), kThreads, 0, cuda_stream()>>>(xb, n, s);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(scale_kernel, blocks_for(n, kThreads), kThreads, 0, xb, n, s);
 }
 
 }  // namespace dt::cuda_ops

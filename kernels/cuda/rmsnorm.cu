@@ -9,8 +9,9 @@ constexpr int kThreads = 256;
 // Row blocks of the backward; each leaves one dg partial row, summed in block
 // order by a second kernel, so dg does not depend on scheduling.
 constexpr int kDgBlocks = 512;
-// The backward keeps a block's dg partial row in shared memory.
-constexpr int64_t kMaxDgCols = 48 * 1024 / sizeof(float);
+// The backward keeps a block's dg partial row in dynamic shared memory, which
+// must fit in the default 48 KB next to block_sum's static float[32].
+constexpr int64_t kMaxDgCols = (48 * 1024 - 32 * sizeof(float)) / sizeof(float);
 
 // x, out (N,C); g (C); rstd (N) f32. Safe in place (out == x): each thread
 // rewrites only the columns it read.
@@ -32,7 +33,7 @@ __global__ void rmsnorm_forward_kernel(FBuf out, float* rstd, FBuf x, FBuf g, in
 // Σ dout·x·rstd goes to partial[blockIdx.x] (C floats).
 __global__ void rmsnorm_backward_kernel(FBuf dx, float* partial, FBuf dout, FBuf x, FBuf g, const float* rstd,
                                         int64_t N, int64_t C) {
-  extern __shared__ float dg_local[];  // (C); column c is only touched by thread c % blockDim.x
+  DT_DYNAMIC_SMEM(float, dg_local);  // (C); column c is only touched by thread c % blockDim.x
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) dg_local[c] = 0.f;
   for (int64_t row = blockIdx.x; row < N; row += gridDim.x) {
     const int64_t base = row * C;
@@ -67,10 +68,8 @@ void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor g, float eps) {
   DT_CHECK(g.numel() == C && out.numel() == x.numel() && rstd.numel() == N);
   require_dtype(rstd, DType::F32, "rmsnorm_forward", "rstd");
   if (N == 0) return;
-  rmsnorm_forward_kernel<<<N, kThreads, 0, cuda_stream()>>>(fbuf(out, "rmsnorm_forward"), rstd.f32(),
-                                                            fbuf(x, "rmsnorm_forward"), fbuf(g, "rmsnorm_forward"),
-                                                            C, eps);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(rmsnorm_forward_kernel, N, kThreads, 0, fbuf(out, "rmsnorm_forward"), rstd.f32(),
+            fbuf(x, "rmsnorm_forward"), fbuf(g, "rmsnorm_forward"), C, eps);
 }
 
 void rmsnorm_backward(Tensor dx, Tensor dg, Tensor dout, Tensor x, Tensor g, Tensor rstd) {
@@ -83,13 +82,10 @@ void rmsnorm_backward(Tensor dx, Tensor dg, Tensor dout, Tensor x, Tensor g, Ten
   if (N == 0) return;
   const int nblocks = int(N < kDgBlocks ? N : kDgBlocks);
   float* partial = static_cast<float*>(op_scratch(kScratchRmsnormDg, size_t(nblocks) * C * sizeof(float)));
-  rmsnorm_backward_kernel<<<nblocks, kThreads, C * sizeof(float), cuda_stream()>>>(
-      fbuf(dx, "rmsnorm_backward"), partial, fbuf(dout, "rmsnorm_backward"), fbuf(x, "rmsnorm_backward"),
-      fbuf(g, "rmsnorm_backward"), rstd.f32(), N, C);
-  CUDA_LAUNCH_CHECK();
-  sum_dg_partials_kernel<<<blocks_for(C, kThreads), kThreads, 0, cuda_stream()>>>(fbuf(dg, "rmsnorm_backward"),
-                                                                                 partial, nblocks, C);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(rmsnorm_backward_kernel, nblocks, kThreads, C * sizeof(float), fbuf(dx, "rmsnorm_backward"), partial,
+            fbuf(dout, "rmsnorm_backward"), fbuf(x, "rmsnorm_backward"), fbuf(g, "rmsnorm_backward"), rstd.f32(), N, C);
+  DT_LAUNCH(sum_dg_partials_kernel, blocks_for(C, kThreads), kThreads, 0, fbuf(dg, "rmsnorm_backward"), partial,
+            nblocks, C);
 }
 
 }  // namespace dt::cuda_ops

@@ -43,9 +43,7 @@ void rope_rotate(Tensor x, Tensor table, float sign, const char* op) {
   const FBuf xb = fbuf(x, op);
   const int64_t npairs = x.numel() / 2;
   if (npairs == 0) return;
-  rope_rotate_kernel<<<blocks_for(npairs, kThreads), kThreads, 0, cuda_stream()>>>(xb, table.f32(), T, nh, d,
-                                                                                   npairs, sign);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(rope_rotate_kernel, blocks_for(npairs, kThreads), kThreads, 0, xb, table.f32(), T, nh, d, npairs, sign);
 }
 
 }  // namespace
@@ -56,8 +54,7 @@ void rope_table(Tensor table, double theta, int64_t pos0) {
   require_dtype(table, DType::F32, "rope_table", "table");
   const int64_t n = T * (d / 2);
   if (n == 0) return;
-  rope_table_kernel<<<blocks_for(n, kThreads), kThreads, 0, cuda_stream()>>>(table.f32(), T, d, theta, pos0);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(rope_table_kernel, blocks_for(n, kThreads), kThreads, 0, table.f32(), T, d, theta, pos0);
 }
 
 void rope_forward(Tensor x, Tensor table) { rope_rotate(x, table, 1.f, "rope_forward"); }

@@ -34,8 +34,7 @@ void swiglu_forward(Tensor out, Tensor a, Tensor b) {
   const char* op = "swiglu_forward";
   const FBuf o = fbuf(out, op), ab = fbuf(a, op), bb = fbuf(b, op);
   if (n == 0) return;
-  swiglu_forward_kernel<<<blocks_for(n, kThreads), kThreads, 0, cuda_stream()>>>(o, ab, bb, n);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(swiglu_forward_kernel, blocks_for(n, kThreads), kThreads, 0, o, ab, bb, n);
 }
 
 void swiglu_backward(Tensor da, Tensor db, Tensor dout, Tensor a, Tensor b) {
@@ -44,8 +43,7 @@ void swiglu_backward(Tensor da, Tensor db, Tensor dout, Tensor a, Tensor b) {
   const char* op = "swiglu_backward";
   const FBuf dab = fbuf(da, op), dbb = fbuf(db, op), gb = fbuf(dout, op), ab = fbuf(a, op), bb = fbuf(b, op);
   if (n == 0) return;
-  swiglu_backward_kernel<<<blocks_for(n, kThreads), kThreads, 0, cuda_stream()>>>(dab, dbb, gb, ab, bb, n);
-  CUDA_LAUNCH_CHECK();
+  DT_LAUNCH(swiglu_backward_kernel, blocks_for(n, kThreads), kThreads, 0, dab, dbb, gb, ab, bb, n);
 }
 
 }  // namespace dt::cuda_ops

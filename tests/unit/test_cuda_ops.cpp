@@ -1,7 +1,8 @@
 // The CUDA backend against the CPU backend (DESIGN §3): GEMM, embedding, RMSNorm,
 // RoPE, SwiGLU, both cross-entropies, AdamW, reductions and copies, the errors a
-// misplaced or mistyped tensor raises, and one whole training step. Attention
-// kernels are in test_cuda_attention.cpp. Every test skips without a GPU.
+// misplaced or mistyped tensor raises. Attention kernels are in
+// test_cuda_attention.cpp, whole training steps in test_cuda_training_step.cpp.
+// Every test skips without a GPU.
 //
 // Inputs are drawn in fp32 and rounded to bf16 where the CUDA op reads bf16; the
 // CPU op runs on the same rounded values, so each comparison measures only the
@@ -15,7 +16,7 @@
 #include <vector>
 
 #include "kernels/ops.hpp"
-#include "model/transformer.hpp"
+#include "kernels/peak.hpp"
 #include "tests/unit/test_util.hpp"
 
 namespace {
@@ -401,6 +402,25 @@ TEST(CudaOps, CopyRoundsF32ToBf16ToNearestEvenAndBackExactly) {
   EXPECT_TRUE(near_all(gsame.download(), x, 0, 0, "f32 -> f32 on the device"));
 }
 
+// fill writes the exact value everywhere: n is past one full grid (4096 blocks of 256),
+// so the grid-stride loop and its ragged tail both run.
+TEST(CudaOps, FillSetsEveryElement) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  const int64_t n = 4096 * 256 + 1000;
+  GpuTensor x(F32, {n});
+  x.poison();
+  ops::fill(x, -2.5f);
+  EXPECT_TRUE(near_all(x.download(), std::vector<float>(size_t(n), -2.5f), 0, 0, "fill"));
+}
+
+// The MFU peak (bf16 GEMMs on patterned inputs, timed with events) runs and yields a
+// positive, finite rate; its value is a benchmark's business, not a test's.
+TEST(CudaOps, GemmPeakMeasurementRuns) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  const double gflops = measure_cuda_gemm_gflops(0, 64);
+  EXPECT_TRUE(std::isfinite(gflops) && gflops > 0) << gflops;
+}
+
 // ---- errors ---------------------------------------------------------------------------
 // A CUDA op given a host tensor, or a dtype the CUDA op does not take, fails with
 // dt::Error (a clear line), never a crash or silently wrong numbers.
@@ -422,57 +442,6 @@ TEST(CudaOps, HostTensorOrWrongDtypeFailsWithError) {
   for (const GpuTensor* t : {&p, &g, &m16, &v32}) ops::fill_zero(*t);
   EXPECT_THROW(ops::adamw(p, g, m16, v32, {1e-3f, 0.9f, 0.95f, 1e-8f, 0.f, 1, 1.f}), Error) << "m must be f32";
   EXPECT_THROW(ops::copy(x, cpu_f32(host.data(), {T, d})), Error) << "host f32 into device bf16";
-}
-
-// ---- a whole training step ------------------------------------------------------------
-// The CUDA model (bf16 activations and compute weights, f32 masters and gradients)
-// against the CPU model (fp32) from the same seed: d = 64, grouped-query attention.
-// Each bf16 activation carries a 2^-8 relative rounding, and two layers with norms,
-// attention and SwiGLU compound a few of them into ~1e-2 relative noise: the loss
-// within 2e-2 relative, every gradient tensor within 5e-2 in norm.
-ModelConfig step_config(AttentionKind kind) {
-  ModelConfig c;
-  c.vocab_size = 256;
-  c.d_model = 256;
-  c.n_layers = 2;
-  c.n_heads = 2;  // d = 256 / (2·2) = 64
-  c.n_kv_heads = 1;
-  c.ffn_hidden = 512;
-  c.attention = kind;
-  c.rope_theta = 10000;
-  return c;
-}
-
-void check_step(const ModelConfig& cfg) {
-  const int B = 2, T = 128;
-  Transformer cpu(cfg, B, T);
-  Transformer gpu(cfg, B, T, ModelParallel{}, 1, Device::cuda(0));
-  cpu.init_weights(4321);
-  gpu.init_weights(4321);
-  std::mt19937 rng(1012);
-  std::vector<int32_t> tokens(size_t(B * T)), targets(size_t(B * T));
-  for (auto& t : tokens) t = int32_t(rng() % cfg.vocab_size);
-  for (auto& t : targets) t = int32_t(rng() % cfg.vocab_size);
-  targets[5] = targets[200] = -1;
-  const float scale = 1.f / float(B * T);
-  const double want = cpu.forward_backward(tokens.data(), targets.data(), scale);
-  const double got = gpu.forward_backward(tokens.data(), targets.data(), scale);
-  EXPECT_NEAR(got, want, 2e-2 * want) << "loss sum";
-  ASSERT_EQ(gpu.grads().size(), cpu.grads().size());
-  for (size_t i = 0; i < cpu.grads().size(); ++i) {
-    const Tensor g = cpu.grads()[i];
-    const std::vector<float> ref(g.f32(), g.f32() + g.numel());
-    EXPECT_LE(rel_l2(to_host(gpu.grads()[i]), ref), 5e-2) << "gradient of " << cpu.registry()[i].name;
-  }
-}
-
-TEST(CudaTrainingStep, DiffAttentionLossAndGradientsMatchCpu) {
-  DT_SKIP_WITHOUT_CUDA_GPU();
-  check_step(step_config(AttentionKind::Diff));
-}
-TEST(CudaTrainingStep, StandardAttentionLossAndGradientsMatchCpu) {
-  DT_SKIP_WITHOUT_CUDA_GPU();
-  check_step(step_config(AttentionKind::Standard));
 }
 
 }  // namespace

@@ -1,0 +1,182 @@
+// Host emulation of the CUDA device API that kernels/cuda/*.cu use, so the
+// unmodified kernel sources, compiled as C++ by the host compiler, run without
+// a GPU (tests/CMakeLists.txt builds difftron_cuda_emulation_tests with it;
+// kernels/cuda/cuda_common.cuh routes DT_LAUNCH and DT_DYNAMIC_SMEM here under
+// DIFFTRON_CUDA_EMULATION).
+//
+// What it models. A launch runs its blocks one after another on the calling
+// host thread; the threads of a block are fibers switched only at barriers.
+// __syncthreads is a block barrier (exited threads count as arrived; all
+// waiting threads must be at the same source line); __syncwarp, shuffles and
+// wmma stores are warp barriers (every lane, at the same line). The first warp
+// with a runnable lane runs until all its lanes wait, so it gets as far ahead
+// of the others as the barriers allow, and lanes run one after another between
+// warp barriers; the order is ascending in one block and descending in the
+// next, and the block order flips between launches, so a missing barrier shows
+// up as a wrong value in one direction or the other. Shared memory (dynamic and
+// static) and cudaMalloc'd memory start as 0xFF bytes (NaN as f32 and bf16).
+// wmma fragments (mma.h) follow the documented load/store semantics and
+// alignment rules; each lane owns 8 of the 256 accumulator elements, so a lane
+// that skips a wmma call leaves its elements wrong. Launch configurations are
+// checked (block and grid size, dynamic shared memory against the 48 KB
+// default, the cudaFuncSetAttribute opt-in and the sm_80 maximum), and a fault
+// (deadlock, divergent barrier, misaligned or out-of-range wmma tile) fails the
+// launch with a message that cudaGetLastError returns. Built with
+// -fsanitize=address (DIFFTRON_CUDA_EMULATION_ASAN, on by default) it checks
+// every access to device memory and dynamic shared memory against its bounds.
+//
+// What it cannot model: timing races beyond those two schedules; the weak
+// memory model and inter-block concurrency (atomics are trivially atomic); the
+// hardware fragment layout (kernels must not touch fragment elements);
+// tensor-core and special-function rounding (products and sums are plain fp32;
+// of __expf's approximation only the rounding of x·log2 e is reproduced);
+// misaligned vector loads (x86 allows them); the size of static __shared__
+// arrays (not counted against the 48 KB); registers, occupancy, performance.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <source_location>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+// The CUDA keywords as plain C++: device functions are ordinary functions and
+// a static __shared__ array is one host static (blocks run one at a time), kept
+// in its own section so every block starts with it poisoned (launch.cpp).
+#undef __shared__
+#define __shared__ static __attribute__((section("dt_emu_shared")))
+#define __launch_bounds__(...)
+
+namespace emu {
+
+// The running CUDA thread, as the scheduler (launch.cpp) sees it.
+struct Thread {
+  uint3 tid;
+  unsigned linear, lane, warp;
+  unsigned shfl_parity;  // which of the two shuffle buffers the next shuffle uses
+  uint64_t wmma_ops;     // warp-collective wmma calls so far (lanes of a warp must agree)
+};
+inline Thread* cur = nullptr;
+inline uint3 block_idx_now;
+inline dim3 grid_dim_now, block_dim_now;
+inline unsigned char* dynamic_smem_now = nullptr;
+inline size_t dynamic_smem_bytes_now = 0;               // as the launch asked
+inline uint64_t* shfl_buf_now[2] = {nullptr, nullptr};  // [parity][thread]
+
+// Barriers: the calling fiber waits until the others of its block (or warp)
+// arrive at the same source line. token: a value every lane of a warp must agree on.
+void block_barrier(const std::source_location& site);
+void warp_barrier(const std::source_location& site, uint64_t token, const char* what);
+// Fails the running kernel (the launch reports it through cudaGetLastError).
+[[noreturn]] void fault(const std::string& what, const std::source_location& site);
+
+template <typename T>
+T* dynamic_smem() {
+  return reinterpret_cast<T*>(dynamic_smem_now);
+}
+
+// Runs body(ctx) as every thread of every block. A bad configuration or a
+// fault is recorded for cudaGetLastError, as a failed launch is on the GPU.
+using Body = void (*)(void*);
+void run_grid(const char* name, const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, Body body, void* ctx);
+
+// DT_LAUNCH under emulation: the arguments are converted to the kernel's
+// parameter types once, as a real launch copies them, and every thread gets
+// its own copy.
+template <typename... P, typename... A>
+void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, A&&... args) {
+  struct Ctx {
+    void (*kernel)(P...);
+    std::tuple<std::decay_t<P>...> params;
+  } ctx{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
+  const Body body = [](void* p) {
+    auto* c = static_cast<Ctx*>(p);
+    std::apply(c->kernel, c->params);
+  };
+  run_grid(name, reinterpret_cast<const void*>(kernel), grid, block, smem_bytes, body, &ctx);
+}
+
+// The mask must name every lane of the warp: the kernels only use full-warp operations.
+inline void check_full_mask(unsigned mask, const std::source_location& site) {
+  const unsigned lanes = std::min(32u, block_dim_now.x * block_dim_now.y * block_dim_now.z - cur->warp * 32u);
+  const unsigned full = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
+  if (mask != full) fault("warp operation with a partial lane mask (not emulated)", site);
+}
+
+}  // namespace emu
+
+#define threadIdx (static_cast<const uint3&>(::emu::cur->tid))
+#define blockIdx (static_cast<const uint3&>(::emu::block_idx_now))
+#define gridDim (static_cast<const dim3&>(::emu::grid_dim_now))
+#define blockDim (static_cast<const dim3&>(::emu::block_dim_now))
+constexpr int warpSize = 32;
+
+inline void __syncthreads(const std::source_location& site = std::source_location::current()) {
+  emu::block_barrier(site);
+}
+
+inline void __syncwarp(unsigned mask = 0xffffffffu,
+                       const std::source_location& site = std::source_location::current()) {
+  emu::check_full_mask(mask, site);
+  emu::warp_barrier(site, 0, "__syncwarp");
+}
+
+// Every lane publishes its value in this shuffle's buffer, the warp meets, and
+// each lane reads its partner's. Consecutive shuffles alternate buffers, so one
+// barrier suffices: a buffer is rewritten only after the next barrier, which
+// every lane reaches after reading it.
+template <typename T>
+T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = 32,
+                  const std::source_location& site = std::source_location::current()) {
+  static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>, "shuffle of a type wider than 8 bytes");
+  emu::check_full_mask(mask, site);
+  if (width != 32) emu::fault("__shfl_xor_sync with width != 32 (not emulated)", site);
+  emu::Thread& t = *emu::cur;
+  uint64_t* buf = emu::shfl_buf_now[t.shfl_parity];
+  t.shfl_parity ^= 1u;
+  std::memcpy(&buf[t.linear], &var, sizeof(T));
+  emu::warp_barrier(site, 0, "__shfl_xor_sync");
+  const unsigned src = t.warp * 32u + ((t.lane ^ unsigned(lane_mask)) & 31u);
+  if (src >= emu::block_dim_now.x * emu::block_dim_now.y * emu::block_dim_now.z)
+    emu::fault("__shfl_xor_sync from a lane beyond the block", site);
+  T out;
+  std::memcpy(&out, &buf[src], sizeof(T));
+  return out;
+}
+
+// One host thread runs every CUDA thread, so read-modify-write is atomic as written.
+inline float atomicAdd(float* p, float v) {
+  const float old = *p;
+  *p = old + v;
+  return old;
+}
+inline double atomicAdd(double* p, double v) {
+  const double old = *p;
+  *p = old + v;
+  return old;
+}
+inline int atomicCAS(int* p, int compare, int value) {
+  const int old = *p;
+  if (old == compare) *p = value;
+  return old;
+}
+
+// __expf is ex2.approx(x·log2 e) on the GPU; the fp32 product is the part of
+// its error that grows with |x|, so the emulation rounds it the same way.
+inline float __expf(float x) { return std::exp2(x * 1.44269504088896341f); }
+
+using std::max;
+using std::min;
+
+// nvcc's cuda_runtime.h has this overload for kernel pointers only under __CUDACC__.
+template <class T>
+cudaError_t cudaFuncSetAttribute(T* kernel, cudaFuncAttribute attr, int value) {
+  return cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), attr, value);
+}
