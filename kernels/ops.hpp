@@ -28,6 +28,10 @@ void matmul(Tensor C, Tensor A, bool trans_a, Tensor B, bool trans_b, float alph
 
 // y (N,out) = x (N,in) · W (out,in)ᵀ
 void linear_forward(Tensor y, Tensor x, Tensor W);
+// out (N,out) = base (N,out) + x (N,in) · W (out,in)ᵀ: the residual add done by the
+// GEMM (on CUDA, cuBLASLt reads C = base and writes D = out, so no copy pass).
+// An undefined base means zero.
+void linear_residual_forward(Tensor out, Tensor base, Tensor x, Tensor W);
 // dx (N,in) = dy · W  (or += when accumulate_dx); dW (out,in) += dyᵀ · x
 void linear_backward(Tensor dx, Tensor dW, Tensor dy, Tensor x, Tensor W, bool accumulate_dx);
 

@@ -14,9 +14,7 @@ using namespace ops;
 
 void Transformer::row_parallel_residual(Tensor out, Tensor base, Tensor in, Tensor W) {
   // out = base + in·Wᵀ summed over tp; base joins once, on tp rank 0.
-  if (par_.place.tp_rank == 0) copy(out, base);
-  else fill_zero(out);
-  matmul(out, in, false, W, true, 1.f, 1.f);
+  linear_residual_forward(out, par_.place.tp_rank == 0 ? base : Tensor(), in, W);
   tp_sum(out);
 }
 

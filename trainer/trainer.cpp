@@ -102,9 +102,14 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
 
   // CPU: one core's SGEMM rate, measured on rank 0 while the others wait, times
   // every core in use. CUDA: one GPU's bf16 GEMM rate times the GPUs.
+  // DIFFTRON_PEAK_TFLOPS (per GPU) replaces the measurement, e.g. with a datasheet figure.
   double one = 0.0;
-  if (is_logger()) one = dev.is_cpu() ? measure_sgemm_gflops_one_thread(1024, 2) * threads_
-                                      : measure_cuda_gemm_gflops(dev.index, 8192);
+  const char* peak_env = std::getenv("DIFFTRON_PEAK_TFLOPS");
+  if (is_logger()) {
+    if (!dev.is_cpu() && peak_env) one = std::atof(peak_env) * 1e3;
+    else one = dev.is_cpu() ? measure_sgemm_gflops_one_thread(1024, 2) * threads_
+                            : measure_cuda_gemm_gflops(dev.index, 8192);
+  }
   peak_gflops_ = grid_->world().all_reduce_sum(one) * world;
   if (is_logger()) {
     int64_t nparams = 0;

@@ -21,6 +21,12 @@ void matmul(Tensor C, Tensor A, bool trans_a, Tensor B, bool trans_b, float alph
 
 void linear_forward(Tensor y, Tensor x, Tensor W) { matmul(y, x, false, W, true); }
 
+void linear_residual_forward(Tensor out, Tensor base, Tensor x, Tensor W) {
+  DT_ON_CUDA(out, linear_residual_forward(out, base, x, W));
+  if (base.defined() && base.ptr != out.ptr) copy(out, base);
+  matmul(out, x, false, W, true, 1.f, base.defined() ? 1.f : 0.f);
+}
+
 void linear_backward(Tensor dx, Tensor dW, Tensor dy, Tensor x, Tensor W, bool accumulate_dx) {
   if (dx.defined()) matmul(dx, dy, false, W, false, 1.f, accumulate_dx ? 1.f : 0.f);
   matmul(dW, dy, true, x, false, 1.f, 1.f);

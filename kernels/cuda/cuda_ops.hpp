@@ -21,6 +21,7 @@
 namespace dt::cuda_ops {
 
 void matmul(Tensor C, Tensor A, bool trans_a, Tensor B, bool trans_b, float alpha, float beta);
+void linear_residual_forward(Tensor out, Tensor base, Tensor x, Tensor W);
 
 void embedding_forward_shard(Tensor out, Tensor tokens, Tensor E, int64_t v0, int64_t vocab_total);
 void embedding_backward_shard(Tensor dE, Tensor tokens, Tensor dout, int64_t v0);

@@ -12,6 +12,7 @@
 //  trans_b = true:  it is Bᵀ while op(B)ᵀ = B, so transpose; likewise for A.)
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <array>
 #include <map>
 
@@ -120,38 +121,56 @@ __global__ void fill_pattern_kernel(__nv_bfloat16* p, int64_t n, uint32_t salt) 
 
 }  // namespace
 
-void matmul(Tensor C, Tensor A, bool trans_a, Tensor B, bool trans_b, float alpha, float beta) {
+// D = alpha·op(A)·op(B) + beta·C with C and D of the same shape and dtype;
+// C may be D (in place) or another tensor (the residual read by the epilogue).
+static void gemm(Tensor D, Tensor C, Tensor A, bool trans_a, Tensor B, bool trans_b, float alpha, float beta) {
+  fbuf(D, "matmul C");
   fbuf(C, "matmul C");
   fbuf(A, "matmul A");
   fbuf(B, "matmul B");
+  DT_CHECK(C.dtype == D.dtype && C.numel() == D.numel(), "matmul: C ", C.shape_str(), " and D ", D.shape_str());
   if (A.dtype != B.dtype)
     fail("matmul: A and B must have the same dtype on CUDA, got A ", dtype_name(A.dtype), " and B ",
          dtype_name(B.dtype));
-  if (A.dtype == DType::F32 && C.dtype != DType::F32)
-    fail("matmul: f32 A and B need an f32 C on CUDA, got ", dtype_name(C.dtype));
-  const int64_t M = C.rows(), N = C.cols();
+  if (A.dtype == DType::F32 && D.dtype != DType::F32)
+    fail("matmul: f32 A and B need an f32 C on CUDA, got ", dtype_name(D.dtype));
+  const int64_t M = D.rows(), N = D.cols();
   const int64_t K = trans_a ? A.rows() : A.cols();
-  DT_CHECK((trans_a ? A.cols() : A.rows()) == M, "matmul A ", A.shape_str(), " C ", C.shape_str());
-  DT_CHECK((trans_b ? B.rows() : B.cols()) == N, "matmul B ", B.shape_str(), " C ", C.shape_str());
+  DT_CHECK((trans_a ? A.cols() : A.rows()) == M, "matmul A ", A.shape_str(), " C ", D.shape_str());
+  DT_CHECK((trans_b ? B.rows() : B.cols()) == N, "matmul B ", B.shape_str(), " C ", D.shape_str());
   DT_CHECK((trans_b ? B.cols() : B.rows()) == K, "matmul inner dims A ", A.shape_str(), " B ", B.shape_str());
   if (M == 0 || N == 0) return;
-  if (K == 0) {  // C = beta·C; cuBLASLt does not take k = 0
-    if (beta == 0.f) CUDA_CHECK(cudaMemsetAsync(C.ptr, 0, C.bytes(), cuda_stream()));
-    else if (beta != 1.f) scale(C, beta);
+  if (K == 0) {  // D = beta·C; cuBLASLt does not take k = 0
+    if (beta == 0.f) {
+      CUDA_CHECK(cudaMemsetAsync(D.ptr, 0, D.bytes(), cuda_stream()));
+      return;
+    }
+    if (C.ptr != D.ptr) copy(D, C);
+    if (beta != 1.f) scale(D, beta);
     return;
   }
   int dev = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
-  if (dev != C.device.index)
-    fail("matmul: C is on ", C.device.str(), " but the current CUDA device is ", dev,
+  if (dev != D.device.index)
+    fail("matmul: C is on ", D.device.str(), " but the current CUDA device is ", dev,
          " (call cudaSetDevice for this rank's GPU first)");
-  const PlanKey key{dev, M, N, K, trans_a, trans_b, int64_t(A.dtype), int64_t(C.dtype),
-                    alignment(A.ptr), alignment(B.ptr), alignment(C.ptr)};
-  const Plan& p = get_plan(key, dev, A.dtype, C.dtype, A, B, trans_a, trans_b, M, N, K);
+  // C and D share one layout; the plan is keyed by the weaker of their alignments.
+  const PlanKey key{dev, M, N, K, trans_a, trans_b, int64_t(A.dtype), int64_t(D.dtype),
+                    alignment(A.ptr), alignment(B.ptr), std::min(alignment(C.ptr), alignment(D.ptr))};
+  const Plan& p = get_plan(key, dev, A.dtype, D.dtype, A, B, trans_a, trans_b, M, N, K);
   DeviceGemm& g = device_gemm(dev);
-  // beta ≠ 0 reads C in its own dtype; C and D are the same buffer.
-  CUBLAS_CHECK(cublasLtMatmul(g.handle, p.desc, &alpha, B.ptr, p.a, A.ptr, p.b, &beta, C.ptr, p.c, C.ptr, p.c,
+  // beta ≠ 0 reads C in its own dtype.
+  CUBLAS_CHECK(cublasLtMatmul(g.handle, p.desc, &alpha, B.ptr, p.a, A.ptr, p.b, &beta, C.ptr, p.c, D.ptr, p.c,
                               &p.algo, g.workspace, kWorkspaceBytes, cuda_stream()));
+}
+
+void matmul(Tensor C, Tensor A, bool trans_a, Tensor B, bool trans_b, float alpha, float beta) {
+  gemm(C, C, A, trans_a, B, trans_b, alpha, beta);
+}
+
+void linear_residual_forward(Tensor out, Tensor base, Tensor x, Tensor W) {
+  if (base.defined()) gemm(out, base, x, false, W, true, 1.f, 1.f);
+  else gemm(out, out, x, false, W, true, 1.f, 0.f);
 }
 
 double measure_gemm_tflops(int device, int n) {

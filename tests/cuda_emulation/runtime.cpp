@@ -9,6 +9,7 @@
 #include <iterator>
 #include <map>
 
+#include "comm/mpi_communicator.hpp"
 #include "comm/nccl_communicator.hpp"
 #include "core/error.hpp"
 #include "emulated_runtime.hpp"
@@ -184,9 +185,43 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
 
 }  // extern "C"
 
-// core/nccl_communicator.cu needs the real NCCL, so the emulated build leaves it out.
+// core/nccl_communicator.cu needs the real NCCL. In the emulation device
+// memory is host memory, so the "NCCL" groups run MPI on the same buffers: the
+// Trainer's CUDA path (grid, checkpoints, bucketed reduction) runs end to end.
 namespace dt {
-std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm, int) {
-  fail("NCCL is not available in the CUDA emulation (tests/cuda_emulation); multi-GPU runs need a real GPU build");
+namespace {
+
+class EmulatedNccl final : public Communicator {
+ public:
+  explicit EmulatedNccl(MPI_Comm group) : mpi_(group) {}
+  int rank() const override { return mpi_.rank(); }
+  int size() const override { return mpi_.size(); }
+  void all_reduce_sum(Tensor t) override { mpi_.all_reduce_sum(host(t)); }
+  void all_reduce_max(Tensor t) override { mpi_.all_reduce_max(host(t)); }
+  void reduce_scatter_sum(Tensor out, Tensor in) override { mpi_.reduce_scatter_sum(host(out), host(in)); }
+  void all_gather(Tensor out, Tensor in) override { mpi_.all_gather(host(out), host(in)); }
+  void broadcast(Tensor t, int root) override { mpi_.broadcast(host(t), root); }
+  void send(Tensor t, int peer, int tag) override { mpi_.send(host(t), peer, tag); }
+  void recv(Tensor t, int peer, int tag) override { mpi_.recv(host(t), peer, tag); }
+  void wait_sends() override { mpi_.wait_sends(); }
+  void barrier() override { mpi_.barrier(); }
+  void reduce_async(Tensor out, Tensor in, int root) override { mpi_.reduce_async(host(out), host(in), root); }
+  void finish_async() override { mpi_.finish_async(); }
+  double all_reduce_sum(double v) override { return mpi_.all_reduce_sum(v); }
+  double all_reduce_max(double v) override { return mpi_.all_reduce_max(v); }
+
+ private:
+  static Tensor host(Tensor t) {
+    t.device = Device::cpu();
+    return t;
+  }
+  MpiCommunicator mpi_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm group, int) {
+  return std::make_unique<EmulatedNccl>(group);
 }
+
 }  // namespace dt

@@ -90,6 +90,26 @@ TEST(CudaOps, LinearBackwardOverwritesOrAccumulatesDxAndAccumulatesDw) {
   }
 }
 
+// out = base + x·Wᵀ in one GEMM (base read as cuBLASLt's C, out written as D), and
+// with no base out = x·Wᵀ. out is poisoned first, so reading it instead of base (or
+// not writing it) fails. bf16 out: tolerances as for the bf16 GEMMs above.
+TEST(CudaOps, LinearResidualForwardAddsTheBaseInTheGemm) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  std::mt19937 rng(1009);
+  const int64_t N = 70, in = 48, out = 96;
+  for (bool with_base : {true, false}) {
+    auto x = rand_as(BF16, N * in, rng), W = rand_as(BF16, out * in, rng), base = rand_as(BF16, N * out, rng);
+    std::vector<float> want(size_t(N * out), 0.f);
+    GpuTensor gx(BF16, {N, in}, x), gW(BF16, {out, in}, W), gbase(BF16, {N, out}, base), gout(BF16, {N, out});
+    gout.poison();
+    ops::linear_residual_forward(cpu_f32(want.data(), {N, out}), with_base ? cpu_f32(base.data(), {N, out}) : Tensor(),
+                                 cpu_f32(x.data(), {N, in}), cpu_f32(W.data(), {out, in}));
+    ops::linear_residual_forward(gout, with_base ? Tensor(gbase) : Tensor(), gx, gW);
+    EXPECT_TRUE(close_to(gout.download(), want, {2e-3, 2e-2}, with_base ? "base + x·Wᵀ" : "x·Wᵀ"));
+    EXPECT_TRUE(close_to(gbase.download(), base, {0, 0}, "base unchanged"));
+  }
+}
+
 // ---- embedding ------------------------------------------------------------------------
 // Shard rows [v0, v0 + Vl) with v0 > 0; tokens below, inside and above the shard, some
 // repeated. The forward is a copy (zeros for other shards' tokens): exact. The backward

@@ -14,14 +14,7 @@ namespace dt {
 namespace {
 
 ModelConfig four_layers() {
-  ModelConfig c;
-  c.vocab_size = 40;
-  c.d_model = 32;
-  c.n_layers = 4;
-  c.n_heads = 2;
-  c.n_kv_heads = 2;
-  c.ffn_hidden = 48;
-  return c;
+  return {.vocab_size = 40, .d_model = 32, .n_layers = 4, .n_heads = 2, .n_kv_heads = 2, .ffn_hidden = 48};
 }
 
 void expect_partition(const AdamWOptimizer& opt, Transformer& model) {

@@ -17,17 +17,8 @@ namespace dt {
 namespace {
 
 ModelConfig tiny_config(AttentionKind kind, int heads, int kv_heads, bool tied) {
-  ModelConfig c;
-  c.vocab_size = 40;
-  c.d_model = 32;
-  c.n_layers = 2;
-  c.n_heads = heads;
-  c.n_kv_heads = kv_heads;
-  c.ffn_hidden = 48;
-  c.attention = kind;
-  c.tie_embeddings = tied;
-  c.rope_theta = 10000;
-  return c;
+  return {.vocab_size = 40, .d_model = 32, .n_layers = 2, .n_heads = heads, .n_kv_heads = kv_heads, .ffn_hidden = 48,
+          .attention = kind, .tie_embeddings = tied};
 }
 
 void check_gradients(const ModelConfig& cfg) {

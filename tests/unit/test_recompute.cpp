@@ -18,15 +18,8 @@ struct Run {
 };
 
 Run run(AttentionKind kind, Recompute rc) {
-  ModelConfig c;
-  c.vocab_size = 48;
-  c.d_model = 32;
-  c.n_layers = 3;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.ffn_hidden = 40;
-  c.attention = kind;
-  c.recompute = rc;
+  const ModelConfig c{.vocab_size = 48, .d_model = 32, .n_layers = 3, .n_heads = 2, .n_kv_heads = 1,
+                      .ffn_hidden = 40, .attention = kind, .recompute = rc};
   const int B = 2, T = 70;  // two query tiles
   Transformer m(c, B, T);
   m.init_weights(5);
