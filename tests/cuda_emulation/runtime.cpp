@@ -8,6 +8,9 @@
 #include <cstring>
 #include <iterator>
 #include <map>
+#include <vector>
+
+#include <cuda_bf16.h>
 
 #include "comm/mpi_communicator.hpp"
 #include "comm/nccl_communicator.hpp"
@@ -187,7 +190,8 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
 
 // core/nccl_communicator.cu needs the real NCCL. In the emulation device
 // memory is host memory, so the "NCCL" groups run MPI on the same buffers: the
-// Trainer's CUDA path (grid, checkpoints, bucketed reduction) runs end to end.
+// Trainer's CUDA path (grid, checkpoints, bucketed reduction, tp/pp/dp layouts
+// under mpirun: tests/mpi/cuda_emulation_equivalence.cpp) runs end to end.
 namespace dt {
 namespace {
 
@@ -196,13 +200,13 @@ class EmulatedNccl final : public Communicator {
   explicit EmulatedNccl(MPI_Comm group) : mpi_(group) {}
   int rank() const override { return mpi_.rank(); }
   int size() const override { return mpi_.size(); }
-  void all_reduce_sum(Tensor t) override { mpi_.all_reduce_sum(host(t)); }
-  void all_reduce_max(Tensor t) override { mpi_.all_reduce_max(host(t)); }
+  void all_reduce_sum(Tensor t) override { reduce(t, false); }
+  void all_reduce_max(Tensor t) override { reduce(t, true); }
   void reduce_scatter_sum(Tensor out, Tensor in) override { mpi_.reduce_scatter_sum(host(out), host(in)); }
   void all_gather(Tensor out, Tensor in) override { mpi_.all_gather(host(out), host(in)); }
-  void broadcast(Tensor t, int root) override { mpi_.broadcast(host(t), root); }
-  void send(Tensor t, int peer, int tag) override { mpi_.send(host(t), peer, tag); }
-  void recv(Tensor t, int peer, int tag) override { mpi_.recv(host(t), peer, tag); }
+  void broadcast(Tensor t, int root) override { mpi_.broadcast(words(t), root); }
+  void send(Tensor t, int peer, int tag) override { mpi_.send(words(t), peer, tag); }
+  void recv(Tensor t, int peer, int tag) override { mpi_.recv(words(t), peer, tag); }
   void wait_sends() override { mpi_.wait_sends(); }
   void barrier() override { mpi_.barrier(); }
   void reduce_async(Tensor out, Tensor in, int root) override { mpi_.reduce_async(host(out), host(in), root); }
@@ -214,6 +218,26 @@ class EmulatedNccl final : public Communicator {
   static Tensor host(Tensor t) {
     t.device = Device::cpu();
     return t;
+  }
+  // Point-to-point and broadcast move bytes: any tensor as f32 words.
+  static Tensor words(const Tensor& t) {
+    DT_CHECK(t.bytes() % 4 == 0, "emulated NCCL: odd-sized bf16 tensor ", t.shape_str());
+    return Tensor(t.ptr, DType::F32, {int64_t(t.bytes() / 4)});
+  }
+  // bf16 tensors (activations under tensor parallelism) are reduced in f32 and
+  // rounded back once, as NCCL's bf16 reductions accumulate in higher precision.
+  void reduce(Tensor t, bool max) {
+    if (t.dtype != DType::BF16) {
+      max ? mpi_.all_reduce_max(host(t)) : mpi_.all_reduce_sum(host(t));
+      return;
+    }
+    const int64_t n = t.numel();
+    auto* p = static_cast<__nv_bfloat16*>(t.ptr);
+    std::vector<float> f(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) f[size_t(i)] = __bfloat162float(p[i]);
+    const Tensor ft(f.data(), DType::F32, {n});
+    max ? mpi_.all_reduce_max(ft) : mpi_.all_reduce_sum(ft);
+    for (int64_t i = 0; i < n; ++i) p[i] = __float2bfloat16(f[size_t(i)]);
   }
   MpiCommunicator mpi_;
 };
