@@ -152,6 +152,11 @@ void validate_config(const Config& c) {
         " but no checkpoint directory is set (expected a path, e.g. runs/x/checkpoints)");
   if (c.runtime.device != "cpu" && c.runtime.device != "cuda")
     bad(c, "runtime.device", "expected cpu or cuda, got '", c.runtime.device, "'");
+  // The CUDA attention kernels are built for these head dims (kernels/cuda/flash_attention.cuh).
+  const int d = c.model.head_dim();
+  if (c.runtime.device == "cuda" && d != 64 && d != 128)
+    bad(c, "model.n_heads", "runtime.device: cuda needs head_dim = d_model/(2·n_heads) of 64 or 128, got ", d,
+        " (d_model ", c.model.d_model, ", n_heads ", c.model.n_heads, ")");
   at_least(c, "runtime.threads", c.runtime.threads, 0);
 }
 

@@ -71,9 +71,10 @@ expect_error unknown_enum model.attention "$base" --set model.attention=linear
 expect_error unknown_set_key train.lrr "$base" --set train.lrr=1.0e-3
 expect_error yaml_syntax "YAML syntax error" "${base/n_layers: 2/n_layers: [2}"
 expect_error negative_bucket parallel.grad_bucket_mb "$base" --set parallel.grad_bucket_mb=-1
+expect_error cuda_head_dim model.n_heads "$base" --set runtime.device=cuda --set model.n_heads=1 --set model.n_kv_heads=1 --set model.d_model=96
 # runtime.device: cuda where no GPU can be used (none visible, or a build without CUDA).
 if ! nvidia-smi -L > /dev/null 2>&1; then
-  expect_error cuda_without_gpu runtime.device "$base" --set runtime.device=cuda
+  expect_error cuda_without_gpu runtime.device "$base" --set runtime.device=cuda --set model.n_heads=1 --set model.n_kv_heads=1
 fi
 
 # The shipped quickstart config passes the loader: any failure is not about the config.
