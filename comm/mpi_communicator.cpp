@@ -130,34 +130,32 @@ void mpi_init_once(int* argc, char*** argv) {
   std::atexit(mpi_finalize);
 }
 
-void mpi_finalize() {
+// Between MPI_Init and MPI_Finalize.
+static bool mpi_running() {
   int inited = 0, finalized = 0;
   MPI_Initialized(&inited);
   MPI_Finalized(&finalized);
-  if (inited && !finalized) MPI_Finalize();
+  return inited && !finalized;
+}
+
+void mpi_finalize() {
+  if (mpi_running()) MPI_Finalize();
 }
 
 int mpi_world_rank() {
-  int inited = 0, finalized = 0, rank = 0;
-  MPI_Initialized(&inited);
-  MPI_Finalized(&finalized);
-  if (inited && !finalized) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  int rank = 0;
+  if (mpi_running()) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   return rank;
 }
 
 int mpi_world_size() {
-  int inited = 0, finalized = 0, size = 1;
-  MPI_Initialized(&inited);
-  MPI_Finalized(&finalized);
-  if (inited && !finalized) MPI_Comm_size(MPI_COMM_WORLD, &size);
+  int size = 1;
+  if (mpi_running()) MPI_Comm_size(MPI_COMM_WORLD, &size);
   return size;
 }
 
 void mpi_abort_job(int code) {
-  int inited = 0, finalized = 0;
-  MPI_Initialized(&inited);
-  MPI_Finalized(&finalized);
-  if (inited && !finalized) {
+  if (mpi_running()) {
     int size = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (size > 1) MPI_Abort(MPI_COMM_WORLD, code);

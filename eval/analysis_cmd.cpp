@@ -64,10 +64,7 @@ std::vector<T> parse_list(const std::string& opt, const std::string& text, T min
 
 bool parse_analysis_option(int argc, char** argv, int& i, AnalysisArgs& a) {
   const std::string s = argv[i];
-  auto value = [&](const char* what) -> std::string {
-    if (i + 1 >= argc) fail(s, " needs ", what);
-    return argv[++i];
-  };
+  auto value = [&](const char* what) { return option_value(argc, argv, i, what); };
   constexpr int64_t kMaxLen = int64_t(1) << 24;
   NeedleEvalOptions& n = a.needle_opt;
   if (s == "--needle") a.needle = true;

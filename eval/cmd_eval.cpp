@@ -67,10 +67,7 @@ EvalArgs parse_args(int argc, char** argv, bool& help) {
   help = false;
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
-    auto value = [&](const char* what) -> std::string {
-      if (i + 1 >= argc) fail(s, " needs ", what);
-      return argv[++i];
-    };
+    auto value = [&](const char* what) { return option_value(argc, argv, i, what); };
     if (s == "--help" || s == "-h") {
       help = true;
       return a;

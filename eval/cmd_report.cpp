@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "eval/report.hpp"
+#include "tools/cli_args.hpp"
 #include "tools/commands.hpp"
 
 namespace dt {
@@ -49,10 +50,7 @@ int cmd_report(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> runs, evals;
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
-    auto value = [&](const char* what) -> std::string {
-      if (i + 1 >= argc) fail(s, " needs ", what);
-      return argv[++i];
-    };
+    auto value = [&](const char* what) { return option_value(argc, argv, i, what); };
     if (s == "--help" || s == "-h") {
       std::fputs(kReportUsage, stdout);
       return 0;

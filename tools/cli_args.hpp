@@ -23,6 +23,13 @@ T parse_option(const std::string& opt, const std::string& text, T min, T max, co
   return v;
 }
 
+// The value that follows option argv[i] (i moves onto it), or a one-line error
+// naming the option and what it needs.
+inline std::string option_value(int argc, char** argv, int& i, const char* what) {
+  if (i + 1 >= argc) fail(argv[i], " needs ", what);
+  return argv[++i];
+}
+
 inline int64_t parse_int_option(const std::string& opt, const std::string& text, int64_t min) {
   return parse_option<int64_t>(opt, text, min, std::numeric_limits<int64_t>::max(),
                                "an integer >= " + std::to_string(min));
