@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
+#include <random>
 #include <vector>
 
 #include "cuda_emulation.hpp"
@@ -58,6 +60,11 @@ struct Run {
   size_t smem_bytes = 0;
 };
 Run run;
+// DIFFTRON_EMU_BLOCK_ORDER_SEED, or set_block_order_seed (0: the fixed alternating order).
+uint64_t block_order_seed = [] {
+  const char* s = std::getenv("DIFFTRON_EMU_BLOCK_ORDER_SEED");
+  return s ? std::strtoull(s, nullptr, 10) : 0ull;
+}();
 
 struct FiberFault {
   std::string message;
@@ -234,6 +241,8 @@ void fault(const std::string& what, const std::source_location& s) {
   throw FiberFault{where(*run.running) + " at " + site_of(s).str() + ": " + what};
 }
 
+void set_block_order_seed(uint64_t seed) { block_order_seed = seed; }
+
 void run_grid(const char* name, const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, Body body, void* ctx) {
   static uint64_t launches = 0;
   const std::string bad = config_error(kernel, grid, block, smem_bytes);
@@ -242,7 +251,8 @@ void run_grid(const char* name, const void* kernel, dim3 grid, dim3 block, size_
                  "launch of " + std::string(name) + " " + dims(grid) + "×" + dims(block) + ": " + bad);
     return;
   }
-  const bool odd_launch = launches++ % 2 == 1;
+  const uint64_t launch_index = launches++;
+  const bool odd_launch = launch_index % 2 == 1;
   run.kernel = name;
   run.body = body;
   run.ctx = ctx;
@@ -262,10 +272,20 @@ void run_grid(const char* name, const void* kernel, dim3 grid, dim3 block, size_
   grid_dim_now = grid;
   block_dim_now = block;
   const uint64_t nblocks = uint64_t(grid.x) * grid.y * grid.z;
+  // Seed 0: blocks ascending on even launches, descending on odd ones, lane
+  // order alternating by block. Otherwise a permutation drawn from (seed,
+  // launch), so an order-dependent result (float atomics) differs between seeds.
+  std::vector<uint64_t> order;
+  std::mt19937_64 rng(block_order_seed ^ (launch_index * 0x9E3779B97F4A7C15ull));
+  if (block_order_seed != 0) {
+    order.resize(nblocks);
+    std::iota(order.begin(), order.end(), uint64_t(0));
+    std::shuffle(order.begin(), order.end(), rng);
+  }
   for (uint64_t k = 0; k < nblocks && run.fault.empty(); ++k) {
-    const uint64_t b = odd_launch ? nblocks - 1 - k : k;
+    const uint64_t b = block_order_seed != 0 ? order[k] : odd_launch ? nblocks - 1 - k : k;
     block_idx_now = make_uint3(unsigned(b % grid.x), unsigned(b / grid.x % grid.y), unsigned(b / grid.x / grid.y));
-    run_block((b + (odd_launch ? 1 : 0)) % 2 == 1);
+    run_block(block_order_seed != 0 ? (rng() & 1) == 1 : (b + (odd_launch ? 1 : 0)) % 2 == 1);
   }
   std::free(run.smem);
   if (!run.fault.empty()) record_error(cudaErrorLaunchFailure, run.fault);
