@@ -28,7 +28,7 @@
 #include "cuda_emulation.hpp"
 #define DT_LAUNCH(kernel, grid, block, smem_bytes, ...)                                \
   do {                                                                                 \
-    ::emu::launch(#kernel, kernel, grid, block, smem_bytes, __VA_ARGS__);              \
+    ::emu::launch(#kernel, ::dt::cuda_ops::cuda_stream(), kernel, grid, block, smem_bytes, __VA_ARGS__); \
     CUDA_LAUNCH_CHECK();                                                               \
   } while (0)
 #define DT_DYNAMIC_SMEM(type, name) type* name = ::emu::dynamic_smem<type>()

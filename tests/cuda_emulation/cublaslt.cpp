@@ -18,7 +18,8 @@
 // alignments promised in the preference (default 256 bytes, as documented) and
 // a workspace need; cublasLtMatmul checks it is used for that problem, with
 // pointers that keep the promise, a large enough workspace, and matrices that
-// lie inside device allocations.
+// lie inside device allocations. The product itself is queued on the given
+// stream and runs on the emulated device's worker (device.hpp).
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 
@@ -138,6 +139,12 @@ cublasStatus_t problem_of(cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a, c
 
 // Bytes a column-major layout spans.
 size_t extent(const LayoutState& l) { return ((l.cols - 1) * uint64_t(l.ld) + l.rows) * type_size(l.type); }
+
+// The columns of a stored matrix, as accesses of the running op.
+void declare(const void* p, const LayoutState& l, bool write) {
+  const size_t es = type_size(l.type);
+  for (uint64_t j = 0; j < l.cols; ++j) emu::access(static_cast<const char*>(p) + j * uint64_t(l.ld) * es, l.rows * es, write);
+}
 
 float load(const void* p, int32_t type, size_t i) {
   return type == CUDA_R_16BF ? __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i])
@@ -299,7 +306,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, const void* alpha, const void* A,
                               cublasLtMatrixLayout_t a, const void* B, cublasLtMatrixLayout_t b, const void* beta,
                               const void* C, cublasLtMatrixLayout_t c, void* D, cublasLtMatrixLayout_t d,
-                              const cublasLtMatmulAlgo_t* algo, void* workspace, size_t workspace_bytes, cudaStream_t) {
+                              const cublasLtMatmulAlgo_t* algo, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (!handle || handle->magic != kHandle) return fail(CUBLAS_STATUS_NOT_INITIALIZED, "no handle");
   Problem p;
   if (cublasStatus_t st = problem_of(desc, a, b, c, d, p)) return st;
@@ -329,7 +336,15 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
   if (workspace_bytes < as.workspace || (as.workspace > 0 && !emu::in_device_allocation(workspace, as.workspace)))
     return fail(CUBLAS_STATUS_INVALID_VALUE,
                 "workspace smaller than the algo's " + std::to_string(as.workspace) + " bytes or not device memory");
-  compute(p, fa, A, LA, B, LB, fb, C, LC, D, LD);
+  // Queued on the stream like a kernel; every column it reads or writes is declared to the race detector.
+  emu::enqueue(stream, "cublasLtMatmul", [=] {
+    declare(A, LA, false);
+    declare(B, LB, false);
+    if (fb != 0.f) declare(C, LC, false);
+    declare(D, LD, true);
+    compute(p, fa, A, LA, B, LB, fb, C, LC, D, LD);
+    return emu::Progress::kDone;
+  });
   return CUBLAS_STATUS_SUCCESS;
 }
 

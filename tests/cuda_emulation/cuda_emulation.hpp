@@ -4,8 +4,9 @@
 // kernels/cuda/cuda_common.cuh routes DT_LAUNCH and DT_DYNAMIC_SMEM here under
 // DIFFTRON_CUDA_EMULATION).
 //
-// What it models. A launch runs its blocks one after another on the calling
-// host thread; the threads of a block are fibers switched only at barriers.
+// What it models. A launch is queued on its stream and runs later on the
+// emulated device's worker thread (device.hpp: streams, events and the race
+// detector); its blocks run one after another there, and the threads of a block are fibers switched only at barriers.
 // __syncthreads is a block barrier (exited threads count as arrived; all
 // waiting threads must be at the same source line); __syncwarp, shuffles and
 // wmma stores are warp barriers (every lane, at the same line). The first warp
@@ -41,6 +42,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <source_location>
 #include <string>
 #include <tuple>
@@ -82,25 +84,30 @@ T* dynamic_smem() {
   return reinterpret_cast<T*>(dynamic_smem_now);
 }
 
-// Runs body(ctx) as every thread of every block. A bad configuration or a
-// fault is recorded for cudaGetLastError, as a failed launch is on the GPU.
+// Queues a launch on `stream`: body(ctx) runs as every thread of every block
+// when the emulated device reaches it (device.hpp). A bad configuration is
+// recorded for cudaGetLastError at once, as a failed launch is on the GPU; a
+// fault while the kernel runs becomes the device's sticky error.
 using Body = void (*)(void*);
-void run_grid(const char* name, const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, Body body, void* ctx);
+void submit_grid(const char* name, cudaStream_t stream, const void* kernel, dim3 grid, dim3 block,
+                 size_t smem_bytes, Body body, std::shared_ptr<void> ctx);
 
 // DT_LAUNCH under emulation: the arguments are converted to the kernel's
 // parameter types once, as a real launch copies them, and every thread gets
 // its own copy.
 template <typename... P, typename... A>
-void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, A&&... args) {
+void launch(const char* name, cudaStream_t stream, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes,
+            A&&... args) {
   struct Ctx {
     void (*kernel)(P...);
     std::tuple<std::decay_t<P>...> params;
-  } ctx{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
+  };
+  auto ctx = std::make_shared<Ctx>(Ctx{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)});
   const Body body = [](void* p) {
     auto* c = static_cast<Ctx*>(p);
     std::apply(c->kernel, c->params);
   };
-  run_grid(name, reinterpret_cast<const void*>(kernel), grid, block, smem_bytes, body, &ctx);
+  submit_grid(name, stream, reinterpret_cast<const void*>(kernel), grid, block, smem_bytes, body, ctx);
 }
 
 // The mask must name every lane of the warp: the kernels only use full-warp operations.

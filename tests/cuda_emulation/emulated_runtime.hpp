@@ -72,6 +72,10 @@ void host_access(const void* p, size_t bytes, bool write);
 // cudaEventSynchronize, cudaDeviceSynchronize, blocking copies, cudaFree).
 uint64_t host_sync_count();
 
+// For the emulator's own tests: waits for the device (dropping what a failure
+// left queued) and clears the sticky error, so the next test starts clean.
+void reset_after_failure();
+
 // Test-build fault injection (DIFFTRON_EMU_MUTATION=name[,name...]): whether a
 // named mutation is switched on. Production builds never call it (DT_MUTATION
 // in kernels/cuda/cuda_common.cuh is false there).

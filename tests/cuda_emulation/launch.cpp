@@ -10,6 +10,7 @@
 #include "cuda_emulation.hpp"
 #include "emulated_runtime.hpp"
 #include "fiber.hpp"
+#include "memory.hpp"
 
 // The static __shared__ arrays of every kernel: cuda_emulation.hpp puts them
 // in this section, whose bounds the linker provides (weak: a program may have none).
@@ -243,14 +244,11 @@ void fault(const std::string& what, const std::source_location& s) {
 
 void set_block_order_seed(uint64_t seed) { block_order_seed = seed; }
 
-void run_grid(const char* name, const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, Body body, void* ctx) {
+namespace {
+
+// One launch, on the device's worker thread.
+void run_grid(const char* name, dim3 grid, dim3 block, size_t smem_bytes, Body body, void* ctx) {
   static uint64_t launches = 0;
-  const std::string bad = config_error(kernel, grid, block, smem_bytes);
-  if (!bad.empty()) {
-    record_error(cudaErrorInvalidConfiguration,
-                 "launch of " + std::string(name) + " " + dims(grid) + "×" + dims(block) + ": " + bad);
-    return;
-  }
   const uint64_t launch_index = launches++;
   const bool odd_launch = launch_index % 2 == 1;
   run.kernel = name;
@@ -263,9 +261,7 @@ void run_grid(const char* name, const void* kernel, dim3 grid, dim3 block, size_
   for (auto& b : run.shfl) b.assign(run.nthreads, 0);
   shfl_buf_now[0] = run.shfl[0].data();
   shfl_buf_now[1] = run.shfl[1].data();
-  void* smem = nullptr;
-  if (posix_memalign(&smem, 128, std::max<size_t>(smem_bytes, 1)) != 0) std::abort();
-  run.smem = static_cast<unsigned char*>(smem);
+  run.smem = mem::shared_for_launch(smem_bytes);  // bytes past smem_bytes are a bounds fault
   run.smem_bytes = smem_bytes;
   dynamic_smem_now = run.smem;
   dynamic_smem_bytes_now = smem_bytes;
@@ -287,8 +283,23 @@ void run_grid(const char* name, const void* kernel, dim3 grid, dim3 block, size_
     block_idx_now = make_uint3(unsigned(b % grid.x), unsigned(b / grid.x % grid.y), unsigned(b / grid.x / grid.y));
     run_block(block_order_seed != 0 ? (rng() & 1) == 1 : (b + (odd_launch ? 1 : 0)) % 2 == 1);
   }
-  std::free(run.smem);
-  if (!run.fault.empty()) record_error(cudaErrorLaunchFailure, run.fault);
+  if (!run.fault.empty()) op_fault(run.fault);
+}
+
+}  // namespace
+
+void submit_grid(const char* name, cudaStream_t stream, const void* kernel, dim3 grid, dim3 block,
+                 size_t smem_bytes, Body body, std::shared_ptr<void> ctx) {
+  const std::string bad = config_error(kernel, grid, block, smem_bytes);
+  if (!bad.empty()) {
+    record_error(cudaErrorInvalidConfiguration,
+                 "launch of " + std::string(name) + " " + dims(grid) + "×" + dims(block) + ": " + bad);
+    return;
+  }
+  enqueue(stream, std::string("kernel ") + name, [=] {
+    run_grid(name, grid, block, smem_bytes, body, ctx.get());
+    return Progress::kDone;
+  });
 }
 
 }  // namespace emu

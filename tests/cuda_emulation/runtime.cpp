@@ -1,34 +1,39 @@
-// The CUDA runtime API subset difftron calls, on the host: one device, device
-// memory is host memory (256-byte aligned, filled with 0xFF like fresh device
-// memory), every call is synchronous, and copies and memsets are checked to
-// stay inside live allocations in the direction their kind names.
-#include <chrono>
+// The CUDA runtime API subset difftron calls, on the host, with the
+// asynchrony of a real device: kernels, copies and memsets are queued on their
+// stream and run later on the emulated device's worker (device.cpp); the host
+// blocks only where the CUDA documentation's "API synchronization behavior"
+// says it does:
+//   - cudaMemcpy / cudaMemcpyAsync from pageable host memory: the driver waits
+//     for the stream, stages the bytes at the call (the buffer is free to
+//     reuse at return), and the device writes them later;
+//   - device → host into pageable memory, and cudaMemcpy to or from pinned
+//     memory: the call returns once the copy has run;
+//   - cudaMemcpyAsync to or from pinned memory, device → device copies and
+//     memsets: no host synchronisation at all;
+//   - cudaFree and cudaFreeHost: wait for the whole device.
+// Each of those waits counts in emu::host_sync_count(). Device and pinned
+// memory come from memory.cpp (bounds and race checks); copies and memsets
+// declare their accesses there. A failed op or a race sets a sticky error
+// that every later call returns, as a device fault does.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <iterator>
 #include <map>
+#include <mutex>
 #include <vector>
 
-#include <cuda_bf16.h>
-
-#include "comm/mpi_communicator.hpp"
-#include "comm/nccl_communicator.hpp"
-#include "core/error.hpp"
+#include "device.hpp"
 #include "emulated_runtime.hpp"
 
 namespace emu {
 namespace {
 
-std::map<const unsigned char*, size_t>& allocations() {
-  static std::map<const unsigned char*, size_t> a;
-  return a;
-}
 std::map<const void*, size_t>& smem_opt_in() {
   static std::map<const void*, size_t> m;
   return m;
 }
 
+std::mutex error_lock;
 cudaError_t last_error = cudaSuccess;
 std::string last_message;
 int current_device = 0;
@@ -38,34 +43,91 @@ cudaError_t fail(cudaError_t code, const std::string& message) {
   return code;
 }
 
+enum class Where { kDevice, kPinned, kPageable };
+
+Where where(const void* p, size_t n) {
+  if (in_device_allocation(p, n)) return Where::kDevice;
+  if (in_pinned_allocation(p, n)) return Where::kPinned;
+  return Where::kPageable;
+}
+
 const char* kind_name(cudaMemcpyKind k) {
   switch (k) {
-    case cudaMemcpyHostToHost: return "HostToHost";
-    case cudaMemcpyHostToDevice: return "HostToDevice";
-    case cudaMemcpyDeviceToHost: return "DeviceToHost";
-    case cudaMemcpyDeviceToDevice: return "DeviceToDevice";
+    case cudaMemcpyHostToHost: return "HtoH";
+    case cudaMemcpyHostToDevice: return "HtoD";
+    case cudaMemcpyDeviceToHost: return "DtoH";
+    case cudaMemcpyDeviceToDevice: return "DtoD";
     default: return "Default";
   }
 }
 
-// A copy of n bytes of the given kind: device ends inside allocations, host ends outside.
+// Device memory must be where the kind says, and wholly inside one allocation;
+// host memory must not be device memory.
 cudaError_t check_copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, const char* fn) {
-  if (n == 0 || kind == cudaMemcpyDefault) return cudaSuccess;
+  if (kind == cudaMemcpyDefault) return cudaSuccess;
   const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
   const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
-  if (in_device_allocation(dst, n) != dst_dev || in_device_allocation(src, n) != src_dev)
-    return fail(cudaErrorInvalidValue, std::string(fn) + " " + kind_name(kind) + " of " + std::to_string(n) +
-                                           " bytes: the " +
-                                           (in_device_allocation(dst, n) != dst_dev ? "destination" : "source") +
-                                           (dst_dev || src_dev ? " is not where the kind says, or runs past its "
-                                                                 "allocation"
-                                                               : " is device memory"));
+  const bool dst_ok = (where(dst, n) == Where::kDevice) == dst_dev, src_ok = (where(src, n) == Where::kDevice) == src_dev;
+  if (dst_ok && src_ok) return cudaSuccess;
+  const bool dev = dst_ok ? src_dev : dst_dev;
+  return fail(cudaErrorInvalidValue, std::string(fn) + " " + kind_name(kind) + " of " + std::to_string(n) +
+                                         " bytes: the " + (dst_ok ? "source" : "destination") +
+                                         (dev ? " is not device memory, or runs past its allocation"
+                                              : " is device memory"));
+}
+
+// One copy of n bytes on stream s. `blocking`: cudaMemcpy rather than cudaMemcpyAsync.
+cudaError_t copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t s, bool blocking,
+                 const char* fn) {
+  if (cudaError_t e = sticky_error()) return e;
+  if (n == 0) return cudaSuccess;
+  if (cudaError_t e = check_copy(dst, src, n, kind, fn)) return e;
+  const Where from = where(src, n), to = where(dst, n);
+  if (from != Where::kDevice && to != Where::kDevice) {  // host to host: synchronous
+    std::memmove(dst, src, n);
+    return cudaSuccess;
+  }
+  const std::string name = std::string(fn) + " " + (from == Where::kDevice ? "device" : "host") + "→" +
+                           (to == Where::kDevice ? "device" : "host");
+  if (from == Where::kPageable) {
+    if (cudaError_t e = synchronize_stream(s)) return e;
+    auto staged = std::make_shared<std::vector<unsigned char>>(static_cast<const unsigned char*>(src),
+                                                               static_cast<const unsigned char*>(src) + n);
+    enqueue(s, name, [dst, staged] {
+      access(dst, staged->size(), true);
+      std::memcpy(dst, staged->data(), staged->size());
+      return Progress::kDone;
+    });
+    return cudaSuccess;
+  }
+  const Queued q = enqueue_op(s, name, [dst, src, n] {
+    access(src, n, false);
+    access(dst, n, true);
+    std::memmove(dst, src, n);
+    return Progress::kDone;
+  });
+  const bool host_waits = to == Where::kPageable || (blocking && (from == Where::kPinned || to == Where::kPinned));
+  return host_waits ? wait_for(q) : cudaSuccess;
+}
+
+cudaError_t memset_op(void* p, int value, size_t n, cudaStream_t s, const char* fn) {
+  if (cudaError_t e = sticky_error()) return e;
+  if (n == 0) return cudaSuccess;
+  if (!in_device_allocation(p, n))
+    return fail(cudaErrorInvalidValue,
+                std::string(fn) + " of " + std::to_string(n) + " bytes outside a device allocation");
+  enqueue(s, fn, [p, value, n] {
+    access(p, n, true);
+    std::memset(p, value, n);
+    return Progress::kDone;
+  });
   return cudaSuccess;
 }
 
 }  // namespace
 
 void record_error(cudaError_t code, const std::string& message) {
+  std::lock_guard<std::mutex> l(error_lock);
   last_error = code;
   last_message = message;
 }
@@ -75,14 +137,8 @@ size_t opted_in_smem(const void* kernel) {
   return it == smem_opt_in().end() ? 0 : it->second;
 }
 
-bool in_device_allocation(const void* p, size_t bytes) {
-  const auto* c = static_cast<const unsigned char*>(p);
-  auto& a = allocations();
-  auto it = a.upper_bound(c);
-  if (it == a.begin()) return false;
-  --it;
-  return c >= it->first && c + bytes <= it->first + it->second;
-}
+bool in_device_allocation(const void* p, size_t bytes) { return mem::inside(p, bytes, mem::Kind::kDevice); }
+bool in_pinned_allocation(const void* p, size_t bytes) { return mem::inside(p, bytes, mem::Kind::kPinned); }
 
 }  // namespace emu
 
@@ -104,44 +160,58 @@ cudaError_t cudaGetDevice(int* device) {
   *device = emu::current_device;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (device != 0) return fail(cudaErrorInvalidDevice, "cudaGetDeviceProperties: the emulation has one device");
+  std::memset(prop, 0, sizeof *prop);
+  std::snprintf(prop->name, sizeof prop->name, "difftron CUDA emulation (host)");
+  prop->major = 8;
+  prop->minor = 0;
+  prop->multiProcessorCount = 1;
+  prop->sharedMemPerBlock = emu::kDefaultSmem;
+  prop->sharedMemPerBlockOptin = emu::kMaxOptInSmem;
+  prop->warpSize = 32;
+  prop->maxThreadsPerBlock = 1024;
+  prop->totalGlobalMem = size_t(16) << 30;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() { return emu::synchronize_device(); }
 
 cudaError_t cudaMalloc(void** p, size_t n) {
-  void* m = nullptr;  // exactly n bytes, so AddressSanitizer builds catch the first byte past the end
-  if (posix_memalign(&m, 256, std::max<size_t>(n, 1)) != 0)
-    return fail(cudaErrorMemoryAllocation, "cudaMalloc of " + std::to_string(n) + " bytes");
-  std::memset(m, 0xFF, n);  // garbage, as fresh device memory holds
-  emu::allocations()[static_cast<unsigned char*>(m)] = n;
-  *p = m;
-  return cudaSuccess;
+  if (cudaError_t e = emu::sticky_error()) return e;
+  *p = emu::mem::allocate(n, emu::mem::Kind::kDevice);
+  return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation, "cudaMalloc of " + std::to_string(n) + " bytes");
 }
 cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
-  auto it = emu::allocations().find(static_cast<unsigned char*>(p));
-  if (it == emu::allocations().end())
+  emu::synchronize_device();  // cudaFree waits for the device (no kernel may still use p)
+  if (!emu::mem::release(p, emu::mem::Kind::kDevice))
     return fail(cudaErrorInvalidValue, "cudaFree of a pointer cudaMalloc did not return");
-  emu::allocations().erase(it);
-  std::free(p);
-  return cudaSuccess;
+  return emu::sticky_error();
+}
+cudaError_t cudaMallocHost(void** p, size_t n) {
+  if (cudaError_t e = emu::sticky_error()) return e;
+  *p = emu::mem::allocate(n, emu::mem::Kind::kPinned);
+  return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation, "cudaMallocHost of " + std::to_string(n) + " bytes");
+}
+cudaError_t cudaHostAlloc(void** p, size_t n, unsigned int) { return cudaMallocHost(p, n); }
+cudaError_t cudaFreeHost(void* p) {
+  if (!p) return cudaSuccess;
+  emu::synchronize_device();
+  if (!emu::mem::release(p, emu::mem::Kind::kPinned))
+    return fail(cudaErrorInvalidValue, "cudaFreeHost of a pointer cudaMallocHost did not return");
+  return emu::sticky_error();
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
-  if (cudaError_t e = emu::check_copy(dst, src, n, kind, "cudaMemcpy")) return e;
-  if (n) std::memmove(dst, src, n);
-  return cudaSuccess;
+  return emu::copy(dst, src, n, kind, nullptr, true, "cudaMemcpy");
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t) {
-  if (cudaError_t e = emu::check_copy(dst, src, n, kind, "cudaMemcpyAsync")) return e;
-  if (n) std::memmove(dst, src, n);
-  return cudaSuccess;
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t s) {
+  return emu::copy(dst, src, n, kind, s, false, "cudaMemcpyAsync");
 }
-cudaError_t cudaMemset(void* p, int value, size_t n) {
-  if (n && !emu::in_device_allocation(p, n))
-    return fail(cudaErrorInvalidValue, "cudaMemset of " + std::to_string(n) + " bytes outside a device allocation");
-  std::memset(p, value, n);
-  return cudaSuccess;
+cudaError_t cudaMemset(void* p, int value, size_t n) { return emu::memset_op(p, value, n, nullptr, "cudaMemset"); }
+cudaError_t cudaMemsetAsync(void* p, int value, size_t n, cudaStream_t s) {
+  return emu::memset_op(p, value, n, s, "cudaMemsetAsync");
 }
-cudaError_t cudaMemsetAsync(void* p, int value, size_t n, cudaStream_t) { return cudaMemset(p, value, n); }
 
 cudaError_t cudaFuncSetAttribute(const void* kernel, cudaFuncAttribute attr, int value) {
   if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize)
@@ -155,97 +225,69 @@ cudaError_t cudaFuncSetAttribute(const void* kernel, cudaFuncAttribute attr, int
 }
 
 cudaError_t cudaGetLastError() {
+  if (cudaError_t e = emu::sticky_error()) return e;
+  std::lock_guard<std::mutex> l(emu::error_lock);
   const cudaError_t e = emu::last_error;
   emu::last_error = cudaSuccess;
   return e;
 }
-cudaError_t cudaPeekAtLastError() { return emu::last_error; }
+cudaError_t cudaPeekAtLastError() {
+  if (cudaError_t e = emu::sticky_error()) return e;
+  std::lock_guard<std::mutex> l(emu::error_lock);
+  return emu::last_error;
+}
 const char* cudaGetErrorString(cudaError_t e) {
-  static std::string s;
-  s = e == cudaSuccess ? "no error" : "emulated CUDA error " + std::to_string(int(e)) + ": " + emu::last_message;
+  static thread_local std::string s;
+  if (e == cudaSuccess) return "no error";
+  if (e == emu::sticky_error()) s = "emulated CUDA error " + std::to_string(int(e)) + ": " + emu::sticky_message();
+  else s = "emulated CUDA error " + std::to_string(int(e)) + ": " + emu::last_message;
   return s.c_str();
 }
 
-// Events time the host: every call has finished by the time it returns.
+// ---- streams ------------------------------------------------------------------------
+cudaError_t cudaStreamCreate(cudaStream_t* s) {
+  *s = emu::create_stream(false);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
+  *s = emu::create_stream((flags & cudaStreamNonBlocking) != 0);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) { return emu::destroy_stream(s); }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { return emu::synchronize_stream(s); }
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
+  emu::stream_wait_event(s, reinterpret_cast<const emu::Event*>(e));
+  return emu::sticky_error();
+}
+
+// ---- events -------------------------------------------------------------------------
 cudaError_t cudaEventCreate(cudaEvent_t* e) {
-  *e = reinterpret_cast<cudaEvent_t>(new std::chrono::steady_clock::time_point());
+  *e = reinterpret_cast<cudaEvent_t>(new emu::Event);
   return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
-  *reinterpret_cast<std::chrono::steady_clock::time_point*>(e) = std::chrono::steady_clock::now();
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) { return cudaEventCreate(e); }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  if (cudaError_t err = emu::sticky_error()) return err;
+  emu::record_event(reinterpret_cast<emu::Event*>(e), s);
   return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  return emu::synchronize_event(reinterpret_cast<const emu::Event*>(e));
+}
+cudaError_t cudaEventQuery(cudaEvent_t e) {
+  if (cudaError_t err = emu::sticky_error()) return err;
+  return emu::event_done(reinterpret_cast<const emu::Event*>(e)) ? cudaSuccess : cudaErrorNotReady;
+}
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t stop) {
-  using TP = std::chrono::steady_clock::time_point;
-  *ms = std::chrono::duration<float, std::milli>(*reinterpret_cast<TP*>(stop) - *reinterpret_cast<TP*>(start)).count();
+  const auto *a = reinterpret_cast<const emu::Event*>(start), *b = reinterpret_cast<const emu::Event*>(stop);
+  if (!a->recorded || !b->recorded) return fail(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime: not recorded");
+  if (!emu::event_done(a) || !emu::event_done(b)) return cudaErrorNotReady;
+  *ms = float(*b->time_ms - *a->time_ms);
   return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
-  delete reinterpret_cast<std::chrono::steady_clock::time_point*>(e);
+  delete reinterpret_cast<emu::Event*>(e);
   return cudaSuccess;
 }
 
 }  // extern "C"
-
-// core/nccl_communicator.cu needs the real NCCL. In the emulation device
-// memory is host memory, so the "NCCL" groups run MPI on the same buffers: the
-// Trainer's CUDA path (grid, checkpoints, bucketed reduction, tp/pp/dp layouts
-// under mpirun: tests/mpi/cuda_emulation_equivalence.cpp) runs end to end.
-namespace dt {
-namespace {
-
-class EmulatedNccl final : public Communicator {
- public:
-  explicit EmulatedNccl(MPI_Comm group) : mpi_(group) {}
-  int rank() const override { return mpi_.rank(); }
-  int size() const override { return mpi_.size(); }
-  void all_reduce_sum(Tensor t) override { reduce(t, false); }
-  void all_reduce_max(Tensor t) override { reduce(t, true); }
-  void reduce_scatter_sum(Tensor out, Tensor in) override { mpi_.reduce_scatter_sum(host(out), host(in)); }
-  void all_gather(Tensor out, Tensor in) override { mpi_.all_gather(host(out), host(in)); }
-  void broadcast(Tensor t, int root) override { mpi_.broadcast(words(t), root); }
-  void send(Tensor t, int peer, int tag) override { mpi_.send(words(t), peer, tag); }
-  void recv(Tensor t, int peer, int tag) override { mpi_.recv(words(t), peer, tag); }
-  void wait_sends() override { mpi_.wait_sends(); }
-  void barrier() override { mpi_.barrier(); }
-  void reduce_async(Tensor out, Tensor in, int root) override { mpi_.reduce_async(host(out), host(in), root); }
-  void finish_async() override { mpi_.finish_async(); }
-  double all_reduce_sum(double v) override { return mpi_.all_reduce_sum(v); }
-  double all_reduce_max(double v) override { return mpi_.all_reduce_max(v); }
-
- private:
-  static Tensor host(Tensor t) {
-    t.device = Device::cpu();
-    return t;
-  }
-  // Point-to-point and broadcast move bytes: any tensor as f32 words.
-  static Tensor words(const Tensor& t) {
-    DT_CHECK(t.bytes() % 4 == 0, "emulated NCCL: odd-sized bf16 tensor ", t.shape_str());
-    return Tensor(t.ptr, DType::F32, {int64_t(t.bytes() / 4)});
-  }
-  // bf16 tensors (activations under tensor parallelism) are reduced in f32 and
-  // rounded back once, as NCCL's bf16 reductions accumulate in higher precision.
-  void reduce(Tensor t, bool max) {
-    if (t.dtype != DType::BF16) {
-      max ? mpi_.all_reduce_max(host(t)) : mpi_.all_reduce_sum(host(t));
-      return;
-    }
-    const int64_t n = t.numel();
-    auto* p = static_cast<__nv_bfloat16*>(t.ptr);
-    std::vector<float> f(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) f[size_t(i)] = __bfloat162float(p[i]);
-    const Tensor ft(f.data(), DType::F32, {n});
-    max ? mpi_.all_reduce_max(ft) : mpi_.all_reduce_sum(ft);
-    for (int64_t i = 0; i < n; ++i) p[i] = __float2bfloat16(f[size_t(i)]);
-  }
-  MpiCommunicator mpi_;
-};
-
-}  // namespace
-
-std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm group, int) {
-  return std::make_unique<EmulatedNccl>(group);
-}
-
-}  // namespace dt

@@ -1,0 +1,176 @@
+// The emulator's own guarantees (device.hpp, memory.hpp): work runs after the
+// call that queued it, only the orderings CUDA documents hold, and an access
+// that nothing orders against another stream's (or the host's) is reported
+// as a race naming the buffer and both operations. Kernels are real difftron
+// kernels (ops::fill), whose loads and stores reach the detector through the
+// instrumentation of kernels/cuda/*.cu; copies and memsets declare theirs.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "emulated_runtime.hpp"
+#include "core/error.hpp"
+#include "kernels/ops.hpp"
+
+namespace {
+
+using namespace dt;
+
+struct DeviceBuffer {
+  explicit DeviceBuffer(int64_t n) : n(n) {
+    EXPECT_EQ(cudaMalloc(&p, size_t(n) * sizeof(float)), cudaSuccess);
+  }
+  ~DeviceBuffer() { cudaFree(p); }
+  Tensor t() const { return Tensor(p, DType::F32, {n}, Device::cuda(0)); }
+  void* p = nullptr;
+  int64_t n;
+};
+
+struct PinnedBuffer {
+  explicit PinnedBuffer(size_t bytes) { EXPECT_EQ(cudaMallocHost(&p, bytes), cudaSuccess); }
+  ~PinnedBuffer() { cudaFreeHost(p); }
+  void* p = nullptr;
+};
+
+// The sticky error an expected failure left (it may surface in any later
+// call, the launch check of the failing op's own launch included), cleared
+// for the next test.
+std::string failure(const std::function<void()>& work = [] {}) {
+  std::string what;
+  try {
+    work();
+  } catch (const Error& e) {
+    what = e.what();
+  }
+  cudaDeviceSynchronize();
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) what = cudaGetErrorString(e);
+  emu::reset_after_failure();
+  return what;
+}
+
+// A gate op on a stream: the stream's later work waits until it opens.
+struct Gate {
+  explicit Gate(cudaStream_t s) {
+    emu::enqueue(s, "test gate", [this] { return open.load() ? emu::Progress::kDone : emu::Progress::kBlocked; });
+  }
+  std::atomic<bool> open{false};
+};
+
+TEST(CudaEmulation, KernelsRunAfterTheLaunchReturnsNotDuringIt) {
+  DeviceBuffer buf(64);
+  ops::fill(buf.t(), 1.f);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  Gate gate(nullptr);
+  ops::fill(buf.t(), 2.f);                 // queued behind the closed gate
+  const float seen = static_cast<float*>(buf.p)[0];  // a peek the real API would not allow
+  EXPECT_EQ(seen, 1.f) << "the kernel ran inside the launch call";
+  gate.open = true;
+  float out = 0;
+  ASSERT_EQ(cudaMemcpy(&out, buf.p, sizeof out, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(out, 2.f);
+}
+
+TEST(CudaEmulation, UnorderedReadOnAnotherStreamIsReportedAsARace) {
+  DeviceBuffer a(256), b(256);
+  cudaStream_t s;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  ops::fill(a.t(), 3.f);  // the legacy default stream writes a
+  const std::string what =
+      failure([&] { cudaMemcpyAsync(b.p, a.p, 256 * sizeof(float), cudaMemcpyDeviceToDevice, s); });
+  EXPECT_NE(what.find("race on allocation"), std::string::npos) << what;
+  EXPECT_NE(what.find("kernel fill_kernel"), std::string::npos) << what;
+  EXPECT_NE(what.find("cudaMemcpyAsync"), std::string::npos) << what;
+  cudaStreamDestroy(s);
+}
+
+TEST(CudaEmulation, AnEventWaitOrdersTheRead) {
+  DeviceBuffer a(256), b(256);
+  cudaStream_t s;
+  cudaEvent_t e;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaEventCreate(&e), cudaSuccess);
+  ops::fill(a.t(), 3.f);
+  ASSERT_EQ(cudaEventRecord(e, nullptr), cudaSuccess);
+  ASSERT_EQ(cudaStreamWaitEvent(s, e, 0), cudaSuccess);
+  ASSERT_EQ(cudaMemcpyAsync(b.p, a.p, 256 * sizeof(float), cudaMemcpyDeviceToDevice, s), cudaSuccess);
+  EXPECT_EQ(failure(), "");
+  float out = 0;
+  ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(&out, static_cast<float*>(b.p) + 255, sizeof out, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(out, 3.f);
+  cudaEventDestroy(e);
+  cudaStreamDestroy(s);
+}
+
+TEST(CudaEmulation, TheLegacyStreamOrdersBlockingStreamsButNotNonBlockingOnes) {
+  DeviceBuffer a(256), b(256);
+  cudaStream_t blocking;
+  ASSERT_EQ(cudaStreamCreate(&blocking), cudaSuccess);
+  ops::fill(a.t(), 3.f);
+  ASSERT_EQ(cudaMemcpyAsync(b.p, a.p, 1024, cudaMemcpyDeviceToDevice, blocking), cudaSuccess);
+  ops::fill(a.t(), 4.f);  // after the copy read a: the legacy stream waits for blocking streams
+  EXPECT_EQ(failure(), "");
+  cudaStreamDestroy(blocking);
+}
+
+TEST(CudaEmulation, OverwritingWhatAnotherStreamStillReadsIsReported) {
+  DeviceBuffer a(256), b(256);
+  cudaStream_t s;
+  cudaEvent_t e;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaEventCreate(&e), cudaSuccess);
+  ops::fill(a.t(), 3.f);
+  ASSERT_EQ(cudaEventRecord(e, nullptr), cudaSuccess);
+  ASSERT_EQ(cudaStreamWaitEvent(s, e, 0), cudaSuccess);
+  ASSERT_EQ(cudaMemcpyAsync(b.p, a.p, 1024, cudaMemcpyDeviceToDevice, s), cudaSuccess);  // s reads a
+  // and the legacy stream overwrites it without waiting for s
+  const std::string what = failure([&] { ops::fill(a.t(), 4.f); });
+  EXPECT_NE(what.find("reads it and kernel fill_kernel"), std::string::npos) << what;
+  cudaEventDestroy(e);
+  cudaStreamDestroy(s);
+}
+
+TEST(CudaEmulation, TheHostReadingPinnedMemoryBeforeSynchronisingIsARace) {
+  DeviceBuffer a(256);
+  PinnedBuffer h(1024);
+  ops::fill(a.t(), 5.f);
+  ASSERT_EQ(cudaMemcpyAsync(h.p, a.p, 1024, cudaMemcpyDeviceToHost, nullptr), cudaSuccess);
+  emu::host_access(h.p, 1024, false);
+  EXPECT_NE(failure().find("the host (a read)"), std::string::npos);
+
+  ASSERT_EQ(cudaMemcpyAsync(h.p, a.p, 1024, cudaMemcpyDeviceToHost, nullptr), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+  emu::host_access(h.p, 1024, false);
+  EXPECT_EQ(failure(), "");
+  EXPECT_EQ(static_cast<float*>(h.p)[255], 5.f);
+}
+
+TEST(CudaEmulation, AKernelWritingPastItsAllocationFails) {
+  DeviceBuffer a(100);
+  const std::string what = failure([&] { ops::fill(Tensor(a.p, DType::F32, {120}, Device::cuda(0)), 1.f); });
+  EXPECT_NE(what.find("outside every live allocation"), std::string::npos) << what;
+}
+
+TEST(CudaEmulation, HostSynchronisationsAreCountedWhereTheHostBlocks) {
+  DeviceBuffer a(256), b(256);
+  PinnedBuffer h(1024);
+  float pageable[256];
+  const uint64_t before = emu::host_sync_count();
+  ops::fill(a.t(), 1.f);
+  ASSERT_EQ(cudaMemcpyAsync(b.p, a.p, 1024, cudaMemcpyDeviceToDevice, nullptr), cudaSuccess);
+  ASSERT_EQ(cudaMemcpyAsync(h.p, a.p, 1024, cudaMemcpyDeviceToHost, nullptr), cudaSuccess);
+  ASSERT_EQ(cudaMemcpyAsync(a.p, h.p, 1024, cudaMemcpyHostToDevice, nullptr), cudaSuccess);
+  EXPECT_EQ(emu::host_sync_count(), before) << "device work and pinned async copies need no host wait";
+  ASSERT_EQ(cudaMemcpy(pageable, a.p, 1024, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(emu::host_sync_count(), before + 1) << "a copy into pageable memory waits for the device";
+  ASSERT_EQ(cudaMemcpyAsync(a.p, pageable, 1024, cudaMemcpyHostToDevice, nullptr), cudaSuccess);
+  EXPECT_EQ(emu::host_sync_count(), before + 2) << "staging pageable memory waits for the stream";
+  ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+  EXPECT_EQ(emu::host_sync_count(), before + 3);
+}
+
+}  // namespace
