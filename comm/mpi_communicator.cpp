@@ -21,6 +21,14 @@ static void check_f32(const Tensor& t, const char* op) {
   DT_CHECK(t.dtype == DType::F32, op, " expects f32");
 }
 
+// The MPI type of a reducible host tensor (f32 or f64).
+static MPI_Datatype reduce_type(const Tensor& t, const char* op) {
+  if (!t.device.is_cpu()) fail(op, ": MPI communicator needs host tensors (NCCL handles device tensors)");
+  if (t.dtype == DType::F64) return MPI_DOUBLE;
+  DT_CHECK(t.dtype == DType::F32, op, " expects f32 or f64, got ", dtype_name(t.dtype));
+  return MPI_FLOAT;
+}
+
 MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm) {
   MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
   MPI_CHECK(MPI_Comm_size(comm_, &size_));
@@ -33,15 +41,15 @@ MpiCommunicator::~MpiCommunicator() {
 }
 
 void MpiCommunicator::all_reduce_sum(Tensor t) {
-  check_f32(t, "all_reduce_sum");
+  const MPI_Datatype type = reduce_type(t, "all_reduce_sum");
   if (size_ == 1) return;
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.ptr, int(t.numel()), MPI_FLOAT, MPI_SUM, comm_));
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.ptr, int(t.numel()), type, MPI_SUM, comm_));
 }
 
 void MpiCommunicator::all_reduce_max(Tensor t) {
-  check_f32(t, "all_reduce_max");
+  const MPI_Datatype type = reduce_type(t, "all_reduce_max");
   if (size_ == 1) return;
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.ptr, int(t.numel()), MPI_FLOAT, MPI_MAX, comm_));
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.ptr, int(t.numel()), type, MPI_MAX, comm_));
 }
 
 void MpiCommunicator::reduce_scatter_sum(Tensor out, Tensor in) {
@@ -84,23 +92,49 @@ void MpiCommunicator::wait_sends() {
 
 void MpiCommunicator::barrier() { MPI_CHECK(MPI_Barrier(comm_)); }
 
-void MpiCommunicator::reduce_async(Tensor out, Tensor in, int root) {
-  check_f32(in, "reduce_async");
-  DT_CHECK(out.numel() == in.numel(), "reduce_async sizes ", out.numel(), " / ", in.numel());
-  if (size_ == 1) {
-    if (out.ptr != in.ptr) std::memcpy(out.ptr, in.ptr, in.bytes());
-    return;
+// Tags count the messages to (or from) each peer within the exchange, so the
+// k-th send to a peer matches its k-th receive from this rank.
+void MpiCommunicator::start_exchange(const std::vector<P2P>& ops) {
+  DT_CHECK(exchange_.empty(), "start_exchange: the previous exchange was not waited for");
+  std::vector<int> sent(size_t(size_), 0), received(size_t(size_), 0);
+  for (const P2P& op : ops) {
+    check_f32(op.t, op.send ? "exchange send" : "exchange recv");
+    exchange_.emplace_back();
+    const int n = int(op.t.numel());
+    if (op.send)
+      MPI_CHECK(MPI_Isend(op.t.ptr, n, MPI_FLOAT, op.peer, sent[size_t(op.peer)]++, comm_, &exchange_.back()));
+    else
+      MPI_CHECK(MPI_Irecv(op.t.ptr, n, MPI_FLOAT, op.peer, received[size_t(op.peer)]++, comm_, &exchange_.back()));
   }
-  const int n = int(in.numel());
-  const bool in_place = out.ptr == in.ptr;
-  async_.emplace_back();
-  if (root < 0)
-    MPI_CHECK(MPI_Iallreduce(in_place ? MPI_IN_PLACE : in.ptr, out.ptr, n, MPI_FLOAT, MPI_SUM, comm_, &async_.back()));
-  else if (rank_ == root)
-    MPI_CHECK(MPI_Ireduce(in_place ? MPI_IN_PLACE : in.ptr, out.ptr, n, MPI_FLOAT, MPI_SUM, root, comm_,
-                          &async_.back()));
-  else
-    MPI_CHECK(MPI_Ireduce(in.ptr, nullptr, n, MPI_FLOAT, MPI_SUM, root, comm_, &async_.back()));
+}
+
+void MpiCommunicator::wait_exchange() {
+  if (exchange_.empty()) return;
+  MPI_CHECK(MPI_Waitall(int(exchange_.size()), exchange_.data(), MPI_STATUSES_IGNORE));
+  exchange_.clear();
+}
+
+void MpiCommunicator::reduce_async(const std::vector<Reduction>& parts) {
+  for (const Reduction& p : parts) {
+    const Tensor &out = p.out, &in = p.in;
+    check_f32(in, "reduce_async");
+    DT_CHECK(out.numel() == in.numel(), "reduce_async sizes ", out.numel(), " / ", in.numel());
+    if (size_ == 1) {
+      if (out.ptr != in.ptr) std::memcpy(out.ptr, in.ptr, in.bytes());
+      continue;
+    }
+    const int n = int(in.numel());
+    const bool in_place = out.ptr == in.ptr;
+    async_.emplace_back();
+    if (p.root < 0)
+      MPI_CHECK(
+          MPI_Iallreduce(in_place ? MPI_IN_PLACE : in.ptr, out.ptr, n, MPI_FLOAT, MPI_SUM, comm_, &async_.back()));
+    else if (rank_ == p.root)
+      MPI_CHECK(MPI_Ireduce(in_place ? MPI_IN_PLACE : in.ptr, out.ptr, n, MPI_FLOAT, MPI_SUM, p.root, comm_,
+                            &async_.back()));
+    else
+      MPI_CHECK(MPI_Ireduce(in.ptr, nullptr, n, MPI_FLOAT, MPI_SUM, p.root, comm_, &async_.back()));
+  }
 }
 
 void MpiCommunicator::finish_async() {

@@ -29,7 +29,10 @@ class MpiCommunicator final : public Communicator {
   void recv(Tensor t, int peer, int tag) override;
   void wait_sends() override;
   void barrier() override;
-  void reduce_async(Tensor out, Tensor in, int root) override;
+  void start_exchange(const std::vector<P2P>& ops) override;
+  void wait_exchange() override;
+  using Communicator::reduce_async;
+  void reduce_async(const std::vector<Reduction>& parts) override;
   void finish_async() override;
   double all_reduce_sum(double v) override;
   double all_reduce_max(double v) override;
@@ -38,7 +41,7 @@ class MpiCommunicator final : public Communicator {
  private:
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
-  std::vector<MPI_Request> pending_, async_;
+  std::vector<MPI_Request> pending_, async_, exchange_;
 };
 
 // MPI_Init once per process (threads: funneled; only the main thread calls MPI).

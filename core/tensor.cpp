@@ -7,6 +7,7 @@ const char* dtype_name(DType t) {
     case DType::F32: return "f32";
     case DType::BF16: return "bf16";
     case DType::I32: return "i32";
+    case DType::F64: return "f64";
   }
   return "?";
 }
@@ -26,6 +27,11 @@ int64_t Tensor::numel() const {
 float* Tensor::f32() const {
   DT_CHECK(dtype == DType::F32, "expected f32 tensor, got ", dtype_name(dtype));
   return static_cast<float*>(ptr);
+}
+
+double* Tensor::f64() const {
+  DT_CHECK(dtype == DType::F64, "expected f64 tensor, got ", dtype_name(dtype));
+  return static_cast<double*>(ptr);
 }
 
 int32_t* Tensor::i32() const {

@@ -11,9 +11,10 @@
 
 namespace dt {
 
-enum class DType : uint8_t { F32, BF16, I32 };
+// F64 holds step statistics (loss and squared-norm accumulators) on the device.
+enum class DType : uint8_t { F32, BF16, I32, F64 };
 
-inline size_t dtype_size(DType t) { return t == DType::BF16 ? 2 : 4; }
+inline size_t dtype_size(DType t) { return t == DType::BF16 ? 2 : t == DType::F64 ? 8 : 4; }
 const char* dtype_name(DType t);
 
 struct Tensor {
@@ -37,6 +38,7 @@ struct Tensor {
 
   float* f32() const;
   int32_t* i32() const;
+  double* f64() const;
 
   // Same memory, new shape (numel must match).
   Tensor view(std::initializer_list<int64_t> dims) const;

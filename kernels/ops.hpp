@@ -68,8 +68,10 @@ void swiglu_backward(Tensor da, Tensor db, Tensor dout, Tensor a, Tensor b);
 // ---- cross-entropy, fused with its gradient ---------------------------------------
 // logits (N,V); targets (N) i32 (−1: ignored); losses (N) per-row loss (0 when ignored).
 // When grad_scale != 0, logits are overwritten by grad_scale · d loss_row / d logits
-// (softmax − onehot), so probabilities are never stored. Returns the sum of losses.
-double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_scale);
+// (softmax − onehot), so probabilities are never stored. Returns the sum of
+// losses; or, given loss_sum (f64 (1) on the op's device), adds it there and
+// returns 0 without waiting for the device (the training step's form).
+double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_scale, Tensor loss_sum = {});
 
 // Vocab-parallel cross-entropy in three passes around two all-reduces (max,
 // then Σexp and the target logit); logits (N,Vl) hold vocabulary columns
@@ -83,19 +85,26 @@ void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor ro
 void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale);
 
 // losses (N) = rowmax + log(sumexp) − target_logit (0 where the target is −1);
-// returns their sum (the vocab-parallel loss after the two all-reduces).
-double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit);
+// returns their sum (the vocab-parallel loss after the two all-reduces), or
+// adds it to loss_sum (f64 (1)) as cross_entropy does.
+double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit,
+                     Tensor loss_sum = {});
 
 // ---- optimizer -------------------------------------------------------------------
 struct AdamWParams {
   float lr, beta1, beta2, eps, weight_decay;
   int64_t step;      // 1-based, for bias correction
-  float grad_scale;  // multiplies the gradient first (clipping)
+  float grad_scale;  // multiplies the gradient first
+  Tensor clip;       // optional f32 (1) on the op's device: multiplies it too (clip_factor's result)
 };
 // param, grad, m, v: same shape; decoupled weight decay (param −= lr·wd·param)
 void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p);
-// Σ x² accumulated in double
-double sum_squares(Tensor x);
+// Σ x² accumulated in double; given acc (f64 (1) on x's device), adds it there
+// and returns 0 without waiting for the device.
+double sum_squares(Tensor x, Tensor acc = {});
+// The gradient-clipping factor on the device: factor (f32 (1)) = max_norm / √norm_sq
+// when max_norm > 0 and √norm_sq > max_norm, else 1; norm_sq f64 (1).
+void clip_factor(Tensor factor, Tensor norm_sq, double max_norm);
 // x *= s
 void scale(Tensor x, float s);
 

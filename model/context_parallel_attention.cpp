@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/mutation.hpp"
 #include "model/transformer.hpp"
 
 namespace dt {
@@ -33,6 +34,32 @@ void for_visible_blocks(int rank, int owner, int cp, int C, F&& f) {
     }
 }
 
+// One ring hop: `out` to rank r+1 while `in` arrives from rank r−1, every
+// send and receive in one exchange (one NCCL group: a hop whose blocks exceed
+// NCCL's buffering cannot deadlock). The received blocks are ready for work
+// queued after ring_hop_finish.
+void ring_hop_start(Communicator& ring, const std::vector<Tensor>& out, const std::vector<Tensor>& in) {
+  const int cp = ring.size(), r = ring.rank();
+  if (DT_MUTATION("old_ring_grouping")) {  // the pre-fix grouping, for the emulator's deadlock test
+    for (size_t i = 0; i < out.size(); ++i) ring.send(out[i], (r + 1) % cp, int(i));
+    return;
+  }
+  std::vector<Communicator::P2P> ops;
+  for (const Tensor& t : out) ops.push_back({t, (r + 1) % cp, true});
+  for (const Tensor& t : in) ops.push_back({t, (r - 1 + cp) % cp, false});
+  ring.start_exchange(ops);
+}
+
+void ring_hop_finish(Communicator& ring, const std::vector<Tensor>& in) {
+  const int cp = ring.size(), r = ring.rank();
+  if (DT_MUTATION("old_ring_grouping")) {
+    for (size_t i = 0; i < in.size(); ++i) ring.recv(in[i], (r - 1 + cp) % cp, int(i));
+    ring.wait_sends();
+    return;
+  }
+  ring.wait_exchange();
+}
+
 }  // namespace
 
 void Transformer::cp_attention_forward(LayerActs& A, int l) {
@@ -48,18 +75,14 @@ void Transformer::cp_attention_forward(LayerActs& A, int l) {
   for (int s = 0; s < cp; ++s) {
     const int owner = (r - s + cp) % cp;
     const int slot = s % 2;
-    if (s + 1 < cp) {  // pass the block on while attending to it
-      ring.send(k, (r + 1) % cp, 0);
-      ring.send(v, (r + 1) % cp, 1);
-    }
+    const bool pass = s + 1 < cp;
+    if (pass) ring_hop_start(ring, {k, v}, {ring_k_[slot], ring_v_[slot]});  // pass the block on while attending to it
     for_visible_blocks(r, owner, cp, C, [&](const AttnBlock& blk) {
       attention_block_forward(maps, blk_out_, blk_lse_, A.q, k, v.view({B, T, 2 * KVl_ / maps, dvw}), blk);
       for (int m = 0; m < maps; ++m) attention_merge(out[m], lse[m], blk_out_[m], blk_lse_[m], blk.q0, blk.nq);
     });
-    if (s + 1 < cp) {
-      ring.recv(ring_k_[slot], (r - 1 + cp) % cp, 0);
-      ring.recv(ring_v_[slot], (r - 1 + cp) % cp, 1);
-      ring.wait_sends();
+    if (pass) {
+      ring_hop_finish(ring, {ring_k_[slot], ring_v_[slot]});
       k = ring_k_[slot];
       v = ring_v_[slot];
     }
@@ -103,15 +126,8 @@ void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
     });
     // Every block moves on with its gradient; after cp hops each is home.
     const int slot = s % 2;
-    ring.send(k, (r + 1) % cp, 0);
-    ring.send(v, (r + 1) % cp, 1);
-    ring.send(dk, (r + 1) % cp, 2);
-    ring.send(dv, (r + 1) % cp, 3);
-    ring.recv(ring_k_[slot], (r - 1 + cp) % cp, 0);
-    ring.recv(ring_v_[slot], (r - 1 + cp) % cp, 1);
-    ring.recv(ring_dk_[slot], (r - 1 + cp) % cp, 2);
-    ring.recv(ring_dv_[slot], (r - 1 + cp) % cp, 3);
-    ring.wait_sends();
+    ring_hop_start(ring, {k, v, dk, dv}, {ring_k_[slot], ring_v_[slot], ring_dk_[slot], ring_dv_[slot]});
+    ring_hop_finish(ring, {ring_k_[slot], ring_v_[slot], ring_dk_[slot], ring_dv_[slot]});
     k = ring_k_[slot], v = ring_v_[slot], dk = ring_dk_[slot], dv = ring_dv_[slot];
   }
   copy(dk_, dk);

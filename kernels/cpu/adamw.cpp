@@ -19,7 +19,7 @@ void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p) 
   const float bc1 = 1.f - float(std::pow(double(p.beta1), double(p.step)));
   const float bc2 = 1.f - float(std::pow(double(p.beta2), double(p.step)));
   const float b1 = p.beta1, b2 = p.beta2, lr = p.lr, wd = p.weight_decay, eps = p.eps,
-              gs = p.grad_scale;
+              gs = p.grad_scale * (p.clip.defined() ? *p.clip.f32() : 1.f);
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     float g = gp[i] * gs;
@@ -32,8 +32,8 @@ void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p) 
   }
 }
 
-double sum_squares(Tensor x) {
-  DT_ON_CUDA(x, sum_squares(x));
+double sum_squares(Tensor x, Tensor acc) {
+  DT_ON_CUDA(x, sum_squares(x, acc));
   const int64_t n = x.numel();
   const float* xp = x.f32();
   // Fixed blocks summed in order: the result does not depend on the thread count.
@@ -51,7 +51,15 @@ double sum_squares(Tensor x) {
   }
   double total = 0.0;
   for (int64_t b = 0; b < nblocks; ++b) total += partial[b];
-  return total;
+  if (!acc.defined()) return total;
+  *acc.f64() += total;
+  return 0.0;
+}
+
+void clip_factor(Tensor factor, Tensor norm_sq, double max_norm) {
+  DT_ON_CUDA(factor, clip_factor(factor, norm_sq, max_norm));
+  const double norm = std::sqrt(*norm_sq.f64());
+  *factor.f32() = (max_norm > 0 && norm > max_norm) ? float(max_norm / norm) : 1.f;
 }
 
 void scale(Tensor x, float s) {

@@ -6,8 +6,8 @@ namespace dt::ops {
 // Per row: loss = logsumexp(z) − z[target]. With grad_scale ≠ 0 the row is
 // overwritten in place by grad_scale·(softmax(z) − onehot(target)): two passes
 // over the row (max and sum, then gradient), no probability buffer.
-double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_scale) {
-  DT_ON_CUDA(logits, cross_entropy(logits, targets, losses, grad_scale));
+double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_scale, Tensor loss_sum) {
+  DT_ON_CUDA(logits, cross_entropy(logits, targets, losses, grad_scale, loss_sum));
   const int64_t N = logits.rows(), V = logits.cols();
   DT_CHECK(targets.numel() == N && losses.numel() == N);
   float* zp = logits.f32();
@@ -42,7 +42,9 @@ double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_sc
   }
   double total = 0.0;  // summed in row order: deterministic
   for (int64_t i = 0; i < N; ++i) total += lp[i];
-  return total;
+  if (!loss_sum.defined()) return total;
+  *loss_sum.f64() += total;
+  return 0.0;
 }
 
 }  // namespace dt::ops

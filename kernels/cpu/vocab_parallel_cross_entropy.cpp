@@ -61,8 +61,9 @@ void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Ten
   }
 }
 
-double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit) {
-  DT_ON_CUDA(losses, ce_shard_loss(losses, targets, rowmax, sumexp, target_logit));
+double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit,
+                     Tensor loss_sum) {
+  DT_ON_CUDA(losses, ce_shard_loss(losses, targets, rowmax, sumexp, target_logit, loss_sum));
   const int64_t N = losses.numel();
   const int32_t* t = targets.i32();
   const float *m = rowmax.f32(), *s = sumexp.f32(), *tl = target_logit.f32();
@@ -72,7 +73,9 @@ double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp
     loss[i] = t[i] < 0 ? 0.f : m[i] + std::log(s[i]) - tl[i];
     total += loss[i];
   }
-  return total;
+  if (!loss_sum.defined()) return total;
+  *loss_sum.f64() += total;
+  return 0.0;
 }
 
 }  // namespace dt::ops

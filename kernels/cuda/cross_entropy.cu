@@ -1,7 +1,8 @@
 // Cross-entropy fused with its gradient, and the vocab-parallel pieces, on
 // CUDA (kernels/cpu/cross_entropy.cpp, vocab_parallel_cross_entropy.cpp).
 // One block per row; statistics in fp32; the loss sum is reduced on the device
-// in double and copied back once.
+// in double, in a fixed order, and either copied back (a host result) or added
+// to a device accumulator (the training step: no host wait).
 #include <initializer_list>
 
 #include "kernels/cuda/cuda_ops.hpp"
@@ -16,14 +17,15 @@ constexpr int kSumThreads = 1024;
 // logits (N,V) in place; targets (N) i32 (−1 ignored); losses (N) f32.
 // Pass 1 keeps an online (max, Σexp) per thread, merged across the block;
 // pass 2 overwrites the row with grad_scale·(softmax − onehot) when grad_scale ≠ 0.
-// A target outside [−1, V) is recorded in bad (first one wins) and treated as ignored.
+// A target outside [−1, V) is recorded in bad (first one wins) and its loss is
+// NaN, so a step that accumulates losses on the device cannot miss it.
 __global__ void cross_entropy_kernel(FBuf logits, const int32_t* targets, float* losses, HostResult* bad, int64_t V,
                                      float grad_scale) {
   const int64_t row = blockIdx.x, base = row * V;
   const int32_t t = targets[row];
   if (t < 0 || t >= V) {  // uniform across the block
     if (threadIdx.x == 0) {
-      losses[row] = 0.f;
+      losses[row] = t == -1 ? 0.f : NAN;
       if (t != -1 && atomicCAS(&bad->bad_index, -1, int(row)) == -1) bad->bad_value = t;
     }
     if (grad_scale != 0.f)
@@ -53,12 +55,14 @@ __global__ void cross_entropy_kernel(FBuf logits, const int32_t* targets, float*
   }
 }
 
-// One block: out->value = Σ losses (N) in double.
-__global__ void sum_losses_kernel(HostResult* out, const float* losses, int64_t N) {
+// One block: Σ losses (N) in double, into out->value or added to *acc.
+__global__ void sum_losses_kernel(HostResult* out, double* acc, const float* losses, int64_t N) {
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < N; i += blockDim.x) s += double(losses[i]);
   s = block_sum(s);
-  if (threadIdx.x == 0) out->value = s;
+  if (threadIdx.x != 0) return;
+  if (acc) *acc += s;
+  else out->value = s;
 }
 
 // rowmax (N) = max_j z_ij
@@ -104,9 +108,10 @@ __global__ void ce_shard_grad_kernel(FBuf logits, const int32_t* targets, int64_
   }
 }
 
-// One block: losses (N) = rowmax + log(sumexp) − target_logit (0 where t = −1); out->value = Σ in double.
-__global__ void ce_shard_loss_kernel(HostResult* out, float* losses, const int32_t* targets, const float* rowmax,
-                                     const float* sumexp, const float* target_logit, int64_t N) {
+// One block: losses (N) = rowmax + log(sumexp) − target_logit (0 where t = −1); Σ in double into
+// out->value, or added to *acc.
+__global__ void ce_shard_loss_kernel(HostResult* out, double* acc, float* losses, const int32_t* targets,
+                                     const float* rowmax, const float* sumexp, const float* target_logit, int64_t N) {
   double total = 0.0;
   for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
     const float loss = targets[i] < 0 ? 0.f : rowmax[i] + logf(sumexp[i]) - target_logit[i];
@@ -114,7 +119,9 @@ __global__ void ce_shard_loss_kernel(HostResult* out, float* losses, const int32
     total += double(loss);
   }
   total = block_sum(total);
-  if (threadIdx.x == 0) out->value = total;
+  if (threadIdx.x != 0) return;
+  if (acc) *acc += total;
+  else out->value = total;
 }
 
 void check_stats(const char* op, const Tensor& targets, std::initializer_list<const Tensor*> stats, int64_t N) {
@@ -126,18 +133,28 @@ void check_stats(const char* op, const Tensor& targets, std::initializer_list<co
   }
 }
 
+// The device accumulator of a loss sum, or nullptr.
+double* accumulator(const Tensor& acc, const char* op) {
+  if (!acc.defined()) return nullptr;
+  require_dtype(acc, DType::F64, op, "loss_sum");
+  DT_CHECK(acc.numel() == 1, op, ": loss_sum ", acc.shape_str());
+  return acc.f64();
+}
+
 }  // namespace
 
-double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_scale) {
+double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_scale, Tensor loss_sum) {
   const int64_t N = logits.rows(), V = logits.cols();
   const char* op = "cross_entropy";
   check_stats(op, targets, {&losses}, N);
   const FBuf z = fbuf(logits, op);
+  double* acc = accumulator(loss_sum, op);
   if (N == 0) return 0.0;
   HostResult* res = host_result_scratch();
   CUDA_CHECK(cudaMemsetAsync(&res->bad_index, 0xff, 2 * sizeof(int), cuda_stream()));  // bad_index = −1
   DT_LAUNCH(cross_entropy_kernel, N, kRowThreads, 0, z, targets.i32(), losses.f32(), res, V, grad_scale);
-  DT_LAUNCH(sum_losses_kernel, 1, kSumThreads, 0, res, losses.f32(), N);
+  DT_LAUNCH(sum_losses_kernel, 1, kSumThreads, 0, res, acc, losses.f32(), N);
+  if (acc) return 0.0;
   const HostResult h = fetch_host_result(res);
   if (h.bad_index >= 0)
     fail("cross_entropy: target token ", h.bad_value, " (row ", h.bad_index, ") outside the vocabulary [0, ", V,
@@ -175,14 +192,16 @@ void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Ten
   DT_LAUNCH(ce_shard_grad_kernel, N, kRowThreads, 0, z, targets.i32(), v0, rowmax.f32(), sumexp.f32(), grad_scale, V);
 }
 
-double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit) {
+double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit,
+                     Tensor loss_sum) {
   const int64_t N = losses.numel();
   check_stats("ce_shard_loss", targets, {&losses, &rowmax, &sumexp, &target_logit}, N);
+  double* acc = accumulator(loss_sum, "ce_shard_loss");
   if (N == 0) return 0.0;
   HostResult* res = host_result_scratch();
-  DT_LAUNCH(ce_shard_loss_kernel, 1, kSumThreads, 0, res, losses.f32(), targets.i32(), rowmax.f32(), sumexp.f32(),
-            target_logit.f32(), N);
-  return fetch_host_result(res).value;
+  DT_LAUNCH(ce_shard_loss_kernel, 1, kSumThreads, 0, res, acc, losses.f32(), targets.i32(), rowmax.f32(),
+            sumexp.f32(), target_logit.f32(), N);
+  return acc ? 0.0 : fetch_host_result(res).value;
 }
 
 }  // namespace dt::cuda_ops

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/error.hpp"
+#include "core/mutation.hpp"
 #include "core/tensor.hpp"
 
 #define CUDA_CHECK(call)                                                                  \

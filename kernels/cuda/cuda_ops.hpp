@@ -11,7 +11,8 @@
 // and outputs (q, k, v, out, dout, dq, dk, dv) are BF16: the tensor-core tiles
 // read bf16. Everything runs on the compute stream (cuda_stream(), the legacy
 // default stream, so cudaMemcpy orders with it); ops that return a host value
-// synchronise.
+// synchronise,
+// unless given a device accumulator (f64) to add their result to.
 #pragma once
 #include <cstdint>
 
@@ -36,15 +37,17 @@ void rope_backward(Tensor dx, Tensor table);
 void swiglu_forward(Tensor out, Tensor a, Tensor b);
 void swiglu_backward(Tensor da, Tensor db, Tensor dout, Tensor a, Tensor b);
 
-double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_scale);
+double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_scale, Tensor loss_sum);
 void ce_shard_max(Tensor logits, Tensor rowmax);
 void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
                             Tensor target_logit);
 void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale);
-double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit);
+double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit,
+                     Tensor loss_sum);
 
 void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const ops::AdamWParams& p);
-double sum_squares(Tensor x);
+double sum_squares(Tensor x, Tensor acc);
+void clip_factor(Tensor factor, Tensor norm_sq, double max_norm);
 void scale(Tensor x, float s);
 // dst, src on the same CUDA device, f32/bf16 in any combination, or i32 to i32.
 void copy(Tensor dst, Tensor src);

@@ -10,13 +10,13 @@ namespace {
 constexpr int kThreads = 256;
 
 // One fused pass; param, grad, m, v (n) f32. bc1, bc2 = 1 − β^step.
-// g = grad_scale·grad; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
-// p −= lr·( (m/bc1) / (sqrt(v/bc2) + eps) + wd·p )
+// g = grad_scale·clip·grad (clip: the device's clipping factor, or null for 1);
+// m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²; p −= lr·( (m/bc1) / (sqrt(v/bc2) + eps) + wd·p )
 __global__ void adamw_kernel(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float b1,
-                             float b2, float eps, float wd, float bc1, float bc2, float gs) {
+                             float b2, float eps, float wd, float bc1, float bc2, float gs, const float* clip) {
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= n) return;
-  const float g = grad[i] * gs;
+  const float g = grad[i] * (clip ? gs * *clip : gs);
   const float mi = b1 * m[i] + (1.f - b1) * g;
   const float vi = b2 * v[i] + (1.f - b2) * g * g;
   m[i] = mi;
@@ -37,12 +37,21 @@ __global__ void sum_squares_partial_kernel(double* partial, FBuf x, int64_t n) {
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
-// Stage 2: one block adds the partials (fixed order for a fixed grid).
-__global__ void sum_partials_kernel(HostResult* out, const double* partial, int nblocks) {
+// Stage 2: one block adds the partials (fixed order for a fixed grid) into
+// out->value, or onto *acc.
+__global__ void sum_partials_kernel(HostResult* out, double* acc, const double* partial, int nblocks) {
   double s = 0.0;
   for (int b = threadIdx.x; b < nblocks; b += blockDim.x) s += partial[b];
   s = block_sum(s);
-  if (threadIdx.x == 0) out->value = s;
+  if (threadIdx.x != 0) return;
+  if (acc) *acc += s;
+  else out->value = s;
+}
+
+// factor = max_norm / √norm_sq when max_norm > 0 and √norm_sq > max_norm, else 1 (kernels/cpu/adamw.cpp).
+__global__ void clip_factor_kernel(float* factor, const double* norm_sq, double max_norm) {
+  const double norm = sqrt(*norm_sq);
+  *factor = (max_norm > 0 && norm > max_norm) ? float(max_norm / norm) : 1.f;
 }
 
 __global__ void scale_kernel(FBuf x, int64_t n, float s) {
@@ -64,21 +73,34 @@ void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const ops::AdamWParams
   // Bias corrections exactly as the CPU computes them.
   const float bc1 = 1.f - float(std::pow(double(p.beta1), double(p.step)));
   const float bc2 = 1.f - float(std::pow(double(p.beta2), double(p.step)));
+  const float* clip = nullptr;
+  if (p.clip.defined()) {
+    require_dtype(p.clip, DType::F32, op, "clip");
+    clip = p.clip.f32();
+  }
   DT_LAUNCH(adamw_kernel, blocks_for(n, kThreads), kThreads, 0, param.f32(), grad.f32(), m.f32(), v.f32(), n, p.lr,
-            p.beta1, p.beta2, p.eps, p.weight_decay, bc1, bc2, p.grad_scale);
+            p.beta1, p.beta2, p.eps, p.weight_decay, bc1, bc2, p.grad_scale, clip);
 }
 
-double sum_squares(Tensor x) {
+void clip_factor(Tensor factor, Tensor norm_sq, double max_norm) {
+  require_dtype(factor, DType::F32, "clip_factor", "factor");
+  require_dtype(norm_sq, DType::F64, "clip_factor", "norm_sq");
+  DT_LAUNCH(clip_factor_kernel, 1, 1, 0, factor.f32(), norm_sq.f64(), max_norm);
+}
+
+double sum_squares(Tensor x, Tensor acc) {
   const FBuf xb = fbuf(x, "sum_squares");
   const int64_t n = x.numel();
+  if (acc.defined()) require_dtype(acc, DType::F64, "sum_squares", "acc");
   if (n == 0) return 0.0;
   HostResult* res = host_result_scratch();
   double* partial = partials_after(res);
   const int64_t want = blocks_for(n, kThreads * 4);  // ≥ 4 elements per thread
   const int nblocks = int(want < kMaxPartials ? want : kMaxPartials);
   DT_LAUNCH(sum_squares_partial_kernel, nblocks, kThreads, 0, partial, xb, n);
-  DT_LAUNCH(sum_partials_kernel, 1, kThreads, 0, res, partial, nblocks);
-  return fetch_host_result(res).value;
+  double* out = acc.defined() ? acc.f64() : nullptr;
+  DT_LAUNCH(sum_partials_kernel, 1, kThreads, 0, res, out, partial, nblocks);
+  return out ? 0.0 : fetch_host_result(res).value;
 }
 
 void scale(Tensor x, float s) {

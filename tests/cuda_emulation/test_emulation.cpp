@@ -174,3 +174,43 @@ TEST(CudaEmulation, HostSynchronisationsAreCountedWhereTheHostBlocks) {
 }
 
 }  // namespace
+
+#include "tests/unit/test_util.hpp"
+#include "trainer/trainer.hpp"
+namespace {
+TEST(DebugResume, Compare) {
+  using namespace dt_test;
+  ScratchDir dir;
+  write_licence_shard(dir.path + "/shards");
+  setenv("DIFFTRON_PEAK_TFLOPS", "1", 0);
+  auto yaml = [&](const std::string& device, const std::string& name) {
+    return "model: {vocab_size: 320, d_model: 128, n_layers: 2, n_heads: 1, n_kv_heads: 1, ffn_hidden: 256}\n"
+           "train: {seq_len: 64, batch_size: 4, max_steps: 4, lr: 3.0e-3, warmup_steps: 1, run_dir: " +
+           dir.path + "/" + name + "}\n"
+           "data: {datasets: [{path: " + dir.path + "/shards, weight: 1.0}]}\n"
+           "parallel: {micro_batch: 2}\n"
+           "checkpoint: {dir: " + dir.path + "/" + name + "/ckpt, every_steps: 0}\n"
+           "runtime: {device: " + device + ", threads: 2}\n";
+  };
+  Trainer gpu(load_config_text(yaml("cuda", "gpu")));
+  gpu.train_step(0);
+  gpu.train_step(1);
+  gpu.save_checkpoint();
+  Trainer resumed(load_config_text(yaml("cuda", "gpu")));
+  resumed.resume("auto");
+  auto cmp = [](const char* what, Tensor a, Tensor b) {
+    auto x = to_host(a), y = to_host(b);
+    size_t diff = 0;
+    for (size_t i = 0; i < x.size(); ++i) diff += x[i] != y[i];
+    std::printf("%s: %zu of %zu differ\n", what, diff, x.size());
+  };
+  cmp("params", gpu.model().flat_params(), resumed.model().flat_params());
+  cmp("m", gpu.optimizer().m(), resumed.optimizer().m());
+  cmp("v", gpu.optimizer().v(), resumed.optimizer().v());
+  for (int s = 2; s < 4; ++s) {
+    auto a = gpu.train_step(s), b = resumed.train_step(s);
+    std::printf("step %d loss %.9f vs %.9f gnorm %.9f vs %.9f\n", s, a.loss, b.loss, a.grad_norm, b.grad_norm);
+    cmp("params", gpu.model().flat_params(), resumed.model().flat_params());
+  }
+}
+}  // namespace
