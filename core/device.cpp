@@ -15,6 +15,9 @@ void cuda_memset_zero(void* ptr, size_t bytes);
 void cuda_copy(void* dst, bool dst_cuda, const void* src, bool src_cuda, size_t bytes);
 int cuda_count();
 void cuda_synchronize(int index);
+void* cuda_pinned_alloc(size_t bytes);
+void cuda_pinned_free(void* ptr);
+void cuda_host_access(const void* p, size_t bytes, bool write);
 #else
 [[noreturn]] static void no_cuda() {
   fail("this difftron was built without CUDA (DIFFTRON_CUDA=OFF or no nvcc found); "
@@ -27,6 +30,9 @@ static void cuda_copy(void*, bool, const void*, bool, size_t) { no_cuda(); }
 static int cuda_count() { return 0; }
 int64_t cuda_allocation_count() { return 0; }
 static void cuda_synchronize(int) { no_cuda(); }
+static void* cuda_pinned_alloc(size_t) { no_cuda(); }
+static void cuda_pinned_free(void*) { no_cuda(); }
+static void cuda_host_access(const void*, size_t, bool) {}
 #endif
 
 std::string Device::str() const {
@@ -60,6 +66,19 @@ void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, siz
   if (dst_dev.is_cpu() && src_dev.is_cpu()) std::memcpy(dst, src, bytes);
   else cuda_copy(dst, !dst_dev.is_cpu(), src, !src_dev.is_cpu(), bytes);
 }
+
+void* host_pinned_alloc(Device dev, size_t bytes) {
+  if (bytes == 0) return nullptr;
+  return dev.is_cpu() ? device_alloc(dev, bytes) : cuda_pinned_alloc(bytes);
+}
+
+void host_pinned_free(Device dev, void* ptr) {
+  if (!ptr) return;
+  if (dev.is_cpu()) std::free(ptr);
+  else cuda_pinned_free(ptr);
+}
+
+void host_access(const void* p, size_t bytes, bool write) { cuda_host_access(p, bytes, write); }
 
 void device_synchronize(Device dev) {
   if (!dev.is_cpu()) cuda_synchronize(dev.index);

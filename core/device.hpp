@@ -23,7 +23,46 @@ struct Device {
 void* device_alloc(Device dev, size_t bytes);
 void device_free(Device dev, void* ptr);
 void device_memset_zero(Device dev, void* ptr, size_t bytes);
+// Between devices, in the order of the work queued on the compute stream. The
+// host side of a copy to or from a GPU may be pageable (the call then returns
+// once the bytes are staged, or copied back) or pinned (host_pinned_alloc: the
+// copy is asynchronous, and the host must not touch the buffer until it has
+// synchronised with the device).
 void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
+// Page-locked host memory for asynchronous copies to and from `dev` (ordinary
+// host memory when dev is the CPU).
+void* host_pinned_alloc(Device dev, size_t bytes);
+void host_pinned_free(Device dev, void* ptr);
+// The host is about to read or write pinned memory that device work may use:
+// a no-op, except under the CUDA emulation, which checks that the host has
+// synchronised with every copy that touches it (a race otherwise).
+void host_access(const void* p, size_t bytes, bool write);
+// A page-locked host buffer for asynchronous copies to and from `dev`
+// (ordinary host memory when dev is the CPU); move-only.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  PinnedBuffer(Device dev, size_t bytes) : dev_(dev), ptr_(host_pinned_alloc(dev, bytes)), bytes_(bytes) {}
+  ~PinnedBuffer() { host_pinned_free(dev_, ptr_); }
+  PinnedBuffer(PinnedBuffer&& o) noexcept { *this = static_cast<PinnedBuffer&&>(o); }
+  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
+    if (this != &o) {
+      host_pinned_free(dev_, ptr_);
+      dev_ = o.dev_, ptr_ = o.ptr_, bytes_ = o.bytes_;
+      o.ptr_ = nullptr, o.bytes_ = 0;
+    }
+    return *this;
+  }
+  template <class T>
+  T* as() const { return static_cast<T*>(ptr_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  Device dev_;
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
 // Waits until every kernel queued on the device has finished (no-op on the CPU).
 void device_synchronize(Device dev);
 

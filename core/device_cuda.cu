@@ -7,6 +7,9 @@
 
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_common.cuh"
+#ifdef DIFFTRON_CUDA_EMULATION
+#include "emulated_runtime.hpp"
+#endif
 
 namespace dt {
 
@@ -32,10 +35,30 @@ void cuda_free(void* ptr) { CUDA_CHECK(cudaFree(ptr)); }
 
 void cuda_memset_zero(void* ptr, size_t bytes) { CUDA_CHECK(cudaMemset(ptr, 0, bytes)); }
 
+// On the compute stream. cudaMemcpyAsync from pageable memory stages the bytes
+// before it returns and into pageable memory waits for the copy, so callers
+// with pageable buffers may reuse them at once; pinned buffers are truly
+// asynchronous (core/device.hpp).
 void cuda_copy(void* dst, bool dst_cuda, const void* src, bool src_cuda, size_t bytes) {
   cudaMemcpyKind kind = dst_cuda ? (src_cuda ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                                  : cudaMemcpyDeviceToHost;
-  CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, cuda_ops::cuda_stream()));
+}
+
+void* cuda_pinned_alloc(size_t bytes) {
+  void* p = nullptr;
+  CUDA_CHECK(cudaMallocHost(&p, bytes));
+  return p;
+}
+
+void cuda_pinned_free(void* ptr) { CUDA_CHECK(cudaFreeHost(ptr)); }
+
+void cuda_host_access(const void* p, size_t bytes, bool write) {
+#ifdef DIFFTRON_CUDA_EMULATION
+  emu::host_access(p, bytes, write);
+#else
+  (void)p, (void)bytes, (void)write;
+#endif
 }
 
 void cuda_synchronize(int index) {

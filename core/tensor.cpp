@@ -1,5 +1,7 @@
 #include "core/tensor.hpp"
 
+#include "core/emulation_hooks.hpp"
+
 namespace dt {
 
 const char* dtype_name(DType t) {
@@ -24,18 +26,30 @@ int64_t Tensor::numel() const {
   return n;
 }
 
+// A tensor said to be on the CPU must not point at GPU memory: the host would
+// fault on a GPU (under the CUDA emulation, which maps device memory into the
+// process, this is where it is caught).
+static void check_host_data(const Tensor& t) {
+  if (t.device.is_cpu() && DT_IS_DEVICE_MEMORY(t.ptr))
+    fail("a tensor ", t.shape_str(), " marked as on the cpu points at CUDA device memory; the host must not "
+         "read or write device memory (tag the view with its device, or copy it to the host)");
+}
+
 float* Tensor::f32() const {
   DT_CHECK(dtype == DType::F32, "expected f32 tensor, got ", dtype_name(dtype));
+  check_host_data(*this);
   return static_cast<float*>(ptr);
 }
 
 double* Tensor::f64() const {
   DT_CHECK(dtype == DType::F64, "expected f64 tensor, got ", dtype_name(dtype));
+  check_host_data(*this);
   return static_cast<double*>(ptr);
 }
 
 int32_t* Tensor::i32() const {
   DT_CHECK(dtype == DType::I32, "expected i32 tensor, got ", dtype_name(dtype));
+  check_host_data(*this);
   return static_cast<int32_t*>(ptr);
 }
 

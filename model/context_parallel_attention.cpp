@@ -10,7 +10,7 @@
 #include <cstring>
 #include <limits>
 
-#include "core/mutation.hpp"
+#include "core/emulation_hooks.hpp"
 #include "model/transformer.hpp"
 
 namespace dt {

@@ -84,9 +84,15 @@ class Transformer {
 
   // Pipeline stage API. The first stage embeds `tokens`; other stages read
   // input_act(slot), received from the previous stage. The last stage computes
-  // the loss sum (returned) and, with grad_scale ≠ 0, dlogits. backward_stage
-  // starts from those dlogits on the last stage, else from grad_in().
-  double forward_stage(int slot, const int32_t* tokens, const int32_t* targets, float grad_scale);
+  // the loss sum and, with grad_scale ≠ 0, dlogits. The loss sum is returned,
+  // or, given loss_sum (f64 (1) on the model's device), added to it without
+  // waiting for the device (the training step reads it once per step).
+  // tokens and targets are host arrays, copied to the device asynchronously:
+  // from pinned memory (host_pinned_alloc) they must stay unchanged until the
+  // device has run the step. backward_stage starts from the dlogits on the last
+  // stage, else from grad_in().
+  double forward_stage(int slot, const int32_t* tokens, const int32_t* targets, float grad_scale,
+                       Tensor loss_sum = {});
   void backward_stage(int slot);
   Tensor input_act(int slot) const;
   Tensor output_act(int slot) const { return slots_[slot].out; }
@@ -109,8 +115,12 @@ class Transformer {
   Arena& param_arena() { return param_arena_; }
   Arena& grad_arena() { return grad_arena_; }
   // The whole arenas as flat f32 tensors (gaps between parameters stay zero).
-  Tensor flat_params() { return Tensor(param_arena_.base(), DType::F32, {int64_t(param_arena_.capacity() / 4)}); }
-  Tensor flat_grads() { return Tensor(grad_arena_.base(), DType::F32, {int64_t(grad_arena_.capacity() / 4)}); }
+  Tensor flat_params() {
+    return Tensor(param_arena_.base(), DType::F32, {int64_t(param_arena_.capacity() / 4)}, param_arena_.device());
+  }
+  Tensor flat_grads() {
+    return Tensor(grad_arena_.base(), DType::F32, {int64_t(grad_arena_.capacity() / 4)}, grad_arena_.device());
+  }
   void zero_grads() { grad_arena_.zero(); }
   const Weights& weights() const { return w_; }
   // Refreshes the compute copy of the weights from the f32 parameters (a no-op
@@ -133,6 +143,8 @@ class Transformer {
   Tensor logits(int slot = 0) const { return slots_[slot].logits; }  // (N,Vl); dlogits after a backward
   Tensor losses(int slot = 0) const { return slots_[slot].losses; }  // (N) per-token loss of the last forward
   float lambda(int layer) const;  // current λ of a diff layer this stage holds (global index)
+  // The same λ into out (f32 (1) on the model's device), without a host wait.
+  void lambda_into(int layer, Tensor out) const;
   int micro_batch() const { return B_; }
   int seq_len() const { return T_; }  // local: the global sequence length / cp
   int first_layer() const { return l0_; }
@@ -152,7 +164,7 @@ class Transformer {
   void cp_attention_backward(LayerActs& A, int l, Tensor d_att);
   // Rebuilds what model.recompute dropped for layer l, before its backward.
   void recompute_layer(SlotActs& S, int l);
-  double loss_forward(SlotActs& S, float grad_scale);
+  double loss_forward(SlotActs& S, float grad_scale, Tensor loss_sum);
   void tp_sum(Tensor t);
   // Residual add of a row-parallel product: out = base + Σ_tp partial products.
   void row_parallel_residual(Tensor out, Tensor base, Tensor in, Tensor W);

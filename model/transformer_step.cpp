@@ -38,22 +38,23 @@ void Transformer::attention_forward(SlotActs& S, int l) {
   }
 }
 
-double Transformer::loss_forward(SlotActs& S, float grad_scale) {
+double Transformer::loss_forward(SlotActs& S, float grad_scale, Tensor loss_sum) {
   rmsnorm_forward(S.lnf, S.rstdf, S.out, cw_.final_norm, float(cfg_.norm_eps));
   linear_forward(S.logits, S.lnf, cw_.lm_head);
-  if (par_.place.tp == 1) return cross_entropy(S.logits, S.targets, S.losses, grad_scale);
+  if (par_.place.tp == 1) return cross_entropy(S.logits, S.targets, S.losses, grad_scale, loss_sum);
   // Vocab-parallel: global max, then global Σexp and target logit; logits stay local.
   ce_shard_max(S.logits, S.rowmax);
   par_.tp_comm->all_reduce_max(S.rowmax);
   ce_shard_sumexp_target(S.logits, S.targets, v0_, S.rowmax, S.sumexp, S.target_logit);
   tp_sum(S.sumexp);
   tp_sum(S.target_logit);
-  const double total = ce_shard_loss(S.losses, S.targets, S.rowmax, S.sumexp, S.target_logit);
+  const double total = ce_shard_loss(S.losses, S.targets, S.rowmax, S.sumexp, S.target_logit, loss_sum);
   if (grad_scale != 0.f) ce_shard_grad(S.logits, S.targets, v0_, S.rowmax, S.sumexp, grad_scale);
   return total;
 }
 
-double Transformer::forward_stage(int slot, const int32_t* tokens, const int32_t* targets, float grad_scale) {
+double Transformer::forward_stage(int slot, const int32_t* tokens, const int32_t* targets, float grad_scale,
+                                  Tensor loss_sum) {
   SlotActs& S = slots_[slot];
   const int64_t N = int64_t(B_) * T_;
   const float eps = float(cfg_.norm_eps);
@@ -80,7 +81,7 @@ double Transformer::forward_stage(int slot, const int32_t* tokens, const int32_t
   }
   if (!has_head()) return 0.0;
   DT_CHECK(targets, "the last stage needs targets");
-  return loss_forward(S, grad_scale);
+  return loss_forward(S, grad_scale, loss_sum);
 }
 
 double Transformer::forward_backward(const int32_t* tokens, const int32_t* targets, float grad_scale) {

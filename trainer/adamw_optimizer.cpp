@@ -14,7 +14,7 @@ static Tensor sub(Tensor flat, int64_t begin, int64_t end) {
 AdamWOptimizer::AdamWOptimizer(Transformer& model, const TrainConfig& t, ProcessGrid* grid, bool zero1,
                                double bucket_mb)
     : model_(model), t_(t), grid_(grid), zero1_(zero1 && grid && grid->dp_cp().size() > 1),
-      state_(model.param_arena().device()) {
+      state_(model.param_arena().device()), stats_(model.param_arena().device()) {
   // Segments: each parameter with its flags, and the gaps between them (no decay, zero anyway).
   const float* base = model.flat_params().f32();
   const int64_t n = model.flat_params().numel();
@@ -39,6 +39,12 @@ AdamWOptimizer::AdamWOptimizer(Transformer& model, const TrainConfig& t, Process
   m_ = state_.alloc_f32({len});
   v_ = state_.alloc_f32({len});
   if (zero1_) grad_shard_ = state_.alloc_f32({len});
+  stats_.begin_measure();
+  stats_.alloc(DType::F64, {1});
+  stats_.alloc_f32({1});
+  stats_.commit();
+  norm_sq_ = stats_.alloc(DType::F64, {1});
+  clip_ = stats_.alloc_f32({1});
 
   // Buckets from the end of the arena (head, last layer) towards the start
   // (first layer, embedding), cut at layer starts once they reach bucket_mb.
@@ -83,13 +89,16 @@ void AdamWOptimizer::launch_bucket(int64_t begin, int64_t end) {
     group.reduce_async(sub(flat, begin, end), sub(flat, begin, end), -1);
     return;
   }
+  // One reduction per owner of a part of the bucket, all in one group.
   const int64_t len = s1_ - s0_;
+  std::vector<Communicator::Reduction> parts;
   for (int r = 0; r < group.size(); ++r) {
     const int64_t lo = std::max(begin, r * len), hi = std::min(end, (r + 1) * len);
     if (lo >= hi) continue;
     const Tensor in = sub(flat, lo, hi);
-    group.reduce_async(r == group.rank() ? sub(grad_shard_, lo - s0_, hi - s0_) : in, in, r);
+    parts.push_back({r == group.rank() ? sub(grad_shard_, lo - s0_, hi - s0_) : in, in, r});
   }
+  group.reduce_async(parts);
 }
 
 Tensor AdamWOptimizer::shard_grads() const { return zero1_ ? grad_shard_ : sub(model_.flat_grads(), s0_, s1_); }
@@ -109,28 +118,42 @@ void AdamWOptimizer::reduce_gradients() {
   else grid_->dp_cp().all_reduce_sum(model_.flat_grads());
 }
 
-double AdamWOptimizer::grad_norm() {
+void AdamWOptimizer::clip_gradients(double max_norm) {
   const Tensor g = shard_grads();
-  double sq = 0;
-  for (const Segment& s : segments_) {
-    const int64_t b = std::max(s.begin, s0_), e = std::min(s.end, s1_);
-    if (s.counted && b < e) sq += ops::sum_squares(sub(g, b - s0_, e - s0_));
+  ops::fill_zero(norm_sq_);
+  // Under ZeRO-1 every rank holds a disjoint shard, summed over the world;
+  // otherwise one model replica (tp × cp × pp) holds everything, and its cp
+  // ranks identical copies, so only cp rank 0 counts.
+  if (!grid_ || zero1_ || grid_->coord().cp == 0)
+    for (const Segment& s : segments_) {
+      const int64_t b = std::max(s.begin, s0_), e = std::min(s.end, s1_);
+      if (s.counted && b < e) ops::sum_squares(sub(g, b - s0_, e - s0_), norm_sq_);
+
+    }
+  if (grid_) {
+    if (zero1_) grid_->dp_cp().all_reduce_sum(norm_sq_);
+    else if (grid_->shape().cp > 1) grid_->cp().all_reduce_sum(norm_sq_);
+    grid_->tp().all_reduce_sum(norm_sq_);
+    grid_->pp().all_reduce_sum(norm_sq_);
   }
-  // Under ZeRO-1 every rank holds a disjoint shard; otherwise one model
-  // replica (tp × cp × pp) holds everything, its cp ranks identical copies.
-  if (grid_ && !zero1_ && grid_->coord().cp != 0) sq = 0;
-  if (grid_) sq = zero1_ ? grid_->world().all_reduce_sum(sq) : grid_->model_parallel().all_reduce_sum(sq);
+  ops::clip_factor(clip_, norm_sq_, max_norm);
+}
+
+double AdamWOptimizer::grad_norm() {
+  clip_gradients(0.0);
+  double sq = 0;
+  device_copy(&sq, Device::cpu(), norm_sq_.ptr, norm_sq_.device, sizeof sq);
   return std::sqrt(sq);
 }
 
-void AdamWOptimizer::step(int64_t step, double lr, float grad_scale) {
+void AdamWOptimizer::step(int64_t step, double lr, float grad_scale, Tensor clip) {
   Tensor params = model_.flat_params();
   const Tensor g = shard_grads();
   for (const Segment& s : segments_) {
     const int64_t b = std::max(s.begin, s0_), e = std::min(s.end, s1_);
     if (b >= e) continue;
     ops::AdamWParams p{float(lr), float(t_.beta1), float(t_.beta2), float(t_.adam_eps),
-                       s.decay ? float(t_.weight_decay) : 0.f, step, grad_scale};
+                       s.decay ? float(t_.weight_decay) : 0.f, step, grad_scale, clip};
     ops::adamw(sub(params, b, e), sub(g, b - s0_, e - s0_), sub(m_, b - s0_, e - s0_), sub(v_, b - s0_, e - s0_), p);
   }
   if (zero1_) grid_->dp_cp().all_gather(params, sub(params, s0_, s1_));

@@ -17,6 +17,7 @@
 #include "comm/nccl_communicator.hpp"
 #include "core/log.hpp"
 #include "data/tokenizer.hpp"
+#include "kernels/ops.hpp"
 #include "kernels/peak.hpp"
 #include "trainer/lr_schedule.hpp"
 #include "trainer/pipeline_schedule.hpp"
@@ -97,8 +98,17 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   // A new stage (e.g. context extension) starts from another run's weights; --resume still wins.
   if (!cfg_.checkpoint.init_from.empty()) init_from(cfg_.checkpoint.init_from);
   window_.resize(size_t(B) * (T + 1));
-  inputs_.resize(size_t(B) * T / shape.cp);
-  targets_.resize(size_t(B) * T / shape.cp);
+  micro_tokens_ = size_t(B) * T / shape.cp;
+  staging_ = PinnedBuffer(dev, 2 * micro_tokens_ * sizeof(int32_t) * size_t(accum));
+  const int64_t layers = std::max(1, model_->last_layer() - model_->first_layer());
+  stats_ = Arena(dev);
+  stats_.begin_measure();
+  stats_.alloc(DType::F64, {1});
+  stats_.alloc_f32({layers});
+  stats_.commit();
+  loss_sum_ = stats_.alloc(DType::F64, {1});
+  lambda_ = stats_.alloc_f32({layers});
+  host_stats_ = PinnedBuffer(dev, 2 * sizeof(double) + size_t(layers) * sizeof(float));
 
   // CPU: one core's SGEMM rate, measured on rank 0 while the others wait, times
   // every core in use. CUDA: one GPU's bf16 GEMM rate times the GPUs.
@@ -131,14 +141,15 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
 
 // The next micro-batch of this rank, split into inputs and targets. Under
 // context parallelism the rank keeps its two chunks of each sequence.
-void Trainer::load_micro_batch() {
+void Trainer::load_micro_batch(int micro) {
   const int B = model_->micro_batch(), T = cfg_.train.seq_len, Tl = model_->seq_len();
   const int cp = grid_->shape().cp, r = grid_->coord().cp, C = Tl / 2;
   loader_->next(window_.data());
+  host_access(staged_inputs(micro), 2 * micro_tokens_ * sizeof(int32_t), true);
   for (int b = 0; b < B; ++b) {
     const int32_t* w = window_.data() + size_t(b) * (T + 1);
-    int32_t* in = inputs_.data() + size_t(b) * Tl;
-    int32_t* tg = targets_.data() + size_t(b) * Tl;
+    int32_t* in = staged_inputs(micro) + size_t(b) * Tl;
+    int32_t* tg = staged_targets(micro) + size_t(b) * Tl;
     if (cp == 1) {
       std::copy(w, w + T, in);
       std::copy(w + 1, w + T + 1, tg);
@@ -162,30 +173,38 @@ static void maybe_inject_failure(int rank, int64_t step) {
     fail("injected failure at step ", step, " (DIFFTRON_INJECT_FAILURE=", spec, ")");
 }
 
+// Host synchronisation: none inside the step (tokens come from pinned memory,
+// the loss and the gradient norm are summed and the clipping factor computed
+// on the device, λ is read only on logging steps); one wait at the end for the
+// step's statistics, which also times the step.
 StepStats Trainer::train_step(int64_t step) {
   const auto t0 = std::chrono::steady_clock::now();
   maybe_inject_failure(mpi_world_rank(), step + 1);
   const int stage = grid_->coord().pp;
   const bool first = grid_->first_stage(), last = grid_->last_stage();
   const int64_t tokens_per_step = cfg_.train.batch_size * cfg_.train.seq_len;
+  const int64_t total = cfg_.total_steps();
+  const bool log_step = (step + 1) % cfg_.train.log_every == 0 || step + 1 == total;
   // The loss is the mean over every target of the global batch, so each
   // micro-batch's gradient is scaled by 1/(tokens per step).
   const float scale = 1.f / float(tokens_per_step);
   Communicator& pp = grid_->pp();
   model_->zero_grads();
-  double loss_sum = 0;
+  ops::fill_zero(loss_sum_);
   // The step's last backward overlaps the data-parallel gradient reduction.
   size_t last_backward = 0;
   for (size_t i = 0; i < schedule_.size(); ++i)
     if (schedule_[i].kind == PipeStep::Backward) last_backward = i;
+  int micro = 0;
   for (size_t i = 0; i < schedule_.size(); ++i) {
     const PipeStep& st = schedule_[i];
     if (st.kind == PipeStep::Forward) {
       if (!first) pp.recv(model_->input_act(st.slot), stage - 1, 2 * st.micro);
       pp.wait_sends();
-      if (first || last) load_micro_batch();
-      loss_sum += model_->forward_stage(st.slot, first ? inputs_.data() : nullptr, last ? targets_.data() : nullptr,
-                                        scale);
+      if (first || last) load_micro_batch(micro);
+      model_->forward_stage(st.slot, first ? staged_inputs(micro) : nullptr, last ? staged_targets(micro) : nullptr,
+                            scale, loss_sum_);
+      ++micro;
       if (!last) pp.send(model_->output_act(st.slot), stage + 1, 2 * st.micro);
     } else {
       if (!last) pp.recv(model_->grad_in(), stage + 1, 2 * st.micro + 1);
@@ -197,30 +216,42 @@ StepStats Trainer::train_step(int64_t step) {
   }
   pp.wait_sends();
   opt_->reduce_gradients();
-  const double gnorm = opt_->grad_norm();
-  const double clip = cfg_.train.grad_clip;
-  const float grad_scale = (clip > 0 && gnorm > clip) ? float(clip / gnorm) : 1.f;
-  const int64_t total = cfg_.total_steps();
+  opt_->clip_gradients(cfg_.train.grad_clip);
   const double lr = lr_at(cfg_.train, step, total);
-  opt_->step(step + 1, lr, grad_scale);
+  opt_->step(step + 1, lr, 1.f, opt_->clip_factor());
   steps_done_ = step + 1;
+
+  // λ of each layer is reported by one replica: tp, dp and cp rank 0 of each stage.
+  const bool diff = cfg_.model.attention == AttentionKind::Diff && cfg_.model.n_layers > 0;
+  const bool lambda_owner = grid_->coord().tp == 0 && grid_->coord().dp == 0 && grid_->coord().cp == 0;
+  const int layers = model_->last_layer() - model_->first_layer();
+  if (diff && log_step && lambda_owner)
+    for (int l = 0; l < layers; ++l) model_->lambda_into(model_->first_layer() + l, lambda_.slice0(l, l + 1));
+  // The step's one wait for the device.
+  auto* host = host_stats_.as<double>();
+  auto* host_lambda = reinterpret_cast<float*>(host + 2);
+  const Device dev = model_->device();
+  device_copy(host, Device::cpu(), loss_sum_.ptr, dev, sizeof(double));
+  device_copy(host + 1, Device::cpu(), opt_->norm_sq().ptr, dev, sizeof(double));
+  if (diff && log_step && lambda_owner) device_copy(host_lambda, Device::cpu(), lambda_.ptr, dev, layers * sizeof(float));
+  device_synchronize(dev);
+  host_access(host, host_stats_.bytes(), false);
 
   StepStats s;
   s.step = step + 1;
   s.total_steps = total;
   // Each tp rank of the last stage holds the same loss; count one per replica.
   const bool reporter = last && grid_->coord().tp == 0;
-  s.loss = grid_->world().all_reduce_sum(reporter ? loss_sum : 0.0) / double(tokens_per_step);
+  s.loss = grid_->world().all_reduce_sum(reporter ? host[0] : 0.0) / double(tokens_per_step);
   s.lr = lr;
-  s.grad_norm = gnorm;
-  if (cfg_.model.attention == AttentionKind::Diff && cfg_.model.n_layers > 0) {
+  s.grad_norm = std::sqrt(host[1]);
+  if (diff && log_step) {
     double lam = 0;
-    if (grid_->coord().tp == 0 && grid_->coord().dp == 0 && grid_->coord().cp == 0)
-      for (int l = model_->first_layer(); l < model_->last_layer(); ++l) lam += model_->lambda(l);
+    if (lambda_owner)
+      for (int l = 0; l < layers; ++l) lam += host_lambda[l];
     s.mean_lambda = grid_->world().all_reduce_sum(lam) / cfg_.model.n_layers;
     s.has_lambda = true;
   }
-  device_synchronize(model_->device());  // a GPU step ends when its last kernel does
   s.step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.step_s = grid_->world().all_reduce_max(s.step_s);
   s.tokens_per_s = double(tokens_per_step) / s.step_s;

@@ -46,7 +46,10 @@ class Trainer {
   bool is_logger() const { return grid_->rank() == 0; }
 
  private:
-  void load_micro_batch();
+  // Micro-batch `micro` of this step into its pinned staging buffers.
+  void load_micro_batch(int micro);
+  int32_t* staged_inputs(int micro) const { return staging_.as<int32_t>() + size_t(2 * micro) * micro_tokens_; }
+  int32_t* staged_targets(int micro) const { return staged_inputs(micro) + micro_tokens_; }
   void load_weights(const class CheckpointReader& ck, bool with_optimizer);
 
   Config cfg_;
@@ -56,7 +59,18 @@ class Trainer {
   std::unique_ptr<DataLoader> loader_;  // first and last pipeline stages
   std::unique_ptr<Transformer> model_;
   std::unique_ptr<AdamWOptimizer> opt_;
-  std::vector<int32_t> window_, inputs_, targets_;
+  std::vector<int32_t> window_;
+  // Each micro-batch of a step has its own pinned inputs and targets, so the
+  // host never overwrites tokens a queued copy has yet to read (the step ends
+  // with the host synchronised, which frees them all for the next step).
+  size_t micro_tokens_ = 0;
+  PinnedBuffer staging_;
+  // The step's statistics on the device (loss sum; λ per local layer) and
+  // their pinned host copy (loss sum, squared gradient norm, λ per layer),
+  // read back once per step.
+  Arena stats_;
+  Tensor loss_sum_, lambda_;
+  PinnedBuffer host_stats_;
   std::vector<PipeStep> schedule_;
   int64_t steps_done_ = 0;  // this stage's 1F1B steps, the same every step
 };

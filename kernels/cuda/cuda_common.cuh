@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "core/error.hpp"
-#include "core/mutation.hpp"
+#include "core/emulation_hooks.hpp"
 #include "core/tensor.hpp"
 
 #define CUDA_CHECK(call)                                                                  \

@@ -219,6 +219,8 @@ void remember(const Accessor& a) {
 
 }  // namespace
 
+Kind kind_of(const unsigned char* q) { return region().kinds[size_t(q - region().base) / kGranule]; }
+
 void* allocate(size_t bytes, Kind kind) {
   Region& r = region();
   std::lock_guard<std::recursive_mutex> g(r.lock);
@@ -250,6 +252,18 @@ bool release(void* p, Kind kind) {
   r.allocations.erase(it);
   return true;
 }
+
+}  // namespace emu::mem
+
+namespace emu {
+// Lock-free: a granule's kind changes only when the host allocates or frees it.
+bool is_device_memory(const void* p) {
+  const auto* q = static_cast<const unsigned char*>(p);
+  return q >= mem::fast::lo && q < mem::fast::hi && mem::kind_of(q) == mem::Kind::kDevice;
+}
+}  // namespace emu
+
+namespace emu::mem {
 
 bool inside(const void* p, size_t bytes, Kind kind) {
   Region& r = region();

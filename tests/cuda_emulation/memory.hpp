@@ -51,6 +51,8 @@ void* allocate(size_t bytes, Kind kind);
 // Frees an allocation of that kind; false if p is not one.
 bool release(void* p, Kind kind);
 bool inside(const void* p, size_t bytes, Kind kind);
+// The kind of the granule at q (q inside the reserved range).
+Kind kind_of(const unsigned char* q);
 // "allocation #12 (4096 B device memory at 0x…), bytes [64, 68)" or "host memory at 0x…".
 std::string describe(const void* p, size_t bytes);
 

@@ -1,14 +1,23 @@
-// The CUDA training path under a parallel layout computes what one GPU does,
-// run on the host emulation of CUDA (tests/cuda_emulation), where the NCCL
-// groups are emulated over MPI on the same buffers:
+// The CUDA training path under a parallel layout computes what one GPU and the
+// CPU backend compute, run on the host emulation of CUDA (tests/cuda_emulation):
+// kernels on the emulated device's worker thread, the real NCCL communicator
+// (core/nccl_communicator.cu) over the emulated NCCL, every stream-ordering
+// mistake reported as a race and every grouping mistake as a deadlock.
 //
-//   mpirun -np 2 cuda_emulation_equivalence --tp T --pp P --data DIR
+//   mpirun -np N cuda_emulation_equivalence --tp T --pp P --cp C --data DIR [--zero 0|1|both] [--no-reference]
 //
-// Each rank trains the single-"GPU" reference in-process (MPI_COMM_SELF), then
-// the layout on MPI_COMM_WORLD (with and without ZeRO-1 when dp > 1), all with
-// runtime.device: cuda: bf16 activations (all-reduced and sent between stages
-// in bf16 under tp and pp), fp32 master weights, the bucketed gradient
-// reduction overlapped with the backward. Prints "N passed, M failed" on rank 0.
+// Rank 0 trains the two references in-process (MPI_COMM_SELF): one emulated
+// GPU and the CPU backend, both from the same seed and data; then every rank
+// trains the layout on MPI_COMM_WORLD with runtime.device: cuda (bf16
+// activations, all-reduced and sent in bf16; fp32 master weights; the bucketed
+// gradient reduction overlapped with the backward). Prints "N passed, M failed"
+// on rank 0 and exits non-zero on a failure. --no-reference only trains the
+// layout: the mutation tests (DIFFTRON_EMU_MUTATION) expect it to fail with a
+// race or a deadlock.
+//
+// The NCCL buffer (DIFFTRON_EMU_NCCL_BUFFER, set by CTest to 4 KiB) is far
+// below every k/v block and pipeline message here, so a send that could only
+// complete against a receive posted later deadlocks instead of slipping through.
 #include <mpi.h>
 
 #include <cmath>
@@ -17,6 +26,7 @@
 #include <string>
 
 #include "comm/mpi_communicator.hpp"
+#include "emulated_runtime.hpp"
 #include "tests/mpi/mpi_test_util.hpp"
 
 namespace {
@@ -24,27 +34,39 @@ namespace {
 using namespace dt;
 using namespace dt::mpitest;
 
-// bf16 activations round differently under a split (tp sums partial products
-// rounded to bf16; the reference rounds the whole product): per-step losses
-// differ at the 1e-3 relative level and gradient norms at 1e-2. A missed
-// reduction (a bucket, a tp sum, a ZeRO shard) moves the gradient norm by tens
-// of percent. Losses within 1e-2, gradient norms within 5e-2.
-constexpr double kLossRel = 1e-2;
-constexpr double kNormRel = 5e-2;
+// Against one emulated GPU: bf16 activations round differently under a split
+// (tp sums partial products rounded to bf16; the reference rounds the whole
+// product): per-step losses differ at the 1e-3 relative level and gradient
+// norms at 1e-2. A missed reduction (a bucket, a tp sum, a ZeRO shard, a ring
+// hop) moves the gradient norm by tens of percent. Losses within 1e-2,
+// gradient norms within 5e-2. Against the CPU (fp32 everywhere): the bf16
+// noise of the GPU side alone, the same bounds doubled.
+constexpr double kLossRel = 1e-2, kNormRel = 5e-2;
+constexpr double kCpuLossRel = 2e-2, kCpuNormRel = 1e-1;
 constexpr int kSteps = 3;
+// Host waits per step after the first (which may grow scratch buffers): one
+// for the step's statistics, λ's readback joining it on logging steps.
+constexpr uint64_t kMaxWaitsPerStep = 2;
 
 // Head dim 64, the smallest the CUDA attention kernels take: d = 256 / (2·2).
-std::string config(const Layout& l, const std::string& data) {
+// T = 32 splits into 2·cp chunks of 8 rows for cp 2.
+std::string config(const Layout& l, const std::string& device, const std::string& data) {
   char buf[900];
   std::snprintf(buf, sizeof buf,
                 "model: {vocab_size: 64, d_model: 256, n_layers: 2, n_heads: 2, n_kv_heads: 2, ffn_hidden: 128}\n"
                 "train: {seq_len: 32, batch_size: 4, max_steps: %d, lr: 3.0e-3, warmup_steps: 1, grad_clip: 1.0, "
-                "log_every: 1000, run_dir: /tmp/difftron_mpi_emu_tests}\n"
+                "log_every: 1, run_dir: /tmp/difftron_mpi_emu_tests}\n"
                 "data: {datasets: [{path: %s, weight: 1.0}]}\n"
-                "parallel: {tp: %d, pp: %d, zero: %d, micro_batch: 1, grad_bucket_mb: 0}\n"
-                "runtime: {device: cuda, threads: 1}\n",
-                kSteps, data.c_str(), l.tp, l.pp, l.zero);
+                "parallel: {tp: %d, pp: %d, cp: %d, zero: %d, micro_batch: 1, grad_bucket_mb: 0}\n"
+                "runtime: {device: %s, threads: 1}\n",
+                kSteps, data.c_str(), l.tp, l.pp, l.cp, l.zero, device.c_str());
   return buf;
+}
+
+void broadcast(Curve& c) {
+  c.loss.resize(kSteps), c.gnorm.resize(kSteps);
+  MPI_Bcast(c.loss.data(), kSteps, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  MPI_Bcast(c.gnorm.data(), kSteps, MPI_DOUBLE, 0, MPI_COMM_WORLD);
 }
 
 }  // namespace
@@ -52,32 +74,61 @@ std::string config(const Layout& l, const std::string& data) {
 int main(int argc, char** argv) {
   mpi_init_once(&argc, &argv);
   setenv("DIFFTRON_PEAK_TFLOPS", "1", 0);  // no emulated 8192³ GEMM for the MFU line
-  int tp = 1, pp = 1;
-  std::string data = "/tmp/difftron_emu_parallel_data";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  int tp = 1, pp = 1, cp = 1;
+  std::string data = "/tmp/difftron_emu_parallel_data", zero_arg = "both";
+  bool reference = true;
+  for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a == "--no-reference") {
+      reference = false;
+      continue;
+    }
+    if (i + 1 >= argc) break;
     if (a == "--tp") tp = std::atoi(argv[i + 1]);
     else if (a == "--pp") pp = std::atoi(argv[i + 1]);
+    else if (a == "--cp") cp = std::atoi(argv[i + 1]);
+    else if (a == "--zero") zero_arg = argv[i + 1];
     else if (a == "--data") data = argv[i + 1];
+    ++i;
   }
-  const int rank = mpi_world_rank(), dp = mpi_world_size() / (tp * pp);
+  const int rank = mpi_world_rank(), dp = mpi_world_size() / (tp * pp * cp);
   int passed = 0, failed = 0;
   try {
+    Curve gpu_ref, cpu_ref;
     if (rank == 0) write_tiny_data(data);
+    if (rank == 0 && reference) {
+      Trainer gpu(load_config_text(config({}, "cuda", data)), MPI_COMM_SELF);
+      gpu_ref = train_steps(gpu, kSteps);
+      Trainer cpu(load_config_text(config({}, "cpu", data)), MPI_COMM_SELF);
+      cpu_ref = train_steps(cpu, kSteps);
+    }
     MPI_Barrier(MPI_COMM_WORLD);
-    Trainer ref(load_config_text(config({}, data)), MPI_COMM_SELF);
-    const Curve want = train_steps(ref, kSteps);
+    if (reference) {
+      broadcast(gpu_ref);
+      broadcast(cpu_ref);
+    }
     for (int zero : {0, 1}) {
-      if (zero && dp == 1) continue;
-      Trainer par(load_config_text(config({tp, pp, zero, 1}, data)));
-      const Curve got = train_steps(par, kSteps);
-      const double loss_err = par.grid().world().all_reduce_max(max_rel(got.loss, want.loss));
-      const double norm_err = par.grid().world().all_reduce_max(max_rel(got.gnorm, want.gnorm));
-      const bool ok = loss_err <= kLossRel && norm_err <= kNormRel;
+      if ((zero && dp == 1) || (zero_arg != "both" && std::atoi(zero_arg.c_str()) != zero)) continue;
+      Trainer par(load_config_text(config({tp, pp, zero, cp}, "cuda", data)));
+      Curve got = train_steps(par, 1);
+      const uint64_t waits_before = emu::host_sync_count();
+      const Curve rest = train_steps(par, kSteps - 1);
+      const double waits = double(emu::host_sync_count() - waits_before) / (kSteps - 1);
+      got.loss.insert(got.loss.end(), rest.loss.begin(), rest.loss.end());
+      got.gnorm.insert(got.gnorm.end(), rest.gnorm.begin(), rest.gnorm.end());
+      if (!reference) continue;
+      const double max_waits = par.grid().world().all_reduce_max(waits);
+      const double loss_gpu = par.grid().world().all_reduce_max(max_rel(got.loss, gpu_ref.loss));
+      const double norm_gpu = par.grid().world().all_reduce_max(max_rel(got.gnorm, gpu_ref.gnorm));
+      const double loss_cpu = par.grid().world().all_reduce_max(max_rel(got.loss, cpu_ref.loss));
+      const double norm_cpu = par.grid().world().all_reduce_max(max_rel(got.gnorm, cpu_ref.gnorm));
+      const bool ok = loss_gpu <= kLossRel && norm_gpu <= kNormRel && loss_cpu <= kCpuLossRel &&
+                      norm_cpu <= kCpuNormRel && max_waits <= kMaxWaitsPerStep;
       (ok ? passed : failed)++;
       if (rank == 0)
-        std::printf("%s cuda (emulated) tp=%d pp=%d dp=%d zero=%d: loss rel %.2e, grad norm rel %.2e\n",
-                    ok ? "PASS" : "FAIL", tp, pp, dp, zero, loss_err, norm_err);
+        std::printf("%s cuda (emulated) tp=%d pp=%d cp=%d dp=%d zero=%d: vs one GPU loss rel %.2e, grad norm rel %.2e; "
+                    "vs CPU loss rel %.2e, grad norm rel %.2e; %.1f host waits per step\n",
+                    ok ? "PASS" : "FAIL", tp, pp, cp, dp, zero, loss_gpu, norm_gpu, loss_cpu, norm_cpu, max_waits);
     }
   } catch (const dt::Error& e) {
     std::fprintf(stderr, "rank %d: %s\n", rank, e.what());

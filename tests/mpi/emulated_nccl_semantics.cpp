@@ -87,6 +87,7 @@ template <class T> void all_gather(ncclDataType_t type, size_t sendcount, bool i
   T* in = in_place ? out + size_t(g_rank) * sendcount : upload(inputs<T>(uint64_t(g_rank), sendcount, salt));
   if (in_place) CUDA_OK(cudaMemcpy(in, want.data() + size_t(g_rank) * sendcount, sendcount * sizeof(T),
                                    cudaMemcpyHostToDevice));
+  CUDA_OK(cudaDeviceSynchronize());
   NCCL_OK(ncclAllGather(in, out, sendcount, type, g_comm, g_stream));
   sync_stream();
   expect_bits(download(out, n), want,

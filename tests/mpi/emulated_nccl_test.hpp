@@ -100,6 +100,9 @@ template <class T> T* upload(const std::vector<T>& h) {
   void* d = nullptr;
   CUDA_OK(cudaMalloc(&d, h.size() * sizeof(T)));
   if (!h.empty()) CUDA_OK(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+  // A pageable upload may land after cudaMemcpy returns, and NCCL's stream does
+  // not wait for the legacy default stream: wait for the device.
+  CUDA_OK(cudaDeviceSynchronize());
   return static_cast<T*>(d);
 }
 template <class T> std::vector<T> download(const T* d, size_t n) {
