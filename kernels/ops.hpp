@@ -13,6 +13,15 @@
 
 namespace dt::ops {
 
+// ---- determinism ---------------------------------------------------------------------
+// Whether backward ops reduce in a fixed order (the default, runtime.deterministic:
+// true), so a step repeats bit for bit (DESIGN §6: exact resume). false lets the CUDA
+// backward accumulate dQ, the embedding gradient, dg_sub and dλ with float atomics,
+// whose summation order varies from run to run. The CPU ops are always deterministic.
+// Process-wide; the trainer sets it from the config before the first step.
+void set_deterministic(bool on);
+bool deterministic();
+
 // ---- tensors ---------------------------------------------------------------------
 // dst = src elementwise (same numel). Between devices the dtypes must match;
 // on one CUDA device f32 ↔ bf16 converts (round to nearest even).
