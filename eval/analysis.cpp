@@ -156,8 +156,8 @@ void AnalysisForward::attention_layer(int l, int64_t n) {
     // out = RMSNorm(o1 − λ·o2; g_sub) · (1 − λ_init), per (token, head)
     comb_rstd_.resize(size_t(n * heads));
     diff_combine_forward(f32(att_, {1, n, heads, dv_}), f32(comb_rstd_, {1, n, heads}),
-                         f32(o_[0], {1, n, heads, dv_}), f32(o_[1], {1, n, heads, dv_}), lambda_[size_t(l)],
-                         lambda_init_[size_t(l)], W.subln, float(cfg_.norm_eps));
+                         f32(o_[0], {1, n, heads, dv_}), f32(o_[1], {1, n, heads, dv_}),
+                         {W.lq1, W.lk1, W.lq2, W.lk2, lambda_init_[size_t(l)]}, W.subln, float(cfg_.norm_eps));
   } else {
     att_ = o_[0];
   }

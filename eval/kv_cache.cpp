@@ -154,9 +154,8 @@ void KvCacheDecoder::attention(int l, int n) {
   if (diff_) {
     // o_h = RMSNorm(A1·V − λ A2·V; g_sub)·(1 − λ_init)
     const float lambda_init = float(ModelConfig::lambda_init(l));
-    const float lambda = diff_lambda({W.lq1, W.lk1, W.lq2, W.lk2, lambda_init});
     diff_combine_forward(att.view({1, n, H_, 2 * d_}), Tensor(sub_rstd_.f32(), DType::F32, {1, n, H_}), O[0],
-                         O[1], lambda, lambda_init, W.subln, float(model_.config().norm_eps));
+                         O[1], {W.lq1, W.lk1, W.lq2, W.lk2, lambda_init}, W.subln, float(model_.config().norm_eps));
   }
 }
 

@@ -13,6 +13,15 @@
 
 namespace dt::ops {
 
+// ---- determinism ---------------------------------------------------------------------
+// Whether backward ops reduce in a fixed order (the default, runtime.deterministic:
+// true), so a step repeats bit for bit (DESIGN §6: exact resume). false lets the CUDA
+// backward accumulate dQ, the embedding gradient, dg_sub and dλ with float atomics,
+// whose summation order varies from run to run. The CPU ops are always deterministic.
+// Process-wide; the trainer sets it from the config before the first step.
+void set_deterministic(bool on);
+bool deterministic();
+
 // ---- tensors ---------------------------------------------------------------------
 // dst = src elementwise (same numel). Between devices the dtypes must match;
 // on one CUDA device f32 ↔ bf16 converts (round to nearest even).
@@ -132,7 +141,10 @@ struct DiffAttnCache {
   Tensor lse1, lse2;  // (B,H,T)
   Tensor rstd;        // (B,T,H): sub-RMSNorm statistics
 };
+// λ read back to the host (synchronises on CUDA): for tools and analyses.
 float diff_lambda(const DiffLambda& lam);
+// out (1) f32 on lam's device = λ, without a host read (per-step statistics).
+void diff_lambda_into(Tensor out, const DiffLambda& lam);
 // q (B,T,2H,d), k (B,T,2KV,d), v (B,T,KV,2d), g_sub (2d);
 // out (B,T,H,2d) = RMSNorm(o1 − λ·o2; g_sub) · (1 − λ_init)
 void diff_attention_forward(Tensor out, const DiffAttnCache& cache, Tensor q, Tensor k, Tensor v,
@@ -159,20 +171,22 @@ struct AttnBlock {
 void attention_block_forward(int maps, const Tensor out[2], const Tensor lse[2], Tensor q, Tensor k, Tensor v,
                              const AttnBlock& blk);
 // dq, dk, dv += this block's part. dO (B,Tq,heads,dv): gradient of the merged
-// output (map m receives dscale[m]·dO); O[m], lse[m]: the merged forward results.
-void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor dO, const float dscale[2],
+// output; map m receives dscale_m·dO with dscale = {1} for maps == 1 and {1, −λ}
+// for maps == 2, λ from lam (required then, ignored otherwise; on CUDA λ stays on
+// the device). O[m], lse[m]: the merged forward results.
+void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor dO, const DiffLambda* lam,
                               const Tensor O[2], const Tensor lse[2], Tensor q, Tensor k, Tensor v,
                               const AttnBlock& blk);
 // Merges a block result into running (out, lse) for rows [q0, q0+nq) by log-sum-exp:
 // lse = log(e^lse + e^lse_b), out = out·e^(lse_old−lse) + out_b·e^(lse_b−lse). lse −inf = empty.
 void attention_merge(Tensor out, Tensor lse, Tensor blk_out, Tensor blk_lse, int q0, int nq);
-// out (B,T,H,2d) = RMSNorm(o1 − λ·o2; g_sub)·(1 − λ_init); rstd (B,T,H).
-void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, float lambda, float lambda_init,
-                          Tensor g_sub, float eps);
-// dpre (B,T,H,2d) = d loss/d(o1 − λ·o2); dg_sub (2d) +=; returns d loss/dλ.
-double diff_combine_backward(Tensor dpre, Tensor dg_sub, Tensor dout, Tensor o1, Tensor o2, Tensor rstd,
-                             float lambda, float lambda_init, Tensor g_sub);
-// The four λ vectors' gradients (+=) from d loss/dλ.
-void diff_lambda_backward(const DiffLambdaGrads& dlam, const DiffLambda& lam, double dlambda);
+// out (B,T,H,2d) = RMSNorm(o1 − λ·o2; g_sub)·(1 − λ_init); rstd (B,T,H); λ and
+// λ_init from lam, λ computed on the op's device.
+void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, const DiffLambda& lam, Tensor g_sub,
+                          float eps);
+// dpre (B,T,H,2d) = d loss/d(o1 − λ·o2) overwritten; dg_sub (2d) +=; dlam (the four
+// λ vectors, d each) += d loss/dλ · dλ/dvector, with d loss/dλ kept on the device.
+void diff_combine_backward(Tensor dpre, Tensor dg_sub, const DiffLambdaGrads& dlam, Tensor dout, Tensor o1,
+                           Tensor o2, Tensor rstd, const DiffLambda& lam, Tensor g_sub);
 
 }  // namespace dt::ops

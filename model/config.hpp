@@ -89,6 +89,9 @@ struct CheckpointConfig {
 struct RuntimeConfig {
   std::string device = "cpu";  // cpu | cuda
   int threads = 0;             // 0: every core this rank may use
+  // Backward reductions in a fixed order, so a step repeats bit for bit (exact
+  // resume); false lets CUDA kernels use faster float atomics (ops::set_deterministic).
+  bool deterministic = true;
   friend bool operator==(const RuntimeConfig&, const RuntimeConfig&) = default;
 };
 

@@ -78,6 +78,7 @@ void visit_config(C& c, V& v) {
   v.section("runtime");
   v.field("device", c.runtime.device);
   v.field("threads", c.runtime.threads);
+  v.field("deterministic", c.runtime.deterministic);
 }
 inline const std::vector<std::string> kDatasetKeys = {"path", "weight"};
 

@@ -89,8 +89,8 @@ void Transformer::cp_attention_forward(LayerActs& A, int l) {
   }
   if (diff)
     diff_combine_forward(A.att.view({B, T, Hl_, dvw}), A.diff.rstd, A.diff.o1, A.diff.o2,
-                         diff_lambda({W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(l))}),
-                         float(ModelConfig::lambda_init(l)), W.subln, float(cfg_.norm_eps));
+                         {W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(l))}, W.subln,
+                         float(cfg_.norm_eps));
 }
 
 void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
@@ -102,17 +102,15 @@ void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
   Communicator& ring = *par_.cp_comm;
   const Tensor O[2] = {diff ? A.diff.o1 : A.att.view({B, T, heads, dvw}), A.diff.o2};
   const Tensor lse[2] = {diff ? A.diff.lse1 : A.lse, A.diff.lse2};
-  // Gradient of the merged attention output(s).
+  // Gradient of the merged attention output(s). λ stays on the op's device: the
+  // combine backward adds the λ-vector gradients itself, and the block backward
+  // scales map 2's gradient by −λ.
   Tensor dO = d_att.view({B, T, heads, dvw});
-  float dscale[2] = {1.f, 0.f};
+  const DiffLambda lam{W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(l))};
   if (diff) {
-    const DiffLambda lam{W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(l))};
-    const float lambda = diff_lambda(lam);
-    const double dl = diff_combine_backward(cp_dpre_, G.subln, dO, A.diff.o1, A.diff.o2, A.diff.rstd, lambda,
-                                            lam.lambda_init, W.subln);
-    diff_lambda_backward({G.lq1, G.lk1, G.lq2, G.lk2}, lam, dl);
+    diff_combine_backward(cp_dpre_, G.subln, {G.lq1, G.lk1, G.lq2, G.lk2}, dO, A.diff.o1, A.diff.o2, A.diff.rstd,
+                          lam, W.subln);
     dO = cp_dpre_;
-    dscale[1] = -lambda;
   }
   fill_zero(dq_);
   Tensor k = A.k, v = A.v, dk = ring_dk_[1], dv = ring_dv_[1];
@@ -121,7 +119,7 @@ void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
   for (int s = 0; s < cp; ++s) {
     const int owner = (r - s + cp) % cp;
     for_visible_blocks(r, owner, cp, C, [&](const AttnBlock& blk) {
-      attention_block_backward(maps, dq_, dk, dv.view({B, T, 2 * KVl_ / maps, dvw}), dO, dscale, O, lse, A.q, k,
+      attention_block_backward(maps, dq_, dk, dv.view({B, T, 2 * KVl_ / maps, dvw}), dO, &lam, O, lse, A.q, k,
                                v.view({B, T, 2 * KVl_ / maps, dvw}), blk);
     });
     // Every block moves on with its gradient; after cp hops each is home.

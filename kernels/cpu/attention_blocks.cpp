@@ -73,11 +73,14 @@ void attention_block_forward(int maps, const Tensor out[2], const Tensor lse[2],
       }
 }
 
-void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor dO, const float dscale[2],
+void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor dO, const DiffLambda* lam,
                               const Tensor O[2], const Tensor lse[2], Tensor q, Tensor k, Tensor v,
                               const AttnBlock& blk) {
-  DT_ON_CUDA(q, attention_block_backward(maps, dq, dk, dv, dO, dscale, O, lse, q, k, v, blk));
+  DT_ON_CUDA(q, attention_block_backward(maps, dq, dk, dv, dO, lam, O, lse, q, k, v, blk));
   const Shape s = shape_of(maps, q, k, v, "attention_block_backward");
+  DT_CHECK(maps == 1 || lam, "attention_block_backward: the differential maps need λ (lam is null)");
+  // Map 2's output is scaled by −λ in the combine: its gradient is −λ·dO.
+  const float dscale[2] = {1.f, maps == 2 ? -diff_lambda(*lam) : 0.f};
   const int group = s.heads / s.kv, ld = s.heads * s.dv;
   // One task per (sequence, kv head): it owns that kv head's dK and dV rows.
 #pragma omp parallel for collapse(2) schedule(dynamic)
@@ -131,22 +134,22 @@ void attention_merge(Tensor out, Tensor lse, Tensor blk_out, Tensor blk_lse, int
       }
 }
 
-void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, float lambda, float lambda_init,
-                          Tensor g_sub, float eps) {
-  DT_ON_CUDA(out, diff_combine_forward(out, rstd, o1, o2, lambda, lambda_init, g_sub, eps));
+void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, const DiffLambda& lam, Tensor g_sub,
+                          float eps) {
+  DT_ON_CUDA(out, diff_combine_forward(out, rstd, o1, o2, lam, g_sub, eps));
   const int64_t rows = out.rows(), n = out.cols();
-  const float post = 1.f - lambda_init;
+  const float lambda = diff_lambda(lam), post = 1.f - lam.lambda_init;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r)
     rstd.f32()[r] = combine_row_forward(out.f32() + r * n, o1.f32() + r * n, o2.f32() + r * n, lambda, g_sub.f32(),
                                         post, int(n), eps);
 }
 
-double diff_combine_backward(Tensor dpre, Tensor dg_sub, Tensor dout, Tensor o1, Tensor o2, Tensor rstd,
-                             float lambda, float lambda_init, Tensor g_sub) {
-  DT_ON_CUDA(dpre, diff_combine_backward(dpre, dg_sub, dout, o1, o2, rstd, lambda, lambda_init, g_sub));
+void diff_combine_backward(Tensor dpre, Tensor dg_sub, const DiffLambdaGrads& dlam, Tensor dout, Tensor o1,
+                           Tensor o2, Tensor rstd, const DiffLambda& lam, Tensor g_sub) {
+  DT_ON_CUDA(dpre, diff_combine_backward(dpre, dg_sub, dlam, dout, o1, o2, rstd, lam, g_sub));
   const int64_t rows = dout.rows(), n = dout.cols();
-  const float post = 1.f - lambda_init;
+  const float lambda = diff_lambda(lam), post = 1.f - lam.lambda_init;
   // Per-thread partials of dg_sub and dλ, summed in thread order (deterministic).
   const int nt = omp_get_max_threads();
   static std::vector<double> partial;
@@ -164,7 +167,7 @@ double diff_combine_backward(Tensor dpre, Tensor dg_sub, Tensor dout, Tensor o1,
     for (int64_t j = 0; j < n; ++j) dg_sub.f32()[j] += float(partial[size_t(t) * (n + 1) + j]);
     dl += partial[size_t(t) * (n + 1) + n];
   }
-  return dl;
+  add_lambda_vector_grads(dlam, lam, dl);
 }
 
 }  // namespace dt::ops

@@ -57,6 +57,14 @@ float diff_lambda(const DiffLambda& lam) {
   return float(std::exp(dot(lam.q1, lam.k1)) - std::exp(dot(lam.q2, lam.k2)) + lam.lambda_init);
 }
 
+void diff_lambda_into(Tensor out, const DiffLambda& lam) {
+  DT_ON_CUDA(lam.q1, diff_lambda_into(out, lam));
+  require_cpu(out, "diff_lambda_into");
+  DT_CHECK(out.dtype == DType::F32 && out.numel() == 1, "diff_lambda_into: out must be one f32, got ",
+           dtype_name(out.dtype), " ", out.shape_str());
+  out.f32()[0] = diff_lambda(lam);
+}
+
 void diff_attention_forward(Tensor out, const DiffAttnCache& cache, Tensor q, Tensor k, Tensor v,
                             const DiffLambda& lam, Tensor g_sub, float eps) {
   DT_ON_CUDA(q, diff_attention_forward(out, cache, q, k, v, lam, g_sub, eps));
@@ -147,12 +155,11 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const DiffLambdaGr
     for (int j = 0; j <= dvw; ++j) sum[j] += partial[size_t(t) * (dvw + 1) + j];
   float* dgs = dg_sub.f32();
   for (int j = 0; j < dvw; ++j) dgs[j] += float(sum[j]);
-  diff_lambda_backward(dlam, lam, sum[dvw]);
+  add_lambda_vector_grads(dlam, lam, sum[dvw]);
 }
 
 // λ = exp(λq1·λk1) − exp(λq2·λk2) + λ_init
-void diff_lambda_backward(const DiffLambdaGrads& dlam, const DiffLambda& lam, double dlambda) {
-  DT_ON_CUDA(lam.q1, diff_lambda_backward(dlam, lam, dlambda));
+void add_lambda_vector_grads(const DiffLambdaGrads& dlam, const DiffLambda& lam, double dlambda) {
   const int64_t d = lam.q1.numel();
   const double e1 = std::exp(dot(lam.q1, lam.k1)), e2 = std::exp(dot(lam.q2, lam.k2));
   for (int64_t j = 0; j < d; ++j) {

@@ -4,7 +4,13 @@
 #pragma once
 #include <cmath>
 
+#include "kernels/ops.hpp"
+
 namespace dt::ops {
+
+// The four λ vectors' gradients (+=) from d loss/dλ, λ = exp(λq1·λk1) − exp(λq2·λk2)
+// + λ_init (kernels/cpu/diff_attention.cpp).
+void add_lambda_vector_grads(const DiffLambdaGrads& dlam, const DiffLambda& lam, double dlambda);
 
 // Writes out (n) and returns rstd.
 inline float combine_row_forward(float* out, const float* o1, const float* o2, float lambda, const float* g,

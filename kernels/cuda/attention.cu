@@ -10,17 +10,22 @@ namespace {
 using flash::bf16;
 
 // The flash backward reads its per-map output-gradient scale from the device
-// (so the differential path can pass −λ without visiting the host); here it
-// comes from the host and is stored by a one-thread kernel, not a memcpy, so
-// nothing waits.
+// (so the differential path passes −λ without visiting the host). One map's
+// {1, 0} is stored by a one-thread kernel, not a memcpy, so nothing waits.
 __global__ void set_dscale_kernel(flash::DeviceScalars* s, float d0, float d1) {
   s->dscale[0] = d0;
   s->dscale[1] = d1;
 }
 
-const float* device_dscale(float d0, float d1) {
+// {1, 0} for one map; {1, −λ} for two, λ from lam computed on the device.
+const float* device_dscale(int maps, const ops::DiffLambda* lam, const char* op) {
   flash::DeviceScalars* s = flash::device_scalars();
-  DT_LAUNCH(set_dscale_kernel, 1, 1, 0, s, d0, d1);
+  if (maps == 2) {
+    DT_CHECK(lam, op, ": the differential maps need λ (lam is null)");
+    flash::store_lambda(*lam, s, op);
+  } else {
+    DT_LAUNCH(set_dscale_kernel, 1, 1, 0, s, 1.f, 0.f);
+  }
   return s->dscale;  // a device address; nothing is read on the host
 }
 
@@ -86,7 +91,7 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, 
   io.dO = fbuf(dout, op);
   io.O[0] = fbuf(out, op);
   io.lse[0] = lse.f32();
-  io.dscale = device_dscale(1.f, 0.f);
+  io.dscale = device_dscale(1, nullptr, op);
   io.dq = bf16_out(dq, op, "dq");
   io.dk = bf16_out(dk, op, "dk");
   io.dv = bf16_out(dv, op, "dv");
@@ -112,7 +117,7 @@ void attention_block_forward(int maps, const Tensor out[2], const Tensor lse[2],
 }
 
 // dq, dk, dv (BF16) += this block's part; dO, O[m] (B,Tq,heads,dv) F32 or BF16; lse[m] F32
-void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor dO, const float dscale[2],
+void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor dO, const ops::DiffLambda* lam,
                               const Tensor O[2], const Tensor lse[2], Tensor q, Tensor k, Tensor v,
                               const ops::AttnBlock& blk) {
   const char* op = "attention_block_backward";
@@ -129,7 +134,7 @@ void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor 
     io.O[m] = fbuf(O[m], op);
     io.lse[m] = lse[m].f32();
   }
-  io.dscale = device_dscale(dscale[0], maps == 2 ? dscale[1] : 0.f);
+  io.dscale = device_dscale(maps, lam, op);
   io.dq = bf16_out(dq, op, "dq");
   io.dk = bf16_out(dk, op, "dk");
   io.dv = bf16_out(dv, op, "dv");

@@ -11,8 +11,9 @@
 // and outputs (q, k, v, out, dout, dq, dk, dv) are BF16: the tensor-core tiles
 // read bf16. Everything runs on the compute stream (cuda_stream(), the legacy
 // default stream, so cudaMemcpy orders with it); ops that return a host value
-// synchronise,
-// unless given a device accumulator (f64) to add their result to.
+// synchronise, unless given a device accumulator (f64) to add their result
+// to. Backward ops reduce in a fixed order unless ops::deterministic() is
+// false (then dq, dE, dg_sub and dλ accumulate with float atomics).
 #pragma once
 #include <cstdint>
 
@@ -57,6 +58,7 @@ void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v);
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
                         Tensor lse);
 float diff_lambda(const ops::DiffLambda& lam);
+void diff_lambda_into(Tensor out, const ops::DiffLambda& lam);
 void diff_attention_forward(Tensor out, const ops::DiffAttnCache& cache, Tensor q, Tensor k, Tensor v,
                             const ops::DiffLambda& lam, Tensor g_sub, float eps);
 void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const ops::DiffLambdaGrads& dlam, Tensor dg_sub,
@@ -65,15 +67,14 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const ops::DiffLam
 
 void attention_block_forward(int maps, const Tensor out[2], const Tensor lse[2], Tensor q, Tensor k, Tensor v,
                              const ops::AttnBlock& blk);
-void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor dO, const float dscale[2],
+void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor dO, const ops::DiffLambda* lam,
                               const Tensor O[2], const Tensor lse[2], Tensor q, Tensor k, Tensor v,
                               const ops::AttnBlock& blk);
 void attention_merge(Tensor out, Tensor lse, Tensor blk_out, Tensor blk_lse, int q0, int nq);
-void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, float lambda, float lambda_init,
-                          Tensor g_sub, float eps);
-double diff_combine_backward(Tensor dpre, Tensor dg_sub, Tensor dout, Tensor o1, Tensor o2, Tensor rstd,
-                             float lambda, float lambda_init, Tensor g_sub);
-void diff_lambda_backward(const ops::DiffLambdaGrads& dlam, const ops::DiffLambda& lam, double dlambda);
+void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, const ops::DiffLambda& lam, Tensor g_sub,
+                          float eps);
+void diff_combine_backward(Tensor dpre, Tensor dg_sub, const ops::DiffLambdaGrads& dlam, Tensor dout, Tensor o1,
+                           Tensor o2, Tensor rstd, const ops::DiffLambda& lam, Tensor g_sub);
 
 // Achieved bf16 GEMM throughput (TFLOP/s) of cuBLASLt on an n×n×n product, the
 // peak against which benchmarks report MFU.

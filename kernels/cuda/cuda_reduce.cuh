@@ -51,19 +51,28 @@ enum ScratchSlot {
   kScratchHostResult,
   kScratchRmsnormDg,
   kScratchAttnDelta,    // flash backward: Δ = rowsum(dO∘O) per map
-  kScratchAttnDqAcc,    // flash backward: fp32 dQ accumulator
+  kScratchAttnDqAcc,    // flash backward, atomic mode only: fp32 dQ accumulator
   kScratchAttnDpre,     // differential backward: d(o1 − λ·o2) in bf16
   kScratchAttnScalars,  // λ, dλ and the per-map dscale
+  kScratchCombinePartials,  // differential combine backward: per-block dg_sub and dλ partials
   kScratchSlots
 };
 constexpr int kMaxDevices = 64;
 
+// The calling thread's current device, checked against kMaxDevices: the index
+// of the CUDA ops' per-device tables (this scratch, the flash kernels'
+// shared-memory opt-in; gemm.cu keys its cuBLASLt handles and plans by device too).
+inline int current_device() {
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= kMaxDevices) fail("cuda ops: device index ", dev, " beyond the supported ", kMaxDevices);
+  return dev;
+}
+
 inline void* op_scratch(ScratchSlot slot, size_t bytes) {
   static void* bufs[kScratchSlots][kMaxDevices] = {};
   static size_t sizes[kScratchSlots][kMaxDevices] = {};
-  int dev = 0;
-  CUDA_CHECK(cudaGetDevice(&dev));
-  if (dev < 0 || dev >= kMaxDevices) fail("cuda scratch: device index ", dev, " beyond the supported ", kMaxDevices);
+  const int dev = current_device();
   if (sizes[slot][dev] < bytes) {
     if (bufs[slot][dev]) CUDA_CHECK(cudaFree(bufs[slot][dev]));  // synchronises: no kernel still reads it
     bufs[slot][dev] = cuda_malloc_counted(bytes);

@@ -1,11 +1,17 @@
-// Differential attention on CUDA (DESIGN §2, kernels/ops.hpp):
+// Differential attention on CUDA (DESIGN §2, kernels/ops.hpp; CPU twins:
+// kernels/cpu/diff_attention.cpp and the combine of kernels/cpu/attention_blocks.cpp):
 //   λ = exp(λq1·λk1) − exp(λq2·λk2) + λ_init
 //   o1, o2 = the two maps of the flash kernel (one V tile feeds both)
 //   out = RMSNorm(o1 − λ·o2; g_sub) · (1 − λ_init)
-// λ lives on the device (flash::DeviceScalars): the fused ops compute it with a
-// one-block kernel and reduce dλ there, so they never wait for the host. The
-// context-parallel ops take a host λ and store it on the device first, then
-// run the same kernels.
+// λ lives on the device (flash::DeviceScalars): every op computes it from the
+// λ vectors with a one-block kernel and reduces dλ there, so none waits for
+// the host; only diff_lambda reads it back.
+//
+// The combine backward's sums over rows (dg_sub, dλ) are deterministic by
+// default: each block leaves its partial sums (1024 blocks at most: 4·2d + 8
+// bytes each, ≤ 1.1 MB) and combine_reduce_kernel adds them in a fixed order
+// (one warp per output). With ops::deterministic() false, blocks add them with
+// atomics.
 #include <algorithm>
 
 #include "kernels/cuda/flash_attention.cuh"
@@ -45,14 +51,16 @@ __device__ double2 lambda_dots(const LambdaVecs& l) {
   return make_double2(a, b);
 }
 
-// s->lambda = λ; s->dscale = {1, −λ} (map 2's output gradient is −λ·dpre).
-__global__ void lambda_kernel(LambdaVecs l, DeviceScalars* s) {
+// s->lambda = λ; s->dscale = {1, −λ} (map 2's output gradient is −λ·dpre);
+// also *out = λ when out is not null.
+__global__ void lambda_kernel(LambdaVecs l, DeviceScalars* s, float* out) {
   const double2 dots = lambda_dots(l);
   if (threadIdx.x == 0) {
     const float lambda = float(exp(dots.x) - exp(dots.y) + l.lambda_init);
     s->lambda = lambda;
     s->dscale[0] = 1.f;
     s->dscale[1] = -lambda;
+    if (out) *out = lambda;
   }
 }
 
@@ -70,12 +78,9 @@ __global__ void lambda_backward_kernel(LambdaVecs l, float* dq1, float* dk1, flo
   }
 }
 
-__global__ void set_lambda_kernel(DeviceScalars* s, float lambda) { s->lambda = lambda; }
-__global__ void set_dlambda_kernel(DeviceScalars* s, double dlambda) { s->dlambda = dlambda; }
-
-// λ and dscale into the device scalars s.
-void compute_lambda(const LambdaVecs& l, DeviceScalars* s) {
-  DT_LAUNCH(lambda_kernel, 1, kThreads, 0, l, s);
+// λ and dscale into the device scalars s (and λ into out when not null).
+void compute_lambda(const LambdaVecs& l, DeviceScalars* s, float* out = nullptr) {
+  DT_LAUNCH(lambda_kernel, 1, kThreads, 0, l, s, out);
 }
 
 void launch_lambda_backward(const ops::DiffLambdaGrads& dlam, const LambdaVecs& l, const double* dlambda,
@@ -133,10 +138,20 @@ __global__ void combine_forward_kernel(Combine c, FBuf out, float* rstd, float e
   }
 }
 
-// dpre (rows, n) = d loss/d(o1 − λ·o2); dg (n) += (F32, atomics per block);
-// *dlambda += Σ −dpre·o2 (double, one atomic per block).
-__global__ void combine_backward_kernel(Combine c, FBuf dpre, FBuf dout, const float* rstd, float* dg,
-                                        double* dlambda) {
+// Where the combine backward's per-block sums go: deterministic, to partials
+// (dg_part (blocks, n), dl_part (blocks)) that combine_reduce_kernel adds in a
+// fixed order; otherwise (dg_part null) by atomics into dg (n, +=) and *dlambda.
+struct CombineGrads {
+  float* dg;
+  double* dlambda;
+  float* dg_part;
+  double* dl_part;
+};
+constexpr int kMaxCombineBlocks = 1024;
+
+// dpre (rows, n) = d loss/d(o1 − λ·o2); this block's Σ over its rows of
+// dout·post·y·r (dg) and of −dpre·o2 (dλ, in double) to `to`.
+__global__ void combine_backward_kernel(Combine c, FBuf dpre, FBuf dout, const float* rstd, CombineGrads to) {
   __shared__ float dg_part[kWarps][kMaxCols];
   __shared__ double dl_part[kWarps];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -181,26 +196,57 @@ __global__ void combine_backward_kernel(Combine c, FBuf dpre, FBuf dout, const f
   for (int col = threadIdx.x; col < c.n; col += kThreads) {
     float s = 0.f;
     for (int w = 0; w < kWarps; ++w) s += dg_part[w][col];
-    atomicAdd(dg + col, s);
+    if (to.dg_part) to.dg_part[int64_t(blockIdx.x) * c.n + col] = s;
+    else atomicAdd(to.dg + col, s);
   }
   if (threadIdx.x == 0) {
     double s = 0.0;
     for (int w = 0; w < kWarps; ++w) s += dl_part[w];
-    atomicAdd(dlambda, s);
+    if (to.dl_part) to.dl_part[blockIdx.x] = s;
+    else atomicAdd(to.dlambda, s);
   }
 }
 
-int combine_blocks(int64_t rows) { return int(std::min<int64_t>(blocks_for(rows, kWarps), 2048)); }
+// One warp per output: warp j < n adds Σ_b dg_part[b, j] to dg[j], warp n writes
+// Σ_b dl_part[b] to *dlambda. Lane l sums partials l, l + 32, ... in order, then a
+// warp_sum (a fixed butterfly): the same order on every run. grid ⌈(n+1)/kWarps⌉.
+__global__ void combine_reduce_kernel(CombineGrads to, int nb, int n) {
+  const int j = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (j > n) return;  // whole warps
+  if (j < n) {
+    float s = 0.f;
+    for (int b = lane; b < nb; b += 32) s += to.dg_part[int64_t(b) * n + j];
+    s = warp_sum(s);
+    if (lane == 0) to.dg[j] += s;
+  } else {
+    double s = 0.0;
+    for (int b = lane; b < nb; b += 32) s += to.dl_part[b];
+    s = warp_sum(s);
+    if (lane == 0) *to.dlambda = s;
+  }
+}
+
+int combine_blocks(int64_t rows) { return int(std::min<int64_t>(blocks_for(rows, kWarps), kMaxCombineBlocks)); }
 
 void launch_combine_forward(const Combine& c, FBuf out, float* rstd, float eps) {
   if (c.rows == 0) return;
   DT_LAUNCH(combine_forward_kernel, combine_blocks(c.rows), kThreads, 0, c, out, rstd, eps);
 }
 
-// dlambda must be zeroed by the caller (stream-ordered).
+// dg (n, F32) +=; *dlambda (device) = d loss/dλ.
 void launch_combine_backward(const Combine& c, FBuf dpre, FBuf dout, const float* rstd, float* dg, double* dlambda) {
+  CUDA_CHECK(cudaMemsetAsync(dlambda, 0, sizeof(double), cuda_stream()));
   if (c.rows == 0) return;
-  DT_LAUNCH(combine_backward_kernel, combine_blocks(c.rows), kThreads, 0, c, dpre, dout, rstd, dg, dlambda);
+  const int nb = combine_blocks(c.rows);
+  CombineGrads to{dg, dlambda, nullptr, nullptr};
+  if (ops::deterministic()) {
+    auto* part = static_cast<unsigned char*>(
+        op_scratch(kScratchCombinePartials, nb * (sizeof(double) + sizeof(float) * size_t(c.n))));
+    to.dl_part = reinterpret_cast<double*>(part);
+    to.dg_part = reinterpret_cast<float*>(part + nb * sizeof(double));
+  }
+  DT_LAUNCH(combine_backward_kernel, nb, kThreads, 0, c, dpre, dout, rstd, to);
+  if (to.dg_part) DT_LAUNCH(combine_reduce_kernel, int(blocks_for(c.n + 1, kWarps)), kThreads, 0, to, nb, c.n);
 }
 
 // The fused ops' shapes: q (B,T,2H,d), k (B,T,2KV,d), v (B,T,KV,2d), the causal problem over T.
@@ -266,7 +312,6 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const ops::DiffLam
   const Combine c = combine_args(cache.o1, cache.o2, g_sub, rows, n, lam.lambda_init, &s->lambda, op);
 
   compute_lambda(l, s);  // λ and dscale = {1, −λ}
-  CUDA_CHECK(cudaMemsetAsync(&s->dlambda, 0, sizeof(double), cuda_stream()));
   // dpre (B,T,H,2d) = d loss/d(o1 − λ·o2), bf16 like the dO tiles it feeds.
   const FBuf dpre{op_scratch(kScratchAttnDpre, sizeof(bf16) * rows * n), true};
   launch_combine_backward(c, dpre, fbuf(dout, op), cache.rstd.f32(), dg_sub.f32(), &s->dlambda);
@@ -286,44 +331,48 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const ops::DiffLam
   launch_lambda_backward(dlam, l, &s->dlambda, op);
 }
 
-// out (rows, n) F32 or BF16 (n = 2d); rstd (rows) F32; λ from the host
-void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, float lambda, float lambda_init, Tensor g_sub,
+// out (rows, n) F32 or BF16 (n = 2d); rstd (rows) F32; λ from lam's vectors, on the device
+void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, const ops::DiffLambda& lam, Tensor g_sub,
                           float eps) {
   const char* op = "diff_combine_forward";
   require_dtype(rstd, DType::F32, op, "rstd");
   DT_CHECK(rstd.numel() == out.rows(), op, ": rstd ", rstd.shape_str(), " out ", out.shape_str());
   DeviceScalars* s = flash::device_scalars();
-  const Combine c = combine_args(o1, o2, g_sub, out.rows(), out.cols(), lambda_init, &s->lambda, op);
-  DT_LAUNCH(set_lambda_kernel, 1, 1, 0, s, lambda);
+  const Combine c = combine_args(o1, o2, g_sub, out.rows(), out.cols(), lam.lambda_init, &s->lambda, op);
+  compute_lambda(lambda_vecs(lam, op), s);
   launch_combine_forward(c, fbuf(out, op), rstd.f32(), eps);
 }
 
-// dpre (rows, n) F32 or BF16 overwritten; dg_sub (n) F32 +=; returns d loss/dλ (synchronises)
-double diff_combine_backward(Tensor dpre, Tensor dg_sub, Tensor dout, Tensor o1, Tensor o2, Tensor rstd,
-                             float lambda, float lambda_init, Tensor g_sub) {
+// dpre (rows, n) F32 or BF16 overwritten; dg_sub (n) F32 +=; dlam (F32, d each) +=,
+// from a d loss/dλ that never leaves the device
+void diff_combine_backward(Tensor dpre, Tensor dg_sub, const ops::DiffLambdaGrads& dlam, Tensor dout, Tensor o1,
+                           Tensor o2, Tensor rstd, const ops::DiffLambda& lam, Tensor g_sub) {
   const char* op = "diff_combine_backward";
   require_dtype(rstd, DType::F32, op, "rstd");
   require_dtype(dg_sub, DType::F32, op, "dg_sub");
   const int64_t rows = dout.rows(), n = dout.cols();
   DT_CHECK(dpre.numel() == rows * n && rstd.numel() == rows && dg_sub.numel() == n, op, ": dpre ",
            dpre.shape_str(), " dout ", dout.shape_str(), " rstd ", rstd.shape_str(), " dg_sub ", dg_sub.shape_str());
-  DeviceScalars* s = flash::device_scalars();
-  const Combine c = combine_args(o1, o2, g_sub, rows, n, lambda_init, &s->lambda, op);
-  DT_LAUNCH(set_lambda_kernel, 1, 1, 0, s, lambda);
-  CUDA_CHECK(cudaMemsetAsync(&s->dlambda, 0, sizeof(double), cuda_stream()));
-  launch_combine_backward(c, fbuf(dpre, op), fbuf(dout, op), rstd.f32(), dg_sub.f32(), &s->dlambda);
-  double dlambda = 0.0;
-  CUDA_CHECK(cudaMemcpy(&dlambda, &s->dlambda, sizeof(double), cudaMemcpyDeviceToHost));
-  return dlambda;
-}
-
-// The four λ gradients (F32, +=) from a host d loss/dλ.
-void diff_lambda_backward(const ops::DiffLambdaGrads& dlam, const ops::DiffLambda& lam, double dlambda) {
-  const char* op = "diff_lambda_backward";
   const LambdaVecs l = lambda_vecs(lam, op);
   DeviceScalars* s = flash::device_scalars();
-  DT_LAUNCH(set_dlambda_kernel, 1, 1, 0, s, dlambda);
+  const Combine c = combine_args(o1, o2, g_sub, rows, n, lam.lambda_init, &s->lambda, op);
+  compute_lambda(l, s);
+  launch_combine_backward(c, fbuf(dpre, op), fbuf(dout, op), rstd.f32(), dg_sub.f32(), &s->dlambda);
   launch_lambda_backward(dlam, l, &s->dlambda, op);
 }
+
+// out (1) F32 on the device = λ
+void diff_lambda_into(Tensor out, const ops::DiffLambda& lam) {
+  const char* op = "diff_lambda_into";
+  require_dtype(out, DType::F32, op, "out");
+  DT_CHECK(out.numel() == 1, op, ": out must hold one value, got ", out.shape_str());
+  compute_lambda(lambda_vecs(lam, op), flash::device_scalars(), out.f32());
+}
+
+namespace flash {
+void store_lambda(const ops::DiffLambda& lam, DeviceScalars* s, const char* op) {
+  compute_lambda(lambda_vecs(lam, op), s);
+}
+}  // namespace flash
 
 }  // namespace dt::cuda_ops

@@ -60,6 +60,9 @@ struct BackwardIo {
 };
 
 void forward(const Problem& p, const ForwardOut& o);
+// Deterministic (ops::deterministic(), the default): dK/dV and dQ come from two
+// kernels that each own their outputs (flash_attention_backward.cu, _dq.cu);
+// otherwise one kernel adds dQ with fp32 atomics.
 void backward(const Problem& p, const BackwardIo& io);
 
 // Device-resident scalars of the attention ops, so the differential ops never
@@ -75,6 +78,21 @@ struct DeviceScalars {
 // (kernels/cuda/cuda_reduce.cuh), grown only when a larger size is asked.
 inline DeviceScalars* device_scalars() {
   return static_cast<DeviceScalars*>(op_scratch(kScratchAttnScalars, sizeof(DeviceScalars)));
+}
+
+// s->lambda = λ of lam and s->dscale = {1, −λ}, computed by a kernel on the
+// compute stream (kernels/cuda/diff_attention.cu): nothing visits the host.
+void store_lambda(const ops::DiffLambda& lam, DeviceScalars* s, const char* op);
+
+// cudaFuncSetAttribute applies to the current device only, so each kernel
+// instance opts into its dynamic shared memory above 48 KB once per device;
+// `done` is that instance's table.
+template <class Kernel>
+void opt_in_smem(Kernel* kernel, size_t bytes, bool (&done)[kMaxDevices]) {
+  const int dev = current_device();
+  if (done[dev]) return;
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  done[dev] = true;
 }
 
 // Checks shapes, dtypes (q, k, v BF16) and the block range, and fails with a

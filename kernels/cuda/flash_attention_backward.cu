@@ -1,4 +1,6 @@
-// Flash attention backward (FlashAttention-2 style; kernels/cuda/flash_attention.cuh).
+// Flash attention backward (FlashAttention-2 style; kernels/cuda/flash_attention.cuh,
+// the shared steps in flash_attention_backward.cuh; CPU twin: tiles::backward in
+// kernels/cpu/attention_tiles.cpp).
 //
 // 1. delta_kernel:    Δ_m[i] = dscale_m · (dO[i] · O_m[i])  (one warp per query row)
 // 2. backward_kernel: one block per (key tile, kv head, sequence) owns dK_m and
@@ -10,11 +12,19 @@
 //      dV   += Σ_m dscale_m P_mᵀ dO
 //      dS_m  = P_m ∘ (dscale_m G − Δ_m)
 //      dK_m += scale · dS_mᵀ Q_m
-//      dQ_m += scale · dS_m K_m   (fp32 atomicAdd into a scratch accumulator)
-// 3. dq_store_kernel: dq (bf16) = (or +=) the fp32 accumulator.
+//    and, only when ops::deterministic() is false:
+//      dQ_m += scale · dS_m K_m   (fp32 atomicAdd into a scratch accumulator,
+//                                  4·B·nq·heads·maps·d bytes; then dq_store_kernel)
+// 3. deterministic (the default): dq_pass (flash_attention_backward_dq.cu), one
+//    block per (query tile, query head, sequence) that recomputes S_m, G and dS_m
+//    over the visible key tiles and accumulates dQ_m in registers. Every dq
+//    element has one writer and a fixed summation order; the price is the
+//    recomputed Q Kᵀ and dO Vᵀ (per query/key tile pair the atomic mode's 5
+//    tile products become 7 for one map, 8 become 11 for two), and no memory
+//    beyond Δ (4·maps·B·heads·nq bytes, as in the atomic mode).
 #include <algorithm>
 
-#include "kernels/cuda/flash_attention.cuh"
+#include "kernels/cuda/flash_attention_backward.cuh"
 
 namespace dt::cuda_ops::flash {
 
@@ -24,15 +34,11 @@ using namespace nvcuda;
 
 // Tile sizes and shared-memory layout of one (D, MAPS) instance. The K/V tile
 // stays for the whole block; the query-side region is reused by the epilogue
-// for the fp32 dK/dV tiles. Rows padded as in the forward; every section
-// holds a multiple of 16 rows (32-byte aligned wmma pointers).
-template <int D, int MAPS>
-struct Bwd {
-  static constexpr int DV = MAPS * D;
-  static constexpr int BQ = 32;                         // query rows per step
-  static constexpr int BK = MAPS * D == 256 ? 32 : 64;  // keys per block
-  static constexpr int LDK = D + 8, LDV = DV + 8, LDP = BK + 8;      // bf16 row pitch
-  static constexpr int LDS = BK + 4, LDQ32 = D + 4, LDV32 = DV + 4;  // f32 row pitch
+// for the fp32 dK/dV tiles.
+template <int D_, int MAPS_>
+struct Bwd : BwdTiles<D_, MAPS_, 32, MAPS_ * D_ == 256 ? 32 : 64> {  // 32 query rows per step
+  using T = BwdTiles<D_, MAPS_, 32, MAPS_ * D_ == 256 ? 32 : 64>;
+  using T::BK, T::BQ, T::D, T::DV, T::LDK, T::LDP, T::LDQ32, T::LDS, T::LDV, T::LDV32, T::MAPS;
   static constexpr size_t kK = 0;                                 // bf16 [MAPS][BK][LDK]
   static constexpr size_t kV = kK + sizeof(bf16) * MAPS * BK * LDK;  // bf16 [BK][LDV]
   static constexpr size_t kRegion = kV + sizeof(bf16) * BK * LDV;
@@ -78,7 +84,8 @@ __global__ void delta_kernel(Problem p, BackwardIo io, float* delta) {
   }
 }
 
-// grid (key tiles, kv heads, B); block kThreads.
+// grid (key tiles, kv heads, B); block kThreads. dq_acc null: no dQ here (the
+// deterministic dq_pass computes it).
 template <int D, int MAPS>
 __global__ void __launch_bounds__(kThreads, 1) backward_kernel(Problem p, BackwardIo io, const float* delta,
                                                             float* dq_acc) {
@@ -103,13 +110,9 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(Problem p, Backwa
   const float scale = 1.f / sqrtf(float(D));
   float ds[MAPS];
   for (int m = 0; m < MAPS; ++m) ds[m] = io.dscale[m];
-  const int64_t rows_total = int64_t(p.B) * p.heads * p.nq;  // rows of one map in delta
 
-  const int64_t q_ld = int64_t(p.heads) * MAPS * D, k_ld = int64_t(p.kv) * MAPS * D, v_ld = int64_t(p.kv) * C::DV;
   const int64_t krow0 = int64_t(b) * p.Tk + p.k0 + j0;  // this block's first key row in k, v, dk, dv
-  for (int m = 0; m < MAPS; ++m)
-    load_tile<C::BK, D>(sK + m * C::BK * C::LDK, C::LDK, p.k + (krow0 * p.kv * MAPS + g * MAPS + m) * D, k_ld, keys);
-  load_tile<C::BK, C::DV>(sV, C::LDV, p.v + (krow0 * p.kv + g) * C::DV, v_ld, keys);
+  load_key_side<C>(sK, sV, p, b, g, j0, keys);
 
   FragC acc_dk[C::NDK], acc_dv[C::NDV];  // fragment f = warp + t·kWarps of dK (all maps) and dV
 #pragma unroll
@@ -123,66 +126,12 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(Problem p, Backwa
     for (int i0 = first_i0; i0 < p.nq; i0 += C::BQ) {
       const int rows = min(C::BQ, p.nq - i0);
       __syncthreads();  // the previous step is done with the query-side region
-      const int64_t qrow0 = int64_t(b) * p.Tq + p.q0 + i0;  // first query row in q, dO, O
-      for (int m = 0; m < MAPS; ++m)
-        load_tile<C::BQ, D>(sQ + m * C::BQ * C::LDK, C::LDK, p.q + (qrow0 * p.heads * MAPS + h * MAPS + m) * D, q_ld,
-                            rows);
-      load_tile<C::BQ, C::DV>(sdO, C::LDV, io.dO, (qrow0 * p.heads + h) * C::DV, int64_t(p.heads) * C::DV, rows);
-      for (int e = threadIdx.x; e < MAPS * C::BQ; e += kThreads) {
-        const int m = e / C::BQ, r = e % C::BQ;
-        const float* lse = m == 0 ? io.lse[0] : io.lse[1];
-        const int64_t row = (int64_t(b) * p.heads + h) * p.nq + i0 + r;  // as in delta_kernel
-        sL[e] = r < rows ? lse[(int64_t(b) * p.heads + h) * p.Tq + p.q0 + i0 + r] : 0.f;
-        sDelta[e] = r < rows ? delta[m * rows_total + row] : 0.f;
-      }
+      load_query_side<C>(sQ, sdO, p, io, b, h, i0, rows);
+      load_row_stats<C>(sL, sDelta, p, io, delta, b, h, i0, rows);
       __syncthreads();
-
-      // S_m (BQ×BK) = Q_m K_mᵀ for each map, then G (BQ×BK) = dO Vᵀ.
-      constexpr int kSF = (C::BQ / 16) * (C::BK / 16);
-      for (int f = warp; f < (MAPS + 1) * kSF; f += kWarps) {
-        const int m = f / kSF, fi = (f % kSF) / (C::BK / 16), fj = f % (C::BK / 16);
-        FragC acc;
-        wmma::fill_fragment(acc, 0.f);
-        if (m < MAPS) {
-#pragma unroll 2
-          for (int kk = 0; kk < D; kk += 16) {
-            FragA a;
-            FragBt bt;
-            wmma::load_matrix_sync(a, sQ + (m * C::BQ + fi * 16) * C::LDK + kk, C::LDK);
-            wmma::load_matrix_sync(bt, sK + (m * C::BK + fj * 16) * C::LDK + kk, C::LDK);
-            wmma::mma_sync(acc, a, bt, acc);
-          }
-          wmma::store_matrix_sync(sS + (m * C::BQ + fi * 16) * C::LDS + fj * 16, acc, C::LDS, wmma::mem_row_major);
-        } else {
-#pragma unroll 2
-          for (int kk = 0; kk < C::DV; kk += 16) {
-            FragA a;
-            FragBt bt;
-            wmma::load_matrix_sync(a, sdO + fi * 16 * C::LDV + kk, C::LDV);
-            wmma::load_matrix_sync(bt, sV + fj * 16 * C::LDV + kk, C::LDV);
-            wmma::mma_sync(acc, a, bt, acc);
-          }
-          wmma::store_matrix_sync(sG + fi * 16 * C::LDS + fj * 16, acc, C::LDS, wmma::mem_row_major);
-        }
-      }
+      scores_and_dp<C>(sQ, sK, sdO, sV, sS, sG);
       __syncthreads();
-
-      // Elementwise: P_m, Pc = Σ_m dscale_m P_m (for dV), dS_m. Masked
-      // entries (causal, padded query rows, padded keys) are exactly zero.
-      for (int e = threadIdx.x; e < C::BQ * C::BK; e += kThreads) {
-        const int r = e / C::BK, c = e % C::BK, i = i0 + r, j = j0 + c;
-        const bool visible = r < rows && c < keys && (!p.causal || j <= i);
-        const float gv = sG[r * C::LDS + c];
-        float pc = 0.f;
-#pragma unroll
-        for (int m = 0; m < MAPS; ++m) {
-          const int row = m * C::BQ + r;
-          const float pr = visible ? __expf(sS[row * C::LDS + c] * scale - sL[row]) : 0.f;
-          pc += ds[m] * pr;
-          sdS[row * C::LDP + c] = __float2bfloat16(pr * (ds[m] * gv - sDelta[row]));
-        }
-        sPc[r * C::LDP + c] = __float2bfloat16(pc);
-      }
+      probs_and_ds<C>(sS, sG, sL, sDelta, ds, i0, j0, rows, keys, p.causal, scale, sdS, sPc);
       __syncthreads();
 
       // dV (BK×DV) += Pcᵀ (BK×BQ) · dO (BQ×DV); Pc row-major is Pcᵀ column-major.
@@ -212,6 +161,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(Problem p, Backwa
           wmma::mma_sync(acc_dk[t], at, bq, acc_dk[t]);
         }
       }
+      if (!dq_acc) continue;  // uniform: deterministic mode leaves dQ to dq_pass
       // dQ_m (BQ×D) = dS_m (BQ×BK) · K_m (BK×D), this step's part, to shared memory.
       constexpr int kQF = (C::BQ / 16) * (D / 16);
       for (int f = warp; f < MAPS * kQF; f += kWarps) {
@@ -288,12 +238,8 @@ __global__ void dq_store_kernel(Problem p, const float* acc, bf16* dq, bool accu
 template <int D, int MAPS>
 void launch_backward(const Problem& p, const BackwardIo& io, const float* delta, float* dq_acc) {
   using C = Bwd<D, MAPS>;
-  static bool configured = false;  // the opt-in above 48 KB, once per instance
-  if (!configured) {
-    CUDA_CHECK(cudaFuncSetAttribute(backward_kernel<D, MAPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(C::kBytes)));
-    configured = true;
-  }
+  static bool configured[kMaxDevices] = {};
+  opt_in_smem(backward_kernel<D, MAPS>, C::kBytes, configured);
   const dim3 grid((p.nk + C::BK - 1) / C::BK, p.kv, p.B);
   DT_LAUNCH((backward_kernel<D, MAPS>), grid, kThreads, C::kBytes, p, io, delta, dq_acc);
 }
@@ -304,18 +250,24 @@ void backward(const Problem& p, const BackwardIo& io) {
   if (p.nq == 0) return;
   if (io.dO.bf16 && reinterpret_cast<uintptr_t>(io.dO.p) % 16 != 0)
     fail("flash attention backward: a bf16 dO must be 16-byte aligned");
+  if ((p.d != 64 && p.d != 128) || (p.maps != 1 && p.maps != 2))
+    fail("flash attention backward: head dim ", p.d, " with ", p.maps, " maps is not supported (d 64 or 128, maps 1 or 2)");
   const int64_t rows = int64_t(p.B) * p.heads * p.nq;  // query rows of one map
   float* delta = static_cast<float*>(op_scratch(kScratchAttnDelta, sizeof(float) * p.maps * rows));
+  const bool det = ops::deterministic();
+  float* dq_acc = nullptr;
   const size_t acc_bytes = sizeof(float) * rows * p.maps * p.d;
-  float* dq_acc = static_cast<float*>(op_scratch(kScratchAttnDqAcc, acc_bytes));
-  CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, acc_bytes, cuda_stream()));
+  if (!det) {
+    dq_acc = static_cast<float*>(op_scratch(kScratchAttnDqAcc, acc_bytes));
+    CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, acc_bytes, cuda_stream()));
+  }
 
   DT_LAUNCH(delta_kernel, blocks_for(rows, kWarps), kThreads, 0, p, io, delta);
   if (p.d == 64 && p.maps == 1) launch_backward<64, 1>(p, io, delta, dq_acc);
   else if (p.d == 128 && p.maps == 1) launch_backward<128, 1>(p, io, delta, dq_acc);
   else if (p.d == 64 && p.maps == 2) launch_backward<64, 2>(p, io, delta, dq_acc);
-  else if (p.d == 128 && p.maps == 2) launch_backward<128, 2>(p, io, delta, dq_acc);
-  else fail("flash attention backward: head dim ", p.d, " with ", p.maps, " maps is not supported (d 64 or 128, maps 1 or 2)");
+  else launch_backward<128, 2>(p, io, delta, dq_acc);
+  if (det) return dq_pass(p, io, delta);
   const int64_t n = rows * p.maps * p.d;
   DT_LAUNCH(dq_store_kernel, int(std::min<int64_t>(blocks_for(n, kThreads), 4096)), kThreads, 0, p, dq_acc, io.dq,
             io.accumulate);

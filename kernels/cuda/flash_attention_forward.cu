@@ -168,12 +168,8 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, Forward
 template <int D, int MAPS>
 void launch_forward(const Problem& p, const ForwardOut& o) {
   using C = Fwd<D, MAPS>;
-  static bool configured = false;  // the opt-in above 48 KB, once per instance
-  if (!configured) {
-    CUDA_CHECK(cudaFuncSetAttribute(forward_kernel<D, MAPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(C::kBytes)));
-    configured = true;
-  }
+  static bool configured[kMaxDevices] = {};
+  opt_in_smem(forward_kernel<D, MAPS>, C::kBytes, configured);
   const dim3 grid((p.nq + C::BQ - 1) / C::BQ, p.heads, p.B);
   DT_LAUNCH((forward_kernel<D, MAPS>), grid, kThreads, C::kBytes, p, o);
 }

@@ -342,6 +342,24 @@ TEST(ConfigRoundTrip, AwkwardValuesReadBackExactly) {
   EXPECT_TRUE(back == c) << dt::config_to_yaml(c);
 }
 
+// runtime.deterministic: on unless the config turns it off; only true or false
+// (an error naming the key otherwise); written back as it was read.
+TEST(ConfigRuntime, DeterministicDefaultsToTrueAndReadsBackBothValues) {
+  EXPECT_TRUE(load(kMinimal).runtime.deterministic);
+  EXPECT_FALSE(load(kMinimal, {"runtime.deterministic=false"}).runtime.deterministic);
+  EXPECT_TRUE(load(std::string(kMinimal) + "runtime:\n  deterministic: true\n").runtime.deterministic);
+  expect_set_error("runtime.deterministic=1", "runtime.deterministic", "true or false");
+  expect_set_error("runtime.deterministic=yes", "runtime.deterministic", "true or false");
+  expect_set_error("runtime.deterministic=\"false\"", "runtime.deterministic", "true or false");
+  for (bool on : {true, false}) {
+    dt::Config c = load(kMinimal);
+    c.runtime.deterministic = on;
+    const auto back = dt::load_config_text(dt::config_to_yaml(c), {}, "bad.yaml");
+    EXPECT_EQ(back.runtime.deterministic, on) << dt::config_to_yaml(c);
+    EXPECT_TRUE(back == c);
+  }
+}
+
 TEST(ConfigFormulas, TotalStepsRoundsATokenBudgetUp) {
   EXPECT_EQ(load(kMinimal).total_steps(), 100);
   EXPECT_EQ(load(kMinimal, {"train.max_steps=null", "train.max_tokens=512"}).total_steps(), 1);

@@ -112,34 +112,48 @@ TEST(CudaOps, LinearResidualForwardAddsTheBaseInTheGemm) {
 
 // ---- embedding ------------------------------------------------------------------------
 // Shard rows [v0, v0 + Vl) with v0 > 0; tokens below, inside and above the shard, some
-// repeated. The forward is a copy (zeros for other shards' tokens): exact. The backward
-// adds a few dout rows per vocabulary row in fp32, in any order (atomics): 1e-6 of the
-// scale.
+// repeated; a shard of fewer rows than the backward's 256 row groups and one of more,
+// with a width of one and of two 1024-column chunks. The forward is a copy (zeros for
+// other shards' tokens): exact. The deterministic backward adds each row's dout rows in
+// position order, as the CPU does: exact. With atomics (deterministic off) the order
+// varies: 1e-6 of the scale.
 TEST(CudaOps, EmbeddingShardForwardAndBackwardMatchCpu) {
   DT_SKIP_WITHOUT_CUDA_GPU();
   std::mt19937 rng(1003);
-  const int64_t V = 300, v0 = 100, Vl = 100, D = 96, N = 74;
-  std::vector<int32_t> tok(N);
-  for (auto& t : tok) t = int32_t(40 + rng() % 220);
-  tok[3] = tok[9] = tok[50] = 150;
-  GpuTensor gtok(I32, {N});
-  gtok.upload_i32(tok);
-  for (DType t : {BF16, F32}) {
-    auto E = rand_as(t, Vl * D, rng);
-    std::vector<float> out(size_t(N * D), 123.f);
-    GpuTensor gE(t, {Vl, D}, E), gout(t, {N, D});
-    gout.poison();
-    ops::embedding_forward_shard(cpu_f32(out.data(), {N, D}), cpu_i32(tok.data(), {N}), cpu_f32(E.data(), {Vl, D}), v0,
-                                 V);
-    ops::embedding_forward_shard(gout, gtok, gE, v0, V);
-    EXPECT_TRUE(near_all(gout.download(), out, 0, 0, tag("embedding out", t)));
+  struct Shape {
+    int64_t V, v0, Vl, D, N;
+  };
+  for (const Shape& s : {Shape{300, 100, 100, 96, 74}, Shape{700, 50, 600, 1100, 90}}) {
+    const int64_t V = s.V, v0 = s.v0, Vl = s.Vl, D = s.D, N = s.N;
+    std::vector<int32_t> tok(N);
+    for (auto& t : tok) t = int32_t(40 + rng() % (V - 80));
+    tok[3] = tok[9] = tok[50] = 150;
+    GpuTensor gtok(I32, {N});
+    gtok.upload_i32(tok);
+    for (DType t : {BF16, F32}) {
+      const std::string shape = " V=" + std::to_string(V) + " D=" + std::to_string(D);
+      auto E = rand_as(t, Vl * D, rng);
+      std::vector<float> out(size_t(N * D), 123.f);
+      GpuTensor gE(t, {Vl, D}, E), gout(t, {N, D});
+      gout.poison();
+      ops::embedding_forward_shard(cpu_f32(out.data(), {N, D}), cpu_i32(tok.data(), {N}), cpu_f32(E.data(), {Vl, D}),
+                                   v0, V);
+      ops::embedding_forward_shard(gout, gtok, gE, v0, V);
+      EXPECT_TRUE(near_all(gout.download(), out, 0, 0, tag("embedding out", t) + shape));
 
-    auto dout = rand_as(t, N * D, rng), dE = randn(size_t(Vl * D), rng);
-    GpuTensor gdout(t, {N, D}, dout), gdE(F32, {Vl, D}, dE);
-    ops::embedding_backward_shard(cpu_f32(dE.data(), {Vl, D}), cpu_i32(tok.data(), {N}), cpu_f32(dout.data(), {N, D}),
-                                  v0);
-    ops::embedding_backward_shard(gdE, gtok, gdout, v0);
-    EXPECT_TRUE(close_to(gdE.download(), dE, {1e-6, 0}, tag("embedding dE +=", t)));
+      auto dout = rand_as(t, N * D, rng), dE0 = randn(size_t(Vl * D), rng), dE = dE0;
+      GpuTensor gdout(t, {N, D}, dout);
+      ops::embedding_backward_shard(cpu_f32(dE.data(), {Vl, D}), cpu_i32(tok.data(), {N}),
+                                    cpu_f32(dout.data(), {N, D}), v0);
+      for (bool det : {true, false}) {
+        GpuTensor gdE(F32, {Vl, D}, dE0);
+        ops::set_deterministic(det);
+        ops::embedding_backward_shard(gdE, gtok, gdout, v0);
+        ops::set_deterministic(true);
+        EXPECT_TRUE(close_to(gdE.download(), dE, {det ? 0.0 : 1e-6, 0},
+                             tag(det ? "embedding dE += (deterministic)" : "embedding dE += (atomics)", t) + shape));
+      }
+    }
   }
 }
 

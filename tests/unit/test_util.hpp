@@ -218,6 +218,64 @@ inline ::testing::AssertionResult close_to(const std::vector<float>& got, const 
   return near_all(got, want, tol.atol * max_abs(want), tol.rtol, what);
 }
 
+// A CPU f32 tensor over a host vector: the CPU side of a CUDA comparison.
+inline dt::Tensor host(std::vector<float>& x, std::initializer_list<int64_t> dims) {
+  return dt::cpu_f32(x.data(), dims);
+}
+
+// The four λ vectors of a differential layer (d each, ~N(0, sd²): DESIGN §2's init
+// is sd 0.1) on the host and on the GPU, and the ops' views of both.
+struct LambdaVectors {
+  int64_t d;
+  std::vector<float> v[4];
+  GpuTensor g[4];
+  float lambda_init;
+  LambdaVectors(int64_t d_, float lambda_init_, std::mt19937& rng, double sd = 0.1)
+      : d(d_),
+        v{dt::reftest::randn(size_t(d_), rng, sd), dt::reftest::randn(size_t(d_), rng, sd),
+          dt::reftest::randn(size_t(d_), rng, sd), dt::reftest::randn(size_t(d_), rng, sd)},
+        g{{dt::DType::F32, {d_}, v[0]}, {dt::DType::F32, {d_}, v[1]}, {dt::DType::F32, {d_}, v[2]},
+          {dt::DType::F32, {d_}, v[3]}},
+        lambda_init(lambda_init_) {}
+  dt::ops::DiffLambda cpu() { return {host(v[0], {d}), host(v[1], {d}), host(v[2], {d}), host(v[3], {d}), lambda_init}; }
+  dt::ops::DiffLambda gpu() const { return {g[0], g[1], g[2], g[3], lambda_init}; }
+};
+
+// ---- tolerances of the CUDA attention kernels (test_cuda_attention.cpp,
+// test_cuda_context_parallel.cpp) against the CPU on the same bf16-rounded inputs.
+// Forward out (bf16): a flash kernel rounds its probabilities to bf16 for the P·V
+// product and rounds the output once, both 2^-8 ≈ 3.9e-3 relative; P's rounding
+// errors are independent per key, so the error stays a few 2^-8 of the output scale:
+// atol 1e-2 of max|out|, rtol 2e-2. lse (f32): scores from exact bf16 products summed
+// in fp32 over d terms, then an fp32 log-sum-exp: 1e-4·(1 + max|lse|).
+constexpr Tol kAttnOut{1e-2, 2e-2};
+constexpr double kAttnLse = 1e-4;
+
+// Backward (bf16 dq, dk, dv): sums over up to T rows of products whose factors P and
+// dS = P∘(dP − D) are rounded to bf16 for the tensor cores. Random-sign rounding
+// errors grow like √T, as the sums themselves do, so the relative error stays a few
+// 2^-8: atol 1e-2 of each gradient's scale (of its increment for "+=" outputs, whose
+// values before the op are `before`), rtol 2e-2, and a floor of 1e-4 for T = 1,
+// where dq and dk are zero up to roundoff.
+inline ::testing::AssertionResult attn_grad_close(const std::vector<float>& got, const std::vector<float>& want,
+                                                  const std::vector<float>& before, const std::string& what) {
+  double scale = 0;
+  for (size_t i = 0; i < want.size(); ++i)
+    scale = std::max(scale, std::fabs(double(want[i]) - (before.empty() ? 0.0 : double(before[i]))));
+  return near_all(got, want, 1e-2 * scale + 1e-4, 2e-2, what);
+}
+
+// Equal bit for bit (NaN payloads included): the determinism tests' criterion.
+inline ::testing::AssertionResult bit_identical(const std::vector<float>& a, const std::vector<float>& b,
+                                                const std::string& what) {
+  if (a.size() != b.size()) return ::testing::AssertionFailure() << what << ": sizes differ";
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0)
+      return ::testing::AssertionFailure() << what << ": element " << i << " is " << a[i] << " in one run and "
+                                           << b[i] << " in the other";
+  return ::testing::AssertionSuccess();
+}
+
 // ‖got − want‖ / ‖want‖ (Euclidean norms over the whole tensor).
 inline double rel_l2(const std::vector<float>& got, const std::vector<float>& want) {
   double num = 0, den = 0;
