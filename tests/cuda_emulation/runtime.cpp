@@ -104,6 +104,14 @@ cudaError_t cudaGetDevice(int* device) {
   *device = emu::current_device;
   return cudaSuccess;
 }
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (device != 0)
+    return fail(cudaErrorInvalidDevice,
+                "cudaGetDeviceProperties(" + std::to_string(device) + "): the emulation has one device");
+  *prop = cudaDeviceProp{};
+  std::snprintf(prop->name, sizeof prop->name, "difftron CUDA emulation");  // in no datasheet table
+  return cudaSuccess;
+}
 cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 
 cudaError_t cudaMalloc(void** p, size_t n) {
