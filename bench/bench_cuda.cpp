@@ -3,7 +3,10 @@
 //   bench_cuda [--device N] [--layers L] [--seq T] [--micro-batch B] [--recompute none|attention|full]
 //              [--steps N] [--reps N] [--heads H] [--no-attention] [--no-train]
 //
-// 1. peak: the cuBLASLt bf16 8192³ GEMM rate (kernels/peak.hpp), the MFU denominator.
+// 1. peak: the MFU denominator (kernels/peak.hpp gpu_peak): the device's datasheet dense
+//    bf16 peak (H100 SXM, H200, H100 PCIe, A100), else the measured cuBLASLt bf16 8192³
+//    GEMM rate labelled as measured; DIFFTRON_PEAK_TFLOPS overrides. The measured GEMM
+//    rate is printed beside it, and the step's MFU is given against both.
 // 2. attention kernels at T 4096 (--seq), head size 128, batch 1, 2, 4: standard
 //    attention with 2H heads of d against differential attention with H heads of
 //    two maps each and values of 2d, the same Wq/Wk/Wv/Wo shapes (DESIGN §2). FLOPs
@@ -12,6 +15,8 @@
 //    with n_layers cut to what fits one GPU: forward_backward, AdamW over every
 //    parameter, zero_grads, sync_compute_weights. Tokens/s, achieved TFLOP/s (the
 //    model FLOPs of model/registry.hpp; recomputation is not counted) and MFU.
+//
+// A short run (launch/gpu_check.sh): --layers 2 --steps 3 --reps 3.
 //
 // Timings use CUDA events around several repetitions after a warm-up. Without a GPU
 // (or without CUDA) it says so and measures nothing.
@@ -54,10 +59,13 @@ const char* kUsage =
     "usage: bench_cuda [--device N] [--layers L] [--seq T] [--micro-batch B] [--recompute none|attention|full]\n"
     "                  [--steps N] [--reps N] [--heads H] [--diff-config F] [--standard-config F]\n"
     "                  [--no-attention] [--no-train]\n"
-    "Measures on one GPU: the bf16 GEMM peak; attention kernels (T = --seq, d 128, batch 1, 2, 4;\n"
-    "standard 2H heads vs diff H heads of two maps, --heads H, default 16); a training step of the\n"
-    "3B configs with --layers layers (default 8), --seq tokens (default 4096) and --micro-batch\n"
-    "sequences (default 1), timed over --steps steps (default 5) after one warm-up.";
+    "Measures on one GPU: the MFU peak (datasheet dense bf16 by device name, else the measured\n"
+    "cuBLASLt bf16 GEMM; DIFFTRON_PEAK_TFLOPS overrides) and the measured GEMM rate beside it;\n"
+    "attention kernels (T = --seq, d 128, batch 1, 2, 4; standard 2H heads vs diff H heads of two\n"
+    "maps, --heads H, default 16); a training step of the 3B configs with --layers layers\n"
+    "(default 8), --seq tokens (default 4096) and --micro-batch sequences (default 1), timed over\n"
+    "--steps steps (default 5) after one warm-up.\n"
+    "A short run (launch/gpu_check.sh): --layers 2 --steps 3 --reps 3.";
 
 Options parse(int argc, char** argv) {
   Options o;
@@ -261,15 +269,17 @@ StepResult bench_step(const Options& o, const std::string& path) {
   return r;
 }
 
-void bench_train(const Options& o, double peak_tflops) {
+void bench_train(const Options& o, const dt::GpuPeak& peak) {
   std::printf("\ntraining step, 3B shapes with %d layers, seq %d, micro-batch %d, recompute %s, %d timed steps\n",
               o.layers, o.seq, o.micro_batch, o.recompute.empty() ? "(from config)" : o.recompute.c_str(), o.steps);
   const StepResult d = bench_step(o, o.diff_config);
   const StepResult s = bench_step(o, o.standard_config);
   for (auto [name, path, r] : {std::tuple{"diff", &o.diff_config, d}, std::tuple{"standard", &o.standard_config, s}})
     std::printf(
-        "%-9s %-30s step %.3f s  tokens/s %.0f  achieved %.1f TFLOP/s  MFU %.1f%% (target >= 45%%)  loss %.3f\n", name,
-        path->c_str(), r.step_s, r.tokens_per_s, r.tflops, 100.0 * r.tflops / peak_tflops, r.loss);
+        "%-9s %-30s step %.3f s  tokens/s %.0f  achieved %.1f TFLOP/s  MFU %.1f%% (target >= 45%%)  "
+        "of measured GEMM %.1f%%  loss %.3f\n",
+        name, path->c_str(), r.step_s, r.tokens_per_s, r.tflops, 100.0 * r.tflops / peak.tflops,
+        peak.measured_gemm_tflops > 0 ? 100.0 * r.tflops / peak.measured_gemm_tflops : 0.0, r.loss);
   std::printf("diff/standard step time: %.3fx (target <= 1.10x, diff at most 10%% slower)\n", d.step_s / s.step_s);
 }
 #endif
@@ -296,11 +306,11 @@ int main(int argc, char** argv) {
     }
     if (o.device >= count) dt::fail("--device ", o.device, ": only ", count, " CUDA device(s) visible");
     cuda_check(cudaSetDevice(o.device), "cudaSetDevice");
-    cudaDeviceProp prop;
-    cuda_check(cudaGetDeviceProperties(&prop, o.device), "cudaGetDeviceProperties");
-    const double peak = dt::measure_cuda_gemm_gflops(o.device, 8192) / 1e3;
-    std::printf("device %d: %s\npeak: cuBLASLt bf16 GEMM 8192^3 = %.1f TFLOP/s (the MFU denominator)\n", o.device,
-                prop.name, peak);
+    const dt::GpuPeak peak = dt::gpu_peak(o.device, 8192);
+    std::printf("device %d: %s\npeak: %s (the MFU denominator)\n", o.device, peak.device_name.c_str(),
+                peak.describe().c_str());
+    if (peak.measured_gemm_tflops > 0)
+      std::printf("measured GEMM: cuBLASLt bf16 8192^3 = %.1f TFLOP/s\n", peak.measured_gemm_tflops);
     if (o.attention) bench_attention(o);
     if (o.train) bench_train(o, peak);
     return 0;

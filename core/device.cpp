@@ -14,6 +14,7 @@ void cuda_free(void* ptr);
 void cuda_memset_zero(void* ptr, size_t bytes);
 void cuda_copy(void* dst, bool dst_cuda, const void* src, bool src_cuda, size_t bytes);
 int cuda_count();
+std::string cuda_name(int index);
 void cuda_synchronize(int index);
 void* cuda_pinned_alloc(size_t bytes);
 void cuda_pinned_free(void* ptr);
@@ -28,6 +29,7 @@ static void cuda_free(void*) { no_cuda(); }
 static void cuda_memset_zero(void*, size_t) { no_cuda(); }
 static void cuda_copy(void*, bool, const void*, bool, size_t) { no_cuda(); }
 static int cuda_count() { return 0; }
+static std::string cuda_name(int) { no_cuda(); }
 int64_t cuda_allocation_count() { return 0; }
 static void cuda_synchronize(int) { no_cuda(); }
 static void* cuda_pinned_alloc(size_t) { no_cuda(); }
@@ -85,6 +87,8 @@ void device_synchronize(Device dev) {
 }
 
 int cuda_device_count() { return cuda_count(); }
+
+std::string cuda_device_name(int index) { return cuda_name(index); }
 
 bool cuda_built() {
 #ifdef DIFFTRON_HAVE_CUDA

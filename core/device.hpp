@@ -69,6 +69,9 @@ void device_synchronize(Device dev);
 // Number of visible CUDA devices; 0 when CUDA is not built or no GPU/driver is
 // present (any cudaGetDeviceCount failure counts as "no GPU").
 int cuda_device_count();
+// The device's name as cudaGetDeviceProperties gives it, e.g. "NVIDIA H100 80GB HBM3";
+// fails without CUDA or without that device.
+std::string cuda_device_name(int index);
 // How many cudaMalloc calls difftron has made in this process (0 without CUDA);
 // a training step after the first must not add any.
 int64_t cuda_allocation_count();

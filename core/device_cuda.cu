@@ -76,4 +76,10 @@ int cuda_count() {
   return n;
 }
 
+std::string cuda_name(int index) {
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
+  return prop.name;
+}
+
 }  // namespace dt

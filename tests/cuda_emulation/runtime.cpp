@@ -163,7 +163,7 @@ cudaError_t cudaGetDevice(int* device) {
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   if (device != 0) return fail(cudaErrorInvalidDevice, "cudaGetDeviceProperties: the emulation has one device");
   std::memset(prop, 0, sizeof *prop);
-  std::snprintf(prop->name, sizeof prop->name, "difftron CUDA emulation (host)");
+  std::snprintf(prop->name, sizeof prop->name, "difftron CUDA emulation");  // in no datasheet table
   prop->major = 8;
   prop->minor = 0;
   prop->multiProcessorCount = 1;
