@@ -252,7 +252,7 @@ void Transformer::lambda_into(int layer, Tensor out) const {
   DT_CHECK(cfg_.attention == AttentionKind::Diff, "λ exists only for diff attention");
   DT_CHECK(layer >= l0_ && layer < l1_, "layer ", layer, " is not on this stage");
   const LayerWeights& L = w_.layers[layer - l0_];
-  ops::fill(out, ops::diff_lambda({L.lq1, L.lk1, L.lq2, L.lk2, float(ModelConfig::lambda_init(layer))}));  // TODO(merge): diff_lambda_into
+  ops::diff_lambda_into(out, {L.lq1, L.lk1, L.lq2, L.lk2, float(ModelConfig::lambda_init(layer))});
 }
 
 void Transformer::tp_sum(Tensor t) {

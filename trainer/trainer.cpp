@@ -55,6 +55,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   if (comm == MPI_COMM_WORLD) set_log_rank(grid_->rank(), world);
 
   threads_ = default_threads(cfg_.runtime.threads);
+  ops::set_deterministic(cfg_.runtime.deterministic);
   omp_set_num_threads(threads_);
   openblas_set_num_threads(threads_);
   // Flush denormals to zero on every worker thread: late in training, tiny
@@ -111,14 +112,13 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   host_stats_ = PinnedBuffer(dev, 2 * sizeof(double) + size_t(layers) * sizeof(float));
 
   // CPU: one core's SGEMM rate, measured on rank 0 while the others wait, times
-  // every core in use. CUDA: one GPU's bf16 GEMM rate times the GPUs.
-  // DIFFTRON_PEAK_TFLOPS (per GPU) replaces the measurement, e.g. with a datasheet figure.
+  // every core in use. CUDA: one GPU's peak (gpu_peak, kernels/peak.hpp: the datasheet
+  // figure by device name, DIFFTRON_PEAK_TFLOPS, or the measured GEMM) times the GPUs.
   double one = 0.0;
-  const char* peak_env = std::getenv("DIFFTRON_PEAK_TFLOPS");
+  GpuPeak gpu;
   if (is_logger()) {
-    if (!dev.is_cpu() && peak_env) one = std::atof(peak_env) * 1e3;
-    else one = dev.is_cpu() ? measure_sgemm_gflops_one_thread(1024, 2) * threads_
-                            : measure_cuda_gemm_gflops(dev.index, 8192);
+    if (dev.is_cpu()) one = measure_sgemm_gflops_one_thread(1024, 2) * threads_;
+    else gpu = gpu_peak(dev.index), one = gpu.tflops * 1e3;
   }
   peak_gflops_ = grid_->world().all_reduce_sum(one) * world;
   if (is_logger()) {
@@ -134,7 +134,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
                model_->activation_bytes() / 1e6, " MB per rank");
     else
       log_info("runtime: ", dev.str(), " (local rank's GPU), bf16 activations, fp32 master weights; peak ",
-               peak_gflops_ / 1e3, " TFLOP/s (cuBLASLt bf16 GEMM × GPUs), activations ",
+               peak_gflops_ / 1e3, " TFLOP/s (", world, " × ", gpu.describe(), "), activations ",
                model_->activation_bytes() / 1e6, " MB per rank");
   }
 }

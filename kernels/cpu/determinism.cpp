@@ -3,6 +3,7 @@
 // diff_attention.cu, embedding.cu); the CPU ops reduce in a fixed order always.
 #include <atomic>
 
+#include "core/emulation_hooks.hpp"
 #include "kernels/ops.hpp"
 
 namespace dt::ops {
@@ -14,6 +15,7 @@ std::atomic<bool> g_deterministic{true};
 }  // namespace
 
 void set_deterministic(bool on) { g_deterministic.store(on, std::memory_order_relaxed); }
-bool deterministic() { return g_deterministic.load(std::memory_order_relaxed); }
+// (The emulation's mutation check "atomic_backward" forces the atomic variants.)
+bool deterministic() { return g_deterministic.load(std::memory_order_relaxed) && !DT_MUTATION("atomic_backward"); }
 
 }  // namespace dt::ops
