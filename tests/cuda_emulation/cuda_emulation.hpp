@@ -5,34 +5,45 @@
 // DIFFTRON_CUDA_EMULATION).
 //
 // What it models. A launch is queued on its stream and runs later on the
-// emulated device's worker thread (device.hpp: streams, events and the race
-// detector); its blocks run one after another there, and the threads of a block are fibers switched only at barriers.
-// __syncthreads is a block barrier (exited threads count as arrived; all
-// waiting threads must be at the same source line); __syncwarp, shuffles and
-// wmma stores are warp barriers (every lane, at the same line). The first warp
-// with a runnable lane runs until all its lanes wait, so it gets as far ahead
-// of the others as the barriers allow, and lanes run one after another between
-// warp barriers; the order is ascending in one block and descending in the
-// next, and the block order flips between launches, so a missing barrier shows
-// up as a wrong value in one direction or the other. Shared memory (dynamic and
+// emulated device's worker thread (device.hpp: streams, events, the legacy
+// stream's implicit barrier, host synchronisation), like every copy, memset,
+// cuBLASLt matmul and NCCL operation; an op runs once what CUDA orders it
+// after has run, and no sooner. Every load and store of a kernel, and every
+// access a copy, cuBLASLt or NCCL declares, is checked against the memory's
+// history (memory.hpp): an access that nothing orders against another
+// stream's or the host's is a race, reported with the buffer and both
+// operations; one outside every live allocation, or past the dynamic shared
+// memory the launch asked for, is a fault. The blocks of a launch run one
+// after another, and the threads of a block are fibers switched only at
+// barriers. __syncthreads is a block barrier (exited threads count as arrived;
+// all waiting threads must be at the same source line); __syncwarp, shuffles
+// and wmma stores are warp barriers (every lane, at the same line). The first
+// warp with a runnable lane runs until all its lanes wait, so it gets as far
+// ahead of the others as the barriers allow, and lanes run one after another
+// between warp barriers; the order is ascending in one block and descending in
+// the next, and the block order flips between launches (or, with a block-order
+// seed, is a fresh permutation per launch), so a missing barrier shows up as a
+// wrong value in one direction or the other, and an order-dependent result
+// (float atomics) as different bits between seeds. Shared memory (dynamic and
 // static) and cudaMalloc'd memory start as 0xFF bytes (NaN as f32 and bf16).
 // wmma fragments (mma.h) follow the documented load/store semantics and
 // alignment rules; each lane owns 8 of the 256 accumulator elements, so a lane
 // that skips a wmma call leaves its elements wrong. Launch configurations are
-// checked (block and grid size, dynamic shared memory against the 48 KB
-// default, the cudaFuncSetAttribute opt-in and the sm_80 maximum), and a fault
-// (deadlock, divergent barrier, misaligned or out-of-range wmma tile) fails the
-// launch with a message that cudaGetLastError returns. Built with
-// -fsanitize=address (DIFFTRON_CUDA_EMULATION_ASAN, on by default) it checks
-// every access to device memory and dynamic shared memory against its bounds.
+// checked at the launch (block and grid size, dynamic shared memory against
+// the 48 KB default, the cudaFuncSetAttribute opt-in and the sm_80 maximum); a
+// fault while the kernel runs (deadlock, divergent barrier, misaligned or
+// out-of-range wmma tile, out-of-bounds access) becomes the device's sticky
+// error, which every later runtime call returns, as on a GPU.
 //
-// What it cannot model: timing races beyond those two schedules; the weak
-// memory model and inter-block concurrency (atomics are trivially atomic); the
-// hardware fragment layout (kernels must not touch fragment elements);
-// tensor-core and special-function rounding (products and sums are plain fp32;
-// of __expf's approximation only the rounding of x·log2 e is reproduced);
-// misaligned vector loads (x86 allows them); the size of static __shared__
-// arrays (not counted against the 48 KB); registers, occupancy, performance.
+// What it cannot model: the weak memory model and inter-block concurrency
+// (atomics are trivially atomic); the hardware fragment layout (kernels must
+// not touch fragment elements); tensor-core and special-function rounding
+// (products and sums are plain fp32; of __expf's approximation only the
+// rounding of x·log2 e is reproduced); misaligned vector loads (x86 allows
+// them); the size of static __shared__ arrays (not counted against the 48
+// KB); host code reading device memory outside a tensor accessor (only
+// Tensor::f32/i32/f64 of a CPU tensor check, core/emulation_hooks.hpp);
+// registers, occupancy, performance.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>

@@ -394,12 +394,13 @@ uint64_t host_sync_count() {
   return d.syncs_;
 }
 
+// DIFFTRON_EMU_MUTATION is a comma-separated list of names.
 bool mutation(const char* name) {
-  static const std::string list = [] {
-    const char* s = std::getenv("DIFFTRON_EMU_MUTATION");
-    return "," + std::string(s ? s : "") + ",";
-  }();
-  return list.find("," + std::string(name) + ",") != std::string::npos;
+  static const std::string list = std::getenv("DIFFTRON_EMU_MUTATION") ? std::getenv("DIFFTRON_EMU_MUTATION") : "";
+  const size_t n = std::strlen(name);
+  for (size_t at = list.find(name); at != std::string::npos; at = list.find(name, at + 1))
+    if ((at == 0 || list[at - 1] == ',') && (at + n == list.size() || list[at + n] == ',')) return true;
+  return false;
 }
 
 }  // namespace emu

@@ -25,12 +25,7 @@ constexpr size_t kAlign = 256;
 constexpr size_t kGap = 256;                          // unallocated bytes after every allocation
 using fast::kSharedBytes;  // the dynamic shared memory block (≥ 227 KB)
 
-// Who touched a granule last: the op that wrote it and up to two ops that read
-// it since (more concurrent readers spill into `spill`). stamp = id·2 + wrote
-// of the last op that touched it, so an op's repeated accesses cost one compare.
-struct Cell {
-  uint32_t w, r0, r1, stamp;
-};
+using fast::Cell;
 constexpr uint32_t kSpilled = 0xFFFFFFFFu;
 
 struct History {
@@ -76,12 +71,9 @@ struct Region {
     base = static_cast<unsigned char*>(map(kRegionBytes));
     kinds = static_cast<Kind*>(map(kRegionBytes / kGranule));
     cells = static_cast<Cell*>(map(kRegionBytes / kGranule * sizeof(Cell)));
-#if defined(__SANITIZE_ADDRESS__)
-    // Instrumented host code (copies, the emulated cuBLASLt) touching a gap or freed memory is reported by ASan too.
-    ASAN_POISON_MEMORY_REGION(base, kRegionBytes);
-#endif
     shared = static_cast<unsigned char*>(allocate_span(kSharedBytes));
     set_kind(shared, kSharedBytes, Kind::kShared);
+    fast::cells = cells;
     fast::lo = base;
     fast::hi = base + kRegionBytes;
     fast::shared = fast::shared_end = shared;
@@ -227,7 +219,10 @@ void* allocate(size_t bytes, Kind kind) {
   unsigned char* p = r.allocate_span(std::max<size_t>(bytes, 1));
   if (!p) return nullptr;
 #if defined(__SANITIZE_ADDRESS__)
+  // The emulation's instrumented host code (copies, cuBLASLt, NCCL) touching the
+  // gap after an allocation or freed memory is reported by ASan too.
   ASAN_UNPOISON_MEMORY_REGION(p, bytes);
+  ASAN_POISON_MEMORY_REGION(p + bytes, (bytes + kGap + kAlign - 1) / kAlign * kAlign - bytes);
 #endif
   std::memset(p, 0xFF, bytes);
   r.set_kind(p, bytes, kind);
@@ -337,6 +332,7 @@ void check_as(const Accessor& a, const void* p, size_t bytes, bool write) {
 // The hooks' slow paths (memory.hpp's inline kernel_access).
 namespace fast {
 thread_local const Accessor* running = nullptr;
+Cell* cells = nullptr;
 const unsigned char *lo = nullptr, *hi = nullptr, *shared = nullptr, *shared_end = nullptr;
 void shared_fault(const Accessor& a, const unsigned char* q, size_t bytes, bool write) {
   mem::shared_fault(a, q, bytes, write);

@@ -72,6 +72,14 @@ void check_as(const Accessor& a, const void* p, size_t bytes, bool write);
 // A load or store of a kernel (hooks.cpp): checked when an op runs on this
 // thread; inline, since it runs on every access of every emulated kernel.
 namespace fast {
+// Who touched a 4-byte granule last: the op that wrote it and up to two ops
+// that read it since (more concurrent readers spill into a side table);
+// stamp = id·2 + wrote of the last op that touched it, so an op's repeated
+// accesses to a granule cost one compare.
+struct Cell {
+  uint32_t w, r0, r1, stamp;
+};
+extern Cell* cells;  // one per granule of [lo, hi)
 extern thread_local const Accessor* running;
 extern const unsigned char *lo, *hi;               // the tracked range
 extern const unsigned char *shared, *shared_end;  // dynamic shared memory: the block, this launch's end
@@ -87,6 +95,10 @@ inline void kernel_access(const void* p, size_t bytes, bool write) {
   if (q >= fast::shared && q < fast::shared + fast::kSharedBytes) {
     if (q + bytes > fast::shared_end) fast::shared_fault(*a, q, bytes, write);
     return;
+  }
+  if ((reinterpret_cast<uintptr_t>(q) & 3) + bytes <= 4) {  // one granule, already seen by this op?
+    const uint32_t stamp = fast::cells[size_t(q - fast::lo) >> 2].stamp;
+    if (stamp == a->id * 2 + 1 || (!write && stamp == a->id * 2)) return;
   }
   fast::check_range(*a, q, bytes, write);
 }

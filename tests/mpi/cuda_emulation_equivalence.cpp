@@ -4,16 +4,19 @@
 // (core/nccl_communicator.cu) over the emulated NCCL, every stream-ordering
 // mistake reported as a race and every grouping mistake as a deadlock.
 //
-//   mpirun -np N cuda_emulation_equivalence --tp T --pp P --cp C --data DIR [--zero 0|1|both] [--no-reference]
+//   cuda_emulation_equivalence --write-reference FILE --data DIR
+//   mpirun -np N cuda_emulation_equivalence --tp T --pp P --cp C --data DIR --reference FILE [--zero 0|1|both]
+//   mpirun -np N cuda_emulation_equivalence --tp T --pp P --cp C --data DIR --no-reference
 //
-// Rank 0 trains the two references in-process (MPI_COMM_SELF): one emulated
-// GPU and the CPU backend, both from the same seed and data; then every rank
-// trains the layout on MPI_COMM_WORLD with runtime.device: cuda (bf16
-// activations, all-reduced and sent in bf16; fp32 master weights; the bucketed
-// gradient reduction overlapped with the backward). Prints "N passed, M failed"
-// on rank 0 and exits non-zero on a failure. --no-reference only trains the
-// layout: the mutation tests (DIFFTRON_EMU_MUTATION) expect it to fail with a
-// race or a deadlock.
+// The first form trains the two references in one process and writes their
+// curves to FILE: one emulated GPU and the CPU backend, both from the same
+// seed and data (CTest runs it once, as the fixture of every layout). The
+// second trains the layout on MPI_COMM_WORLD with runtime.device: cuda (bf16
+// activations, all-reduced and sent in bf16; fp32 master weights; the
+// bucketed gradient reduction overlapped with the backward) and compares;
+// prints "N passed, M failed" on rank 0 and exits non-zero on a failure. The
+// third only trains the layout: the mutation tests (DIFFTRON_EMU_MUTATION)
+// expect it to fail with a race or a deadlock.
 //
 // The NCCL buffer (DIFFTRON_EMU_NCCL_BUFFER, set by CTest to 4 KiB) is far
 // below every k/v block and pipeline message here, so a send that could only
@@ -63,10 +66,23 @@ std::string config(const Layout& l, const std::string& device, const std::string
   return buf;
 }
 
-void broadcast(Curve& c) {
-  c.loss.resize(kSteps), c.gnorm.resize(kSteps);
-  MPI_Bcast(c.loss.data(), kSteps, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-  MPI_Bcast(c.gnorm.data(), kSteps, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+// FILE: one line per step, "gpu_loss gpu_gnorm cpu_loss cpu_gnorm", full precision.
+void write_reference(const std::string& file, const Curve& gpu, const Curve& cpu) {
+  FILE* f = std::fopen(file.c_str(), "w");
+  if (!f) fail("cannot write ", file);
+  for (int i = 0; i < kSteps; ++i)
+    std::fprintf(f, "%.17g %.17g %.17g %.17g\n", gpu.loss[i], gpu.gnorm[i], cpu.loss[i], cpu.gnorm[i]);
+  std::fclose(f);
+}
+
+void read_reference(const std::string& file, Curve& gpu, Curve& cpu) {
+  FILE* f = std::fopen(file.c_str(), "r");
+  if (!f) fail("cannot read the reference ", file, " (run --write-reference first: CTest's fixture does)");
+  gpu.loss.resize(kSteps), gpu.gnorm.resize(kSteps), cpu.loss.resize(kSteps), cpu.gnorm.resize(kSteps);
+  for (int i = 0; i < kSteps; ++i)
+    if (std::fscanf(f, "%lf %lf %lf %lf", &gpu.loss[i], &gpu.gnorm[i], &cpu.loss[i], &cpu.gnorm[i]) != 4)
+      fail(file, ": expected ", kSteps, " lines of four numbers");
+  std::fclose(f);
 }
 
 }  // namespace
@@ -75,7 +91,7 @@ int main(int argc, char** argv) {
   mpi_init_once(&argc, &argv);
   setenv("DIFFTRON_PEAK_TFLOPS", "1", 0);  // no emulated 8192³ GEMM for the MFU line
   int tp = 1, pp = 1, cp = 1;
-  std::string data = "/tmp/difftron_emu_parallel_data", zero_arg = "both";
+  std::string data = "/tmp/difftron_emu_parallel_data", zero_arg = "both", reference_file, write_file;
   bool reference = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -84,6 +100,8 @@ int main(int argc, char** argv) {
       continue;
     }
     if (i + 1 >= argc) break;
+    if (a == "--reference") reference_file = argv[i + 1];
+    else if (a == "--write-reference") write_file = argv[i + 1];
     if (a == "--tp") tp = std::atoi(argv[i + 1]);
     else if (a == "--pp") pp = std::atoi(argv[i + 1]);
     else if (a == "--cp") cp = std::atoi(argv[i + 1]);
@@ -96,17 +114,16 @@ int main(int argc, char** argv) {
   try {
     Curve gpu_ref, cpu_ref;
     if (rank == 0) write_tiny_data(data);
-    if (rank == 0 && reference) {
+    if (!write_file.empty()) {
       Trainer gpu(load_config_text(config({}, "cuda", data)), MPI_COMM_SELF);
       gpu_ref = train_steps(gpu, kSteps);
       Trainer cpu(load_config_text(config({}, "cpu", data)), MPI_COMM_SELF);
       cpu_ref = train_steps(cpu, kSteps);
+      write_reference(write_file, gpu_ref, cpu_ref);
+      return 0;
     }
     MPI_Barrier(MPI_COMM_WORLD);
-    if (reference) {
-      broadcast(gpu_ref);
-      broadcast(cpu_ref);
-    }
+    if (reference) read_reference(reference_file, gpu_ref, cpu_ref);
     for (int zero : {0, 1}) {
       if ((zero && dp == 1) || (zero_arg != "both" && std::atoi(zero_arg.c_str()) != zero)) continue;
       Trainer par(load_config_text(config({tp, pp, zero, cp}, "cuda", data)));
