@@ -221,6 +221,13 @@ void bench_attention(const Options& o) {
     row("diff", df, diff_fwd);
     std::printf("%6lld diff/standard time: forward %.2fx, backward %.2fx\n", (long long)B, df.fwd_ms / s.fwd_ms,
                 df.bwd_ms / s.bwd_ms);
+    // runtime.deterministic: false keeps fp32-atomic backwards only if this shows them faster.
+    dt::ops::set_deterministic(false);
+    const FwdBwd sa = time_standard(o, B, T, 2 * H, d), da = time_diff(o, B, T, H, d);
+    dt::ops::set_deterministic(true);
+    std::printf("%6lld atomic backward (runtime.deterministic: false): standard %.3f ms (%.2fx deterministic), "
+                "diff %.3f ms (%.2fx)\n",
+                (long long)B, sa.bwd_ms, sa.bwd_ms / s.bwd_ms, da.bwd_ms, da.bwd_ms / df.bwd_ms);
   }
 }
 

@@ -29,7 +29,7 @@ std::string trainer_yaml(const std::string& dir, int log_every) {
          "log_every: " + std::to_string(log_every) + ", run_dir: " + dir + "/run}\n"
          "data: {datasets: [{path: " + dir + "/shards, weight: 1.0}]}\n"
          "parallel: {micro_batch: 2}\n"
-         "runtime: {device: cuda, threads: 2}\n";
+         "runtime: {device: cuda, threads: 1}\n";
 }
 
 // The bound: at most two host waits per step (one for the step's

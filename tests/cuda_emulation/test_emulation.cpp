@@ -87,23 +87,33 @@ TEST(CudaEmulation, UnorderedReadOnAnotherStreamIsReportedAsARace) {
   cudaStreamDestroy(s);
 }
 
-TEST(CudaEmulation, AnEventWaitOrdersTheRead) {
-  DeviceBuffer a(256), b(256);
+// The legacy default stream fills a with 3; a non-blocking stream s, made to
+// wait for that by an event, copies a into b.
+struct OrderedCopy {
+  OrderedCopy() {
+    EXPECT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    EXPECT_EQ(cudaEventCreate(&e), cudaSuccess);
+    ops::fill(a.t(), 3.f);
+    EXPECT_EQ(cudaEventRecord(e, nullptr), cudaSuccess);
+    EXPECT_EQ(cudaStreamWaitEvent(s, e, 0), cudaSuccess);
+    EXPECT_EQ(cudaMemcpyAsync(b.p, a.p, 1024, cudaMemcpyDeviceToDevice, s), cudaSuccess);
+  }
+  ~OrderedCopy() {
+    cudaEventDestroy(e);
+    cudaStreamDestroy(s);
+  }
+  DeviceBuffer a{256}, b{256};
   cudaStream_t s;
   cudaEvent_t e;
-  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
-  ASSERT_EQ(cudaEventCreate(&e), cudaSuccess);
-  ops::fill(a.t(), 3.f);
-  ASSERT_EQ(cudaEventRecord(e, nullptr), cudaSuccess);
-  ASSERT_EQ(cudaStreamWaitEvent(s, e, 0), cudaSuccess);
-  ASSERT_EQ(cudaMemcpyAsync(b.p, a.p, 256 * sizeof(float), cudaMemcpyDeviceToDevice, s), cudaSuccess);
+};
+
+TEST(CudaEmulation, AnEventWaitOrdersTheRead) {
+  OrderedCopy c;
   EXPECT_EQ(failure(), "");
   float out = 0;
-  ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
-  ASSERT_EQ(cudaMemcpy(&out, static_cast<float*>(b.p) + 255, sizeof out, cudaMemcpyDeviceToHost), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(c.s), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(&out, static_cast<float*>(c.b.p) + 255, sizeof out, cudaMemcpyDeviceToHost), cudaSuccess);
   EXPECT_EQ(out, 3.f);
-  cudaEventDestroy(e);
-  cudaStreamDestroy(s);
 }
 
 TEST(CudaEmulation, TheLegacyStreamOrdersBlockingStreamsButNotNonBlockingOnes) {
@@ -118,20 +128,9 @@ TEST(CudaEmulation, TheLegacyStreamOrdersBlockingStreamsButNotNonBlockingOnes) {
 }
 
 TEST(CudaEmulation, OverwritingWhatAnotherStreamStillReadsIsReported) {
-  DeviceBuffer a(256), b(256);
-  cudaStream_t s;
-  cudaEvent_t e;
-  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
-  ASSERT_EQ(cudaEventCreate(&e), cudaSuccess);
-  ops::fill(a.t(), 3.f);
-  ASSERT_EQ(cudaEventRecord(e, nullptr), cudaSuccess);
-  ASSERT_EQ(cudaStreamWaitEvent(s, e, 0), cudaSuccess);
-  ASSERT_EQ(cudaMemcpyAsync(b.p, a.p, 1024, cudaMemcpyDeviceToDevice, s), cudaSuccess);  // s reads a
-  // and the legacy stream overwrites it without waiting for s
-  const std::string what = failure([&] { ops::fill(a.t(), 4.f); });
+  OrderedCopy c;  // s reads a, and the legacy stream overwrites it without waiting for s
+  const std::string what = failure([&] { ops::fill(c.a.t(), 4.f); });
   EXPECT_NE(what.find("reads it and kernel fill_kernel"), std::string::npos) << what;
-  cudaEventDestroy(e);
-  cudaStreamDestroy(s);
 }
 
 TEST(CudaEmulation, TheHostReadingPinnedMemoryBeforeSynchronisingIsARace) {
@@ -153,6 +152,17 @@ TEST(CudaEmulation, AKernelWritingPastItsAllocationFails) {
   DeviceBuffer a(100);
   const std::string what = failure([&] { ops::fill(Tensor(a.p, DType::F32, {120}, Device::cuda(0)), 1.f); });
   EXPECT_NE(what.find("outside every live allocation"), std::string::npos) << what;
+}
+
+// A view of device memory tagged as a CPU tensor would make a GPU fault in the
+// CPU op (the optimizer and the checkpoint code did this with the flat arenas);
+// the emulation, whose device memory the host could read, fails it instead.
+TEST(CudaEmulation, ACpuOpGivenDeviceMemoryFails) {
+  DeviceBuffer a(64);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const Tensor mislabelled(a.p, DType::F32, {64});  // device memory, CPU tag
+  EXPECT_THROW(ops::scale(mislabelled, 2.f), Error);
+  EXPECT_THROW(ops::sum_squares(mislabelled), Error);
 }
 
 TEST(CudaEmulation, HostSynchronisationsAreCountedWhereTheHostBlocks) {

@@ -402,6 +402,45 @@ TEST(CudaOps, SumSquaresAndScaleMatchCpu) {
   }
 }
 
+// The training step's device accumulators: the loss sum (cross-entropy, and the
+// vocab-parallel loss) and Σg² added to an f64 on the device bit for bit as the
+// synchronising forms return them; the clipping factor, and AdamW scaled by it
+// exactly as by grad_scale.
+TEST(CudaOps, DeviceAccumulatorsAndClipFactorMatchTheHostForms) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  std::mt19937 rng(1012);
+  const int64_t N = 37, V = 29;
+  const auto z = randn(size_t(N * V), rng, 2.0);
+  std::vector<int32_t> ti(static_cast<size_t>(N));
+  for (auto& v : ti) v = int32_t(rng() % V);
+  GpuTensor gz1(F32, {N, V}, z), gz2(F32, {N, V}, z), gl(F32, {N}), acc(DType::F64, {1}), targets(I32, {N});
+  targets.upload_i32(ti);
+  ops::fill_zero(acc);
+  const double want = ops::cross_entropy(gz1, targets, gl, 0.5f);
+  EXPECT_EQ(ops::cross_entropy(gz2, targets, gl, 0.5f, acc), 0.0);
+  ops::sum_squares(gz1, acc);
+  const double sq = ops::sum_squares(gz1);
+  double got = 0;
+  device_copy(&got, Device::cpu(), acc.tensor().ptr, acc.tensor().device, sizeof got);
+  EXPECT_EQ(got, want + sq);
+
+  GpuTensor factor(F32, {1}), norm_sq(DType::F64, {1});
+  const double sixteen = 16.0;
+  device_copy(norm_sq.tensor().ptr, norm_sq.tensor().device, &sixteen, Device::cpu(), sizeof sixteen);
+  ops::clip_factor(factor, norm_sq, 1.0);
+  EXPECT_EQ(factor.download()[0], 0.25f);
+  ops::clip_factor(factor, norm_sq, 8.0);
+  EXPECT_EQ(factor.download()[0], 1.f);
+
+  const std::vector<float> p{1.f, -2.f, 0.5f}, g{0.3f, -4.f, 2e-3f}, zero(3, 0.f);
+  GpuTensor p1(F32, {3}, p), p2(F32, {3}, p), gg(F32, {3}, g), m1(F32, {3}, zero), v1(F32, {3}, zero),
+      m2(F32, {3}, zero), v2(F32, {3}, zero);
+  ops::clip_factor(factor, norm_sq, 1.0);  // 0.25
+  ops::adamw(p1, gg, m1, v1, {0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 2, 0.25f});
+  ops::adamw(p2, gg, m2, v2, {0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 2, 1.f, factor});
+  EXPECT_EQ(p1.download(), p2.download());
+}
+
 // f32 → bf16 on the device rounds to nearest even (ties to even, overflow to inf),
 // compared bit for bit with the host rounding; bf16 → f32 and same-dtype copies are exact.
 TEST(CudaOps, CopyRoundsF32ToBf16ToNearestEvenAndBackExactly) {

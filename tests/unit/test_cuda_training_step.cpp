@@ -154,7 +154,7 @@ TEST(CudaTrainer, TrainsLikeTheCpuAndResumesFromACheckpoint) {
            "data: {datasets: [{path: " + dir.path + "/shards, weight: 1.0}]}\n"
            "parallel: {micro_batch: 2}\n"
            "checkpoint: {dir: " + dir.path + "/" + name + "/ckpt, every_steps: 0}\n"
-           "runtime: {device: " + device + ", threads: 2}\n";
+           "runtime: {device: " + device + ", threads: 1}\n";
   };
   Trainer cpu(load_config_text(yaml("cpu", "cpu")));
   Trainer gpu(load_config_text(yaml("cuda", "gpu")));

@@ -181,6 +181,58 @@ TEST(SumSquares, MatchesFloat64SumOverLargeTensor) {
   EXPECT_NEAR(ops::sum_squares(cpu_f32(one.data(), {1})), 9.0, 1e-12);
 }
 
+// The training step's forms: the sums added to an f64 accumulator instead of
+// returned (the returned value is then 0), bit for bit the same sum.
+TEST(DeviceAccumulators, LossAndSquaresAddToTheAccumulatorExactlyAsReturned) {
+  std::mt19937 rng(93);
+  const int64_t N = 37, V = 29;
+  const auto logits = randn(size_t(N * V), rng, 2.0);
+  std::vector<int32_t> targets(static_cast<size_t>(N));
+  for (auto& t : targets) t = int32_t(rng() % V);
+  targets[3] = -1;
+  std::vector<float> z1 = logits, z2 = logits, losses(static_cast<size_t>(N));
+  const double want = ops::cross_entropy(cpu_f32(z1.data(), {N, V}), cpu_i32(targets.data(), {N}),
+                                         cpu_f32(losses.data(), {N}), 0.5f);
+  double acc = 1.25;  // added to, not overwritten
+  const Tensor acc_t(&acc, DType::F64, {1});
+  EXPECT_EQ(ops::cross_entropy(cpu_f32(z2.data(), {N, V}), cpu_i32(targets.data(), {N}),
+                               cpu_f32(losses.data(), {N}), 0.5f, acc_t),
+            0.0);
+  EXPECT_EQ(acc, 1.25 + want);
+  EXPECT_EQ(z1, z2) << "the gradient does not depend on where the loss goes";
+
+  const auto x = randn(1001, rng);
+  const double sq = ops::sum_squares(cpu_f32(const_cast<float*>(x.data()), {1001}));
+  acc = 0;
+  ops::sum_squares(cpu_f32(const_cast<float*>(x.data()), {1001}), acc_t);
+  ops::sum_squares(cpu_f32(const_cast<float*>(x.data()), {1001}), acc_t);
+  EXPECT_EQ(acc, sq + sq);
+}
+
+// The clipping factor on the device equals the host formula it replaced:
+// clip/‖g‖ when clipping is on and ‖g‖ exceeds it, else 1; AdamW multiplies the
+// gradient by it exactly as by grad_scale.
+TEST(DeviceAccumulators, ClipFactorAndAdamWWithItMatchTheHostFormula) {
+  float factor = 0;
+  double norm_sq = 16.0;  // ‖g‖ = 4
+  const Tensor f(&factor, DType::F32, {1}), n2(&norm_sq, DType::F64, {1});
+  ops::clip_factor(f, n2, 1.0);
+  EXPECT_EQ(factor, float(1.0 / 4.0));
+  ops::clip_factor(f, n2, 8.0);
+  EXPECT_EQ(factor, 1.f);
+  ops::clip_factor(f, n2, 0.0);
+  EXPECT_EQ(factor, 1.f) << "max_norm 0 switches clipping off";
+
+  std::vector<float> p1{1.f, -2.f, 0.5f}, p2 = p1, g{0.3f, -4.f, 2e-3f}, m1(3, 0.f), v1(3, 0.f), m2 = m1, v2 = v1;
+  float clip = 0.25f;
+  ops::adamw(cpu_f32(p1.data(), {3}), cpu_f32(g.data(), {3}), cpu_f32(m1.data(), {3}), cpu_f32(v1.data(), {3}),
+             {0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 2, 0.25f});
+  ops::adamw(cpu_f32(p2.data(), {3}), cpu_f32(g.data(), {3}), cpu_f32(m2.data(), {3}), cpu_f32(v2.data(), {3}),
+             {0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 2, 1.f, Tensor(&clip, DType::F32, {1})});
+  EXPECT_EQ(p1, p2);
+  EXPECT_EQ(m1, m2);
+}
+
 TEST(Scale, MultipliesEveryElementInPlace) {
   std::mt19937 rng(92);
   const int64_t n = 1037;

@@ -26,7 +26,10 @@ train: {seq_len: 64, batch_size: 16, max_steps: 150, lr: 3.0e-3, min_lr: 3.0e-4,
         log_every: 50, run_dir: )" + dir + R"(/run}
 data: {datasets: [{path: )" + dir + R"(/shards, weight: 1.0}]}
 parallel: {micro_batch: 8}
+runtime: {threads: 1}
 )";
+  // One thread: ctest -j2 runs another test beside this one, and two OpenMP
+  // threads on a shared core made it 40 times slower than alone.
   Trainer trainer(load_config_text(yaml));
   const StepStats first = trainer.train_step(0);
   // Untrained, the loss is close to ln(vocab): the init predicts uniformly.
