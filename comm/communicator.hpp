@@ -20,6 +20,9 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // The group's name in messages (the watchdog's): "tp", "dp", "world", ...
+  const char* name() const { return name_; }
+  void set_name(const char* n) { name_ = n; }
 
   // In place; f32 and f64 (and bf16 on NCCL, reduced in fp32).
   virtual void all_reduce_sum(Tensor t) = 0;
@@ -70,6 +73,9 @@ class Communicator {
   // Scalars in double, for host values (on NCCL these wait for the device).
   virtual double all_reduce_sum(double v) = 0;
   virtual double all_reduce_max(double v) = 0;
+
+ private:
+  const char* name_ = "world";
 };
 
 }  // namespace dt

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "core/error.hpp"
+#include "core/watchdog.hpp"
 
 namespace dt {
 
@@ -41,24 +42,28 @@ MpiCommunicator::~MpiCommunicator() {
 }
 
 void MpiCommunicator::all_reduce_sum(Tensor t) {
+  const WatchCollective watch("all-reduce", name());
   const MPI_Datatype type = reduce_type(t, "all_reduce_sum");
   if (size_ == 1) return;
   MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.ptr, int(t.numel()), type, MPI_SUM, comm_));
 }
 
 void MpiCommunicator::all_reduce_max(Tensor t) {
+  const WatchCollective watch("all-reduce (max)", name());
   const MPI_Datatype type = reduce_type(t, "all_reduce_max");
   if (size_ == 1) return;
   MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.ptr, int(t.numel()), type, MPI_MAX, comm_));
 }
 
 void MpiCommunicator::reduce_scatter_sum(Tensor out, Tensor in) {
+  const WatchCollective watch("reduce-scatter", name());
   check_f32(in, "reduce_scatter_sum");
   DT_CHECK(in.numel() == out.numel() * size_, "reduce_scatter sizes ", in.numel(), " / ", out.numel());
   MPI_CHECK(MPI_Reduce_scatter_block(in.ptr, out.ptr, int(out.numel()), MPI_FLOAT, MPI_SUM, comm_));
 }
 
 void MpiCommunicator::all_gather(Tensor out, Tensor in) {
+  const WatchCollective watch("all-gather", name());
   check_f32(in, "all_gather");
   DT_CHECK(out.numel() == in.numel() * size_, "all_gather sizes ", out.numel(), " / ", in.numel());
   // In place when `in` is this rank's part of `out`.
@@ -68,6 +73,7 @@ void MpiCommunicator::all_gather(Tensor out, Tensor in) {
 }
 
 void MpiCommunicator::broadcast(Tensor t, int root) {
+  const WatchCollective watch("broadcast", name());
   check_f32(t, "broadcast");
   if (size_ == 1) return;
   MPI_CHECK(MPI_Bcast(t.ptr, int(t.numel()), MPI_FLOAT, root, comm_));
@@ -80,17 +86,22 @@ void MpiCommunicator::send(Tensor t, int peer, int tag) {
 }
 
 void MpiCommunicator::recv(Tensor t, int peer, int tag) {
+  const WatchCollective watch("receive", name());
   check_f32(t, "recv");
   MPI_CHECK(MPI_Recv(t.ptr, int(t.numel()), MPI_FLOAT, peer, tag, comm_, MPI_STATUS_IGNORE));
 }
 
 void MpiCommunicator::wait_sends() {
+  const WatchCollective watch("send", name());
   if (pending_.empty()) return;
   MPI_CHECK(MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE));
   pending_.clear();
 }
 
-void MpiCommunicator::barrier() { MPI_CHECK(MPI_Barrier(comm_)); }
+void MpiCommunicator::barrier() {
+  const WatchCollective watch("barrier", name());
+  MPI_CHECK(MPI_Barrier(comm_));
+}
 
 // Tags count the messages to (or from) each peer within the exchange, so the
 // k-th send to a peer matches its k-th receive from this rank.
@@ -109,6 +120,7 @@ void MpiCommunicator::start_exchange(const std::vector<P2P>& ops) {
 }
 
 void MpiCommunicator::wait_exchange() {
+  const WatchCollective watch("ring exchange", name());
   if (exchange_.empty()) return;
   MPI_CHECK(MPI_Waitall(int(exchange_.size()), exchange_.data(), MPI_STATUSES_IGNORE));
   exchange_.clear();
@@ -138,17 +150,20 @@ void MpiCommunicator::reduce_async(const std::vector<Reduction>& parts) {
 }
 
 void MpiCommunicator::finish_async() {
+  const WatchCollective watch("all-reduce of gradient buckets", name());
   if (async_.empty()) return;
   MPI_CHECK(MPI_Waitall(int(async_.size()), async_.data(), MPI_STATUSES_IGNORE));
   async_.clear();
 }
 
 double MpiCommunicator::all_reduce_sum(double v) {
+  const WatchCollective watch("all-reduce", name());
   if (size_ > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_SUM, comm_));
   return v;
 }
 
 double MpiCommunicator::all_reduce_max(double v) {
+  const WatchCollective watch("all-reduce (max)", name());
   if (size_ > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_MAX, comm_));
   return v;
 }

@@ -52,6 +52,8 @@ ProcessGrid::ProcessGrid(int tp, int cp, int pp, MPI_Comm base, int cuda_device)
   pp_ = split(base, c.tp + s.tp * (c.cp + s.cp * c.dp), c.pp, dev);
   dp_cp_ = split(base, c.tp + s.tp * c.pp, c.cp + s.cp * c.dp, dev);
   mp_ = split(base, c.dp, c.tp + s.tp * (c.cp + s.cp * c.pp));
+  tp_->set_name("tp"), cp_->set_name("cp"), dp_->set_name("dp"), pp_->set_name("pp");
+  dp_cp_->set_name("dp×cp"), mp_->set_name("model-parallel");
 }
 
 }  // namespace dt

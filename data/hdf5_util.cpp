@@ -5,9 +5,22 @@
 
 namespace dt {
 
+// HDF5 closes every id still open in an atexit handler. After a failed write
+// (disk full) a file whose close failed stays open, and that handler then
+// crashes (HDF5 1.10) or loops; our handles close everything they opened, so
+// the process needs no such handler. It must be turned off before any other
+// HDF5 call: at static initialisation.
+static const bool kNoHdf5Atexit = [] {
+  H5dont_atexit();
+  return true;
+}();
+
 void h5_silence_errors() {
-  static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  // Debian's HDF5 is built thread-safe, and then each thread has its own error
+  // stack and printing setting: silence every thread that makes HDF5 calls.
+  thread_local bool silenced = false;
+  if (!silenced) H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  silenced = true;
 }
 
 void h5_write_attr_string(hid_t obj, const char* name, const std::string& value) {

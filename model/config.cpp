@@ -158,6 +158,7 @@ void validate_config(const Config& c) {
     bad(c, "model.n_heads", "runtime.device: cuda needs head_dim = d_model/(2·n_heads) of 64 or 128, got ", d,
         " (d_model ", c.model.d_model, ", n_heads ", c.model.n_heads, ")");
   at_least(c, "runtime.threads", c.runtime.threads, 0);
+  at_least(c, "runtime.step_timeout_s", c.runtime.step_timeout_s, 0.0);
 }
 
 void validate_layout(const Config& c, int world_size) {

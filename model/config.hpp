@@ -83,6 +83,10 @@ struct CheckpointConfig {
   std::string init_from;    // start from this checkpoint's weights (fresh optimizer, schedule, data)
   int64_t every_steps = 0;
   int keep_last = 3;
+  // A save that fails (disk full, I/O error) ends the run with one line after
+  // removing its partial files; true keeps training and tries again at the
+  // next interval (the previous checkpoint stays the newest).
+  bool retry_failed_save = false;
   friend bool operator==(const CheckpointConfig&, const CheckpointConfig&) = default;
 };
 
@@ -92,6 +96,10 @@ struct RuntimeConfig {
   // Backward reductions in a fixed order, so a step repeats bit for bit (exact
   // resume); false lets CUDA kernels use faster float atomics (ops::set_deterministic).
   bool deterministic = true;
+  // The watchdog ends the job when a step makes no progress for this long
+  // (seconds); 0: 10× the median step time, at least 300 s (1800 s until
+  // three steps have been timed).
+  double step_timeout_s = 0;
   friend bool operator==(const RuntimeConfig&, const RuntimeConfig&) = default;
 };
 

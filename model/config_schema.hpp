@@ -75,10 +75,12 @@ void visit_config(C& c, V& v) {
   v.field("every_steps", c.checkpoint.every_steps);
   v.field("keep_last", c.checkpoint.keep_last);
   v.field("init_from", c.checkpoint.init_from);
+  v.field("retry_failed_save", c.checkpoint.retry_failed_save);
   v.section("runtime");
   v.field("device", c.runtime.device);
   v.field("threads", c.runtime.threads);
   v.field("deterministic", c.runtime.deterministic);
+  v.field("step_timeout_s", c.runtime.step_timeout_s);
 }
 inline const std::vector<std::string> kDatasetKeys = {"path", "weight"};
 

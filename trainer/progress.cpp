@@ -1,20 +1,57 @@
 #include "trainer/progress.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/log.hpp"
 
 namespace dt {
 
-ProgressLog::ProgressLog(const std::string& run_dir) {
+namespace {
+
+// The "step" of one metrics.jsonl line, or -1.
+int64_t line_step(const std::string& line) {
+  static const std::string key = "{\"step\": ";
+  if (line.rfind(key, 0) != 0) return -1;
+  return std::strtoll(line.c_str() + key.size(), nullptr, 10);
+}
+
+}  // namespace
+
+ProgressLog::ProgressLog(const std::string& run_dir, int64_t keep_through) : path_(run_dir + "/metrics.jsonl") {
   std::error_code ec;
   std::filesystem::create_directories(run_dir, ec);
   if (ec) fail("cannot create run directory '", run_dir, "': ", ec.message());
-  const std::string path = run_dir + "/metrics.jsonl";
-  jsonl_.open(path, std::ios::app);
-  if (!jsonl_) fail("cannot open '", path, "' for writing");
+  if (std::filesystem::exists(path_)) {
+    std::ifstream in(path_);
+    std::string kept, line;
+    int64_t dropped = 0;
+    while (std::getline(in, line)) {
+      const int64_t step = line_step(line);
+      if (step >= 0 && step <= keep_through) kept += line + "\n";
+      else ++dropped;
+    }
+    if (dropped > 0) {
+      write_file_atomically(path_, kept);
+      log_info("metrics: dropped ", dropped, " line(s) after step ", keep_through, " from ", path_,
+               " (they are trained again)");
+    }
+  }
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail("cannot open ", path_, " for writing: ", std::strerror(errno));
+}
+
+ProgressLog::~ProgressLog() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 std::string format_duration(double s) {
@@ -42,8 +79,7 @@ void ProgressLog::write(const StepStats& s) {
                 (long long)s.step, s.loss, s.lr, s.grad_norm,
                 s.has_lambda ? std::to_string(s.mean_lambda).c_str() : "null", s.tokens_per_s, s.mfu,
                 (long long)s.tokens_seen, s.step_s);
-  jsonl_ << json;
-  jsonl_.flush();
+  write_all(fd_, json, path_);
 }
 
 }  // namespace dt

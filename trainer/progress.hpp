@@ -1,7 +1,6 @@
 // The per-step progress line and its JSON-lines twin in the run directory.
 #pragma once
 #include <cstdint>
-#include <fstream>
 #include <string>
 
 namespace dt {
@@ -16,12 +15,19 @@ struct StepStats {
 
 class ProgressLog {
  public:
-  // Opens <run_dir>/metrics.jsonl for appending (creates the directory).
-  explicit ProgressLog(const std::string& run_dir);
+  // Opens <run_dir>/metrics.jsonl for appending (creates the directory),
+  // first keeping only its lines of steps ≤ keep_through (a resumed run: the
+  // steps after its checkpoint are trained again and must not appear twice).
+  ProgressLog(const std::string& run_dir, int64_t keep_through);
+  ~ProgressLog();
+  ProgressLog(const ProgressLog&) = delete;
+  ProgressLog& operator=(const ProgressLog&) = delete;
+  // Prints the step's line and appends its JSON; a failed write (disk full) is an error.
   void write(const StepStats& s);
 
  private:
-  std::ofstream jsonl_;
+  std::string path_;
+  int fd_ = -1;
 };
 
 std::string format_duration(double seconds);

@@ -6,6 +6,9 @@
 #include <xmmintrin.h>
 #endif
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <csignal>
 #include <cmath>
@@ -15,7 +18,9 @@
 
 #include "comm/mpi_communicator.hpp"
 #include "comm/nccl_communicator.hpp"
+#include "core/files.hpp"
 #include "core/log.hpp"
+#include "core/watchdog.hpp"
 #include "data/tokenizer.hpp"
 #include "kernels/ops.hpp"
 #include "kernels/peak.hpp"
@@ -199,6 +204,7 @@ StepStats Trainer::train_step(int64_t step) {
   for (size_t i = 0; i < schedule_.size(); ++i) {
     const PipeStep& st = schedule_[i];
     if (st.kind == PipeStep::Forward) {
+      watch_phase("forward of micro-batch", st.micro);
       if (!first) pp.recv(model_->input_act(st.slot), stage - 1, 2 * st.micro);
       pp.wait_sends();
       if (first || last) load_micro_batch(micro);
@@ -207,6 +213,7 @@ StepStats Trainer::train_step(int64_t step) {
       ++micro;
       if (!last) pp.send(model_->output_act(st.slot), stage + 1, 2 * st.micro);
     } else {
+      watch_phase("backward of micro-batch", st.micro);
       if (!last) pp.recv(model_->grad_in(), stage + 1, 2 * st.micro + 1);
       pp.wait_sends();
       if (i == last_backward) opt_->overlap_next_backward();
@@ -215,9 +222,12 @@ StepStats Trainer::train_step(int64_t step) {
     }
   }
   pp.wait_sends();
+  watch_phase("gradient reduction");
   opt_->reduce_gradients();
+  watch_phase("gradient clipping");
   opt_->clip_gradients(cfg_.train.grad_clip);
   const double lr = lr_at(cfg_.train, step, total);
+  watch_phase("optimizer step");
   opt_->step(step + 1, lr, 1.f, opt_->clip_factor());
   steps_done_ = step + 1;
 
@@ -234,8 +244,10 @@ StepStats Trainer::train_step(int64_t step) {
   device_copy(host, Device::cpu(), loss_sum_.ptr, dev, sizeof(double));
   device_copy(host + 1, Device::cpu(), opt_->norm_sq().ptr, dev, sizeof(double));
   if (diff && log_step && lambda_owner) device_copy(host_lambda, Device::cpu(), lambda_.ptr, dev, layers * sizeof(float));
+  watch_phase("waiting for the device at the end of the step");
   device_synchronize(dev);
   host_access(host, host_stats_.bytes(), false);
+  watch_phase("step statistics");
 
   StepStats s;
   s.step = step + 1;
@@ -261,43 +273,115 @@ StepStats Trainer::train_step(int64_t step) {
 }
 
 namespace {
+
 volatile std::sig_atomic_t g_stop_signal = 0;
-void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+void on_stop_signal(int sig) {
+  // A second ctrl-C means "now": exit without saving (write and _exit are
+  // async-signal-safe).
+  if (sig == SIGINT && g_stop_signal != 0) {
+    static const char msg[] = "\ndifftron train: second SIGINT: exiting without saving\n";
+    if (::write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
+    }
+    std::_Exit(128 + SIGINT);
+  }
+  g_stop_signal = sig;
+  if (sig == SIGINT) {
+    static const char msg[] =
+        "\ndifftron train: SIGINT: finishing this step and saving a checkpoint; press ctrl-C again to exit "
+        "without saving\n";
+    if (::write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
+    }
+  }
+}
+
+// Installs the stop handlers for the life of a run() and restores the old ones.
+struct StopSignals {
+  static constexpr int kSignals[] = {SIGTERM, SIGUSR1, SIGINT};
+  struct sigaction old[3];
+  StopSignals() {
+    g_stop_signal = 0;
+    struct sigaction sa = {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; ++i) sigaction(kSignals[i], &sa, &old[i]);
+  }
+  ~StopSignals() {
+    for (int i = 0; i < 3; ++i) sigaction(kSignals[i], &old[i], nullptr);
+  }
+};
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGTERM: return "SIGTERM";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGINT: return "SIGINT";
+    default: return "a stop signal";
+  }
+}
+
 }  // namespace
 
 StepStats Trainer::run() {
-  std::unique_ptr<ProgressLog> progress;
+  StepStats s;
   const int64_t total = cfg_.total_steps();
+  if (!resumed_) check_fresh_run();
+  if (steps_done_ > total)
+    fail("the checkpoint is at step ", steps_done_, ", past the end of training at step ", total,
+         " (train.max_steps / max_tokens); raise it to train further");
+  if (steps_done_ == total) {
+    if (is_logger())
+      log_info("nothing to train: the checkpoint is at step ", total, ", the end of training (raise train.max_steps "
+               "or max_tokens to train further)");
+    return s;
+  }
+  std::unique_ptr<ProgressLog> progress;
   if (is_logger()) {
-    progress = std::make_unique<ProgressLog>(cfg_.train.run_dir);
-    std::ofstream(cfg_.train.run_dir + "/config.yaml") << config_to_yaml(cfg_);
+    progress = std::make_unique<ProgressLog>(cfg_.train.run_dir, steps_done_);
+    write_file_atomically(cfg_.train.run_dir + "/config.yaml", config_to_yaml(cfg_));
     log_info("training steps ", steps_done_ + 1, "..", total, " of ", cfg_.train.batch_size * cfg_.train.seq_len,
              " tokens; metrics in ", cfg_.train.run_dir, "/metrics.jsonl");
   }
   // Slurm sends SIGTERM (or the --signal of the batch script, often SIGUSR1)
-  // before preemption: finish the step, save, exit cleanly.
-  g_stop_signal = 0;
-  auto old_term = std::signal(SIGTERM, on_stop_signal);
-  auto old_usr1 = std::signal(SIGUSR1, on_stop_signal);
-  StepStats s;
+  // before preemption, and a user ctrl-C: finish the step, save, exit cleanly.
+  const StopSignals signals;
+  Watchdog::Options wo;
+  wo.fixed_s = cfg_.runtime.step_timeout_s;
+  Watchdog watchdog(wo, grid_->rank());
   double elapsed = 0;
   const int64_t first = steps_done_;
-  const int64_t every = cfg_.checkpoint.dir.empty() ? 0 : cfg_.checkpoint.every_steps;
+  const bool saving = !cfg_.checkpoint.dir.empty();
+  const int64_t every = saving ? cfg_.checkpoint.every_steps : 0;
   while (steps_done_ < total) {
+    watchdog.start_step(steps_done_);
     s = train_step(steps_done_);
+    watchdog.finish_step(s.step_s);
     elapsed += s.step_s;
     s.eta_s = elapsed / double(steps_done_ - first) * double(total - steps_done_);
     if (!std::isfinite(s.loss)) fail("loss became ", s.loss, " at step ", s.step, "; lower train.lr or check the data");
     if (progress && (s.step % cfg_.train.log_every == 0 || s.step == total)) progress->write(s);
-    const bool stop = grid_->world().all_reduce_max(double(g_stop_signal)) > 0;
-    if ((every > 0 && steps_done_ % every == 0) || (stop && !cfg_.checkpoint.dir.empty())) save_checkpoint();
+    watch_phase("stop-signal check");
+    const int stop = int(grid_->world().all_reduce_max(double(g_stop_signal)));
+    // The last step is always saved, however it relates to every_steps.
+    if (saving && ((every > 0 && steps_done_ % every == 0) || stop || steps_done_ == total)) {
+      watchdog.start_save();
+      const auto t0 = std::chrono::steady_clock::now();
+      const bool saved = save_checkpoint();
+      watchdog.finish_save(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      // With checkpoint.retry_failed_save a failed save is tried again at the
+      // next one; the last one has no next, so its failure ends the run.
+      if (!saved && (stop || steps_done_ == total))
+        fail("checkpoint: the save of the final step ", steps_done_, " failed; ",
+             saved_step_ >= 0 ? "the newest checkpoint is step_" + std::to_string(saved_step_)
+                              : std::string("this run has no checkpoint"));
+    }
     if (stop) {
-      if (is_logger()) log_info("stopping after step ", steps_done_, " on signal ", int(g_stop_signal), "; resume with --resume auto");
+      if (is_logger())
+        log_info("stopping after step ", steps_done_, " on ", signal_name(stop),
+                 saving ? "; resume with --resume auto" : " (no checkpoint.dir: nothing saved)");
       break;
     }
   }
-  std::signal(SIGTERM, old_term);
-  std::signal(SIGUSR1, old_usr1);
   if (is_logger()) log_info("done: ", steps_done_, " steps, final loss ", s.loss, ", ", format_duration(elapsed));
   return s;
 }

@@ -25,15 +25,24 @@ class Trainer {
   // makes a single-process run inside a multi-rank job, as tests use).
   explicit Trainer(const Config& cfg, MPI_Comm comm = MPI_COMM_WORLD);
   // Continues from a checkpoint: "auto" takes the newest complete one in
-  // checkpoint.dir (a fresh start when there is none), else a step directory.
+  // checkpoint.dir whose files verify (a fresh start when there is none; an
+  // error when there are only damaged ones), else a step directory. Refuses
+  // a checkpoint whose seed, data or batch shape differ from the config's.
   void resume(const std::string& spec);
+  // A fresh run refuses a run directory or checkpoint directory that holds
+  // another run; force = true removes that run's checkpoints and metrics instead.
+  void set_force(bool force) { force_ = force; }
   // Starts from a checkpoint's weights only (fresh optimizer, schedule and data).
   void init_from(const std::string& dir);
-  // Writes <checkpoint.dir>/step_<N> atomically; every rank calls it.
-  void save_checkpoint();
-  // Runs from the current step to the configured number of steps (saving every
-  // checkpoint.every_steps, and on SIGTERM/SIGUSR1 saving and stopping early);
-  // returns the last step's stats.
+  // Writes <checkpoint.dir>/step_<N> atomically; every rank calls it. A failed
+  // save removes its temporary directory and keeps the previous checkpoint;
+  // then it throws, or with checkpoint.retry_failed_save returns false.
+  bool save_checkpoint();
+  // Runs from the current step to the configured number of steps, saving every
+  // checkpoint.every_steps and at the end, and on SIGTERM, SIGUSR1 or a first
+  // SIGINT saving and stopping early (a second SIGINT exits at once); a
+  // watchdog ends the job when a step makes no progress (runtime.step_timeout_s).
+  // Returns the last step's stats.
   StepStats run();
   int64_t steps_done() const { return steps_done_; }
   DataLoader* loader() { return loader_.get(); }
@@ -51,6 +60,8 @@ class Trainer {
   int32_t* staged_inputs(int micro) const { return staging_.as<int32_t>() + size_t(2 * micro) * micro_tokens_; }
   int32_t* staged_targets(int micro) const { return staged_inputs(micro) + micro_tokens_; }
   void load_weights(const class CheckpointReader& ck, bool with_optimizer);
+  // Refuses to start a fresh run over another one (unless force_).
+  void check_fresh_run();
 
   Config cfg_;
   int threads_ = 1;
@@ -73,6 +84,8 @@ class Trainer {
   PinnedBuffer host_stats_;
   std::vector<PipeStep> schedule_;
   int64_t steps_done_ = 0;  // this stage's 1F1B steps, the same every step
+  int64_t saved_step_ = -1;  // the step of the newest checkpoint this run saved or resumed from
+  bool resumed_ = false, force_ = false;
 };
 
 // Cores this process may use: runtime.threads, else the node's cores split

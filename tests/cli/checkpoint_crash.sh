@@ -88,8 +88,8 @@ pid=""
 [ $rc -eq 0 ] || fail "the signalled run exited $rc, expected 0" "$tmp/term1"
 pass "the run exited 0 after SIGTERM"
 
-n=$(sed -n 's/^stopping after step \([0-9]*\) on signal 15.*/\1/p' "$tmp/term1")
-[ -n "$n" ] || fail "no 'stopping after step N on signal 15' line" "$tmp/term1"
+n=$(sed -n 's/^stopping after step \([0-9]*\) on SIGTERM.*/\1/p' "$tmp/term1")
+[ -n "$n" ] || fail "no 'stopping after step N on SIGTERM' line" "$tmp/term1"
 [ "$n" -ge 3 ] && [ "$n" -lt 200 ] || fail "stopped after step $n, expected 3 <= N < 200" "$tmp/term1"
 [ -f "$tmp/ck_term/step_$n/manifest.yaml" ] && [ "$(cat "$tmp/ck_term/latest")" = "step_$n" ] ||
   fail "no complete step_$n named by latest" "$tmp/term1"

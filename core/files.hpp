@@ -1,0 +1,19 @@
+// Writing files so that a failure (disk full, I/O error, a crash) never leaves
+// a half-written file under the final name, and never writes through
+// something already there (a symlink, a device) in the destination's place.
+#pragma once
+#include <string>
+
+namespace dt {
+
+// Writes `text` to path: a new temporary in the same directory (O_EXCL, so an
+// existing file or symlink of that name is never followed), every write
+// checked, fsync, then rename over path; on failure the temporary is removed
+// and dt::Error names the file and the reason (e.g. "No space left on
+// device"). Refuses a path that exists and is not a regular file.
+void write_file_atomically(const std::string& path, const std::string& text);
+
+// Appends `text` to the open descriptor, every byte, or fails naming `path`.
+void write_all(int fd, const std::string& text, const std::string& path);
+
+}  // namespace dt
