@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 
 #include "data/hdf5_util.hpp"
@@ -40,6 +41,12 @@ void fsync_path(const std::string& path) {
   if (fd < 0) fail("cannot open ", path, " to fsync");
   ::fsync(fd);
   ::close(fd);
+}
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string o = "[";
+  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+  return o + "]";
 }
 
 CheckpointFile write_checkpoint_file(const std::string& dir, const std::string& file,
@@ -107,6 +114,32 @@ std::string manifest_to_yaml(const CheckpointManifest& m) {
   return std::string(e.c_str()) + "\n";
 }
 
+namespace {
+
+// The piece must describe part of a tensor before any index is computed from
+// it: a 1-D or 2-D shape of positive sizes whose element count fits int64_t,
+// a slice (rows × columns) inside the shape and a flat range inside the slice.
+void check_piece(const std::string& path, const CheckpointPiece& p, const std::string& dtype) {
+  const std::string what = path + ": tensor " + p.name + " (" + p.kind + ")";
+  if (dtype != "f32") fail(what, ": dtype ", dtype, " is not supported; expected f32");
+  const std::vector<int64_t>& s = p.shape;
+  if (s.empty() || s.size() > 2 || s[0] <= 0 || s.back() <= 0)
+    fail(what, ": shape ", shape_text(s), " is not a 1-D or 2-D shape of positive sizes");
+  if (s.size() == 2 && s[0] > std::numeric_limits<int64_t>::max() / s[1])
+    fail(what, ": shape ", shape_text(s), " has more elements than an int64 can count");
+  const int64_t rows = s[0], cols = s.size() == 2 ? s[1] : 1;
+  const TpSlice& sl = p.slice;
+  if (sl.row0 < 0 || sl.rows < 0 || sl.row0 > rows - sl.rows || sl.col0 < 0 || sl.cols < 0 ||
+      sl.col0 > cols - sl.cols)
+    fail(what, ": slice ", shape_text({sl.row0, sl.rows, sl.col0, sl.cols}), " (row0, rows, col0, cols) is not inside ",
+         "its shape ", shape_text(s), "; expected rows within [0, ", rows, "] and columns within [0, ", cols, "]");
+  if (p.f0 < 0 || p.f0 > p.f1 || p.f1 > sl.numel())
+    fail(what, ": range ", shape_text({p.f0, p.f1}), " is not inside its slice of ", sl.numel(),
+         " elements; expected 0 <= begin <= end <= ", sl.numel());
+}
+
+}  // namespace
+
 CheckpointManifest read_manifest(const std::string& dir) {
   const std::string path = dir + "/manifest.yaml";
   if (!fs::exists(path)) fail("checkpoint ", dir, ": no manifest.yaml (not a complete checkpoint)");
@@ -141,6 +174,7 @@ CheckpointManifest read_manifest(const std::string& dir) {
       p.f0 = r[0];
       p.f1 = r[1];
       p.file = t["file"].as<std::string>();
+      check_piece(path, p, t["dtype"].as<std::string>());
       m.pieces.push_back(std::move(p));
     }
   } catch (const YAML::Exception& e) {
@@ -167,27 +201,36 @@ bool CheckpointReader::has(const std::string& name, const std::string& kind) con
   return false;
 }
 
-std::vector<float> CheckpointReader::assemble(const std::string& name, const std::string& kind) const {
+std::vector<float> CheckpointReader::assemble(const ParamSpec& spec, const std::string& kind) const {
   h5_silence_errors();
-  std::vector<float> out;
-  std::vector<bool> covered;
-  ParamSpec spec;
-  spec.name = name;
+  std::vector<float> out(size_t(spec.numel()));
+  std::vector<bool> covered(out.size(), false);
+  bool stored = false;
   std::vector<float> buf;
   for (const CheckpointPiece& p : m_.pieces) {
-    if (p.name != name || p.kind != kind) continue;
-    if (out.empty()) {
-      spec.shape = p.shape;
-      out.assign(size_t(spec.numel()), 0.f);
-      covered.assign(out.size(), false);
-    }
+    if (p.name != spec.name || p.kind != kind) continue;
+    stored = true;
+    // read_manifest put the slice and range inside p.shape; equal to
+    // spec.shape, every global index below lands inside out.
+    if (p.shape != spec.shape)
+      fail("checkpoint ", dir_, ": ", kind, " of ", spec.name, " is stored with shape ", shape_text(p.shape),
+           ", expected ", shape_text(spec.shape));
     const std::string path = dir_ + "/" + p.file;
     H5Handle f(H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "cannot open " + path), H5Fclose);
-    const std::string ds = "/" + kind + "/" + name;
+    const std::string ds = "/" + kind + "/" + spec.name;
     if (H5Lexists(f.get(), kind.c_str(), H5P_DEFAULT) <= 0 || H5Lexists(f.get(), ds.c_str(), H5P_DEFAULT) <= 0)
       fail("checkpoint file ", path, ": dataset ", ds, " missing");
     H5Handle d(H5_CHECK(H5Dopen2(f.get(), ds.c_str(), H5P_DEFAULT), path), H5Dclose);
-    buf.resize(size_t(p.f1 - p.f0));
+    // The whole dataset is read into buf: it must hold exactly the range.
+    H5Handle type(H5_CHECK(H5Dget_type(d.get()), path), H5Tclose);
+    if (H5Tget_class(type.get()) != H5T_FLOAT || H5Tget_size(type.get()) != sizeof(float))
+      fail("checkpoint file ", path, ": dataset ", ds, " is not 32-bit float (the manifest says f32)");
+    H5Handle space(H5_CHECK(H5Dget_space(d.get()), path), H5Sclose);
+    const int64_t n = H5_CHECK(H5Sget_simple_extent_npoints(space.get()), path);
+    if (n != p.f1 - p.f0)
+      fail("checkpoint file ", path, ": dataset ", ds, " holds ", n, " elements, but its manifest range ",
+           shape_text({p.f0, p.f1}), " has ", p.f1 - p.f0);
+    buf.resize(size_t(n));
     H5_CHECK(H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "read " + ds + " in " + path);
     for (int64_t i = p.f0; i < p.f1; ++i) {
       const int64_t g = global_index(spec, p.slice, i);
@@ -195,9 +238,9 @@ std::vector<float> CheckpointReader::assemble(const std::string& name, const std
       covered[size_t(g)] = true;
     }
   }
-  if (out.empty()) fail("checkpoint ", dir_, ": no ", kind, " stored for tensor ", name);
+  if (!stored) fail("checkpoint ", dir_, ": no ", kind, " stored for tensor ", spec.name);
   for (bool c : covered)
-    if (!c) fail("checkpoint ", dir_, ": ", kind, " of ", name, " is not fully covered by its pieces");
+    if (!c) fail("checkpoint ", dir_, ": ", kind, " of ", spec.name, " is not fully covered by its pieces");
   return out;
 }
 

@@ -42,7 +42,9 @@ struct CheckpointManifest {
 };
 
 std::string manifest_to_yaml(const CheckpointManifest& m);
-// Parses <dir>/manifest.yaml; one-line errors name the file and what is wrong.
+// Parses <dir>/manifest.yaml and checks it as untrusted input; one-line errors
+// name the file and what is wrong. Every piece has dtype f32, a 1-D or 2-D
+// shape of positive sizes, a slice inside that shape and a range inside that slice.
 CheckpointManifest read_manifest(const std::string& dir);
 
 // Writes pieces (with their data) to <dir>/<file>, fsyncs it and returns its checksum entry.
@@ -58,8 +60,10 @@ class CheckpointReader {
   const CheckpointManifest& manifest() const { return m_; }
   const std::string& dir() const { return dir_; }
   bool has(const std::string& name, const std::string& kind) const;
-  // The whole global tensor (row-major), every element covered by some piece.
-  std::vector<float> assemble(const std::string& name, const std::string& kind) const;
+  // The whole global tensor (row-major, spec.numel() elements), every element
+  // covered by some piece. Fails unless every piece is stored with spec.shape
+  // and its dataset holds exactly its range's elements, as 32-bit floats.
+  std::vector<float> assemble(const ParamSpec& spec, const std::string& kind) const;
 
  private:
   std::string dir_;
@@ -68,6 +72,9 @@ class CheckpointReader {
 
 // fsync a file or directory, so a rename after it publishes complete data.
 void fsync_path(const std::string& path);
+
+// "[320, 128]": a global shape (or any list of indices) for messages and tables.
+std::string shape_text(const std::vector<int64_t>& shape);
 
 // crc32 of a whole file (zlib), for the manifest's checksums.
 uint32_t file_crc32(const std::string& path, int64_t* bytes = nullptr);

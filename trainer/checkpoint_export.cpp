@@ -38,12 +38,6 @@ std::string json_number(double v) {
 
 }  // namespace
 
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string o = "[";
-  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
-  return o + "]";
-}
-
 CheckpointModel open_checkpoint_model(const std::string& path) {
   const std::string dir = resolve_checkpoint_dir(path);
   CheckpointReader reader(dir);  // verifies every file's size and crc32
@@ -89,7 +83,7 @@ std::string export_safetensors(const std::string& ckpt, const std::string& out) 
                        {"step", std::to_string(cm.reader.manifest().step)}});
   // One tensor in memory at a time.
   for (const ParamSpec& spec : cm.registry) {
-    const std::vector<float> t = cm.reader.assemble(spec.name, "param");
+    const std::vector<float> t = cm.reader.assemble(spec, "param");
     w.write(spec.name, t.data(), int64_t(t.size()));
   }
   w.finish();

@@ -26,9 +26,6 @@ CheckpointModel open_checkpoint_model(const std::string& path);
 
 // The model config as one JSON object: vocab_size, d_model, n_layers, n_heads,
 // n_kv_heads, head_dim, ffn_hidden, rope_theta, norm_eps, attention, tie_embeddings.
-// "[320, 128]": a global shape for messages and tables.
-std::string shape_text(const std::vector<int64_t>& shape);
-
 std::string model_config_json(const ModelConfig& m);
 
 // Writes every parameter of the checkpoint at `ckpt` (a step directory or a

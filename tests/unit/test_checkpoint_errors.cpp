@@ -114,6 +114,18 @@ class CheckpointTest : public ::testing::Test {
     return to;
   }
 
+  // A copy of checkpoint `dir` as <root>/<name>/step_2 whose manifest has
+  // every `from` replaced by `to`.
+  std::string edited_copy(const std::string& dir, const std::string& name, const std::string& from,
+                          const std::string& to) const {
+    const std::string copy = copy_of(dir, name);
+    std::string m = read_text(copy + "/manifest.yaml");
+    EXPECT_NE(m.find(from), std::string::npos) << "'" << from << "' not in the manifest:\n" << m;
+    for (size_t at = 0; (at = m.find(from, at)) != std::string::npos; at += to.size()) m.replace(at, from.size(), to);
+    write_text(copy + "/manifest.yaml", m);
+    return copy;
+  }
+
   // A trainer of the checkpoint's model whose checkpoint.dir is unused.
   std::unique_ptr<Trainer> fresh_trainer() const { return make_trainer({.ck_dir = root_ + "/unused"}); }
 
@@ -206,6 +218,64 @@ TEST_F(CheckpointTest, DamagedManifestFailsWithOneLine) {
   write_text(garbage + "/manifest.yaml", "{[: not yaml\n\t\x01");
   auto t = fresh_trainer();
   expect_one_line_naming(resume_error(*t, garbage), {garbage + "/manifest.yaml"});
+}
+
+// ---- A crafted manifest (issue 13): every shape, slice, range and file name
+// is checked before anything is read, so a bad one is one line, never a crash.
+
+// embed.weight's piece in a checkpoint of the fixture's model ([320, 32],
+// stored whole by the one rank). lm_head.weight and the moments have the same
+// text; the tests edit them all, and embed.weight comes first.
+const std::string kEmbedPiece = "shape: [320, 32], dtype: f32, slice: [0, 320, 0, 32], range: [0, 10240]";
+
+TEST_F(CheckpointTest, PieceOutsideItsTensorFailsWithOneLineNamingIt) {
+  const std::string ck = make_checkpoint();
+  // (the piece's new text, what the message must quote)
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"shape: [320, 32], dtype: f32, slice: [0, 320, 0, 32], range: [0, 20480]", "range [0, 20480]"},
+      {"shape: [320, 32], dtype: f32, slice: [0, 320, 0, 32], range: [-10, 10230]", "range [-10, 10230]"},
+      {"shape: [320, 32], dtype: f32, slice: [0, 320, 0, 32], range: [200, 100]", "range [200, 100]"},
+      {"shape: [320, 32], dtype: f32, slice: [0, 640, 0, 32], range: [0, 20480]", "slice [0, 640, 0, 32]"},
+      {"shape: [320, 32], dtype: f32, slice: [320, 320, 0, 32], range: [0, 10240]", "slice [320, 320, 0, 32]"},
+      {"shape: [320, 32], dtype: f32, slice: [0, 320, 16, 32], range: [0, 10240]", "slice [0, 320, 16, 32]"},
+      {"shape: [320, 32], dtype: f32, slice: [0, -320, 0, -32], range: [0, 10240]", "slice [0, -320, 0, -32]"},
+      {"shape: [320, 32], dtype: f32, slice: [-320, 320, 0, 32], range: [0, 10240]", "slice [-320, 320, 0, 32]"},
+      {"shape: [320, 32], dtype: f32, slice: [9223372036854775807, 320, 0, 32], range: [0, 10240]",
+       "slice [9223372036854775807, 320, 0, 32]"},
+      {"shape: [320, 0], dtype: f32, slice: [0, 320, 0, 0], range: [0, 0]", "shape [320, 0]"},
+      {"shape: [320, -32], dtype: f32, slice: [0, 320, 0, 32], range: [0, 10240]", "shape [320, -32]"},
+      {"shape: [4611686018427387904, 4], dtype: f32, slice: [0, 320, 0, 32], range: [0, 10240]",
+       "shape [4611686018427387904, 4]"},
+      {"shape: [320, 32, 1], dtype: f32, slice: [0, 320, 0, 32], range: [0, 10240]", "shape [320, 32, 1]"},
+      {"shape: [320, 32], dtype: bf16, slice: [0, 320, 0, 32], range: [0, 10240]", "dtype bf16"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(cases[i].first);
+    const std::string copy = edited_copy(ck, "piece_" + std::to_string(i), kEmbedPiece, cases[i].first);
+    auto t = fresh_trainer();
+    expect_one_line_naming(resume_error(*t, copy), {copy + "/manifest.yaml", "embed.weight", cases[i].second});
+    EXPECT_EQ(t->steps_done(), 0);
+  }
+}
+
+// A range that fits its slice but not the dataset stored for it: reading the
+// dataset into a buffer of the range's size would write past its end.
+TEST_F(CheckpointTest, RangeDisagreeingWithItsDatasetFailsNamingBothSizes) {
+  const std::string ck = make_checkpoint();
+  const std::string copy = edited_copy(ck, "short_range", kEmbedPiece,
+                                       "shape: [320, 32], dtype: f32, slice: [0, 320, 0, 32], range: [0, 5120]");
+  auto t = fresh_trainer();
+  expect_one_line_naming(resume_error(*t, copy), {copy + "/shard_0.h5", "/param/embed.weight", "10240", "5120"});
+}
+
+// A shape that agrees with its slice, range and dataset but not with the
+// model: the weights would load reshuffled without a word.
+TEST_F(CheckpointTest, StoredShapeOtherThanTheModelsFailsNamingBoth) {
+  const std::string ck = make_checkpoint();
+  const std::string copy = edited_copy(ck, "reshaped", kEmbedPiece,
+                                       "shape: [160, 64], dtype: f32, slice: [0, 160, 0, 64], range: [0, 10240]");
+  auto t = fresh_trainer();
+  expect_one_line_naming(resume_error(*t, copy), {copy, "embed.weight", "[160, 64]", "[320, 32]"});
 }
 
 TEST_F(CheckpointTest, KeepLastKeepsOnlyTheNewestAndLatestNamesTheLast) {

@@ -186,7 +186,7 @@ void expect_export_matches_checkpoint(const std::string& ckpt, const std::string
   for (size_t i = 0; i < reg.size(); ++i) {
     ASSERT_EQ(f.names[i], reg[i].name);
     EXPECT_EQ(f.shapes.at(reg[i].name), reg[i].shape) << reg[i].name;
-    const std::vector<float> want = ck.assemble(reg[i].name, "param");
+    const std::vector<float> want = ck.assemble(reg[i], "param");
     const std::vector<float>& got = f.data.at(reg[i].name);
     ASSERT_EQ(got.size(), want.size()) << reg[i].name;
     // Exact: export copies the stored fp32 bits, no arithmetic touches them.

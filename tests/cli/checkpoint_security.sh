@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# A checkpoint read as untrusted input (issue 13):
+# usage: bash checkpoint_security.sh <difftron-binary> <source-dir>
+# A crafted manifest (a range or slice that disagrees with its tensor or its
+# dataset) makes inspect, export, generate and train --resume fail with one
+# line: never a crash (exit 134, 139) or a hang.
+set -euo pipefail
+BIN=$1
+WORK=$(mktemp -d /tmp/dt_cli_checkpoint_security_XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+
+PASSED=0
+fail() { echo "FAIL: $*" >&2; echo "$PASSED passed, 1 failed"; exit 1; }
+pass() { PASSED=$((PASSED + 1)); }
+# A command that must be refused: a non-zero exit within 20 s (124: it hung),
+# not a crash (>= 128: killed by a signal), and one error line on stderr
+# (train logs its setup there first: then the error is its one last line).
+refused() {
+  local rc=0
+  timeout 20 "$@" >"$WORK/out" 2>"$WORK/err" </dev/null || rc=$?
+  [ "$rc" -ne 0 ] || fail "'$*' exited 0, expected it refused"
+  [ "$rc" -ne 124 ] || fail "'$*' hung (killed after 20 s)"
+  [ "$rc" -lt 128 ] || fail "'$*' crashed (exit $rc): $(tail -3 "$WORK/err")"
+  if [ "$2" = train ]; then
+    [ "$(grep -c 'error' "$WORK/err")" -eq 1 ] && tail -1 "$WORK/err" | grep -q 'error: ' \
+      || fail "'$*': expected one error line, last: $(tail -5 "$WORK/err")"
+  else
+    [ "$(wc -l <"$WORK/err")" -eq 1 ] \
+      || fail "'$*' printed $(wc -l <"$WORK/err") lines on stderr, expected one: $(head -5 "$WORK/err")"
+    grep -q 'error: ' "$WORK/err" || fail "'$*': no error line: $(cat "$WORK/err")"
+  fi
+}
+# inspect, export and generate refuse `dir`, naming `what`; with a third
+# argument, train --resume too (the unit tests resume every case: a trainer
+# takes seconds to set up here).
+all_refuse() {
+  local dir=$1 what=$2
+  refused "$BIN" inspect "$dir"
+  grep -q -- "$what" "$WORK/err" || fail "inspect $dir: '$what' not in: $(cat "$WORK/err")"
+  refused "$BIN" export "$dir" --format safetensors "$WORK/refused.safetensors"
+  [ ! -e "$WORK/refused.safetensors" ] || fail "export of $dir wrote its output"
+  refused "$BIN" generate "$dir" --prompt "the " --max-new-tokens 2 --temperature 0
+  [ $# -lt 3 ] && return
+  refused "$BIN" train "$WORK/tiny.yaml" --resume "$dir" --set train.max_steps=3 \
+    --set checkpoint.dir="$WORK/resumed" --set train.run_dir="$WORK/run_resumed"
+  grep -q -- "$what" "$WORK/err" || fail "train --resume $dir: '$what' not in: $(cat "$WORK/err")"
+}
+# A copy of the checkpoint as $WORK/<name>/step_2 with `sed -e <script>` applied to its manifest.
+crafted() {
+  local name=$1 script=$2
+  mkdir -p "$WORK/$name"
+  cp -r "$WORK/ckpt/step_2" "$WORK/$name/"
+  sed -i -e "$script" "$WORK/$name/step_2/manifest.yaml"
+  cmp -s "$WORK/ckpt/step_2/manifest.yaml" "$WORK/$name/step_2/manifest.yaml" && fail "crafted $name: sed changed nothing"
+  echo "$WORK/$name/step_2"
+}
+
+# ---- a tiny checkpoint: 2 steps of a 1-layer model, saved at step 2
+"$BIN" prepare --input /usr/share/common-licenses --output "$WORK/shards" >/dev/null 2>"$WORK/log" \
+  || fail "prepare failed: $(cat "$WORK/log")"
+cat >"$WORK/tiny.yaml" <<EOF
+model: {vocab_size: 320, d_model: 32, n_layers: 1, n_heads: 2, n_kv_heads: 2, ffn_hidden: 88}
+train: {seq_len: 16, batch_size: 4, max_steps: 2, lr: 1.0e-3, warmup_steps: 1, log_every: 1, run_dir: $WORK/run}
+data: {datasets: [{path: $WORK/shards}]}
+parallel: {micro_batch: 4}
+checkpoint: {dir: $WORK/ckpt, every_steps: 2}
+EOF
+"$BIN" train "$WORK/tiny.yaml" >/dev/null 2>"$WORK/log" || fail "train failed: $(cat "$WORK/log")"
+C=$WORK/ckpt/step_2
+[ -f "$C/manifest.yaml" ] && [ -f "$C/shard_0.h5" ] || fail "no checkpoint written"
+"$BIN" inspect "$C" >/dev/null 2>"$WORK/err" || fail "the intact checkpoint does not inspect: $(cat "$WORK/err")"
+EMBED='name: embed.weight, kind: param, shape: \[320, 32\], dtype: f32'
+grep -q "$EMBED, slice: \[0, 320, 0, 32\], range: \[0, 10240\], file: shard_0.h5" "$C/manifest.yaml" \
+  || fail "unexpected manifest layout: $(grep -m1 embed.weight "$C/manifest.yaml")"
+pass
+
+# ---- a range or slice that disagrees with the tensor's shape or its dataset (item 7)
+all_refuse "$(crafted range_past_slice "s/\($EMBED, slice: [^]]*\], range:\) \[0, 10240\]/\1 [0, 20480]/")" \
+  'range \[0, 20480\]'
+all_refuse "$(crafted slice_past_shape "s/\($EMBED\), slice: \[0, 320, 0, 32\], range: \[0, 10240\]/\1, slice: [0, 640, 0, 32], range: [0, 20480]/")" \
+  'slice \[0, 640, 0, 32\]'
+all_refuse "$(crafted range_short_of_dataset "s/\($EMBED, slice: [^]]*\], range:\) \[0, 10240\]/\1 [0, 5120]/")" \
+  '/param/embed.weight holds 10240' resume
+all_refuse "$(crafted zero_dim "s/\(name: embed.weight, kind: param, shape:\) \[320, 32\]/\1 [0, 32]/")" \
+  'shape \[0, 32\]'
+pass
+
+echo "$PASSED passed, 0 failed"
