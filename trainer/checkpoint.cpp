@@ -116,6 +116,11 @@ std::string manifest_to_yaml(const CheckpointManifest& m) {
 
 namespace {
 
+// A name in a manifest must not reach outside the checkpoint directory.
+bool is_plain_file_name(const std::string& s) {
+  return !s.empty() && s != "." && s != ".." && s.find_first_of(std::string("/\0", 2)) == std::string::npos;
+}
+
 // The piece must describe part of a tensor before any index is computed from
 // it: a 1-D or 2-D shape of positive sizes whose element count fits int64_t,
 // a slice (rows × columns) inside the shape and a flat range inside the slice.
@@ -142,7 +147,10 @@ void check_piece(const std::string& path, const CheckpointPiece& p, const std::s
 
 CheckpointManifest read_manifest(const std::string& dir) {
   const std::string path = dir + "/manifest.yaml";
-  if (!fs::exists(path)) fail("checkpoint ", dir, ": no manifest.yaml (not a complete checkpoint)");
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(path, ec);
+  if (!fs::exists(st)) fail("checkpoint ", dir, ": no manifest.yaml (not a complete checkpoint)");
+  if (!fs::is_regular_file(st)) fail(path, ": not a regular file (a symlink, device or directory)");
   CheckpointManifest m;
   try {
     const YAML::Node n = YAML::LoadFile(path);
@@ -160,8 +168,15 @@ CheckpointManifest read_manifest(const std::string& dir) {
     m.dp = n["layout"]["dp"].as<int>();
     m.zero = n["layout"]["zero"].as<int>();
     m.config_yaml = n["config"].as<std::string>();
-    for (const YAML::Node& f : n["files"])
+    std::set<std::string> checked;  // the files with a checksum entry
+    for (const YAML::Node& f : n["files"]) {
       m.files.push_back({f["name"].as<std::string>(), f["crc32"].as<uint32_t>(), f["bytes"].as<int64_t>()});
+      const std::string& name = m.files.back().name;
+      if (!is_plain_file_name(name))
+        fail(path, ": file '", name, "' is not a plain file name in the checkpoint directory "
+             "(expected a name without '/', not '.' or '..')");
+      checked.insert(name);
+    }
     for (const YAML::Node& t : n["tensors"]) {
       CheckpointPiece p;
       p.name = t["name"].as<std::string>();
@@ -174,6 +189,12 @@ CheckpointManifest read_manifest(const std::string& dir) {
       p.f0 = r[0];
       p.f1 = r[1];
       p.file = t["file"].as<std::string>();
+      if (!is_plain_file_name(p.file))
+        fail(path, ": tensor ", p.name, " is in file '", p.file, "', not a plain file name in the checkpoint "
+             "directory (expected a name without '/', not '.' or '..')");
+      if (!checked.count(p.file))
+        fail(path, ": tensor ", p.name, " is in ", p.file, ", which has no checksum entry under files "
+             "(every file read is verified first)");
       check_piece(path, p, t["dtype"].as<std::string>());
       m.pieces.push_back(std::move(p));
     }
@@ -186,7 +207,12 @@ CheckpointManifest read_manifest(const std::string& dir) {
 CheckpointReader::CheckpointReader(const std::string& dir) : dir_(dir), m_(read_manifest(dir)) {
   for (const CheckpointFile& f : m_.files) {
     const std::string path = dir_ + "/" + f.name;
-    if (!fs::exists(path)) fail("checkpoint file ", path, ": missing (listed in the manifest)");
+    // Not followed: a symlink may point anywhere, and a device may never end.
+    std::error_code ec;
+    const fs::file_status st = fs::symlink_status(path, ec);
+    if (!fs::exists(st)) fail("checkpoint file ", path, ": missing (listed in the manifest)");
+    if (!fs::is_regular_file(st))
+      fail("checkpoint file ", path, ": not a regular file (a symlink, device or directory); expected the file itself");
     int64_t bytes = 0;
     const uint32_t crc = file_crc32(path, &bytes);
     if (bytes != f.bytes)
@@ -253,7 +279,11 @@ int64_t finished_step(const std::string& name) {
 
 std::string find_latest_checkpoint(const std::string& dir) {
   if (!fs::is_directory(dir)) return "";
-  std::ifstream latest(dir + "/latest");
+  // `latest` is written by rename, so a regular file; anything else (a
+  // symlink to /dev/zero would never end a line) is ignored like a bad name.
+  std::error_code ec;
+  std::ifstream latest;
+  if (fs::is_regular_file(fs::symlink_status(dir + "/latest", ec))) latest.open(dir + "/latest");
   std::string name;
   if (latest && std::getline(latest, name) && finished_step(name) >= 0 &&
       fs::exists(dir + "/" + name + "/manifest.yaml"))

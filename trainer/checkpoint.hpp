@@ -43,8 +43,10 @@ struct CheckpointManifest {
 
 std::string manifest_to_yaml(const CheckpointManifest& m);
 // Parses <dir>/manifest.yaml and checks it as untrusted input; one-line errors
-// name the file and what is wrong. Every piece has dtype f32, a 1-D or 2-D
-// shape of positive sizes, a slice inside that shape and a range inside that slice.
+// name the file and what is wrong. Every file name (files[].name,
+// tensors[].file) is a plain name inside <dir> and every file a tensor is in
+// has a checksum entry; every piece has dtype f32, a 1-D or 2-D shape of
+// positive sizes, a slice inside that shape and a range inside that slice.
 CheckpointManifest read_manifest(const std::string& dir);
 
 // Writes pieces (with their data) to <dir>/<file>, fsyncs it and returns its checksum entry.
@@ -52,8 +54,9 @@ CheckpointFile write_checkpoint_file(const std::string& dir, const std::string& 
                                      const std::vector<CheckpointPiece>& pieces,
                                      const std::vector<const float*>& data);
 
-// Reads a checkpoint: verifies every file's size and checksum, then assembles
-// global tensors from their pieces.
+// Reads a checkpoint: verifies that every listed file is a regular file (not
+// a symlink or device) of the listed size and checksum, then assembles global
+// tensors from their pieces.
 class CheckpointReader {
  public:
   explicit CheckpointReader(const std::string& dir);

@@ -2,8 +2,10 @@
 # A checkpoint read as untrusted input (issue 13):
 # usage: bash checkpoint_security.sh <difftron-binary> <source-dir>
 # A crafted manifest (a range or slice that disagrees with its tensor or its
-# dataset) makes inspect, export, generate and train --resume fail with one
-# line: never a crash (exit 134, 139) or a hang.
+# dataset, a file outside the checkpoint, a file without a checksum entry, a
+# symlink or a device) makes inspect, export, generate and train --resume fail
+# with one line: never a crash (exit 134, 139), a hang or foreign weights
+# loaded.
 set -euo pipefail
 BIN=$1
 WORK=$(mktemp -d /tmp/dt_cli_checkpoint_security_XXXXXX)
@@ -84,6 +86,27 @@ all_refuse "$(crafted range_short_of_dataset "s/\($EMBED, slice: [^]]*\], range:
   '/param/embed.weight holds 10240' resume
 all_refuse "$(crafted zero_dim "s/\(name: embed.weight, kind: param, shape:\) \[320, 32\]/\1 [0, 32]/")" \
   'shape \[0, 32\]'
+pass
+
+# ---- names outside the checkpoint, files without a checksum, symlinks, devices (item 8)
+mkdir -p "$WORK/other" && cp -r "$C" "$WORK/other/"
+D=$(crafted foreign 's|file: shard_0.h5|file: ../../other/step_2/shard_0.h5|; /- {name: shard_0.h5, crc32:/d')
+all_refuse "$D" 'plain file name' resume
+all_refuse "$(crafted no_checksum '/- {name: shard_0.h5, crc32:/d')" 'shard_0.h5.*no checksum entry'
+D=$(crafted passwd 's|^files:$|files:\n  - {name: ../../../../../../../../../../etc/passwd, crc32: 1, bytes: 1}|')
+refused "$BIN" inspect "$D"
+grep -q 'plain file name' "$WORK/err" || fail "passwd: $(cat "$WORK/err")"
+! grep -q "$(stat -c %s /etc/passwd) bytes" "$WORK/err" || fail "the size of /etc/passwd leaked: $(cat "$WORK/err")"
+D=$(crafted dev_zero 's|^files:$|files:\n  - {name: ../../../../../../../../../../dev/zero, crc32: 1, bytes: 1}|')
+refused "$BIN" inspect "$D"
+D=$(crafted zero_link 's|^files:$|files:\n  - {name: zero.h5, crc32: 1, bytes: 1}|')
+ln -s /dev/zero "$D/zero.h5"
+refused "$BIN" inspect "$D"
+grep -q "$D/zero.h5: not a regular file" "$WORK/err" || fail "zero.h5 -> /dev/zero: $(cat "$WORK/err")"
+mkdir -p "$WORK/symlinked" && cp -r "$C" "$WORK/symlinked/"
+D=$WORK/symlinked/step_2
+mv "$D/shard_0.h5" "$WORK/outside.h5" && ln -s "$WORK/outside.h5" "$D/shard_0.h5"
+all_refuse "$D" 'shard_0.h5: not a regular file' resume
 pass
 
 echo "$PASSED passed, 0 failed"

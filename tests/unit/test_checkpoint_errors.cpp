@@ -126,6 +126,14 @@ class CheckpointTest : public ::testing::Test {
     return copy;
   }
 
+  // The manifest's line listing shard_0.h5 with its checksum, newline included.
+  static std::string files_entry(const std::string& dir) {
+    const std::string m = read_text(dir + "/manifest.yaml");
+    const size_t at = m.find("  - {name: shard_0.h5, crc32:");
+    EXPECT_NE(at, std::string::npos) << m;
+    return at == std::string::npos ? "" : m.substr(at, m.find('\n', at) + 1 - at);
+  }
+
   // A trainer of the checkpoint's model whose checkpoint.dir is unused.
   std::unique_ptr<Trainer> fresh_trainer() const { return make_trainer({.ck_dir = root_ + "/unused"}); }
 
@@ -278,6 +286,58 @@ TEST_F(CheckpointTest, StoredShapeOtherThanTheModelsFailsNamingBoth) {
   expect_one_line_naming(resume_error(*t, copy), {copy, "embed.weight", "[160, 64]", "[320, 32]"});
 }
 
+// Another checkpoint's shard named by a relative path, with its checksum
+// entry removed or renamed alike: it must not load.
+TEST_F(CheckpointTest, TensorFileOutsideTheCheckpointIsRefused) {
+  const std::string ck = make_checkpoint();
+  copy_of(ck, "foreign");
+  const std::string other = "../../foreign/step_2/shard_0.h5";
+  const std::string entry = files_entry(ck);
+  for (const bool keep_entry : {false, true}) {
+    SCOPED_TRACE(keep_entry ? "checksum entry renamed too" : "checksum entry removed");
+    std::string copy = edited_copy(ck, keep_entry ? "escape_crc" : "escape", "file: shard_0.h5", "file: " + other);
+    copy = edited_copy(copy, keep_entry ? "escape_crc2" : "escape2", entry,
+                       keep_entry ? "  - {name: " + other + entry.substr(entry.find(',')) : "");
+    auto t = fresh_trainer();
+    expect_one_line_naming(resume_error(*t, copy), {copy + "/manifest.yaml", other, "plain file name"});
+    EXPECT_EQ(t->steps_done(), 0);
+  }
+}
+
+TEST_F(CheckpointTest, TensorFileWithoutChecksumEntryIsRefused) {
+  const std::string ck = make_checkpoint();
+  const std::string copy = edited_copy(ck, "no_crc", files_entry(ck), "");
+  auto t = fresh_trainer();
+  expect_one_line_naming(resume_error(*t, copy), {copy + "/manifest.yaml", "shard_0.h5", "checksum entry"});
+  EXPECT_EQ(t->steps_done(), 0);
+}
+
+// A files entry naming something outside the checkpoint is refused by its
+// name, before its size (which the old message printed) is looked at.
+TEST_F(CheckpointTest, FilesEntryNamingAPathIsRefusedByName) {
+  const std::string ck = make_checkpoint();
+  const std::vector<std::string> names = {"/etc/passwd", "../../../../../../../../../etc/passwd", "..", ".", "sub/shard_0.h5", "''"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    SCOPED_TRACE(names[i]);
+    const std::string copy = edited_copy(ck, "files_" + std::to_string(i), "files:\n",
+                                         "files:\n  - {name: " + names[i] + ", crc32: 1, bytes: 1}\n");
+    auto t = fresh_trainer();
+    const std::string msg = resume_error(*t, copy);
+    expect_one_line_naming(msg, {copy + "/manifest.yaml", "plain file name"});
+    EXPECT_EQ(msg.find("bytes,"), std::string::npos) << "the file's size was looked at: " << msg;
+  }
+}
+
+// The shard replaced by a symlink to an identical copy outside the checkpoint
+// (its checksum matches): only regular files inside the directory are read.
+TEST_F(CheckpointTest, SymlinkedShardIsRefused) {
+  const std::string copy = copy_of(make_checkpoint(), "symlinked");
+  fs::rename(copy + "/shard_0.h5", root_ + "/outside.h5");
+  fs::create_symlink(root_ + "/outside.h5", copy + "/shard_0.h5");
+  auto t = fresh_trainer();
+  expect_one_line_naming(resume_error(*t, copy), {copy + "/shard_0.h5", "not a regular file"});
+}
+
 TEST_F(CheckpointTest, KeepLastKeepsOnlyTheNewestAndLatestNamesTheLast) {
   const std::string ck = root_ + "/ck";
   make_trainer({.ck_dir = ck, .max_steps = 6, .every_steps = 2, .keep_last = 2})->run();
@@ -312,6 +372,16 @@ TEST_F(CheckpointTest, FindLatestIgnoresUnfinishedSaves) {
   auto t = make_trainer({.ck_dir = ck, .max_steps = 4});
   t->resume("auto");
   EXPECT_EQ(t->steps_done(), 2);
+}
+
+// `latest` as a symlink to a device: never read (a line of /dev/zero never
+// ends), the scan decides.
+TEST_F(CheckpointTest, LatestThatIsNotARegularFileIsIgnored) {
+  const std::string ck = root_ + "/ck";
+  make_checkpoint();
+  fs::remove(ck + "/latest");
+  fs::create_symlink("/dev/zero", ck + "/latest");
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_2");
 }
 
 TEST_F(CheckpointTest, ResumeAutoWithoutCheckpointsStartsFresh) {
