@@ -31,7 +31,10 @@ std::string model_config_json(const ModelConfig& m);
 // Writes every parameter of the checkpoint at `ckpt` (a step directory or a
 // root, as above) to one safetensors file `out`: fp32, [out, in] row-major,
 // registry names in registry order; __metadata__ holds format "pt",
-// difftron_config (model_config_json) and step. Returns the checkpoint used.
+// difftron_config (model_config_json) and step. `out` is replaced by a rename,
+// never written through: it must be absent or a regular file (not a symlink,
+// device or directory) and outside the checkpoint directory read. Returns the
+// checkpoint used.
 std::string export_safetensors(const std::string& ckpt, const std::string& out);
 
 }  // namespace dt

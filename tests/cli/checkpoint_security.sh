@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# A checkpoint read as untrusted input (issue 13):
+# A checkpoint read as untrusted input, and export's output path (issue 13):
 # usage: bash checkpoint_security.sh <difftron-binary> <source-dir>
 # A crafted manifest (a range or slice that disagrees with its tensor or its
 # dataset, a file outside the checkpoint, a file without a checksum entry, a
 # symlink or a device) makes inspect, export, generate and train --resume fail
 # with one line: never a crash (exit 134, 139), a hang or foreign weights
-# loaded.
+# loaded. Export never writes through a symlink, replaces a device or writes
+# into the checkpoint it reads, and a failed export leaves no temporary.
 set -euo pipefail
 BIN=$1
 WORK=$(mktemp -d /tmp/dt_cli_checkpoint_security_XXXXXX)
@@ -107,6 +108,51 @@ mkdir -p "$WORK/symlinked" && cp -r "$C" "$WORK/symlinked/"
 D=$WORK/symlinked/step_2
 mv "$D/shard_0.h5" "$WORK/outside.h5" && ln -s "$WORK/outside.h5" "$D/shard_0.h5"
 all_refuse "$D" 'shard_0.h5: not a regular file' resume
+pass
+
+# ---- export never writes through what is already at its output (item 9)
+# A failed export removes its temporary: lm_head.weight, the last tensor written, disagrees with its dataset.
+D=$(crafted late_failure 's/\(name: lm_head.weight, kind: param, .*range:\) \[0, 10240\]/\1 [0, 5120]/')
+mkdir "$WORK/exports"
+refused "$BIN" export "$D" --format safetensors "$WORK/exports/m.safetensors"
+grep -q 'lm_head.weight' "$WORK/err" || fail "late failure: $(cat "$WORK/err")"
+[ -z "$(ls -A "$WORK/exports")" ] || fail "a failed export left: $(ls -A "$WORK/exports")"
+pass
+
+# A stray OUT.tmp symlink is not followed; OUT a symlink, fifo, device or
+# directory is refused and left as it was; so is OUT inside the checkpoint read.
+cp "$C/shard_0.h5" "$WORK/shard_0.h5.orig"
+echo "keep me" >"$WORK/victim"
+OUT=$WORK/model.safetensors
+ln -s "$WORK/victim" "$OUT.tmp"
+"$BIN" export "$C" --format safetensors "$OUT" >/dev/null 2>"$WORK/err" \
+  || fail "export with a stray $OUT.tmp symlink failed: $(cat "$WORK/err")"
+[ "$(cat "$WORK/victim")" = "keep me" ] && [ -L "$OUT.tmp" ] || fail "export wrote through the symlink $OUT.tmp"
+[ -f "$OUT" ] && [ ! -L "$OUT" ] || fail "export did not write $OUT"
+ln -s "$WORK/victim" "$WORK/link.safetensors"
+refused "$BIN" export "$C" --format safetensors "$WORK/link.safetensors"
+grep -q "$WORK/link.safetensors.*not a regular file" "$WORK/err" || fail "symlink OUT: $(cat "$WORK/err")"
+[ -L "$WORK/link.safetensors" ] && [ "$(cat "$WORK/victim")" = "keep me" ] || fail "export replaced the symlink OUT"
+mkfifo "$WORK/fifo"
+refused "$BIN" export "$C" --format safetensors "$WORK/fifo"
+[ -p "$WORK/fifo" ] || fail "export replaced a fifo"
+# A device node like /dev/full, made here (root only) so that a regression cannot replace the real one.
+if mknod "$WORK/full" c 1 7 2>/dev/null; then
+  refused "$BIN" export "$C" --format safetensors "$WORK/full"
+  [ -c "$WORK/full" ] || fail "export replaced a device node"
+fi
+mkdir "$WORK/dir.safetensors"
+refused "$BIN" export "$C" --format safetensors "$WORK/dir.safetensors"
+ln -s "$C" "$WORK/alias"
+for out in "$C/shard_0.h5" "$C/manifest.yaml" "$C/new.safetensors" "$C/../step_2/shard_0.h5" \
+           "$WORK/alias/shard_0.h5" "$WORK/alias/new.safetensors"; do
+  refused "$BIN" export "$C" --format safetensors "$out"
+  grep -q "inside the checkpoint" "$WORK/err" || fail "export to $out: $(cat "$WORK/err")"
+done
+refused "$BIN" export "$WORK/ckpt" --format safetensors "$C/shard_0.h5"
+cmp -s "$C/shard_0.h5" "$WORK/shard_0.h5.orig" || fail "export destroyed the checkpoint it read"
+[ ! -e "$C/new.safetensors" ] && [ -z "$(find "$C" -name '*.tmp*')" ] || fail "export left files in the checkpoint"
+"$BIN" inspect "$C" >/dev/null 2>"$WORK/err" || fail "the checkpoint no longer inspects: $(cat "$WORK/err")"
 pass
 
 echo "$PASSED passed, 0 failed"

@@ -5,6 +5,7 @@
 // written by a tiny single-process Trainer.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -336,6 +337,36 @@ TEST_F(CheckpointTest, SymlinkedShardIsRefused) {
   fs::create_symlink(root_ + "/outside.h5", copy + "/shard_0.h5");
   auto t = fresh_trainer();
   expect_one_line_naming(resume_error(*t, copy), {copy + "/shard_0.h5", "not a regular file"});
+}
+
+// How a temporary file is made: never through an existing name, a symlink
+// (dangling or not) included.
+TEST_F(CheckpointTest, CreateExclusiveNeverOpensAnExistingName) {
+  const std::string target = root_ + "/target";
+  write_text(target, "keep me");
+  fs::create_symlink(target, root_ + "/link");
+  fs::create_symlink(root_ + "/nothing_here", root_ + "/dangling");
+  for (const std::string name : {"target", "link", "dangling"}) {
+    SCOPED_TRACE(name);
+    try {
+      ::close(create_exclusive(root_ + "/" + name));
+      ADD_FAILURE() << "create_exclusive opened an existing name";
+    } catch (const Error& e) {
+      expect_one_line_naming(e.what(), {root_ + "/" + name, "exists"});
+    }
+  }
+  EXPECT_EQ(read_text(target), "keep me");
+  EXPECT_FALSE(fs::exists(root_ + "/nothing_here"));
+  const int fd = create_exclusive(root_ + "/fresh");
+  EXPECT_EQ(::write(fd, "x", 1), 1);
+  ::close(fd);
+  EXPECT_EQ(read_text(root_ + "/fresh"), "x");
+  try {
+    ::close(create_exclusive(root_ + "/no_such_dir/f"));
+    ADD_FAILURE() << "create_exclusive created a file in a missing directory";
+  } catch (const Error& e) {
+    expect_one_line_naming(e.what(), {root_ + "/no_such_dir/f"});
+  }
 }
 
 TEST_F(CheckpointTest, KeepLastKeepsOnlyTheNewestAndLatestNamesTheLast) {
