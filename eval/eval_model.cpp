@@ -27,7 +27,7 @@ EvalModel load_model_for_eval(const std::string& ckpt, int batch, int seq_len, s
   Transformer& m = *em.model;
   for (size_t i = 0; i < m.params().size(); ++i) {
     const ParamSpec& spec = m.registry()[i];
-    const std::vector<float> w = cm.reader.assemble(spec.name, "param");
+    const std::vector<float> w = cm.reader.assemble(spec, "param");
     DT_CHECK(int64_t(w.size()) == m.params()[i].numel(), spec.name);
     std::memcpy(m.params()[i].f32(), w.data(), w.size() * sizeof(float));
   }

@@ -6,8 +6,11 @@
 #include <yaml-cpp/yaml.h>
 #include <zlib.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 
 #include "data/hdf5_util.hpp"
@@ -40,6 +43,22 @@ void fsync_path(const std::string& path) {
   if (fd < 0) fail("cannot open ", path, " to fsync");
   ::fsync(fd);
   ::close(fd);
+}
+
+int create_exclusive(const std::string& path) {
+  // O_EXCL fails on any existing name, a symlink included (never followed).
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (fd >= 0) return fd;
+  if (errno == EEXIST)
+    fail("cannot create ", path, ": something already exists there (a stale temporary or a symlink?); "
+         "expected a new name, so nothing is written through an existing file");
+  fail("cannot create ", path, ": ", std::strerror(errno), " (does its directory exist and is it writable?)");
+}
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string o = "[";
+  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+  return o + "]";
 }
 
 CheckpointFile write_checkpoint_file(const std::string& dir, const std::string& file,
@@ -107,9 +126,43 @@ std::string manifest_to_yaml(const CheckpointManifest& m) {
   return std::string(e.c_str()) + "\n";
 }
 
+namespace {
+
+// A name in a manifest must not reach outside the checkpoint directory.
+bool is_plain_file_name(const std::string& s) {
+  return !s.empty() && s != "." && s != ".." && s.find_first_of(std::string("/\0", 2)) == std::string::npos;
+}
+
+// The piece must describe part of a tensor before any index is computed from
+// it: a 1-D or 2-D shape of positive sizes whose element count fits int64_t,
+// a slice (rows × columns) inside the shape and a flat range inside the slice.
+void check_piece(const std::string& path, const CheckpointPiece& p, const std::string& dtype) {
+  const std::string what = path + ": tensor " + p.name + " (" + p.kind + ")";
+  if (dtype != "f32") fail(what, ": dtype ", dtype, " is not supported; expected f32");
+  const std::vector<int64_t>& s = p.shape;
+  if (s.empty() || s.size() > 2 || s[0] <= 0 || s.back() <= 0)
+    fail(what, ": shape ", shape_text(s), " is not a 1-D or 2-D shape of positive sizes");
+  if (s.size() == 2 && s[0] > std::numeric_limits<int64_t>::max() / s[1])
+    fail(what, ": shape ", shape_text(s), " has more elements than an int64 can count");
+  const int64_t rows = s[0], cols = s.size() == 2 ? s[1] : 1;
+  const TpSlice& sl = p.slice;
+  if (sl.row0 < 0 || sl.rows < 0 || sl.row0 > rows - sl.rows || sl.col0 < 0 || sl.cols < 0 ||
+      sl.col0 > cols - sl.cols)
+    fail(what, ": slice ", shape_text({sl.row0, sl.rows, sl.col0, sl.cols}), " (row0, rows, col0, cols) is not inside ",
+         "its shape ", shape_text(s), "; expected rows within [0, ", rows, "] and columns within [0, ", cols, "]");
+  if (p.f0 < 0 || p.f0 > p.f1 || p.f1 > sl.numel())
+    fail(what, ": range ", shape_text({p.f0, p.f1}), " is not inside its slice of ", sl.numel(),
+         " elements; expected 0 <= begin <= end <= ", sl.numel());
+}
+
+}  // namespace
+
 CheckpointManifest read_manifest(const std::string& dir) {
   const std::string path = dir + "/manifest.yaml";
-  if (!fs::exists(path)) fail("checkpoint ", dir, ": no manifest.yaml (not a complete checkpoint)");
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(path, ec);
+  if (!fs::exists(st)) fail("checkpoint ", dir, ": no manifest.yaml (not a complete checkpoint)");
+  if (!fs::is_regular_file(st)) fail(path, ": not a regular file (a symlink, device or directory)");
   CheckpointManifest m;
   try {
     const YAML::Node n = YAML::LoadFile(path);
@@ -127,8 +180,15 @@ CheckpointManifest read_manifest(const std::string& dir) {
     m.dp = n["layout"]["dp"].as<int>();
     m.zero = n["layout"]["zero"].as<int>();
     m.config_yaml = n["config"].as<std::string>();
-    for (const YAML::Node& f : n["files"])
+    std::set<std::string> checked;  // the files with a checksum entry
+    for (const YAML::Node& f : n["files"]) {
       m.files.push_back({f["name"].as<std::string>(), f["crc32"].as<uint32_t>(), f["bytes"].as<int64_t>()});
+      const std::string& name = m.files.back().name;
+      if (!is_plain_file_name(name))
+        fail(path, ": file '", name, "' is not a plain file name in the checkpoint directory "
+             "(expected a name without '/', not '.' or '..')");
+      checked.insert(name);
+    }
     for (const YAML::Node& t : n["tensors"]) {
       CheckpointPiece p;
       p.name = t["name"].as<std::string>();
@@ -141,6 +201,13 @@ CheckpointManifest read_manifest(const std::string& dir) {
       p.f0 = r[0];
       p.f1 = r[1];
       p.file = t["file"].as<std::string>();
+      if (!is_plain_file_name(p.file))
+        fail(path, ": tensor ", p.name, " is in file '", p.file, "', not a plain file name in the checkpoint "
+             "directory (expected a name without '/', not '.' or '..')");
+      if (!checked.count(p.file))
+        fail(path, ": tensor ", p.name, " is in ", p.file, ", which has no checksum entry under files "
+             "(every file read is verified first)");
+      check_piece(path, p, t["dtype"].as<std::string>());
       m.pieces.push_back(std::move(p));
     }
   } catch (const YAML::Exception& e) {
@@ -152,7 +219,12 @@ CheckpointManifest read_manifest(const std::string& dir) {
 CheckpointReader::CheckpointReader(const std::string& dir) : dir_(dir), m_(read_manifest(dir)) {
   for (const CheckpointFile& f : m_.files) {
     const std::string path = dir_ + "/" + f.name;
-    if (!fs::exists(path)) fail("checkpoint file ", path, ": missing (listed in the manifest)");
+    // Not followed: a symlink may point anywhere, and a device may never end.
+    std::error_code ec;
+    const fs::file_status st = fs::symlink_status(path, ec);
+    if (!fs::exists(st)) fail("checkpoint file ", path, ": missing (listed in the manifest)");
+    if (!fs::is_regular_file(st))
+      fail("checkpoint file ", path, ": not a regular file (a symlink, device or directory); expected the file itself");
     int64_t bytes = 0;
     const uint32_t crc = file_crc32(path, &bytes);
     if (bytes != f.bytes)
@@ -167,27 +239,36 @@ bool CheckpointReader::has(const std::string& name, const std::string& kind) con
   return false;
 }
 
-std::vector<float> CheckpointReader::assemble(const std::string& name, const std::string& kind) const {
+std::vector<float> CheckpointReader::assemble(const ParamSpec& spec, const std::string& kind) const {
   h5_silence_errors();
-  std::vector<float> out;
-  std::vector<bool> covered;
-  ParamSpec spec;
-  spec.name = name;
+  std::vector<float> out(size_t(spec.numel()));
+  std::vector<bool> covered(out.size(), false);
+  bool stored = false;
   std::vector<float> buf;
   for (const CheckpointPiece& p : m_.pieces) {
-    if (p.name != name || p.kind != kind) continue;
-    if (out.empty()) {
-      spec.shape = p.shape;
-      out.assign(size_t(spec.numel()), 0.f);
-      covered.assign(out.size(), false);
-    }
+    if (p.name != spec.name || p.kind != kind) continue;
+    stored = true;
+    // read_manifest put the slice and range inside p.shape; equal to
+    // spec.shape, every global index below lands inside out.
+    if (p.shape != spec.shape)
+      fail("checkpoint ", dir_, ": ", kind, " of ", spec.name, " is stored with shape ", shape_text(p.shape),
+           ", expected ", shape_text(spec.shape));
     const std::string path = dir_ + "/" + p.file;
     H5Handle f(H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "cannot open " + path), H5Fclose);
-    const std::string ds = "/" + kind + "/" + name;
+    const std::string ds = "/" + kind + "/" + spec.name;
     if (H5Lexists(f.get(), kind.c_str(), H5P_DEFAULT) <= 0 || H5Lexists(f.get(), ds.c_str(), H5P_DEFAULT) <= 0)
       fail("checkpoint file ", path, ": dataset ", ds, " missing");
     H5Handle d(H5_CHECK(H5Dopen2(f.get(), ds.c_str(), H5P_DEFAULT), path), H5Dclose);
-    buf.resize(size_t(p.f1 - p.f0));
+    // The whole dataset is read into buf: it must hold exactly the range.
+    H5Handle type(H5_CHECK(H5Dget_type(d.get()), path), H5Tclose);
+    if (H5Tget_class(type.get()) != H5T_FLOAT || H5Tget_size(type.get()) != sizeof(float))
+      fail("checkpoint file ", path, ": dataset ", ds, " is not 32-bit float (the manifest says f32)");
+    H5Handle space(H5_CHECK(H5Dget_space(d.get()), path), H5Sclose);
+    const int64_t n = H5_CHECK(H5Sget_simple_extent_npoints(space.get()), path);
+    if (n != p.f1 - p.f0)
+      fail("checkpoint file ", path, ": dataset ", ds, " holds ", n, " elements, but its manifest range ",
+           shape_text({p.f0, p.f1}), " has ", p.f1 - p.f0);
+    buf.resize(size_t(n));
     H5_CHECK(H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "read " + ds + " in " + path);
     for (int64_t i = p.f0; i < p.f1; ++i) {
       const int64_t g = global_index(spec, p.slice, i);
@@ -195,9 +276,9 @@ std::vector<float> CheckpointReader::assemble(const std::string& name, const std
       covered[size_t(g)] = true;
     }
   }
-  if (out.empty()) fail("checkpoint ", dir_, ": no ", kind, " stored for tensor ", name);
+  if (!stored) fail("checkpoint ", dir_, ": no ", kind, " stored for tensor ", spec.name);
   for (bool c : covered)
-    if (!c) fail("checkpoint ", dir_, ": ", kind, " of ", name, " is not fully covered by its pieces");
+    if (!c) fail("checkpoint ", dir_, ": ", kind, " of ", spec.name, " is not fully covered by its pieces");
   return out;
 }
 
@@ -210,7 +291,11 @@ int64_t finished_step(const std::string& name) {
 
 std::string find_latest_checkpoint(const std::string& dir) {
   if (!fs::is_directory(dir)) return "";
-  std::ifstream latest(dir + "/latest");
+  // `latest` is written by rename, so a regular file; anything else (a
+  // symlink to /dev/zero would never end a line) is ignored like a bad name.
+  std::error_code ec;
+  std::ifstream latest;
+  if (fs::is_regular_file(fs::symlink_status(dir + "/latest", ec))) latest.open(dir + "/latest");
   std::string name;
   if (latest && std::getline(latest, name) && finished_step(name) >= 0 &&
       fs::exists(dir + "/" + name + "/manifest.yaml"))

@@ -42,7 +42,11 @@ struct CheckpointManifest {
 };
 
 std::string manifest_to_yaml(const CheckpointManifest& m);
-// Parses <dir>/manifest.yaml; one-line errors name the file and what is wrong.
+// Parses <dir>/manifest.yaml and checks it as untrusted input; one-line errors
+// name the file and what is wrong. Every file name (files[].name,
+// tensors[].file) is a plain name inside <dir> and every file a tensor is in
+// has a checksum entry; every piece has dtype f32, a 1-D or 2-D shape of
+// positive sizes, a slice inside that shape and a range inside that slice.
 CheckpointManifest read_manifest(const std::string& dir);
 
 // Writes pieces (with their data) to <dir>/<file>, fsyncs it and returns its checksum entry.
@@ -50,16 +54,19 @@ CheckpointFile write_checkpoint_file(const std::string& dir, const std::string& 
                                      const std::vector<CheckpointPiece>& pieces,
                                      const std::vector<const float*>& data);
 
-// Reads a checkpoint: verifies every file's size and checksum, then assembles
-// global tensors from their pieces.
+// Reads a checkpoint: verifies that every listed file is a regular file (not
+// a symlink or device) of the listed size and checksum, then assembles global
+// tensors from their pieces.
 class CheckpointReader {
  public:
   explicit CheckpointReader(const std::string& dir);
   const CheckpointManifest& manifest() const { return m_; }
   const std::string& dir() const { return dir_; }
   bool has(const std::string& name, const std::string& kind) const;
-  // The whole global tensor (row-major), every element covered by some piece.
-  std::vector<float> assemble(const std::string& name, const std::string& kind) const;
+  // The whole global tensor (row-major, spec.numel() elements), every element
+  // covered by some piece. Fails unless every piece is stored with spec.shape
+  // and its dataset holds exactly its range's elements, as 32-bit floats.
+  std::vector<float> assemble(const ParamSpec& spec, const std::string& kind) const;
 
  private:
   std::string dir_;
@@ -68,6 +75,15 @@ class CheckpointReader {
 
 // fsync a file or directory, so a rename after it publishes complete data.
 void fsync_path(const std::string& path);
+
+// Creates `path` for writing, only if nothing is there: never opens an
+// existing file, symlink (dangling or not) or device (O_CREAT | O_EXCL).
+// Returns the open fd (the caller closes it); fails with one line naming path.
+// For temporaries that are renamed into place.
+int create_exclusive(const std::string& path);
+
+// "[320, 128]": a global shape (or any list of indices) for messages and tables.
+std::string shape_text(const std::vector<int64_t>& shape);
 
 // crc32 of a whole file (zlib), for the manifest's checksums.
 uint32_t file_crc32(const std::string& path, int64_t* bytes = nullptr);

@@ -1,5 +1,6 @@
 #include "trainer/checkpoint_export.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <map>
@@ -25,6 +26,32 @@ std::string resolve_checkpoint_dir(const std::string& path) {
   return latest;
 }
 
+// What is at a path, for messages about what may not be replaced.
+const char* file_kind(const fs::file_status& st) {
+  if (fs::is_symlink(st)) return "a symlink";
+  if (fs::is_directory(st)) return "a directory";
+  if (fs::is_character_file(st) || fs::is_block_file(st)) return "a device";
+  if (fs::is_fifo(st)) return "a fifo";
+  return "not a regular file";
+}
+
+// The export replaces `out` by renaming a new file onto it. That must not
+// replace a symlink (whose target the user meant), a device or a directory,
+// nor a file of the checkpoint being read.
+void check_export_output(const std::string& ckpt_dir, const std::string& out) {
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(out, ec);
+  if (fs::exists(st) && !fs::is_regular_file(st))
+    fail("export output ", out, " is ", file_kind(st), ", not a regular file; expected a new file name or a regular "
+         "file to replace");
+  const fs::path dir = fs::canonical(ckpt_dir, ec);
+  if (ec) fail("checkpoint ", ckpt_dir, ": ", ec.message());
+  const fs::path target = fs::weakly_canonical(fs::absolute(out), ec);
+  if (ec) fail("export output ", out, ": ", ec.message());
+  if (std::mismatch(dir.begin(), dir.end(), target.begin(), target.end()).first == dir.end())
+    fail("export output ", out, " is inside the checkpoint ", ckpt_dir, " being read; expected a path outside it");
+}
+
 // Shortest text that reads back as the same double (valid JSON for the finite
 // values validate_config allows), with ".0" on whole numbers so JSON readers
 // see a float: 10000.0, 1e-05.
@@ -37,12 +64,6 @@ std::string json_number(double v) {
 }
 
 }  // namespace
-
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string o = "[";
-  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
-  return o + "]";
-}
 
 CheckpointModel open_checkpoint_model(const std::string& path) {
   const std::string dir = resolve_checkpoint_dir(path);
@@ -80,7 +101,7 @@ std::string model_config_json(const ModelConfig& m) {
 
 std::string export_safetensors(const std::string& ckpt, const std::string& out) {
   const CheckpointModel cm = open_checkpoint_model(ckpt);
-  if (fs::is_directory(out)) fail("export: output ", out, " is a directory; expected a file name");
+  check_export_output(cm.reader.dir(), out);
   std::vector<SafetensorsEntry> entries;
   for (const ParamSpec& spec : cm.registry) entries.push_back({spec.name, spec.shape});
   SafetensorsWriter w(out, entries,
@@ -89,7 +110,7 @@ std::string export_safetensors(const std::string& ckpt, const std::string& out) 
                        {"step", std::to_string(cm.reader.manifest().step)}});
   // One tensor in memory at a time.
   for (const ParamSpec& spec : cm.registry) {
-    const std::vector<float> t = cm.reader.assemble(spec.name, "param");
+    const std::vector<float> t = cm.reader.assemble(spec, "param");
     w.write(spec.name, t.data(), int64_t(t.size()));
   }
   w.finish();

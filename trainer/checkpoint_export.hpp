@@ -26,15 +26,15 @@ CheckpointModel open_checkpoint_model(const std::string& path);
 
 // The model config as one JSON object: vocab_size, d_model, n_layers, n_heads,
 // n_kv_heads, head_dim, ffn_hidden, rope_theta, norm_eps, attention, tie_embeddings.
-// "[320, 128]": a global shape for messages and tables.
-std::string shape_text(const std::vector<int64_t>& shape);
-
 std::string model_config_json(const ModelConfig& m);
 
 // Writes every parameter of the checkpoint at `ckpt` (a step directory or a
 // root, as above) to one safetensors file `out`: fp32, [out, in] row-major,
 // registry names in registry order; __metadata__ holds format "pt",
-// difftron_config (model_config_json) and step. Returns the checkpoint used.
+// difftron_config (model_config_json) and step. `out` is replaced by a rename,
+// never written through: it must be absent or a regular file (not a symlink,
+// device or directory) and outside the checkpoint directory read. Returns the
+// checkpoint used.
 std::string export_safetensors(const std::string& ckpt, const std::string& out);
 
 }  // namespace dt

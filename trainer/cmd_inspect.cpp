@@ -48,7 +48,12 @@ void print_lambdas(const CheckpointModel& cm) {
   std::printf("lambda (per layer, in double: exp(lambda_q1.lambda_k1) - exp(lambda_q2.lambda_k2) + lambda_init):\n");
   for (int l = 0; l < m.n_layers; ++l) {
     const std::string pre = "layers." + std::to_string(l) + ".attn.lambda_";
-    auto v = [&](const char* s) { return cm.reader.assemble(pre + s, "param"); };
+    auto v = [&](const char* s) {
+      const auto spec = std::find_if(cm.registry.begin(), cm.registry.end(),
+                                     [&](const ParamSpec& p) { return p.name == pre + s; });
+      DT_CHECK(spec != cm.registry.end(), pre + s);
+      return cm.reader.assemble(*spec, "param");
+    };
     const double lam = layer_lambda(v("q1"), v("k1"), v("q2"), v("k2"), l);
     std::printf("  layer %d: lambda_init %.9f  lambda %.9f\n", l, ModelConfig::lambda_init(l), lam);
   }
@@ -66,7 +71,7 @@ void print_tensors(const CheckpointModel& cm) {
   std::printf("tensors: %zu (%lld parameters)\n", cm.registry.size(), static_cast<long long>(total));
   std::printf("  %-*s  %-*s  %-5s  %-14s  %s\n", int(wname), "name", int(wshape), "shape", "dtype", "l2_norm", "adam");
   for (const ParamSpec& p : cm.registry) {
-    const std::vector<float> w = cm.reader.assemble(p.name, "param");
+    const std::vector<float> w = cm.reader.assemble(p, "param");
     double ss = 0;
     for (float x : w) ss += double(x) * double(x);
     const bool moments = cm.reader.has(p.name, "exp_avg") && cm.reader.has(p.name, "exp_avg_sq");

@@ -1,5 +1,7 @@
 #include "trainer/safetensors_writer.hpp"
 
+#include <unistd.h>
+
 #include <bit>
 #include <cstdio>
 #include <filesystem>
@@ -83,41 +85,52 @@ std::string safetensors_header(const std::vector<SafetensorsEntry>& tensors,
 
 SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<SafetensorsEntry> tensors,
                                      const std::vector<std::pair<std::string, std::string>>& metadata)
-    : path_(path), tmp_(path + ".tmp"), tensors_(std::move(tensors)) {
+    : path_(path), tmp_(path + ".tmp." + std::to_string(::getpid())), tensors_(std::move(tensors)) {
   const std::string header = safetensors_header(tensors_, metadata);
   std::string prefix;
   put_u64_le(prefix, header.size());
-  out_.open(tmp_, std::ios::binary | std::ios::trunc);
-  if (!out_) fail("cannot create ", tmp_, " (does its directory exist and is it writable?)");
-  out_.write(prefix.data(), std::streamsize(prefix.size()));
-  out_.write(header.data(), std::streamsize(header.size()));
-  bytes_ = int64_t(prefix.size() + header.size());
+  const int fd = create_exclusive(tmp_);
+  out_ = ::fdopen(fd, "wb");
+  if (!out_) {
+    ::close(fd);
+    ::unlink(tmp_.c_str());
+    fail("cannot open ", tmp_, " for writing");
+  }
+  try {
+    put(prefix.data(), prefix.size());
+    put(header.data(), header.size());
+  } catch (const Error&) {
+    std::fclose(out_);  // no destructor runs after a throwing constructor
+    ::unlink(tmp_.c_str());
+    throw;
+  }
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
   if (done_) return;
-  out_.close();
-  std::error_code ec;
-  fs::remove(tmp_, ec);
+  if (out_) std::fclose(out_);
+  ::unlink(tmp_.c_str());  // this writer created it
+}
+
+void SafetensorsWriter::put(const void* data, size_t bytes) {
+  if (std::fwrite(data, 1, bytes, out_) != bytes) fail("cannot write ", tmp_, " (disk full?)");
+  bytes_ += int64_t(bytes);
 }
 
 void SafetensorsWriter::write(const std::string& name, const float* data, int64_t numel) {
   DT_CHECK(next_ < tensors_.size(), "safetensors: more tensors written than declared");
   const SafetensorsEntry& t = tensors_[next_];
   DT_CHECK(t.name == name && numel_of(t.shape) == numel, "safetensors: expected ", t.name, ", got ", name);
-  out_.write(reinterpret_cast<const char*>(data), std::streamsize(numel * int64_t(sizeof(float))));
-  if (!out_) fail("cannot write ", tmp_, " (disk full?)");
-  bytes_ += numel * int64_t(sizeof(float));
+  put(data, size_t(numel) * sizeof(float));
   ++next_;
 }
 
 void SafetensorsWriter::finish() {
   DT_CHECK(next_ == tensors_.size(), "safetensors: ", tensors_.size() - next_, " tensors not written");
-  out_.flush();
-  if (!out_) fail("cannot write ", tmp_, " (disk full?)");
-  out_.close();
-  if (out_.fail()) fail("cannot close ", tmp_, " (disk full?)");
-  fsync_path(tmp_);
+  if (std::fflush(out_) != 0 || ::fsync(::fileno(out_)) != 0) fail("cannot write ", tmp_, " (disk full?)");
+  const int closed = std::fclose(out_);
+  out_ = nullptr;
+  if (closed != 0) fail("cannot close ", tmp_, " (disk full?)");
   std::error_code ec;
   fs::rename(tmp_, path_, ec);
   if (ec) fail("cannot rename ", tmp_, " to ", path_, ": ", ec.message());

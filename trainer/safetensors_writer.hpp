@@ -6,10 +6,12 @@
 //   [the tensors' raw little-endian bytes, contiguous, offsets relative to here]
 // The header is fixed up front from the names and shapes, so the data can be
 // streamed one tensor at a time (a 3B model never sits in memory twice).
-// Written to <path>.tmp, fsynced, then renamed: a reader never sees half a file.
+// Written to a new temporary <path>.tmp.<pid> beside it (create_exclusive: never
+// through an existing name), fsynced, then renamed: a reader never sees half
+// a file, and whatever was at <path> is replaced, not written through.
 #pragma once
 #include <cstdint>
-#include <fstream>
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,26 +33,28 @@ std::string json_quote(const std::string& s);
 
 class SafetensorsWriter {
  public:
-  // Opens <path>.tmp and writes the length and header.
+  // Creates the temporary and writes the length and header.
   SafetensorsWriter(const std::string& path, std::vector<SafetensorsEntry> tensors,
                     const std::vector<std::pair<std::string, std::string>>& metadata);
-  // Removes the .tmp file unless finish() succeeded.
+  // Removes the temporary unless finish() succeeded.
   ~SafetensorsWriter();
   SafetensorsWriter(const SafetensorsWriter&) = delete;
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
 
   // The next tensor's data, in the order given to the constructor.
   void write(const std::string& name, const float* data, int64_t numel);
-  // Checks every tensor was written, fsyncs and renames <path>.tmp to <path>.
+  // Checks every tensor was written, fsyncs and renames the temporary to <path>.
   void finish();
   int64_t bytes_written() const { return bytes_; }
 
  private:
+  void put(const void* data, size_t bytes);
+
   std::string path_, tmp_;
   std::vector<SafetensorsEntry> tensors_;
   size_t next_ = 0;
   int64_t bytes_ = 0;
-  std::ofstream out_;
+  std::FILE* out_ = nullptr;  // the temporary, created by this writer
   bool done_ = false;
 };
 

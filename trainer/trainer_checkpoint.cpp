@@ -297,7 +297,7 @@ void Trainer::load_weights(const CheckpointReader& ck, bool with_optimizer) {
     const ParamSpec& spec = model_->registry()[i];
     const TpSlice& sl = model_->slices()[i];
     float* local = base + (model_->params()[i].f32() - dev_base);
-    const std::vector<float> w = ck.assemble(spec.name, "param");
+    const std::vector<float> w = ck.assemble(spec, "param");
     for (int64_t j = 0; j < sl.numel(); ++j) local[j] = w[size_t(global_index(spec, sl, j))];
     if (!with_optimizer) continue;
     // Moments of this rank's shard of the flat arena.
@@ -305,7 +305,7 @@ void Trainer::load_weights(const CheckpointReader& ck, bool with_optimizer) {
     const int64_t b = std::max(off, s0), e = std::min(off + sl.numel(), s1);
     if (b >= e) continue;
     for (const char* kind : {"exp_avg", "exp_avg_sq"}) {
-      const std::vector<float> g = ck.assemble(spec.name, kind);
+      const std::vector<float> g = ck.assemble(spec, kind);
       float* dst = std::string(kind) == "exp_avg" ? m_host : v_host;
       for (int64_t j = b - off; j < e - off; ++j) dst[off + j - s0] = g[size_t(global_index(spec, sl, j))];
     }

@@ -64,7 +64,8 @@ OUT="$WORK/model.safetensors"
 "$BIN" export "$WORK/ckpt" --format safetensors "$OUT" >"$WORK/out" 2>"$WORK/err" \
   || fail "export exited non-zero: $(cat "$WORK/err")"
 grep -q "exported $WORK/ckpt/step_4 to $OUT" "$WORK/out" || fail "export summary: $(cat "$WORK/out")"
-[ -f "$OUT" ] && [ ! -e "$OUT.tmp" ] || fail "export left no file or a .tmp behind"
+[ -f "$OUT" ] && [ -z "$(find "$WORK" -maxdepth 1 -name 'model.safetensors.tmp*')" ] \
+  || fail "export left no file or a .tmp behind"
 python3 "$SRC/tools/read_safetensors.py" "$OUT" >"$WORK/read" 2>"$WORK/err" \
   || fail "reader rejected the file: $(cat "$WORK/err")"
 grep -q 'valid safetensors, 45 tensors, .* data 8-byte aligned: yes' "$WORK/read" \
@@ -136,7 +137,8 @@ grep -q "$WORK/corrupt/shard_0.h5: checksum mismatch" "$WORK/err" || fail "corru
 [ ! -s "$WORK/out" ] || fail "inspect of a corrupt checkpoint printed a report: $(head -3 "$WORK/out")"
 pass
 expect_one_line_error "$BIN" export "$WORK/corrupt" --format safetensors "$WORK/corrupt.safetensors"
-grep -q 'shard_0.h5' "$WORK/err" && [ ! -e "$WORK/corrupt.safetensors" ] && [ ! -e "$WORK/corrupt.safetensors.tmp" ] \
+grep -q 'shard_0.h5' "$WORK/err" && [ ! -e "$WORK/corrupt.safetensors" ] \
+  && [ -z "$(find "$WORK" -maxdepth 1 -name 'corrupt.safetensors.tmp*')" ] \
   || fail "export of a corrupt checkpoint: $(cat "$WORK/err")"
 pass
 expect_one_line_error "$BIN" export "$WORK/ckpt" --format bogus "$WORK/x.bin"

@@ -5,6 +5,7 @@
 // written by a tiny single-process Trainer.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -114,6 +115,26 @@ class CheckpointTest : public ::testing::Test {
     return to;
   }
 
+  // A copy of checkpoint `dir` as <root>/<name>/step_2 whose manifest has
+  // every `from` replaced by `to`.
+  std::string edited_copy(const std::string& dir, const std::string& name, const std::string& from,
+                          const std::string& to) const {
+    const std::string copy = copy_of(dir, name);
+    std::string m = read_text(copy + "/manifest.yaml");
+    EXPECT_NE(m.find(from), std::string::npos) << "'" << from << "' not in the manifest:\n" << m;
+    for (size_t at = 0; (at = m.find(from, at)) != std::string::npos; at += to.size()) m.replace(at, from.size(), to);
+    write_text(copy + "/manifest.yaml", m);
+    return copy;
+  }
+
+  // The manifest's line listing shard_0.h5 with its checksum, newline included.
+  static std::string files_entry(const std::string& dir) {
+    const std::string m = read_text(dir + "/manifest.yaml");
+    const size_t at = m.find("  - {name: shard_0.h5, crc32:");
+    EXPECT_NE(at, std::string::npos) << m;
+    return at == std::string::npos ? "" : m.substr(at, m.find('\n', at) + 1 - at);
+  }
+
   // A trainer of the checkpoint's model whose checkpoint.dir is unused.
   std::unique_ptr<Trainer> fresh_trainer() const { return make_trainer({.ck_dir = root_ + "/unused"}); }
 
@@ -208,6 +229,146 @@ TEST_F(CheckpointTest, DamagedManifestFailsWithOneLine) {
   expect_one_line_naming(resume_error(*t, garbage), {garbage + "/manifest.yaml"});
 }
 
+// ---- A crafted manifest (issue 13): every shape, slice, range and file name
+// is checked before anything is read, so a bad one is one line, never a crash.
+
+// embed.weight's piece in a checkpoint of the fixture's model ([320, 32],
+// stored whole by the one rank). lm_head.weight and the moments have the same
+// text; the tests edit them all, and embed.weight comes first.
+const std::string kEmbedPiece = "shape: [320, 32], dtype: f32, slice: [0, 320, 0, 32], range: [0, 10240]";
+
+TEST_F(CheckpointTest, PieceOutsideItsTensorFailsWithOneLineNamingIt) {
+  const std::string ck = make_checkpoint();
+  // (the piece's new text, what the message must quote)
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"shape: [320, 32], dtype: f32, slice: [0, 320, 0, 32], range: [0, 20480]", "range [0, 20480]"},
+      {"shape: [320, 32], dtype: f32, slice: [0, 320, 0, 32], range: [-10, 10230]", "range [-10, 10230]"},
+      {"shape: [320, 32], dtype: f32, slice: [0, 320, 0, 32], range: [200, 100]", "range [200, 100]"},
+      {"shape: [320, 32], dtype: f32, slice: [0, 640, 0, 32], range: [0, 20480]", "slice [0, 640, 0, 32]"},
+      {"shape: [320, 32], dtype: f32, slice: [320, 320, 0, 32], range: [0, 10240]", "slice [320, 320, 0, 32]"},
+      {"shape: [320, 32], dtype: f32, slice: [0, 320, 16, 32], range: [0, 10240]", "slice [0, 320, 16, 32]"},
+      {"shape: [320, 32], dtype: f32, slice: [0, -320, 0, -32], range: [0, 10240]", "slice [0, -320, 0, -32]"},
+      {"shape: [320, 32], dtype: f32, slice: [-320, 320, 0, 32], range: [0, 10240]", "slice [-320, 320, 0, 32]"},
+      {"shape: [320, 32], dtype: f32, slice: [9223372036854775807, 320, 0, 32], range: [0, 10240]",
+       "slice [9223372036854775807, 320, 0, 32]"},
+      {"shape: [320, 0], dtype: f32, slice: [0, 320, 0, 0], range: [0, 0]", "shape [320, 0]"},
+      {"shape: [320, -32], dtype: f32, slice: [0, 320, 0, 32], range: [0, 10240]", "shape [320, -32]"},
+      {"shape: [4611686018427387904, 4], dtype: f32, slice: [0, 320, 0, 32], range: [0, 10240]",
+       "shape [4611686018427387904, 4]"},
+      {"shape: [320, 32, 1], dtype: f32, slice: [0, 320, 0, 32], range: [0, 10240]", "shape [320, 32, 1]"},
+      {"shape: [320, 32], dtype: bf16, slice: [0, 320, 0, 32], range: [0, 10240]", "dtype bf16"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(cases[i].first);
+    const std::string copy = edited_copy(ck, "piece_" + std::to_string(i), kEmbedPiece, cases[i].first);
+    auto t = fresh_trainer();
+    expect_one_line_naming(resume_error(*t, copy), {copy + "/manifest.yaml", "embed.weight", cases[i].second});
+    EXPECT_EQ(t->steps_done(), 0);
+  }
+}
+
+// A range that fits its slice but not the dataset stored for it: reading the
+// dataset into a buffer of the range's size would write past its end.
+TEST_F(CheckpointTest, RangeDisagreeingWithItsDatasetFailsNamingBothSizes) {
+  const std::string ck = make_checkpoint();
+  const std::string copy = edited_copy(ck, "short_range", kEmbedPiece,
+                                       "shape: [320, 32], dtype: f32, slice: [0, 320, 0, 32], range: [0, 5120]");
+  auto t = fresh_trainer();
+  expect_one_line_naming(resume_error(*t, copy), {copy + "/shard_0.h5", "/param/embed.weight", "10240", "5120"});
+}
+
+// A shape that agrees with its slice, range and dataset but not with the
+// model: the weights would load reshuffled without a word.
+TEST_F(CheckpointTest, StoredShapeOtherThanTheModelsFailsNamingBoth) {
+  const std::string ck = make_checkpoint();
+  const std::string copy = edited_copy(ck, "reshaped", kEmbedPiece,
+                                       "shape: [160, 64], dtype: f32, slice: [0, 160, 0, 64], range: [0, 10240]");
+  auto t = fresh_trainer();
+  expect_one_line_naming(resume_error(*t, copy), {copy, "embed.weight", "[160, 64]", "[320, 32]"});
+}
+
+// Another checkpoint's shard named by a relative path, with its checksum
+// entry removed or renamed alike: it must not load.
+TEST_F(CheckpointTest, TensorFileOutsideTheCheckpointIsRefused) {
+  const std::string ck = make_checkpoint();
+  copy_of(ck, "foreign");
+  const std::string other = "../../foreign/step_2/shard_0.h5";
+  const std::string entry = files_entry(ck);
+  for (const bool keep_entry : {false, true}) {
+    SCOPED_TRACE(keep_entry ? "checksum entry renamed too" : "checksum entry removed");
+    std::string copy = edited_copy(ck, keep_entry ? "escape_crc" : "escape", "file: shard_0.h5", "file: " + other);
+    copy = edited_copy(copy, keep_entry ? "escape_crc2" : "escape2", entry,
+                       keep_entry ? "  - {name: " + other + entry.substr(entry.find(',')) : "");
+    auto t = fresh_trainer();
+    expect_one_line_naming(resume_error(*t, copy), {copy + "/manifest.yaml", other, "plain file name"});
+    EXPECT_EQ(t->steps_done(), 0);
+  }
+}
+
+TEST_F(CheckpointTest, TensorFileWithoutChecksumEntryIsRefused) {
+  const std::string ck = make_checkpoint();
+  const std::string copy = edited_copy(ck, "no_crc", files_entry(ck), "");
+  auto t = fresh_trainer();
+  expect_one_line_naming(resume_error(*t, copy), {copy + "/manifest.yaml", "shard_0.h5", "checksum entry"});
+  EXPECT_EQ(t->steps_done(), 0);
+}
+
+// A files entry naming something outside the checkpoint is refused by its
+// name, before its size (which the old message printed) is looked at.
+TEST_F(CheckpointTest, FilesEntryNamingAPathIsRefusedByName) {
+  const std::string ck = make_checkpoint();
+  const std::vector<std::string> names = {"/etc/passwd", "../../../../../../../../../etc/passwd", "..", ".", "sub/shard_0.h5", "''"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    SCOPED_TRACE(names[i]);
+    const std::string copy = edited_copy(ck, "files_" + std::to_string(i), "files:\n",
+                                         "files:\n  - {name: " + names[i] + ", crc32: 1, bytes: 1}\n");
+    auto t = fresh_trainer();
+    const std::string msg = resume_error(*t, copy);
+    expect_one_line_naming(msg, {copy + "/manifest.yaml", "plain file name"});
+    EXPECT_EQ(msg.find("bytes,"), std::string::npos) << "the file's size was looked at: " << msg;
+  }
+}
+
+// The shard replaced by a symlink to an identical copy outside the checkpoint
+// (its checksum matches): only regular files inside the directory are read.
+TEST_F(CheckpointTest, SymlinkedShardIsRefused) {
+  const std::string copy = copy_of(make_checkpoint(), "symlinked");
+  fs::rename(copy + "/shard_0.h5", root_ + "/outside.h5");
+  fs::create_symlink(root_ + "/outside.h5", copy + "/shard_0.h5");
+  auto t = fresh_trainer();
+  expect_one_line_naming(resume_error(*t, copy), {copy + "/shard_0.h5", "not a regular file"});
+}
+
+// How a temporary file is made: never through an existing name, a symlink
+// (dangling or not) included.
+TEST_F(CheckpointTest, CreateExclusiveNeverOpensAnExistingName) {
+  const std::string target = root_ + "/target";
+  write_text(target, "keep me");
+  fs::create_symlink(target, root_ + "/link");
+  fs::create_symlink(root_ + "/nothing_here", root_ + "/dangling");
+  for (const std::string name : {"target", "link", "dangling"}) {
+    SCOPED_TRACE(name);
+    try {
+      ::close(create_exclusive(root_ + "/" + name));
+      ADD_FAILURE() << "create_exclusive opened an existing name";
+    } catch (const Error& e) {
+      expect_one_line_naming(e.what(), {root_ + "/" + name, "exists"});
+    }
+  }
+  EXPECT_EQ(read_text(target), "keep me");
+  EXPECT_FALSE(fs::exists(root_ + "/nothing_here"));
+  const int fd = create_exclusive(root_ + "/fresh");
+  EXPECT_EQ(::write(fd, "x", 1), 1);
+  ::close(fd);
+  EXPECT_EQ(read_text(root_ + "/fresh"), "x");
+  try {
+    ::close(create_exclusive(root_ + "/no_such_dir/f"));
+    ADD_FAILURE() << "create_exclusive created a file in a missing directory";
+  } catch (const Error& e) {
+    expect_one_line_naming(e.what(), {root_ + "/no_such_dir/f"});
+  }
+}
+
 TEST_F(CheckpointTest, KeepLastKeepsOnlyTheNewestAndLatestNamesTheLast) {
   const std::string ck = root_ + "/ck";
   make_trainer({.ck_dir = ck, .max_steps = 6, .every_steps = 2, .keep_last = 2})->run();
@@ -242,6 +403,16 @@ TEST_F(CheckpointTest, FindLatestIgnoresUnfinishedSaves) {
   auto t = make_trainer({.ck_dir = ck, .max_steps = 4});
   t->resume("auto");
   EXPECT_EQ(t->steps_done(), 2);
+}
+
+// `latest` as a symlink to a device: never read (a line of /dev/zero never
+// ends), the scan decides.
+TEST_F(CheckpointTest, LatestThatIsNotARegularFileIsIgnored) {
+  const std::string ck = root_ + "/ck";
+  make_checkpoint();
+  fs::remove(ck + "/latest");
+  fs::create_symlink("/dev/zero", ck + "/latest");
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_2");
 }
 
 TEST_F(CheckpointTest, ResumeAutoWithoutCheckpointsStartsFresh) {
