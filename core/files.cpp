@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -22,13 +24,28 @@ void write_all(int fd, const std::string& text, const std::string& path) {
   }
 }
 
+int create_exclusive(const std::string& path) {
+  // O_EXCL fails on any existing name, a symlink included (never followed).
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (fd >= 0) return fd;
+  if (errno == EEXIST)
+    fail("cannot create ", path, ": something already exists there (a stale temporary or a symlink?); "
+         "expected a new name, so nothing is written through an existing file");
+  fail("cannot create ", path, ": ", std::strerror(errno), " (does its directory exist and is it writable?)");
+}
+
+std::string temp_name_for(const std::string& path) {
+  static std::atomic<uint64_t> counter{0};
+  const auto ns = std::chrono::steady_clock::now().time_since_epoch().count();
+  return path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(uint64_t(ns) + counter++);
+}
+
 void write_file_atomically(const std::string& path, const std::string& text) {
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
     fail("cannot write ", path, ": it exists and is not a regular file (expected a file difftron may replace)");
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) fail("cannot create ", tmp, ": ", std::strerror(errno));
+  const std::string tmp = temp_name_for(path);
+  const int fd = create_exclusive(tmp);
   try {
     write_all(fd, text, path);
     if (::fsync(fd) != 0) fail("cannot write ", path, ": ", std::strerror(errno));

@@ -6,6 +6,16 @@
 
 namespace dt {
 
+// Creates `path` for writing, only if nothing is there: never opens an
+// existing file, symlink (dangling or not) or device (O_CREAT | O_EXCL).
+// Returns the open fd (the caller closes it); fails with one line naming path.
+// For temporaries that are renamed into place.
+int create_exclusive(const std::string& path);
+
+// "<path>.tmp.<pid>.<ns>": a name for a temporary beside path that no other
+// process, and no earlier crashed run of this one, has used.
+std::string temp_name_for(const std::string& path);
+
 // Writes `text` to path: a new temporary in the same directory (O_EXCL, so an
 // existing file or symlink of that name is never followed), every write
 // checked, fsync, then rename over path; on failure the temporary is removed

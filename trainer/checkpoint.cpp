@@ -45,16 +45,6 @@ void fsync_path(const std::string& path) {
   ::close(fd);
 }
 
-int create_exclusive(const std::string& path) {
-  // O_EXCL fails on any existing name, a symlink included (never followed).
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-  if (fd >= 0) return fd;
-  if (errno == EEXIST)
-    fail("cannot create ", path, ": something already exists there (a stale temporary or a symlink?); "
-         "expected a new name, so nothing is written through an existing file");
-  fail("cannot create ", path, ": ", std::strerror(errno), " (does its directory exist and is it writable?)");
-}
-
 std::string shape_text(const std::vector<int64_t>& s) {
   std::string o = "[";
   for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);

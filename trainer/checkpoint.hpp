@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/files.hpp"
 #include "model/registry.hpp"
 
 namespace dt {
@@ -75,12 +76,6 @@ class CheckpointReader {
 
 // fsync a file or directory, so a rename after it publishes complete data.
 void fsync_path(const std::string& path);
-
-// Creates `path` for writing, only if nothing is there: never opens an
-// existing file, symlink (dangling or not) or device (O_CREAT | O_EXCL).
-// Returns the open fd (the caller closes it); fails with one line naming path.
-// For temporaries that are renamed into place.
-int create_exclusive(const std::string& path);
 
 // "[320, 128]": a global shape (or any list of indices) for messages and tables.
 std::string shape_text(const std::vector<int64_t>& shape);

@@ -17,7 +17,7 @@ static const char* kExportUsage =
     "(embed.weight, layers.{l}.attn.q_proj.weight, ..., lm_head.weight; with tied\n"
     "embeddings only embed.weight); __metadata__ holds format \"pt\", the model\n"
     "config as JSON (difftron_config) and the step. OUT is written as a new\n"
-    "OUT.tmp.<pid> beside it and renamed, so an existing OUT is replaced only by\n"
+    "OUT.tmp.<pid>.<ns> beside it and renamed, so an existing OUT is replaced only by\n"
     "a complete file; OUT may not be a symlink, device or directory, nor lie inside\n"
     "the checkpoint read.\n"
     "\n"

@@ -85,7 +85,7 @@ std::string safetensors_header(const std::vector<SafetensorsEntry>& tensors,
 
 SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<SafetensorsEntry> tensors,
                                      const std::vector<std::pair<std::string, std::string>>& metadata)
-    : path_(path), tmp_(path + ".tmp." + std::to_string(::getpid())), tensors_(std::move(tensors)) {
+    : path_(path), tmp_(temp_name_for(path)), tensors_(std::move(tensors)) {
   const std::string header = safetensors_header(tensors_, metadata);
   std::string prefix;
   put_u64_le(prefix, header.size());

@@ -6,7 +6,7 @@
 //   [the tensors' raw little-endian bytes, contiguous, offsets relative to here]
 // The header is fixed up front from the names and shapes, so the data can be
 // streamed one tensor at a time (a 3B model never sits in memory twice).
-// Written to a new temporary <path>.tmp.<pid> beside it (create_exclusive: never
+// Written to a new temporary <path>.tmp.<pid>.<ns> beside it (create_exclusive: never
 // through an existing name), fsynced, then renamed: a reader never sees half
 // a file, and whatever was at <path> is replaced, not written through.
 #pragma once
