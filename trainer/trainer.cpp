@@ -20,6 +20,7 @@
 #include "kernels/ops.hpp"
 #include "kernels/peak.hpp"
 #include "trainer/lr_schedule.hpp"
+#include "trainer/machine_fit.hpp"
 #include "trainer/pipeline_schedule.hpp"
 
 namespace dt {
@@ -53,6 +54,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   const GridCoord& at = grid_->coord();
   const GridShape& shape = grid_->shape();
   if (comm == MPI_COMM_WORLD) set_log_rank(grid_->rank(), world);
+  check_run_fits_machine(cfg_, *grid_, dev);
 
   threads_ = default_threads(cfg_.runtime.threads);
   ops::set_deterministic(cfg_.runtime.deterministic);
