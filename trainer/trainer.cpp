@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "comm/config_agreement.hpp"
 #include "comm/mpi_communicator.hpp"
 #include "comm/nccl_communicator.hpp"
 #include "core/log.hpp"
@@ -34,6 +35,7 @@ int default_threads(int configured) {
 
 Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   mpi_init_once(nullptr, nullptr);
+  check_same_config(cfg_, comm);
   // runtime.device: cuda puts each rank on the GPU of its local rank.
   Device dev = Device::cpu();
   if (cfg_.runtime.device == "cuda") {
