@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <limits>
 
 #include "core/error.hpp"
 
@@ -15,6 +17,7 @@ void cuda_memset_zero(void* ptr, size_t bytes);
 void cuda_copy(void* dst, bool dst_cuda, const void* src, bool src_cuda, size_t bytes);
 int cuda_count();
 std::string cuda_name(int index);
+int64_t cuda_free_bytes(int index);
 void cuda_synchronize(int index);
 void* cuda_pinned_alloc(size_t bytes);
 void cuda_pinned_free(void* ptr);
@@ -30,6 +33,7 @@ static void cuda_memset_zero(void*, size_t) { no_cuda(); }
 static void cuda_copy(void*, bool, const void*, bool, size_t) { no_cuda(); }
 static int cuda_count() { return 0; }
 static std::string cuda_name(int) { no_cuda(); }
+static int64_t cuda_free_bytes(int) { no_cuda(); }
 int64_t cuda_allocation_count() { return 0; }
 static void cuda_synchronize(int) { no_cuda(); }
 static void* cuda_pinned_alloc(size_t) { no_cuda(); }
@@ -84,6 +88,18 @@ void host_access(const void* p, size_t bytes, bool write) { cuda_host_access(p, 
 
 void device_synchronize(Device dev) {
   if (!dev.is_cpu()) cuda_synchronize(dev.index);
+}
+
+int64_t device_available_bytes(Device dev) {
+  if (!dev.is_cpu()) return cuda_free_bytes(dev.index);
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  while (meminfo >> key >> kb) {
+    if (key == "MemAvailable:") return kb * 1024;
+    meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');  // the unit
+  }
+  return -1;
 }
 
 int cuda_device_count() { return cuda_count(); }

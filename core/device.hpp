@@ -66,6 +66,11 @@ class PinnedBuffer {
 // Waits until every kernel queued on the device has finished (no-op on the CPU).
 void device_synchronize(Device dev);
 
+// Bytes that allocations on `dev` can still get: for the CPU the host's
+// MemAvailable (/proc/meminfo; shared by every process on the machine), for a
+// GPU its free memory (cudaMemGetInfo); -1 when the figure cannot be read.
+int64_t device_available_bytes(Device dev);
+
 // Number of visible CUDA devices; 0 when CUDA is not built or no GPU/driver is
 // present (any cudaGetDeviceCount failure counts as "no GPU").
 int cuda_device_count();

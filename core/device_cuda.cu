@@ -76,6 +76,13 @@ int cuda_count() {
   return n;
 }
 
+int64_t cuda_free_bytes(int index) {
+  size_t free = 0, total = 0;
+  CUDA_CHECK(cudaSetDevice(index));
+  CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return int64_t(free);
+}
+
 std::string cuda_name(int index) {
   cudaDeviceProp prop;
   CUDA_CHECK(cudaGetDeviceProperties(&prop, index));

@@ -16,6 +16,7 @@
 #include "data/file_list.hpp"
 #include "data/prepare_shards.hpp"
 #include "data/tokenizer.hpp"
+#include "tools/cli_args.hpp"
 #include "tools/commands.hpp"
 
 namespace fs = std::filesystem;
@@ -75,13 +76,14 @@ std::string unescape(const std::string& s) {
   return out;
 }
 
-int64_t positive_integer(const std::string& name, const std::string& v, int64_t max) {
-  size_t used = 0;
-  int64_t n = 0;
-  try { n = std::stoll(v, &used); } catch (const std::exception&) { used = 0; }
-  if (used == 0 || used != v.size() || n < 1) throw UsageError{name + " " + v + " is not a positive integer"};
-  if (n > max) throw UsageError{name + " " + v + " is more than " + std::to_string(max)};
-  return n;
+// The shared option parser (tools/cli_args.hpp), its error as a usage mistake.
+template <typename T>
+T positive_integer(const std::string& name, const std::string& v, T max) {
+  try {
+    return parse_int_option<T>(name, v, 1, max);
+  } catch (const Error& e) {
+    throw UsageError{e.what()};
+  }
 }
 
 double non_negative_number(const std::string& name, const std::string& v) {
@@ -129,9 +131,9 @@ PrepareOptions parse(int argc, char** argv, bool& help) {
       if (o.format != "text" && o.format != "jsonl")
         throw UsageError{"--format " + o.format + " is not text or jsonl"};
     } else if (arg == "--shard-tokens") {
-      o.shard_tokens = positive_integer(arg, value(), INT64_MAX);
+      o.shard_tokens = positive_integer<int64_t>(arg, value(), INT64_MAX);
     } else if (arg == "--threads") {
-      o.threads = static_cast<int>(positive_integer(arg, value(), kMaxThreads));
+      o.threads = positive_integer(arg, value(), kMaxThreads);
     } else if (arg == "--progress-seconds") {
       o.progress_seconds = non_negative_number(arg, value());
     } else if (!arg.starts_with("-")) {

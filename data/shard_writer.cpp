@@ -42,7 +42,11 @@ ShardWriter::ShardWriter(const std::string& path, const std::string& tokenizer, 
     fail(path, ": eos_id ", eos_id, " out of range (expected 0..", vocab_size - 1, ")");
   h5_silence_errors();
   const std::string tmp = tmp_path();
-  const std::string hint = "creating shard " + tmp + "; is the directory writable?";
+  // An output directory that cannot be written is the user's to fix: say so, naming the
+  // file, before HDF5 tries (a failed H5Fcreate also leaves HDF5 unable to close at exit).
+  if (FILE* probe = std::fopen(tmp.c_str(), "wb")) std::fclose(probe);
+  else fail(tmp, ": cannot create the shard file (", std::strerror(errno), "); expected a writable output directory");
+  const std::string hint = "creating shard " + tmp;
   file_ = H5Handle(H5_CHECK(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), hint),
                    H5Fclose);
   // /tokens: 1-D, starts empty, grows without limit in whole chunks.

@@ -73,13 +73,12 @@ bool parse_analysis_option(int argc, char** argv, int& i, AnalysisArgs& a) {
     n.lengths = parse_list<int64_t>(s, value("context lengths"), 1, kMaxLen, "comma-separated lengths >= 1");
   else if (s == "--depths")
     n.depths = parse_list<double>(s, value("depths"), 0.0, 1.0, "comma-separated depths in [0, 1]");
-  else if (s == "--needles") n.needles = parse_option<int>(s, value("a number of needles"), 1, 1000, "an integer >= 1");
-  else if (s == "--queries") n.queries = parse_option<int>(s, value("a number of queries"), 1, 1000, "an integer >= 1");
-  else if (s == "--trials") n.trials = parse_option<int>(s, value("a number of trials"), 1, 1 << 20, "an integer >= 1");
-  else if (s == "--seed") n.seed = parse_option<uint64_t>(s, value("a seed"), 0, UINT64_MAX, "an integer >= 0");
+  else if (s == "--needles") n.needles = parse_int_option(s, value("a number of needles"), 1, 1000);
+  else if (s == "--queries") n.queries = parse_int_option(s, value("a number of queries"), 1, 1000);
+  else if (s == "--trials") n.trials = parse_int_option(s, value("a number of trials"), 1, 1 << 20);
+  else if (s == "--seed") n.seed = parse_int_option<uint64_t>(s, value("a seed"), 0, UINT64_MAX);
   else if (s == "--haystack") a.haystack = value("a text file or shards");
-  else if (s == "--tokens")
-    a.tokens = parse_option<int64_t>(s, value("a number of tokens"), 1, INT64_MAX, "an integer >= 1");
+  else if (s == "--tokens") a.tokens = parse_int_option<int64_t>(s, value("a number of tokens"), 1, INT64_MAX);
   else if (s == "--quantize-logits")
     a.quantize_bits = parse_list<int>(s, value("bit widths"), 2, 16, "comma-separated bit widths in 2..16");
   else return false;

@@ -54,6 +54,9 @@ static const char* kEvalUsage =
 
 namespace {
 
+// Far beyond any trained context or useful batch; the memory check then judges the product.
+constexpr int kMaxEvalSeqLen = 1 << 24, kMaxEvalBatch = 1 << 16;
+
 struct EvalArgs {
   std::string ckpt, out;
   EvalOptions opt;
@@ -74,12 +77,12 @@ EvalArgs parse_args(int argc, char** argv, bool& help) {
     } else if (s == "--data") {
       a.opt.data.push_back(value("a shard directory, file or glob"));
     } else if (s == "--seq-len") {
-      a.seq_len = int(parse_int_option(s, value("a window length T"), 1));
+      a.seq_len = parse_int_option(s, value("a window length T"), 1, kMaxEvalSeqLen);
     } else if (s == "--batch") {
-      a.batch = int(parse_int_option(s, value("a number of windows"), 1));
+      a.batch = parse_int_option(s, value("a number of windows"), 1, kMaxEvalBatch);
     } else if (s == "--max-tokens") {
       const std::string v = value("a number of tokens or 'all'");
-      a.opt.max_tokens = v == "all" ? 0 : parse_int_option(s, v, 0);
+      a.opt.max_tokens = v == "all" ? 0 : parse_int_option<int64_t>(s, v, 0, INT64_MAX);
     } else if (s == "--rope-theta") {
       const std::string v = value("a RoPE base");
       double x = 0;

@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <optional>
@@ -65,17 +66,16 @@ GenerateArgs parse_args(int argc, char** argv, bool& help) {
     } else if (s == "--tokenizer") {
       a.tokenizer = value("'byte' or a .tiktoken rank file");
     } else if (s == "--max-new-tokens") {
-      a.opt.max_new_tokens = int(parse_int_option(s, value("a number of tokens"), 0));
-      if (a.opt.max_new_tokens > (1 << 24)) fail(s, " ", a.opt.max_new_tokens, ": expected at most ", 1 << 24);
+      a.opt.max_new_tokens = parse_int_option(s, value("a number of tokens"), 0, 1 << 24);
     } else if (s == "--temperature") {
       a.opt.sampling.temperature = parse_option<double>(s, value("a temperature"), 0, 1e6, "a number >= 0 (0: greedy)");
     } else if (s == "--top-k") {
-      a.opt.sampling.top_k = int(parse_int_option(s, value("a number of tokens"), 0));
+      a.opt.sampling.top_k = parse_int_option(s, value("a number of tokens"), 0, INT_MAX);
     } else if (s == "--top-p") {
       a.opt.sampling.top_p = parse_option<double>(s, value("a probability"), 0, 1, "a number in (0, 1] (1: off)");
       if (a.opt.sampling.top_p == 0) fail(s, " 0: expected a number in (0, 1] (1: off)");
     } else if (s == "--seed") {
-      a.opt.seed = parse_option<uint64_t>("--seed", value("an integer"), 0, UINT64_MAX, "an integer in [0, 2^64)");
+      a.opt.seed = parse_int_option<uint64_t>(s, value("an integer"), 0, UINT64_MAX);
     } else if (s == "--no-cache") {
       a.opt.use_cache = false;
     } else if (s.rfind("--", 0) == 0) {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.hpp"
+#include "model/memory_estimate.hpp"
 #include "trainer/checkpoint_export.hpp"
 
 namespace dt {
@@ -21,6 +22,9 @@ EvalModel load_model_for_eval(const std::string& ckpt, int batch, int seq_len, s
   }
   if (batch <= 0) batch = int(em.config.parallel.micro_batch);
   if (seq_len <= 0) seq_len = em.config.train.seq_len;
+  const TransformerBytes need = transformer_bytes(em.config.model, batch, seq_len);
+  require_memory(em.dir + ": its model for " + std::to_string(batch) + " × " + std::to_string(seq_len) + " tokens",
+                 need.total(), need.parts(), Device::cpu(), 1, "a smaller --batch or --seq-len");
   em.model = std::make_unique<Transformer>(em.config.model, batch, seq_len);
 
   // One process holds every parameter whole, in registry order.

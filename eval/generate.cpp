@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "eval/kv_cache.hpp"
+#include "model/memory_estimate.hpp"
 
 namespace dt {
 
@@ -95,6 +96,9 @@ namespace {
 
 // A copy of `src`'s parameters in a Transformer for one sequence of T positions.
 std::unique_ptr<Transformer> reshaped_copy(const Transformer& src, int T) {
+  const TransformerBytes need = transformer_bytes(src.config(), 1, T);
+  require_memory("--no-cache: the full forward over " + std::to_string(T) + " positions", need.total(), need.parts(),
+                 Device::cpu(), 1, "fewer positions (a shorter prompt or fewer new tokens)");
   auto m = std::make_unique<Transformer>(src.config(), 1, T);
   DT_CHECK(m->params().size() == src.params().size());
   for (size_t i = 0; i < m->params().size(); ++i) {

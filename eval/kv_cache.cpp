@@ -4,6 +4,7 @@
 
 #include "core/error.hpp"
 #include "kernels/ops.hpp"
+#include "model/memory_estimate.hpp"
 
 namespace dt {
 
@@ -24,6 +25,9 @@ KvCacheDecoder::KvCacheDecoder(const Transformer& model, int capacity, int max_c
   arena_ = Arena(Device::cpu());
   arena_.begin_measure();
   build(arena_);
+  require_memory("KV cache of " + std::to_string(capacity) + " positions", int64_t(arena_.used()),
+                 std::to_string(c.n_layers) + " layers of keys and values, and scratch", Device::cpu(), 1,
+                 "fewer positions (a shorter prompt or fewer new tokens)");
   arena_.commit();
   build(arena_);
 }

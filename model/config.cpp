@@ -3,6 +3,7 @@
 // the YAML and then calls validate_config).
 #include "model/config.hpp"
 
+#include <climits>
 #include <cmath>
 
 #include "core/error.hpp"
@@ -55,8 +56,8 @@ void validate_model(const Config& c) {
   above_zero(c, "model.rope_theta", m.rope_theta);
   above_zero(c, "model.norm_eps", m.norm_eps);
   above_zero(c, "model.init_std", m.init_std);
-  if (m.d_model % (2 * m.n_heads) != 0)
-    bad(c, "model.n_heads", "d_model ", m.d_model, " is not divisible by 2*n_heads=", 2 * m.n_heads,
+  if (m.d_model % (2 * int64_t(m.n_heads)) != 0)
+    bad(c, "model.n_heads", "d_model ", m.d_model, " is not divisible by 2*n_heads=", 2 * int64_t(m.n_heads),
         " (head_dim = d_model/(2*n_heads) must be an integer)");
   if (m.head_dim() % 2 != 0)
     bad(c, "model.n_heads", "head_dim = d_model/(2*n_heads) = ", m.d_model, "/", 2 * m.n_heads, " = ",
@@ -115,6 +116,8 @@ void validate_parallel(const Config& c) {
   at_least(c, "parallel.cp", p.cp, 1);
   if (p.zero != 0 && p.zero != 1) bad(c, "parallel.zero", "expected 0 or 1 (ZeRO stage), got ", p.zero);
   at_least<int64_t>(c, "parallel.micro_batch", p.micro_batch, 1);
+  if (p.micro_batch > INT_MAX)
+    bad(c, "parallel.micro_batch", "expected at most ", INT_MAX, " sequences per micro-batch, got ", p.micro_batch);
   if (!(p.grad_bucket_mb >= 0)) bad(c, "parallel.grad_bucket_mb", "expected a size in MB ≥ 0, got ", p.grad_bucket_mb);
   if (c.train.batch_size % p.micro_batch != 0)
     bad(c, "train.batch_size", "batch_size ", c.train.batch_size, " is not divisible by parallel.micro_batch ",
@@ -172,6 +175,10 @@ void validate_layout(const Config& c, int world_size) {
     fail(c.source, ": train.batch_size: ", c.train.batch_size, " is not divisible by parallel.micro_batch*dp = ",
          p.micro_batch, "*", dp, " = ", p.micro_batch * dp, " (dp = world size ", world_size, " / tp*pp*cp ",
          group, ")");
+  // The pipeline schedule counts micro-batches in an int.
+  if (c.grad_accum_steps(dp) > INT_MAX)
+    fail(c.source, ": train.batch_size: ", c.train.batch_size, " / (parallel.micro_batch*dp = ", p.micro_batch * dp,
+         ") = ", c.grad_accum_steps(dp), " micro-batches per step; expected at most ", INT_MAX);
 }
 
 }  // namespace dt

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -305,7 +306,14 @@ Config load_config_text(const std::string& yaml, const std::vector<std::string>&
   const Ctx ctx{source};
   YAML::Node root;
   try {
-    root.reset(YAML::Load(yaml));
+    // Every document, so that a second one after `---` is refused rather than ignored
+    // (an empty one, e.g. after a trailing `---`, holds nothing to ignore).
+    std::vector<YAML::Node> docs = YAML::LoadAll(yaml);
+    std::erase_if(docs, [](const YAML::Node& d) { return d.IsNull(); });
+    if (docs.size() > 1)
+      fail(source, ": holds ", docs.size(), " YAML documents (separated by ---); expected one document with the "
+           "sections ", join(section_names(), ", "));
+    if (!docs.empty()) root.reset(docs[0]);
   } catch (const YAML::ParserException& e) {
     fail(one_line(source + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
                   ": YAML syntax error: " + e.msg));
@@ -333,10 +341,13 @@ Config load_config_text(const std::string& yaml, const std::vector<std::string>&
 }
 
 Config load_config_file(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail(path, ": is a directory; expected a YAML config file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, ": cannot open config file (", std::strerror(errno), ")");
   std::ostringstream text;
   text << in.rdbuf();
+  if (in.bad()) fail(path, ": cannot read config file (", std::strerror(errno), ")");
   return load_config_text(text.str(), overrides, path);
 }
 

@@ -11,43 +11,65 @@ int64_t ParamSpec::numel() const {
   return n;
 }
 
-std::vector<ParamSpec> param_registry(const ModelConfig& m) {
-  const int64_t D = m.d_model, F = m.ffn_hidden, V = m.vocab_size, d = m.head_dim(), KVd = m.kv_dim();
+namespace {
+
+void add(std::vector<ParamSpec>& r, std::string name, std::vector<int64_t> shape, TpSplit split, int layer,
+         bool matrix, double init_std) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.shape = std::move(shape);
+  p.split = split;
+  p.layer = layer;
+  p.decay = matrix;
+  p.init = init_std > 0 ? InitKind::Normal : InitKind::Ones;
+  p.init_std = init_std;
+  r.push_back(std::move(p));
+}
+
+}  // namespace
+
+std::vector<ParamSpec> embedding_params(const ModelConfig& m) {
+  std::vector<ParamSpec> r;
+  add(r, "embed.weight", {m.vocab_size, m.d_model}, TpSplit::VocabRows, -1, true, m.init_std);
+  return r;
+}
+
+std::vector<ParamSpec> layer_params(const ModelConfig& m, int l) {
+  const int64_t D = m.d_model, F = m.ffn_hidden, d = m.head_dim(), KVd = m.kv_dim();
   const double std_ = m.init_std;
   const double std_out = m.init_std / std::sqrt(2.0 * m.n_layers);  // Wo and W2
+  const std::string pre = "layers." + std::to_string(l) + ".";
   std::vector<ParamSpec> r;
-  auto add = [&](std::string name, std::vector<int64_t> shape, TpSplit split, int layer, bool matrix,
-                 double init_std) {
-    ParamSpec p;
-    p.name = std::move(name);
-    p.shape = std::move(shape);
-    p.split = split;
-    p.layer = layer;
-    p.decay = matrix;
-    p.init = init_std > 0 ? InitKind::Normal : InitKind::Ones;
-    p.init_std = init_std;
-    r.push_back(std::move(p));
-  };
-  add("embed.weight", {V, D}, TpSplit::VocabRows, -1, true, std_);
-  for (int l = 0; l < m.n_layers; ++l) {
-    const std::string pre = "layers." + std::to_string(l) + ".";
-    add(pre + "attn_norm.weight", {D}, TpSplit::Replicated, l, false, 0);
-    add(pre + "attn.q_proj.weight", {D, D}, TpSplit::DiffHeadRows, l, true, std_);
-    add(pre + "attn.k_proj.weight", {KVd, D}, TpSplit::KvHeadRows, l, true, std_);
-    add(pre + "attn.v_proj.weight", {KVd, D}, TpSplit::KvHeadRows, l, true, std_);
-    add(pre + "attn.out_proj.weight", {D, D}, TpSplit::Columns, l, true, std_out);
-    if (m.attention == AttentionKind::Diff) {
-      for (const char* v : {"lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"})
-        add(pre + "attn." + v, {d}, TpSplit::Replicated, l, false, 0.1);
-      add(pre + "attn.subln.weight", {2 * d}, TpSplit::Replicated, l, false, 0);
-    }
-    add(pre + "mlp_norm.weight", {D}, TpSplit::Replicated, l, false, 0);
-    add(pre + "mlp.w1.weight", {F, D}, TpSplit::FfnRows, l, true, std_);
-    add(pre + "mlp.w2.weight", {D, F}, TpSplit::Columns, l, true, std_out);
-    add(pre + "mlp.w3.weight", {F, D}, TpSplit::FfnRows, l, true, std_);
+  add(r, pre + "attn_norm.weight", {D}, TpSplit::Replicated, l, false, 0);
+  add(r, pre + "attn.q_proj.weight", {D, D}, TpSplit::DiffHeadRows, l, true, std_);
+  add(r, pre + "attn.k_proj.weight", {KVd, D}, TpSplit::KvHeadRows, l, true, std_);
+  add(r, pre + "attn.v_proj.weight", {KVd, D}, TpSplit::KvHeadRows, l, true, std_);
+  add(r, pre + "attn.out_proj.weight", {D, D}, TpSplit::Columns, l, true, std_out);
+  if (m.attention == AttentionKind::Diff) {
+    for (const char* v : {"lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"})
+      add(r, pre + "attn." + v, {d}, TpSplit::Replicated, l, false, 0.1);
+    add(r, pre + "attn.subln.weight", {2 * d}, TpSplit::Replicated, l, false, 0);
   }
-  add("final_norm.weight", {D}, TpSplit::Replicated, m.n_layers, false, 0);
-  if (!m.tie_embeddings) add("lm_head.weight", {V, D}, TpSplit::VocabRows, m.n_layers, true, std_);
+  add(r, pre + "mlp_norm.weight", {D}, TpSplit::Replicated, l, false, 0);
+  add(r, pre + "mlp.w1.weight", {F, D}, TpSplit::FfnRows, l, true, std_);
+  add(r, pre + "mlp.w2.weight", {D, F}, TpSplit::Columns, l, true, std_out);
+  add(r, pre + "mlp.w3.weight", {F, D}, TpSplit::FfnRows, l, true, std_);
+  return r;
+}
+
+std::vector<ParamSpec> head_params(const ModelConfig& m) {
+  std::vector<ParamSpec> r;
+  add(r, "final_norm.weight", {m.d_model}, TpSplit::Replicated, m.n_layers, false, 0);
+  if (!m.tie_embeddings)
+    add(r, "lm_head.weight", {m.vocab_size, m.d_model}, TpSplit::VocabRows, m.n_layers, true, m.init_std);
+  return r;
+}
+
+std::vector<ParamSpec> param_registry(const ModelConfig& m) {
+  std::vector<ParamSpec> r = embedding_params(m);
+  for (int l = 0; l < m.n_layers; ++l)
+    for (ParamSpec& p : layer_params(m, l)) r.push_back(std::move(p));
+  for (ParamSpec& p : head_params(m)) r.push_back(std::move(p));
   return r;
 }
 

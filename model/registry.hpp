@@ -37,6 +37,12 @@ struct ParamSpec {
 
 // In model order: embed, then per layer, then final norm and (untied) head.
 std::vector<ParamSpec> param_registry(const ModelConfig& m);
+// Its three parts, for a caller that must not list every layer (the memory
+// estimate of a config with n_layers: 1000000000): embed.weight; layer l's
+// parameters; final_norm.weight and lm_head.weight (unless tied).
+std::vector<ParamSpec> embedding_params(const ModelConfig& m);
+std::vector<ParamSpec> layer_params(const ModelConfig& m, int l);
+std::vector<ParamSpec> head_params(const ModelConfig& m);
 
 // Which part of the model one rank holds: a tensor-parallel shard of a
 // pipeline stage.

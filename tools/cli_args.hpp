@@ -30,9 +30,13 @@ inline std::string option_value(int argc, char** argv, int& i, const char* what)
   return argv[++i];
 }
 
-inline int64_t parse_int_option(const std::string& opt, const std::string& text, int64_t min) {
-  return parse_option<int64_t>(opt, text, min, std::numeric_limits<int64_t>::max(),
-                               "an integer >= " + std::to_string(min));
+// Every integer option goes through here: the whole text, read into T (never
+// wrapped: "--top-k 4294967297" is out of range, not 1), within [min, max].
+template <typename T>
+T parse_int_option(const std::string& opt, const std::string& text, T min, T max) {
+  static_assert(std::is_integral_v<T>);
+  return parse_option<T>(opt, text, min, max,
+                         "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
 }
 
 }  // namespace dt

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "comm/config_agreement.hpp"
 #include "comm/mpi_communicator.hpp"
 #include "comm/nccl_communicator.hpp"
 #include "core/files.hpp"
@@ -25,6 +26,7 @@
 #include "kernels/ops.hpp"
 #include "kernels/peak.hpp"
 #include "trainer/lr_schedule.hpp"
+#include "trainer/machine_fit.hpp"
 #include "trainer/pipeline_schedule.hpp"
 
 namespace dt {
@@ -38,6 +40,7 @@ int default_threads(int configured) {
 
 Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   mpi_init_once(nullptr, nullptr);
+  check_same_config(cfg_, comm);
   // runtime.device: cuda puts each rank on the GPU of its local rank.
   Device dev = Device::cpu();
   if (cfg_.runtime.device == "cuda") {
@@ -58,6 +61,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   const GridCoord& at = grid_->coord();
   const GridShape& shape = grid_->shape();
   if (comm == MPI_COMM_WORLD) set_log_rank(grid_->rank(), world);
+  check_run_fits_machine(cfg_, *grid_, dev);
 
   threads_ = default_threads(cfg_.runtime.threads);
   ops::set_deterministic(cfg_.runtime.deterministic);

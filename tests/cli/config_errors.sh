@@ -33,7 +33,16 @@ expect_error() {
   shift 3
   local cfg="$work/$name.yaml"
   printf '%s\n' "$text" > "$cfg"
-  timeout 120 "$bin" train "$cfg" "$@" > "$work/out" 2> "$work/err" < /dev/null
+  expect_train_error "$name" "$key" "$cfg" "$@"
+}
+
+# expect_train_error NAME KEY_PATH CONFIG_PATH [EXTRA ARGS...]
+# Under an 8 GB address-space limit: a run the memory check misses fails fast
+# instead of pushing this machine into swap.
+expect_train_error() {
+  local name=$1 key=$2 cfg=$3
+  shift 3
+  (ulimit -v 8000000; exec timeout 120 "$bin" train "$cfg" "$@") > "$work/out" 2> "$work/err" < /dev/null
   local rc=$? lines
   lines=$(wc -l < "$work/err")
   local err
@@ -76,6 +85,29 @@ expect_error cuda_head_dim model.n_heads "$base" --set runtime.device=cuda --set
 if ! nvidia-smi -L > /dev/null 2>&1; then
   expect_error cuda_without_gpu runtime.device "$base" --set runtime.device=cuda --set model.n_heads=1 --set model.n_kv_heads=1
 fi
+
+# With real shards, so that nothing but the check stops these runs.
+"$bin" prepare --input /usr/share/common-licenses --output "$work/shards" > /dev/null 2>&1 || {
+  echo "FAIL: prepare"
+  exit 1
+}
+runnable=${base//data\/corpus\/quickstart/$work/shards}
+# A run that cannot fit in this machine's memory is refused before anything is
+# allocated, with the figure; 64-bit size arithmetic that would overflow is refused too.
+expect_error too_big_for_memory "model.n_layers 1000000000" "$runnable" --set model.n_layers=1000000000
+grep -qF "available" "$work/err" || { echo "FAIL too_big_for_memory: no available memory named"; failures=$((failures + 1)); }
+expect_error size_overflows "model.d_model 1000000000" "$runnable" --set model.d_model=1000000000
+grep -qF "overflows" "$work/err" || { echo "FAIL size_overflows: no overflow named"; failures=$((failures + 1)); }
+expect_error huge_batch train.batch_size "$runnable" --set train.batch_size=4000000000000
+# More threads than this process has cores would oversubscribe them and inflate the MFU peak.
+expect_error threads_above_cores runtime.threads "$runnable" --set runtime.threads=100000
+# A directory, and a file of several YAML documents, are not one config.
+mkdir -p "$work/dir.yaml"
+expect_train_error config_is_directory "is a directory" "$work/dir.yaml"
+expect_error two_documents "2 YAML documents" "$runnable
+---
+model:
+  d_model: 64"
 
 # The shipped quickstart config passes the loader: any failure is not about the config.
 if [ -f "$src/configs/tiny.yaml" ]; then

@@ -174,6 +174,10 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   prop->totalGlobalMem = size_t(16) << 30;
   return cudaSuccess;
 }
+cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
+  *free = *total = size_t(16) << 30;  // as totalGlobalMem; the emulation does not count what is allocated
+  return cudaSuccess;
+}
 cudaError_t cudaDeviceSynchronize() { return emu::synchronize_device(); }
 
 cudaError_t cudaMalloc(void** p, size_t n) {
