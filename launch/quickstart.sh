@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Sets up, builds, prepares the quickstart corpus and trains configs/tiny.yaml
-# on the CPU. The README's first command.
+# Sets up, builds the difftron binary, prepares the quickstart corpus and trains
+# configs/tiny.yaml on the CPU. The README's first command. Run again, it
+# continues the run from its newest checkpoint (or says there is nothing to do).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash launch/setup.sh
-bash launch/build.sh
+TARGETS=difftron bash launch/build.sh
 [ -f data/corpus/quickstart/shard_00000.h5 ] || bash launch/quickstart_corpus.sh
-./build/difftron train configs/tiny.yaml "$@"
+./build/difftron train configs/tiny.yaml --resume auto "$@"

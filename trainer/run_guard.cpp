@@ -1,7 +1,11 @@
 #include "trainer/run_guard.hpp"
 
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <map>
 
@@ -107,6 +111,14 @@ std::string clear_previous_run(const Config& cfg) {
     removed.push_back(cfg.checkpoint.dir + "/" + n);
   }
   return listing(removed);
+}
+
+void require_writable_dir(const char* key, const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail(key, " ", dir, ": cannot create it (", ec.message(), "); expected a writable directory");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    fail(key, " ", dir, ": not writable (", std::strerror(errno), "); expected a writable directory");
 }
 
 std::string resume_mismatch(const Config& stored, const Config& now, std::vector<std::string>& notes) {

@@ -16,6 +16,10 @@ std::string previous_run(const Config& cfg);
 // what it removed, for the log.
 std::string clear_previous_run(const Config& cfg);
 
+// Creates dir if needed and checks it is writable; fails with one line naming
+// the config key otherwise (before any step is trained, not at the first save).
+void require_writable_dir(const char* key, const std::string& dir);
+
 // Resuming a checkpoint saved under `stored` with the config `now`. Returns ""
 // when allowed, else one line naming the first key that may not change (the
 // seed, the batch shape, the data mix, the model): resuming would not continue

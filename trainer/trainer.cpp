@@ -28,6 +28,7 @@
 #include "trainer/lr_schedule.hpp"
 #include "trainer/machine_fit.hpp"
 #include "trainer/pipeline_schedule.hpp"
+#include "trainer/run_guard.hpp"
 
 namespace dt {
 
@@ -341,6 +342,8 @@ StepStats Trainer::run() {
   }
   std::unique_ptr<ProgressLog> progress;
   if (is_logger()) {
+    require_writable_dir("train.run_dir", cfg_.train.run_dir);
+    if (!cfg_.checkpoint.dir.empty()) require_writable_dir("checkpoint.dir", cfg_.checkpoint.dir);
     progress = std::make_unique<ProgressLog>(cfg_.train.run_dir, steps_done_);
     write_file_atomically(cfg_.train.run_dir + "/config.yaml", config_to_yaml(cfg_));
     log_info("training steps ", steps_done_ + 1, "..", total, " of ", cfg_.train.batch_size * cfg_.train.seq_len,

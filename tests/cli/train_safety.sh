@@ -134,6 +134,15 @@ run "$tmp/m" --set train.max_steps=6 --resume auto >"$tmp/out" 2>&1 || fail "res
 grep -q "nothing to train" "$tmp/out" && ! grep -q "training steps" "$tmp/out" || fail "a finished run trained" "$tmp/out"
 pass "a checkpoint past the end is refused; a finished run has nothing to train"
 
+# A checkpoint directory that cannot be created fails before the first step,
+# not at the first save.
+run "$tmp/p" --set train.max_steps=2 --set checkpoint.dir=/proc/difftron_ck >"$tmp/out" 2>&1
+rc=$?
+one_error "$tmp/out" $rc "an unwritable checkpoint.dir"
+grep -q "checkpoint.dir /proc/difftron_ck: cannot create it" "$tmp/out" && ! grep -q "^step 1/" "$tmp/out" ||
+  fail "an unwritable checkpoint.dir is not refused before training" "$tmp/out"
+pass "an unwritable checkpoint.dir is refused before the first step"
+
 # 6. ctrl-C: the first finishes the step and saves (exit 0), the second exits at once.
 # The signal goes to difftron itself (not its `timeout` wrapper or the subshell).
 trainer_pid() { pgrep -f "^$bin train .*run_dir=$tmp/s " | head -1; }
