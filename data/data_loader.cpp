@@ -155,10 +155,9 @@ void DataLoader::Impl::read_micro_batch(int64_t m, int32_t* out, ShardCache& cac
 // The prefetch thread: metadata first, then micro-batches produce_m,
 // produce_m+1, ... until `prefetch` are queued. It alone calls HDF5.
 void DataLoader::Impl::run() {
-  // The HDF5 build is thread-safe with per-thread error stacks, so the
-  // automatic error printing h5_silence_errors() turns off elsewhere must be
-  // turned off on this thread too; failures are reported as one line.
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  // The HDF5 build is thread-safe with per-thread error stacks: failures on
+  // this thread are reported as one line, not HDF5's dump.
+  h5_silence_errors();
   std::unique_lock lk(mu);
   try {
     lk.unlock();

@@ -1,14 +1,17 @@
 #include "data/hdf5_util.hpp"
 
-#include <mutex>
 #include <vector>
 
 namespace dt {
 
 void h5_silence_errors() {
-  static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  thread_local bool silenced = false;
+  if (silenced) return;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  silenced = true;
 }
+
+void h5_clear_errors() { H5Eclear2(H5E_DEFAULT); }
 
 void h5_write_attr_string(hid_t obj, const char* name, const std::string& value) {
   // Fixed-length, null-terminated ASCII: readable by h5dump, h5py and our reader alike.
