@@ -13,6 +13,7 @@
 
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "data/dataset_manifest.hpp"
 #include "data/file_list.hpp"
 #include "data/prepare_shards.hpp"
 #include "data/tokenizer.hpp"
@@ -194,6 +195,9 @@ int cmd_prepare(int argc, char** argv) {
   fs::create_directories(o.output, ec);
   if (!fs::is_directory(o.output)) fail(o.output, ": cannot create output directory", ec ? ": " + ec.message() : "");
   std::vector<fs::path> old = existing_shards(o.output);
+  // The manifest goes first: a run that fails from here leaves no dataset that looks complete.
+  if (!old.empty() && o.force && fs::exists(fs::path(o.output) / kDatasetManifest, ec))
+    old.insert(old.begin(), fs::path(o.output) / kDatasetManifest);
   if (!old.empty() && !o.force)
     fail(o.output, " already holds ", old.size(), " shard file(s) such as ", old.front().filename().string(),
          " (pass --force to replace them)");

@@ -15,7 +15,7 @@
 #include "core/rng.hpp"
 #include "data/blend_schedule.hpp"
 #include "data/dataset_index.hpp"
-#include "data/file_list.hpp"
+#include "data/dataset_manifest.hpp"
 #include "data/shard_reader.hpp"
 
 namespace dt {
@@ -99,8 +99,9 @@ void DataLoader::Impl::load_metadata() {
   for (size_t d = 0; d < specs.size(); ++d) {
     const std::string& name = specs[d].path;
     std::vector<ShardInput> shards;
-    for (const auto& file : list_files(name, /*recurse=*/false, ".h5")) {
-      ShardReader shard(file);
+    for (const ListedShard& listed : dataset_shards(name)) {
+      const std::string& file = listed.path;
+      const ShardReader shard = open_listed_shard(listed);
       const ShardMeta& m = shard.meta();
       if (!opt.tokenizer.empty() && m.tokenizer != opt.tokenizer)
         fail("shard ", file, ": tokenizer is \"", m.tokenizer, "\", expected \"", opt.tokenizer,

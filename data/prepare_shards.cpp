@@ -9,6 +9,7 @@
 
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "data/dataset_manifest.hpp"
 #include "data/prepare_pipeline.hpp"
 #include "data/prepare_reader.hpp"
 #include "data/shard_writer.hpp"
@@ -207,10 +208,11 @@ PrepareStats prepare_shards(const PrepareOptions& o, const std::vector<std::stri
   pipe.finish();  // rethrows a worker's or the writer's error
   PrepareStats stats = sink.finish();
   stats.skipped = reader.finish_skips();
-  stats.seconds = seconds_since(start);
   if (stats.documents == 0)
     fail("no documents found in the inputs (",
          stats.skipped > 0 ? "every one was empty or skipped" : "every file was empty", ")");
+  write_dataset_manifest(o.output);
+  stats.seconds = seconds_since(start);
   return stats;
 }
 

@@ -32,11 +32,14 @@ struct PrepareStats {
 };
 
 // Tokenizes the documents of `files` (JSON lines under --format jsonl or when
-// named *.jsonl[.gz], else text), in that order, into o.output (which must
-// exist and hold no shards). Empty documents are dropped. The shards' contents
-// are the same for any o.threads. Bad input throws a one-line dt::Error
+// named *.jsonl[.gz], else text), in that order, into shards in o.output
+// (which must exist and hold no shards), then writes its dataset manifest
+// (data/dataset_manifest.hpp) last: o.output is a complete dataset only when
+// this returns. Empty documents are dropped. The shards' contents are the
+// same for any o.threads. Bad input throws a one-line dt::Error
 // ("file:line: what is wrong") unless o.skip_bad, in which case it is counted,
-// warned about on stderr (the first 20) and skipped. Fails when no document is left.
+// warned about on stderr (the first 20) and skipped. Fails when no document is
+// left.
 PrepareStats prepare_shards(const PrepareOptions& o, const std::vector<std::string>& files, const Tokenizer& tok);
 
 }  // namespace dt

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "data/dataset_manifest.hpp"
 #include "data/prepare_reader.hpp"
 #include "data/prepare_shards.hpp"
 #include "data/shard_reader.hpp"
@@ -39,7 +40,8 @@ void write_gzip(const std::string& path, const std::string& text) {
 
 std::string jsonl_line(const std::string& text) { return "{\"id\": 1, \"text\": \"" + text + "\"}\n"; }
 
-// Every shard of dir, in name order, as one token stream and the documents' lengths.
+// Every shard of dir, in name order, as one token stream and the documents'
+// lengths; dir must be a complete dataset (its manifest lists every shard).
 struct Shards {
   int count = 0;
   std::vector<int32_t> tokens;
@@ -47,13 +49,13 @@ struct Shards {
 };
 
 Shards read_shards(const std::string& dir) {
-  std::vector<std::string> paths;
-  for (const auto& e : fs::directory_iterator(dir)) paths.push_back(e.path().string());
-  std::sort(paths.begin(), paths.end());
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    EXPECT_TRUE(name.ends_with(".h5") || name == dt::kDatasetManifest) << name << " (a .tmp file left behind?)";
+  }
   Shards s;
-  for (const auto& p : paths) {
-    EXPECT_TRUE(p.ends_with(".h5")) << p << " (a .tmp file left behind?)";
-    dt::ShardReader r(p);
+  for (const dt::ListedShard& shard : dt::dataset_shards(dir)) {
+    const dt::ShardReader r = dt::open_listed_shard(shard);
     std::vector<int32_t> t(static_cast<size_t>(r.num_tokens()));
     r.read_tokens(0, r.num_tokens(), t.data());
     s.tokens.insert(s.tokens.end(), t.begin(), t.end());
@@ -257,5 +259,24 @@ TEST(PrepareThreads, WorkerAndWriterErrorsStopThePipelineAndAreRethrown) {
     EXPECT_NE(err.find(poison[0] == 'T' ? "on purpose" : "token id 9999 out of range"), std::string::npos) << err;
     for (const auto& e : fs::directory_iterator(o.output))
       EXPECT_FALSE(e.path().string().ends_with(".tmp")) << e.path();
+    EXPECT_FALSE(fs::exists(o.output + "/" + dt::kDatasetManifest)) << "a failed prepare marked its output complete";
   }
+}
+
+// The manifest comes last and lists every shard with the tokens it holds.
+TEST(PrepareManifest, ListsEveryShardWithItsTokens) {
+  TempDir dir;
+  write_file(dir.file("a.txt"), std::string(300, 'a'));
+  write_file(dir.file("b.txt"), std::string(200, 'b'));
+  write_file(dir.file("c.txt"), std::string(100, 'c'));
+  dt::PrepareOptions o;
+  o.output = dir.file("out");
+  o.shard_tokens = 350;
+  const dt::PrepareStats stats = run(o, {dir.file("a.txt"), dir.file("b.txt"), dir.file("c.txt")});
+  const std::vector<dt::ListedShard> shards = dt::dataset_shards(o.output);
+  ASSERT_EQ(shards.size(), 2u);
+  EXPECT_EQ(shards[0].path, o.output + "/shard_00000.h5");
+  EXPECT_EQ(shards[0].num_tokens, 301);
+  EXPECT_EQ(shards[1].num_tokens, 302);
+  EXPECT_EQ(shards[0].num_tokens + shards[1].num_tokens, stats.tokens);
 }
