@@ -133,6 +133,7 @@ class BatchReader {
       DocReader reader(path, format);
       std::string doc, why;
       while (true) {
+        if (const int sig = stop_signal()) fail("interrupted by signal ", sig);
         const DocReader::Next next = reader.next(doc, why);
         if (next == DocReader::Next::kEnd) break;
         if (next == DocReader::Next::kBadRecord) {
@@ -149,7 +150,7 @@ class BatchReader {
           if (!flush(file_start_ + reader.raw_offset())) return false;
       }
     } catch (const Error& e) {
-      if (!o_.skip_bad) throw;
+      if (!o_.skip_bad || stop_signal()) throw;
       skip(std::string(e.what()) + (docs > 0 ? " (the rest of the file)" : " (the whole file)"));
     }
     std::error_code ec;
@@ -169,6 +170,8 @@ class BatchReader {
   }
 
  private:
+  int stop_signal() const { return o_.stop ? o_.stop->load(std::memory_order_relaxed) : 0; }
+
   bool flush(int64_t input_offset) {
     if (batch_->texts.empty()) return true;
     batch_->input_offset = input_offset;
