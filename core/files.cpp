@@ -14,6 +14,22 @@
 
 namespace dt {
 
+namespace {
+
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+  if (fd < 0) fail(path, ": cannot open for fsync: ", std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && !(directory && err == EINVAL)) fail(path, ": fsync failed: ", std::strerror(err));
+}
+
+}  // namespace
+
+void fsync_file(const std::string& path) { fsync_path(path, false); }
+void fsync_dir(const std::string& path) { fsync_path(path.empty() ? "." : path, true); }
+
 void write_all(int fd, const std::string& text, const std::string& path) {
   size_t done = 0;
   while (done < text.size()) {
@@ -59,6 +75,8 @@ void write_file_atomically(const std::string& path, const std::string& text) {
     ::unlink(tmp.c_str());
     fail("cannot write ", path, ": ", std::strerror(err));
   }
+  const size_t slash = path.find_last_of('/');
+  fsync_dir(slash == std::string::npos ? "." : path.substr(0, slash + (slash == 0)));
 }
 
 }  // namespace dt

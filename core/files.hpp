@@ -23,6 +23,12 @@ std::string temp_name_for(const std::string& path);
 // device"). Refuses a path that exists and is not a regular file.
 void write_file_atomically(const std::string& path, const std::string& text);
 
+// fsync by path: a file before the rename that publishes it (a reader never
+// sees half of it), and its directory after, so the rename itself survives a
+// crash. Some filesystems refuse fsync on a directory (EINVAL): not an error.
+void fsync_file(const std::string& path);
+void fsync_dir(const std::string& path);
+
 // Appends `text` to the open descriptor, every byte, or fails naming `path`.
 void write_all(int fd, const std::string& text, const std::string& path);
 

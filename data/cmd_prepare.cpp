@@ -1,8 +1,14 @@
 // difftron prepare: text or JSON-lines files -> HDF5 token shards (DESIGN §5).
 // This file is the command line; data/prepare_shards.cpp does the work: the
 // calling thread reads documents in input order, --threads workers tokenize
-// them, and one writer thread appends them to shards in input order.
+// them, and one writer thread appends them to shards in input order. The
+// dataset is written beside DIR and swapped in when complete
+// (data/prepare_output.hpp); SIGINT or SIGTERM stops the run, removes what it
+// wrote and exits 128 + the signal, leaving DIR as it was.
+#include <signal.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -14,6 +20,7 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "data/file_list.hpp"
+#include "data/prepare_output.hpp"
 #include "data/prepare_shards.hpp"
 #include "data/tokenizer.hpp"
 #include "tools/cli_args.hpp"
@@ -35,7 +42,9 @@ const char* kUsage =
     "\n"
     "  --input PATH          a file, a directory (recursed, files in name order) or a glob;\n"
     "                        repeatable; .gz files are decompressed\n"
-    "  --output DIR          where the shards go (created if missing)\n"
+    "  --output DIR          the dataset directory: shards and their manifest dataset.yaml,\n"
+    "                        written last (created if missing; written in DIR.tmp-PID beside\n"
+    "                        it and renamed when complete)\n"
     "  --tokenizer SPEC      tokenizer (default: byte)\n"
     "  --shard-tokens N      tokens per shard at most (default: 50000000); a document is\n"
     "                        never split, so one longer than N gets a shard of its own\n"
@@ -48,12 +57,14 @@ const char* kUsage =
     "                        warning each (the first 20) and a count in the summary,\n"
     "                        instead of stopping at the first one\n"
     "  --progress-seconds S  seconds between progress lines on stderr (default: 2)\n"
-    "  --force               replace shard_*.h5 files already in DIR\n"
+    "  --force               replace the dataset already in DIR once the new one is complete\n"
+    "                        (a failed or interrupted run leaves it as it was)\n"
     "  --help                print this help\n"
     "\n"
     "Progress lines (stderr) give documents/s, MB/s of text and an ETA from the input\n"
     "files' sizes on disk; the summary (stdout) gives documents, tokens, bytes, shards,\n"
-    "skipped, seconds and MB/s.\n";
+    "skipped, seconds and MB/s. SIGINT or SIGTERM stops the run and removes what it wrote\n"
+    "(exit 128 + the signal); a second one kills it at once.\n";
 
 // A usage mistake: the caller prints it and exits 2 (bad input data exits 1).
 struct UsageError {
@@ -147,32 +158,58 @@ PrepareOptions parse(int argc, char** argv, bool& help) {
   return o;
 }
 
-std::vector<fs::path> existing_shards(const std::string& dir) {
-  std::vector<fs::path> found;
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    std::string name = it->path().filename().string();
-    if (name.rfind("shard_", 0) == 0 && (name.ends_with(".h5") || name.ends_with(".h5.tmp")))
-      found.push_back(it->path());
-  }
-  return found;
+// True when directory `path` lies in `out` or in the directories a prepare to
+// out writes or moves aside (out.tmp-PID, out.old-PID; data/prepare_output.hpp).
+bool inside_output(const fs::path& path, const fs::path& out) {
+  const fs::path base = out.parent_path();
+  const auto [b, p] = std::mismatch(base.begin(), base.end(), path.begin(), path.end());
+  if (b != base.end() || p == path.end()) return false;
+  const std::string first = p->string(), name = out.filename().string();
+  return first == name || first.starts_with(name + ".tmp-") || first.starts_with(name + ".old-");
 }
 
 // Every input file, minus anything inside the output directory (old shards
-// when DIR sits under an input).
+// when DIR sits under an input) or left beside it by a killed prepare.
 std::vector<std::string> input_files(const PrepareOptions& o) {
   fs::path out_dir = fs::weakly_canonical(o.output);
   if (!out_dir.has_filename()) out_dir = out_dir.parent_path();  // "out/" -> "out"
   std::vector<std::string> files;
   for (const auto& spec : o.inputs)
-    for (auto& f : list_files(spec, /*recurse=*/true)) {
-      const fs::path parent = fs::weakly_canonical(f).parent_path();
-      if (std::mismatch(out_dir.begin(), out_dir.end(), parent.begin(), parent.end()).first != out_dir.end())
-        files.push_back(std::move(f));
-    }
+    for (auto& f : list_files(spec, /*recurse=*/true))
+      if (!inside_output(fs::weakly_canonical(f).parent_path(), out_dir)) files.push_back(std::move(f));
   if (files.empty()) fail("no input files outside the output directory ", o.output);
   return files;
 }
+
+// SIGINT and SIGTERM set the stop flag prepare_shards polls; the handler
+// resets itself, so a second signal kills at once. A signal ignored when the
+// command starts (nohup, a background job of a script) stays ignored.
+std::atomic<int> g_stop_signal{0};
+
+void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+
+class StopSignals {
+ public:
+  StopSignals() {
+    struct sigaction sa = {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    for (int i = 0; i < 2; ++i) {
+      sigaction(kSignals[i], nullptr, &old_[i]);
+      if (old_[i].sa_handler != SIG_IGN) sigaction(kSignals[i], &sa, nullptr);
+    }
+  }
+  ~StopSignals() {
+    for (int i = 0; i < 2; ++i) sigaction(kSignals[i], &old_[i], nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  static constexpr int kSignals[2] = {SIGINT, SIGTERM};
+  struct sigaction old_[2];
+};
 
 }  // namespace
 
@@ -192,19 +229,27 @@ int cmd_prepare(int argc, char** argv) {
   std::unique_ptr<Tokenizer> tok = make_tokenizer(o.tokenizer);
   const std::vector<std::string> files = input_files(o);
 
-  std::error_code ec;
-  fs::create_directories(o.output, ec);
-  if (!fs::is_directory(o.output)) fail(o.output, ": cannot create output directory", ec ? ": " + ec.message() : "");
-  std::vector<fs::path> old = existing_shards(o.output);
-  if (!old.empty() && !o.force)
-    fail(o.output, " already holds ", old.size(), " shard file(s) such as ", old.front().filename().string(),
-         " (pass --force to replace them)");
-  for (const auto& p : old)
-    if (!fs::remove(p, ec)) fail(p.string(), ": cannot remove old shard: ", ec.message());
+  StopSignals signals;
+  PrepareOutput out(o.output, o.force);
+  PrepareOptions into = o;
+  into.output = out.tmp();
+  into.stop = &g_stop_signal;
 
   log_info("prepare: ", files.size(), " input file(s), tokenizer ", tok->name(), ", ", o.threads,
            " tokenizing thread(s), up to ", o.shard_tokens, " tokens per shard -> ", o.output);
-  const PrepareStats s = prepare_shards(o, files, *tok);
+  PrepareStats s;
+  try {
+    s = prepare_shards(into, files, *tok);
+  } catch (const Error&) {
+    if (!g_stop_signal.load()) throw;  // bad input: main() prints it; `out` removes its directory
+  }
+  if (const int sig = g_stop_signal.load()) {
+    out.discard();
+    std::fprintf(stderr, "difftron prepare: interrupted by %s: removed the unfinished %s; %s is as it was\n",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", out.tmp().c_str(), o.output.c_str());
+    return 128 + sig;
+  }
+  out.commit();
   std::printf("prepare: %lld documents, %lld tokens, %lld bytes, %d shards, %lld skipped, %.2f s, %.2f MB/s -> %s\n",
               static_cast<long long>(s.documents), static_cast<long long>(s.tokens),
               static_cast<long long>(s.bytes), s.shards, static_cast<long long>(s.skipped), s.seconds,

@@ -15,7 +15,7 @@
 #include "core/rng.hpp"
 #include "data/blend_schedule.hpp"
 #include "data/dataset_index.hpp"
-#include "data/file_list.hpp"
+#include "data/dataset_manifest.hpp"
 #include "data/shard_reader.hpp"
 
 namespace dt {
@@ -99,8 +99,9 @@ void DataLoader::Impl::load_metadata() {
   for (size_t d = 0; d < specs.size(); ++d) {
     const std::string& name = specs[d].path;
     std::vector<ShardInput> shards;
-    for (const auto& file : list_files(name, /*recurse=*/false, ".h5")) {
-      ShardReader shard(file);
+    for (const ListedShard& listed : dataset_shards(name)) {
+      const std::string& file = listed.path;
+      const ShardReader shard = open_listed_shard(listed);
       const ShardMeta& m = shard.meta();
       if (!opt.tokenizer.empty() && m.tokenizer != opt.tokenizer)
         fail("shard ", file, ": tokenizer is \"", m.tokenizer, "\", expected \"", opt.tokenizer,
@@ -155,10 +156,9 @@ void DataLoader::Impl::read_micro_batch(int64_t m, int32_t* out, ShardCache& cac
 // The prefetch thread: metadata first, then micro-batches produce_m,
 // produce_m+1, ... until `prefetch` are queued. It alone calls HDF5.
 void DataLoader::Impl::run() {
-  // The HDF5 build is thread-safe with per-thread error stacks, so the
-  // automatic error printing h5_silence_errors() turns off elsewhere must be
-  // turned off on this thread too; failures are reported as one line.
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  // The HDF5 build is thread-safe with per-thread error stacks: failures on
+  // this thread are reported as one line, not HDF5's dump.
+  h5_silence_errors();
   std::unique_lock lk(mu);
   try {
     lk.unlock();

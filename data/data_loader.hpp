@@ -48,7 +48,9 @@ struct LoaderOptions {
 class DataLoader {
  public:
   // Fails with a one-line dt::Error naming the dataset or shard: no datasets,
-  // a weight <= 0, long_doc_tokens < 0 or long_doc_factor < 1, a missing or malformed shard, shards that disagree on
+  // a weight <= 0, long_doc_tokens < 0 or long_doc_factor < 1, a dataset
+  // without its manifest or that the manifest does not vouch for
+  // (data/dataset_manifest.hpp), a missing or malformed shard, shards that disagree on
   // tokenizer / vocab_size / eos_id, a tokenizer other than opt.tokenizer, a
   // shard vocab_size above opt.model_vocab_size, a dataset without one window
   // of T+1 tokens.

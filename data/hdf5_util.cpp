@@ -1,6 +1,5 @@
 #include "data/hdf5_util.hpp"
 
-#include <mutex>
 #include <vector>
 
 namespace dt {
@@ -22,6 +21,8 @@ void h5_silence_errors() {
   if (!silenced) H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   silenced = true;
 }
+
+void h5_clear_errors() { H5Eclear2(H5E_DEFAULT); }
 
 void h5_write_attr_string(hid_t obj, const char* name, const std::string& value) {
   // Fixed-length, null-terminated ASCII: readable by h5dump, h5py and our reader alike.

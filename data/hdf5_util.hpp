@@ -13,18 +13,29 @@
 
 namespace dt {
 
+// Turns off HDF5's own error-stack printing (it would print dozens of lines to
+// stderr for a bad file) on the calling thread; our callers report one line
+// instead. The library keeps the switch per thread, so every thread that makes
+// HDF5 calls calls this once (more calls are free).
+void h5_silence_errors();
+
+// Drops the calling thread's HDF5 error records, as every failure we turn into
+// a dt::Error does before throwing: records left on a thread that then ends
+// keep library ids alive, and HDF5's shutdown at exit reports them as
+// "infinite loop closing library" after our one line.
+void h5_clear_errors();
+
 // Fails with file:line, the failing call and a hint when an HDF5 call returns
 // a negative id or status; returns the value otherwise.
 template <typename T>
 T h5_checked(T value, const char* call, const char* file, int line, const std::string& hint) {
-  if (value < 0) fail(file, ":", line, ": HDF5 call failed: ", call, " (", hint, ")");
+  if (value < 0) {
+    h5_clear_errors();
+    fail(file, ":", line, ": HDF5 call failed: ", call, " (", hint, ")");
+  }
   return value;
 }
 #define H5_CHECK(call, hint) ::dt::h5_checked((call), #call, __FILE__, __LINE__, (hint))
-
-// Turns off HDF5's own error-stack printing (it would print dozens of lines to
-// stderr for a bad file); our callers report one line instead. Idempotent.
-void h5_silence_errors();
 
 // Owns one hid_t and closes it with the matching H5?close.
 class H5Handle {

@@ -9,6 +9,7 @@
 
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "data/dataset_manifest.hpp"
 #include "data/prepare_pipeline.hpp"
 #include "data/prepare_reader.hpp"
 #include "data/shard_writer.hpp"
@@ -132,6 +133,7 @@ class BatchReader {
       DocReader reader(path, format);
       std::string doc, why;
       while (true) {
+        if (const int sig = stop_signal()) fail("interrupted by signal ", sig);
         const DocReader::Next next = reader.next(doc, why);
         if (next == DocReader::Next::kEnd) break;
         if (next == DocReader::Next::kBadRecord) {
@@ -148,7 +150,7 @@ class BatchReader {
           if (!flush(file_start_ + reader.raw_offset())) return false;
       }
     } catch (const Error& e) {
-      if (!o_.skip_bad) throw;
+      if (!o_.skip_bad || stop_signal()) throw;
       skip(std::string(e.what()) + (docs > 0 ? " (the rest of the file)" : " (the whole file)"));
     }
     std::error_code ec;
@@ -168,6 +170,8 @@ class BatchReader {
   }
 
  private:
+  int stop_signal() const { return o_.stop ? o_.stop->load(std::memory_order_relaxed) : 0; }
+
   bool flush(int64_t input_offset) {
     if (batch_->texts.empty()) return true;
     batch_->input_offset = input_offset;
@@ -207,10 +211,11 @@ PrepareStats prepare_shards(const PrepareOptions& o, const std::vector<std::stri
   pipe.finish();  // rethrows a worker's or the writer's error
   PrepareStats stats = sink.finish();
   stats.skipped = reader.finish_skips();
-  stats.seconds = seconds_since(start);
   if (stats.documents == 0)
     fail("no documents found in the inputs (",
          stats.skipped > 0 ? "every one was empty or skipped" : "every file was empty", ")");
+  write_dataset_manifest(o.output);
+  stats.seconds = seconds_since(start);
   return stats;
 }
 

@@ -2,6 +2,7 @@
 // (DESIGN §5), with progress lines and bad-input handling. The command line
 // lives in data/cmd_prepare.cpp; threading in data/prepare_pipeline.hpp.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@ struct PrepareOptions {
   double progress_seconds = 2.0;    // between progress lines on stderr
   bool force = false;
   bool skip_bad = false;            // skip bad lines and unreadable files instead of failing
+  // When set and it turns non-zero (a signal number, from a handler), reading
+  // stops at the next document and prepare_shards fails ("interrupted").
+  const std::atomic<int>* stop = nullptr;
 };
 
 struct PrepareStats {
@@ -32,11 +36,14 @@ struct PrepareStats {
 };
 
 // Tokenizes the documents of `files` (JSON lines under --format jsonl or when
-// named *.jsonl[.gz], else text), in that order, into o.output (which must
-// exist and hold no shards). Empty documents are dropped. The shards' contents
-// are the same for any o.threads. Bad input throws a one-line dt::Error
+// named *.jsonl[.gz], else text), in that order, into shards in o.output
+// (which must exist and hold no shards), then writes its dataset manifest
+// (data/dataset_manifest.hpp) last: o.output is a complete dataset only when
+// this returns. Empty documents are dropped. The shards' contents are the
+// same for any o.threads. Bad input throws a one-line dt::Error
 // ("file:line: what is wrong") unless o.skip_bad, in which case it is counted,
-// warned about on stderr (the first 20) and skipped. Fails when no document is left.
+// warned about on stderr (the first 20) and skipped. Fails when no document is
+// left, and when *o.stop turns non-zero.
 PrepareStats prepare_shards(const PrepareOptions& o, const std::vector<std::string>& files, const Tokenizer& tok);
 
 }  // namespace dt

@@ -27,6 +27,7 @@ bool is_unsigned_int(hid_t dset, size_t bytes) {
 }  // namespace
 
 void ShardReader::bad(const std::string& what) const {
+  h5_clear_errors();
   fail("shard ", meta_.path, ": ", what);
 }
 

@@ -1,31 +1,14 @@
 #include "data/shard_writer.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 
+#include "core/files.hpp"
 #include "data/shard_format.hpp"
 
 namespace dt {
-namespace {
-
-// fsync a file or a directory by path, so the rename below is durable.
-void fsync_path(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) fail(path, ": cannot open for fsync: ", std::strerror(errno));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  // Some filesystems refuse fsync on directories (EINVAL); the data itself is synced.
-  if (rc != 0 && !(directory && err == EINVAL))
-    fail(path, ": fsync failed: ", std::strerror(err));
-}
-
-}  // namespace
 
 ShardWriter::ShardWriter(const std::string& path, const std::string& tokenizer, int64_t vocab_size,
                          int32_t eos_id)
@@ -134,12 +117,11 @@ void ShardWriter::close() {
 
   H5_CHECK(tokens_.reset(), hint);
   H5_CHECK(file_.reset(), hint);
-  fsync_path(tmp, false);
+  fsync_file(tmp);
   if (std::rename(tmp.c_str(), path_.c_str()) != 0)
     fail(tmp, ": cannot rename to ", path_, ": ", std::strerror(errno));
   closed_ = true;
-  std::string dir = std::filesystem::path(path_).parent_path().string();
-  fsync_path(dir.empty() ? "." : dir, true);
+  fsync_dir(std::filesystem::path(path_).parent_path().string());
 }
 
 }  // namespace dt

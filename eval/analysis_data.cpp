@@ -7,8 +7,7 @@
 
 #include "core/error.hpp"
 #include "data/data_loader.hpp"
-#include "data/file_list.hpp"
-#include "data/shard_reader.hpp"
+#include "data/dataset_manifest.hpp"
 #include "data/tokenizer.hpp"
 
 namespace dt {
@@ -16,7 +15,7 @@ namespace dt {
 std::vector<std::vector<int32_t>> read_eval_windows(const Config& cfg, const std::vector<std::string>& paths,
                                                     int seq_len, int64_t max_tokens, uint64_t seed) {
   if (paths.empty()) fail("no evaluation data (expected --data PATH of prepared shards)");
-  for (const std::string& p : paths) list_files(p, /*recurse=*/false, ".h5");  // a bad path fails first, by name
+  for (const std::string& p : paths) dataset_shards(p);  // a bad path fails first, by name
   LoaderOptions lo;
   lo.seq_len = seq_len;
   lo.micro_batch = 1;
@@ -54,10 +53,10 @@ std::vector<int32_t> load_haystack(const std::string& path, const Tokenizer& tok
                       (path.size() > 3 && path.compare(path.size() - 3, 3, ".h5") == 0);
   std::vector<int32_t> out;
   if (shards) {
-    for (const std::string& file : list_files(path, /*recurse=*/false, ".h5")) {
-      ShardReader r(file);
+    for (const ListedShard& shard : dataset_shards(path)) {
+      const ShardReader r = open_listed_shard(shard);
       if (r.meta().tokenizer != tok.name())
-        fail("--haystack ", file, ": shards of tokenizer '", r.meta().tokenizer, "', but the model uses '",
+        fail("--haystack ", shard.path, ": shards of tokenizer '", r.meta().tokenizer, "', but the model uses '",
              tok.name(), "'");
       const int64_t n = std::min(r.num_tokens(), max_tokens - int64_t(out.size()));
       std::vector<int32_t> buf(static_cast<size_t>(n));

@@ -8,7 +8,7 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "data/data_loader.hpp"
-#include "data/file_list.hpp"
+#include "data/dataset_manifest.hpp"
 #include "data/tokenizer.hpp"
 
 namespace dt {
@@ -89,7 +89,7 @@ EvalResult evaluate_perplexity(Transformer& model, const Config& cfg, const Eval
   lo.prefetch = 4;
   // Every path must name shards before any loader starts (and logs), so a
   // mistyped later path is still the one line printed.
-  for (const std::string& path : opt.data) list_files(path, /*recurse=*/false, ".h5");
+  for (const std::string& path : opt.data) dataset_shards(path);
   std::vector<std::unique_ptr<DataLoader>> loaders;
   std::vector<int64_t> available;
   for (const std::string& path : opt.data) {

@@ -53,14 +53,14 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   bash launch/build.sh
 fi
 [ -x "$DIFFTRON" ] || { echo "compare: $DIFFTRON not found; run launch/build.sh" >&2; exit 1; }
-[ -f data/corpus/quickstart/shard_00000.h5 ] || bash launch/quickstart_corpus.sh
+[ -f data/corpus/quickstart/dataset.yaml ] || bash launch/quickstart_corpus.sh
 
 # The quickstart corpus took the first $taken files of this list (quickstart_corpus.sh).
 DOCS=/usr/share/doc/linux-doc-6.1/Documentation
 HELD=data/corpus/compare-heldout
 note=""
 taken=$(find data/corpus/raw -maxdepth 1 -type f -name '*.rst' 2>/dev/null | wc -l)
-if [ -f "$HELD/shard_00000.h5" ]; then
+if [ -f "$HELD/dataset.yaml" ]; then
   note=$(cat "$HELD.note" 2>/dev/null || true)
 elif [ -d "$DOCS" ] && [ "$taken" -gt 0 ] && [ "$taken" -eq "$(find data/corpus/raw -maxdepth 1 -type f | wc -l)" ]; then
   rm -rf "$HELD.raw" && mkdir -p "$HELD.raw"
@@ -82,7 +82,7 @@ elif [ -d "$DOCS" ] && [ "$taken" -gt 0 ] && [ "$taken" -eq "$(find data/corpus/
   note="Held-out data: the next $count linux-doc-6.1 .rst documents after the $taken of the training corpus ($total bytes), never seen in training."
   echo "$note" >"$HELD.note"
 fi
-if [ -f "$HELD/shard_00000.h5" ]; then
+if [ -f "$HELD/dataset.yaml" ]; then
   EVAL_DATA=$HELD
 else
   EVAL_DATA=data/corpus/quickstart

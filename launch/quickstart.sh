@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash launch/setup.sh
 TARGETS=difftron bash launch/build.sh
-[ -f data/corpus/quickstart/shard_00000.h5 ] || bash launch/quickstart_corpus.sh
+[ -f data/corpus/quickstart/dataset.yaml ] || bash launch/quickstart_corpus.sh
 ./build/difftron train configs/tiny.yaml --resume auto "$@"

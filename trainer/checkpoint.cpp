@@ -38,13 +38,6 @@ uint32_t file_crc32(const std::string& path, int64_t* bytes) {
   return uint32_t(crc);
 }
 
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) fail("cannot open ", path, " to fsync");
-  ::fsync(fd);
-  ::close(fd);
-}
-
 std::string shape_text(const std::vector<int64_t>& s) {
   std::string o = "[";
   for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
@@ -75,7 +68,7 @@ CheckpointFile write_checkpoint_file(const std::string& dir, const std::string& 
     }
     if (f.reset() < 0) fail("cannot close ", path, " (disk full?)");
   }
-  fsync_path(path);
+  fsync_file(path);
   CheckpointFile cf;
   cf.name = file;
   cf.crc32 = file_crc32(path, &cf.bytes);

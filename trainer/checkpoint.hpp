@@ -74,9 +74,6 @@ class CheckpointReader {
   CheckpointManifest m_;
 };
 
-// fsync a file or directory, so a rename after it publishes complete data.
-void fsync_path(const std::string& path);
-
 // "[320, 128]": a global shape (or any list of indices) for messages and tables.
 std::string shape_text(const std::vector<int64_t>& shape);
 

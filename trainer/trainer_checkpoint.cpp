@@ -222,7 +222,6 @@ bool Trainer::save_checkpoint() {
       }
       // Complete on disk before it gets its final name.
       write_file_atomically(tmp + "/manifest.yaml", manifest_to_yaml(m));
-      fsync_path(tmp);
       // A directory of the same step (a run resumed from an older checkpoint,
       // or a damaged one) is moved aside, never deleted.
       if (fs::exists(final_dir)) {
@@ -231,7 +230,7 @@ bool Trainer::save_checkpoint() {
         log_info("checkpoint: moved the existing ", final_dir, " aside to ", aside.string());
       }
       fs::rename(tmp, final_dir);
-      fsync_path(root);
+      fsync_dir(root);
     });
   failed = failed_somewhere();
 
@@ -262,7 +261,6 @@ bool Trainer::save_checkpoint() {
     // step_<N>), so a failure from here on is a warning, not a lost save.
     try {
       write_file_atomically(root + "/latest", name + "\n");
-      fsync_path(root);
     } catch (const std::exception& e) {
       log_info("checkpoint: warning: could not update ", root, "/latest (", e.what(), ")");
     }

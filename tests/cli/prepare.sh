@@ -3,7 +3,10 @@
 # Writes a small text corpus, prepares it, and checks the shard, the refusal
 # to overwrite without --force, bad JSON lines with and without --skip-bad,
 # gzip JSON lines, --separator, thread-count independence, the progress and
-# summary lines, option errors and --help.
+# summary lines, option errors and --help; then that a --force run which fails
+# or is interrupted (SIGINT, SIGTERM) leaves the previous dataset as it was,
+# that train refuses a dataset without its manifest (an unfinished prepare),
+# and that a truncated shard is one line on stderr.
 set -euo pipefail
 BIN=$1
 WORK=$(mktemp -d /tmp/dt_cli_prepare_XXXXXX)
@@ -108,4 +111,85 @@ for opt in --input --output --tokenizer --shard-tokens --format --text-field --s
            --progress-seconds --force --help; do
   grep -q -- "  $opt" "$WORK/help" || fail "--help does not list $opt"
 done
+
+# ---- a replaced dataset survives a failed or interrupted --force run ----
+# One training step reads a dataset: it must load and train.
+cat >"$WORK/train.yaml" <<YAML
+model: {vocab_size: 320, d_model: 32, n_layers: 1, n_heads: 2, n_kv_heads: 1, ffn_hidden: 88}
+train: {seq_len: 32, batch_size: 2, max_steps: 1, run_dir: $WORK/run}
+data: {datasets: [{path: $WORK/keep, weight: 1.0}]}
+parallel: {micro_batch: 2}
+YAML
+train_on() {
+  OMP_NUM_THREADS=1 "$BIN" train "$WORK/train.yaml" --set "data.datasets=[{path: $1, weight: 1.0}]" \
+    >"$WORK/train.log" 2>&1
+}
+"$BIN" prepare --input /usr/share/common-licenses --shard-tokens 100000 --output "$WORK/keep" >/dev/null 2>&1 \
+  || fail "prepare of the licence texts failed"
+[ -f "$WORK/keep/dataset.yaml" ] || fail "prepare wrote no dataset.yaml manifest: $(ls "$WORK/keep")"
+snapshot() { (cd "$WORK/keep" && ls -l --time-style=+%s.%N && md5sum ./*) ; }
+snapshot >"$WORK/keep.before"
+cp -r "$WORK/keep" "$WORK/nomark"
+cp -r "$WORK/keep" "$WORK/cut"
+leftovers() { ls -d "$WORK"/keep.* 2>/dev/null | grep -v '/keep\.before$' || true; }
+
+# A bad input after a good one: the run fails with one line, the old dataset is untouched.
+expect_one_line_error 1 "$BIN" prepare --input /usr/share/common-licenses --input "$WORK/bad.jsonl" \
+  --shard-tokens 50000 --output "$WORK/keep" --force
+grep -q "bad.jsonl:2:" "$WORK/err" || fail "failed --force run does not name the bad line: $(cat "$WORK/err")"
+snapshot | cmp -s - "$WORK/keep.before" || fail "a failed prepare --force changed the old dataset: $(ls "$WORK/keep")"
+[ -z "$(leftovers)" ] || fail "a failed prepare --force left $(leftovers)"
+
+# SIGINT and SIGTERM in the middle of a long run: it stops, removes its
+# unfinished output, exits 128+signal, and the old dataset is untouched. The
+# input is 300 MB of one-line documents, far more than a run gets through
+# before the signal: 30 copies of a 10 MB gzip member (gzip reads them as one).
+{ yes 'The quick brown fox jumps over the lazy dog, again and again.' || true; } | head -c 10000000 | gzip -1 \
+  >"$WORK/lines.gz"
+for _ in $(seq 30); do cat "$WORK/lines.gz"; done >"$WORK/long.txt.gz"
+# (env: a background job of a script starts with SIGINT ignored, and prepare keeps an ignored signal ignored.)
+for sig in INT TERM; do
+  env --default-signal=$sig "$BIN" prepare --input "$WORK/long.txt.gz" --separator '\n' --progress-seconds 0 \
+    --threads 2 --output "$WORK/keep" --force >"$WORK/out" 2>"$WORK/err" &
+  pid=$!
+  for _ in $(seq 100); do grep -q 'documents (' "$WORK/err" && break; sleep 0.1; done
+  grep -q 'documents (' "$WORK/err" || { kill -KILL $pid; fail "prepare made no progress line: $(cat "$WORK/err")"; }
+  kill -$sig $pid
+  rc=0
+  timeout 20 tail -s 0.1 --pid=$pid -f /dev/null || { kill -KILL $pid; fail "prepare did not stop on SIG$sig"; }
+  wait $pid || rc=$?
+  want=$((128 + $(kill -l $sig)))
+  [ "$rc" -eq "$want" ] || fail "prepare exited $rc on SIG$sig, expected $want: $(tail -2 "$WORK/err")"
+  tail -1 "$WORK/err" | grep -q "interrupted by SIG$sig" ||
+    fail "no interruption line on SIG$sig: $(tail -2 "$WORK/err")"
+  snapshot | cmp -s - "$WORK/keep.before" || fail "SIG$sig during prepare --force changed the old dataset"
+  [ -z "$(leftovers)" ] || fail "SIG$sig during prepare --force left $(leftovers)"
+done
+train_on "$WORK/keep" || fail "the old dataset does not train after those runs: $(tail -3 "$WORK/train.log")"
+
+# A successful --force run replaces the dataset as a whole.
+"$BIN" prepare --input "$WORK/text" --output "$WORK/keep" --force >/dev/null 2>&1 || fail "--force over keep failed"
+[ "$(ls "$WORK/keep")" = "$(printf 'dataset.yaml\nshard_00000.h5')" ] ||
+  fail "--force left old files: $(ls "$WORK/keep")"
+[ -z "$(leftovers)" ] || fail "prepare --force left $(leftovers)"
+
+# train on a broken dataset: exit 1 (not a crash) and exactly one line on stderr, naming $2.
+expect_train_refuses() {
+  local rc=0
+  OMP_NUM_THREADS=1 "$BIN" train "$WORK/train.yaml" --set "data.datasets=[{path: $1, weight: 1.0}]" \
+    >"$WORK/out" 2>"$WORK/err" || rc=$?
+  [ "$rc" -eq 1 ] || fail "train on $1 exited $rc, expected 1: $(cat "$WORK/err")"
+  [ "$(wc -l <"$WORK/err")" -eq 1 ] ||
+    fail "train on $1 printed $(wc -l <"$WORK/err") lines, expected one: $(cat "$WORK/err")"
+  grep -qF -- "$2" "$WORK/err" || fail "train on $1 does not say '$2': $(cat "$WORK/err")"
+}
+
+# A dataset without its manifest (what an interrupted prepare of older versions
+# left) is refused, however complete its shards look.
+rm -f "$WORK/nomark/dataset.yaml"
+expect_train_refuses "$WORK/nomark" "incomplete dataset (no $WORK/nomark/dataset.yaml"
+
+# A truncated shard: difftron's line alone, not HDF5's "infinite loop closing library" after it.
+head -c 2000 "$WORK/nomark/shard_00001.h5" >"$WORK/cut/shard_00001.h5"
+expect_train_refuses "$WORK/cut" "shard $WORK/cut/shard_00001.h5: cannot open as HDF5 (truncated"
 echo "cli.prepare: ok"

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset_manifest.hpp"
 #include "data/shard_writer.hpp"
 #include "trainer/trainer.hpp"
 
@@ -60,7 +61,8 @@ inline double max_grad_rel(Transformer& m, const Transformer& ref, std::string* 
   return err;
 }
 
-// Structured pseudo-text (a repeating pattern with noise), so training moves the loss.
+// Structured pseudo-text (a repeating pattern with noise), so training moves the
+// loss: one shard and the manifest that makes dir a complete dataset.
 inline void write_tiny_data(const std::string& dir) {
   std::filesystem::create_directories(dir);
   ShardWriter w(dir + "/shard_00000.h5", "byte", 64, 63);
@@ -74,6 +76,7 @@ inline void write_tiny_data(const std::string& dir) {
     w.add_document(t);
   }
   w.close();
+  write_dataset_manifest(dir);
 }
 
 struct Curve {

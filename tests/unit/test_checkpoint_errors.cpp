@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "data/dataset_manifest.hpp"
 #include "data/shard_writer.hpp"
 #include "data/tokenizer.hpp"
 #include "trainer/checkpoint.hpp"
@@ -83,6 +84,7 @@ class CheckpointTest : public ::testing::Test {
       w.add_document(tok->encode(text));
     }
     w.close();
+    write_dataset_manifest(root_ + "/shards");
   }
   void TearDown() override { fs::remove_all(root_); }
 

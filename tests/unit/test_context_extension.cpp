@@ -30,8 +30,8 @@ std::string yaml(const std::string& dir, int seq_len, double theta, int steps, c
 }
 
 TEST(ContextExtension, ContinuesAt8192FromThe256CheckpointWithItsLambda) {
-  const std::string dir = ::testing::TempDir() + "difftron_context_extension";
-  fs::remove_all(dir);
+  const dt_test::ScratchDir scratch;  // its own: other checkouts run this test at the same time
+  const std::string& dir = scratch.path;
   dt_test::write_licence_shard(dir + "/shards");
   std::vector<float> lambdas;
   {

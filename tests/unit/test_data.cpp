@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/error.hpp"
@@ -243,4 +244,37 @@ TEST(ShardReader, RejectsNumTokensThatDisagreesWithTokens) {
   EXPECT_NE(err.find(path), std::string::npos) << err;
   EXPECT_NE(err.find("num_tokens attribute says 10 but /tokens holds 4"), std::string::npos) << err;
   EXPECT_EQ(err.find('\n'), std::string::npos) << err;
+}
+
+// The serial HDF5 here keeps an error stack, and the switch that prints it, per
+// thread: silencing must reach every thread that asks, not only the first one
+// (the loader's prefetch thread often is), or a later failure on the main
+// thread prints HDF5's own dump beside our line.
+TEST(Hdf5Errors, SilencingReachesEveryThreadThatAsks) {
+  std::thread([] { dt::h5_silence_errors(); }).join();
+  dt::h5_silence_errors();
+  H5E_auto2_t print = nullptr;
+  void* data = nullptr;
+  ASSERT_GE(H5Eget_auto2(H5E_DEFAULT, &print, &data), 0);
+  EXPECT_EQ(print, nullptr);
+}
+
+// A failed open leaves its error records on the thread that made it. Records
+// left on a thread that then ends (the loader's prefetch thread) keep HDF5
+// ids alive, and H5close at exit prints "infinite loop closing library" after
+// our one line: a failing reader leaves its thread's error stack empty.
+TEST(ShardReader, FailureLeavesNoHdf5ErrorRecordsOnItsThread) {
+  TempDir dir;
+  const std::string path = dir.file("s.h5");
+  write_shard(path, {std::vector<int32_t>(100000, 7)}, 257, 256);
+  fs::resize_file(path, fs::file_size(path) / 2);
+  std::string err;
+  ssize_t records = -1;
+  std::thread([&] {
+    dt::h5_silence_errors();
+    err = error_of([&] { dt::ShardReader r(path); });
+    records = H5Eget_num(H5E_DEFAULT);
+  }).join();
+  EXPECT_NE(err.find("truncated"), std::string::npos) << err;
+  EXPECT_EQ(records, 0);
 }

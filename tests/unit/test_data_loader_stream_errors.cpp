@@ -57,6 +57,7 @@ TEST(DataLoaderErrors, MissingFileNamesThePath) {
 
 TEST(DataLoaderErrors, TextFileNamedH5IsNotAnHdf5File) {
   ScratchDir dir;
+  good_shard(dir.file("text.h5"));  // listed in the manifest, then overwritten
   std::ofstream(dir.file("text.h5")) << "just some text\n";
   std::string err = loader_error({{dir.path, 1}}, options(8, 1), dir.file("text.h5"));
   EXPECT_HAS(err, "not an HDF5 file");
@@ -100,6 +101,7 @@ TEST(DataLoaderErrors, TruncatedShardIsNamed) {
   ScratchDir dir;
   good_shard(dir.file("whole.h5"));
   std::filesystem::copy_file(dir.file("whole.h5"), dir.file("cut.h5"));
+  dt::write_dataset_manifest(dir.path);
   std::filesystem::resize_file(dir.file("cut.h5"), std::filesystem::file_size(dir.file("whole.h5")) / 2);
   std::string err = loader_error({{dir.file("cut.h5"), 1}}, options(8, 1), dir.file("cut.h5"));
   EXPECT_HAS(err, "truncated");
@@ -193,6 +195,7 @@ TEST(DataLoaderErrors, ShardsWithDifferentTokenizersAreNamed) {
   // Across datasets too: one blend, one vocabulary.
   std::filesystem::create_directory(dir.file("x"));
   std::filesystem::rename(dir.file("b.h5"), dir.file("x/b.h5"));
+  dt::write_dataset_manifest(dir.file("x"));
   loader_error({{dir.file("a.h5"), 1}, {dir.file("x"), 1}}, options(8, 1), dir.file("x/b.h5"));
 }
 
@@ -209,4 +212,58 @@ TEST(DataLoaderErrors, NoDatasetsIsAnError) {
   std::string err = error_of([] { dt::DataLoader loader({}, options(8, 1)); });
   EXPECT_HAS(err, "no datasets");
   EXPECT_EQ(err.find('\n'), std::string::npos);
+}
+
+// The dataset manifest (data/dataset_manifest.hpp) vouches for a directory:
+// without it the shards are what an interrupted prepare left, however complete
+// they look, and the loader refuses them rather than train on part of the data.
+TEST(DataLoaderErrors, DirectoryWithoutManifestIsAnIncompleteDataset) {
+  ScratchDir dir;
+  good_shard(dir.file("a.h5"));
+  std::filesystem::remove(dir.file(dt::kDatasetManifest));
+  for (const std::string& spec : {dir.path, dir.file("a.h5"), dir.file("*.h5")}) {
+    const std::string err = loader_error({{spec, 1}}, options(8, 1), "dataset " + spec + ": incomplete dataset (no " +
+                                                                        dir.file(dt::kDatasetManifest));
+    EXPECT_HAS(err, "re-run difftron prepare");
+  }
+}
+
+TEST(DataLoaderErrors, ShardTheManifestDoesNotListIsRefused) {
+  ScratchDir dir;
+  good_shard(dir.file("a.h5"));
+  dt::ShardWriter w(dir.file("b.h5"), "test", 5000, 0);  // after the manifest: not part of the dataset
+  w.add_document(counting_doc(50, 1));
+  w.close();
+  const std::string err = loader_error({{dir.path, 1}}, options(8, 1), dir.file("b.h5"));
+  EXPECT_HAS(err, "is not listed in " + dir.file(dt::kDatasetManifest));
+}
+
+TEST(DataLoaderErrors, ListedShardThatIsMissingIsRefused) {
+  ScratchDir dir;
+  good_shard(dir.file("a.h5"));
+  good_shard(dir.file("b.h5"));
+  std::filesystem::remove(dir.file("b.h5"));  // an unfinished copy of the dataset
+  const std::string err = loader_error({{dir.path, 1}}, options(8, 1), dir.file(dt::kDatasetManifest));
+  EXPECT_HAS(err, "incomplete dataset");
+  EXPECT_HAS(err, "lists b.h5, which is missing");
+  // A single listed file of the directory is still a dataset of its own.
+  EXPECT_EQ(error_of([&] { dt::DataLoader ok({{dir.file("a.h5"), 1}}, options(8, 1)); }), "(no error)");
+}
+
+TEST(DataLoaderErrors, ShardWithOtherTokensThanTheManifestListsIsRefused) {
+  ScratchDir dir;
+  good_shard(dir.file("a.h5"));  // 82 tokens
+  dt::ShardWriter w(dir.file("a.h5"), "test", 5000, 0);  // replaced behind the manifest's back
+  w.add_document(counting_doc(60, 1));
+  w.close();
+  const std::string err = loader_error({{dir.path, 1}}, options(8, 1), dir.file("a.h5"));
+  EXPECT_HAS(err, "holds 61 tokens but its dataset manifest lists 82");
+}
+
+TEST(DataLoaderErrors, MalformedManifestIsNamed) {
+  ScratchDir dir;
+  good_shard(dir.file("a.h5"));
+  std::ofstream(dir.file(dt::kDatasetManifest)) << "format: difftron-dataset\nversion: 1\nshards: [{file: a.h5}]\n";
+  const std::string err = loader_error({{dir.path, 1}}, options(8, 1), dir.file(dt::kDatasetManifest));
+  EXPECT_HAS(err, "malformed dataset manifest");
 }

@@ -11,6 +11,7 @@
 
 #include "core/error.hpp"
 #include "data/data_loader.hpp"
+#include "data/dataset_manifest.hpp"
 #include "data/shard_writer.hpp"
 #include "tests/unit/test_util.hpp"
 
@@ -18,7 +19,9 @@ namespace dt_test {
 
 using Tokens = std::vector<int32_t>;
 
-// Writes a shard of `docs` and returns its token stream (each document followed by EOS).
+// Writes a shard of `docs` and returns its token stream (each document followed
+// by EOS). Then rewrites its directory's manifest, as difftron prepare would
+// after its last shard, so the directory is a complete dataset of every shard so far.
 inline Tokens write_shard(const std::string& path, const std::vector<Tokens>& docs, int64_t vocab = 5000,
                           int32_t eos = 0, const std::string& tokenizer = "test") {
   dt::ShardWriter w(path, tokenizer, vocab, eos);
@@ -29,6 +32,7 @@ inline Tokens write_shard(const std::string& path, const std::vector<Tokens>& do
     stream.push_back(eos);
   }
   w.close();
+  dt::write_dataset_manifest(std::filesystem::path(path).parent_path().string());
   return stream;
 }
 

@@ -1,11 +1,15 @@
-// difftron prepare's body (data/prepare_shards.hpp, prepare_reader.hpp): the
-// shards hold the documents in input order whatever the thread count, bad
-// input is counted and skipped under skip_bad, and every input form is read.
+// difftron prepare's body (data/prepare_shards.hpp, prepare_reader.hpp,
+// prepare_output.hpp): the shards hold the documents in input order whatever
+// the thread count, bad input is counted and skipped under skip_bad, every
+// input form is read, the manifest that marks a dataset complete comes last,
+// and a failed run leaves the dataset it was to replace as it was.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +17,8 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "data/dataset_manifest.hpp"
+#include "data/prepare_output.hpp"
 #include "data/prepare_reader.hpp"
 #include "data/prepare_shards.hpp"
 #include "data/shard_reader.hpp"
@@ -39,7 +45,8 @@ void write_gzip(const std::string& path, const std::string& text) {
 
 std::string jsonl_line(const std::string& text) { return "{\"id\": 1, \"text\": \"" + text + "\"}\n"; }
 
-// Every shard of dir, in name order, as one token stream and the documents' lengths.
+// Every shard of dir, in name order, as one token stream and the documents'
+// lengths; dir must be a complete dataset (its manifest lists every shard).
 struct Shards {
   int count = 0;
   std::vector<int32_t> tokens;
@@ -47,13 +54,13 @@ struct Shards {
 };
 
 Shards read_shards(const std::string& dir) {
-  std::vector<std::string> paths;
-  for (const auto& e : fs::directory_iterator(dir)) paths.push_back(e.path().string());
-  std::sort(paths.begin(), paths.end());
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    EXPECT_TRUE(name.ends_with(".h5") || name == dt::kDatasetManifest) << name << " (a .tmp file left behind?)";
+  }
   Shards s;
-  for (const auto& p : paths) {
-    EXPECT_TRUE(p.ends_with(".h5")) << p << " (a .tmp file left behind?)";
-    dt::ShardReader r(p);
+  for (const dt::ListedShard& shard : dt::dataset_shards(dir)) {
+    const dt::ShardReader r = dt::open_listed_shard(shard);
     std::vector<int32_t> t(static_cast<size_t>(r.num_tokens()));
     r.read_tokens(0, r.num_tokens(), t.data());
     s.tokens.insert(s.tokens.end(), t.begin(), t.end());
@@ -257,5 +264,103 @@ TEST(PrepareThreads, WorkerAndWriterErrorsStopThePipelineAndAreRethrown) {
     EXPECT_NE(err.find(poison[0] == 'T' ? "on purpose" : "token id 9999 out of range"), std::string::npos) << err;
     for (const auto& e : fs::directory_iterator(o.output))
       EXPECT_FALSE(e.path().string().ends_with(".tmp")) << e.path();
+    EXPECT_FALSE(fs::exists(o.output + "/" + dt::kDatasetManifest)) << "a failed prepare marked its output complete";
   }
+}
+
+// The manifest comes last and lists every shard with the tokens it holds.
+TEST(PrepareManifest, ListsEveryShardWithItsTokens) {
+  TempDir dir;
+  write_file(dir.file("a.txt"), std::string(300, 'a'));
+  write_file(dir.file("b.txt"), std::string(200, 'b'));
+  write_file(dir.file("c.txt"), std::string(100, 'c'));
+  dt::PrepareOptions o;
+  o.output = dir.file("out");
+  o.shard_tokens = 350;
+  const dt::PrepareStats stats = run(o, {dir.file("a.txt"), dir.file("b.txt"), dir.file("c.txt")});
+  const std::vector<dt::ListedShard> shards = dt::dataset_shards(o.output);
+  ASSERT_EQ(shards.size(), 2u);
+  EXPECT_EQ(shards[0].path, o.output + "/shard_00000.h5");
+  EXPECT_EQ(shards[0].num_tokens, 301);
+  EXPECT_EQ(shards[1].num_tokens, 302);
+  EXPECT_EQ(shards[0].num_tokens + shards[1].num_tokens, stats.tokens);
+}
+
+// SIGINT or SIGTERM sets the stop flag: reading stops at the next document,
+// even under skip_bad (an interruption is not a bad file), and the output is
+// left without a manifest, so nothing takes it for a dataset.
+TEST(PrepareManifest, StopFlagInterruptsAndMarksNothingComplete) {
+  TempDir dir;
+  std::string jsonl;
+  for (int i = 0; i < 1000; ++i) jsonl += jsonl_line("doc " + std::to_string(i));
+  write_file(dir.file("a.jsonl"), jsonl);
+  const std::atomic<int> stop{SIGINT};
+  dt::PrepareOptions o;
+  o.output = dir.file("out");
+  o.skip_bad = true;
+  o.stop = &stop;
+  const std::string err = error_of([&] { run(o, {dir.file("a.jsonl")}); });
+  EXPECT_NE(err.find("interrupted by signal " + std::to_string(SIGINT)), std::string::npos) << err;
+  EXPECT_TRUE(fs::is_empty(o.output));
+}
+
+namespace {
+
+// What the command does (data/cmd_prepare.cpp): the new dataset is written
+// beside the old one and swapped in only when complete.
+dt::PrepareStats prepare_into(const std::string& out, const std::vector<std::string>& files, bool force) {
+  dt::PrepareOutput output(out, force);
+  dt::PrepareOptions o;
+  o.output = output.tmp();
+  const dt::PrepareStats stats = run(o, files);
+  output.commit();
+  return stats;
+}
+
+std::vector<std::string> entries(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace
+
+TEST(PrepareOutput, FailedForceRunLeavesTheOldDatasetAsItWas) {
+  TempDir dir;
+  write_file(dir.file("good.txt"), "an old document");
+  write_file(dir.file("bad.jsonl"), "{\"text\": \"fine\"}\n{\"text\": \"unterminated}\n");
+  const std::string out = dir.file("data");
+  prepare_into(out, {dir.file("good.txt")}, false);
+  const Shards before = read_shards(out);
+  const std::string err = error_of([&] { prepare_into(out, {dir.file("good.txt"), dir.file("bad.jsonl")}, true); });
+  EXPECT_NE(err.find("bad.jsonl:2:"), std::string::npos) << err;
+  EXPECT_EQ(read_shards(out).tokens, before.tokens);
+  EXPECT_EQ(entries(dir.path), (std::vector<std::string>{"bad.jsonl", "data", "good.txt"}));
+}
+
+TEST(PrepareOutput, CommitReplacesTheWholeDataset) {
+  TempDir dir;
+  write_file(dir.file("long.txt"), std::string(500, 'x'));
+  write_file(dir.file("short.txt"), "y");
+  const std::string out = dir.file("data");
+  prepare_into(out, {dir.file("long.txt"), dir.file("short.txt")}, false);
+  ASSERT_EQ(entries(out).size(), 2u);
+  prepare_into(out, {dir.file("short.txt")}, true);
+  EXPECT_EQ(entries(out), (std::vector<std::string>{dt::kDatasetManifest, "shard_00000.h5"}));
+  EXPECT_EQ(read_shards(out).tokens, expected({"y"}).tokens);
+  EXPECT_EQ(entries(dir.path), (std::vector<std::string>{"data", "long.txt", "short.txt"}));
+}
+
+TEST(PrepareOutput, RefusesAnOldDatasetWithoutForceAndFilesItDidNotWrite) {
+  TempDir dir;
+  write_file(dir.file("a.txt"), "text");
+  prepare_into(dir.file("data"), {dir.file("a.txt")}, false);
+  std::string err = error_of([&] { dt::PrepareOutput o(dir.file("data"), false); });
+  EXPECT_NE(err.find("already holds a dataset"), std::string::npos) << err;
+  EXPECT_NE(err.find("--force"), std::string::npos) << err;
+  write_file(dir.file("data/notes.md"), "mine");
+  err = error_of([&] { dt::PrepareOutput o(dir.file("data"), true); });
+  EXPECT_NE(err.find("holds notes.md, which difftron prepare does not write"), std::string::npos) << err;
+  EXPECT_EQ(entries(dir.path), (std::vector<std::string>{"a.txt", "data"}));
 }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "data/dataset_manifest.hpp"
 #include "data/shard_writer.hpp"
 #include "trainer/trainer.hpp"
 
@@ -38,6 +39,7 @@ TEST(TrainingStep, MakesNoHeapAllocationAfterTheFirst) {
     for (size_t i = 0; i < doc.size(); ++i) doc[i] = int32_t((i * 7919) % 256);
     w.add_document(doc);
     w.close();
+    write_dataset_manifest(dir);
   }
   for (const char* attention : {"diff", "standard"}) {
     const std::string yaml = std::string(R"(

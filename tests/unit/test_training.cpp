@@ -17,8 +17,8 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(Training, TinyModelLearnsBelowUnigramEntropy) {
-  const std::string dir = ::testing::TempDir() + "difftron_test_training";
-  fs::remove_all(dir);
+  const dt_test::ScratchDir scratch;  // its own: other checkouts run this test at the same time
+  const std::string& dir = scratch.path;
   const double entropy = dt_test::write_licence_shard(dir + "/shards");
   const std::string yaml = R"(
 model: {vocab_size: 320, d_model: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_hidden: 176}

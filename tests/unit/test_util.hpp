@@ -20,6 +20,7 @@
 #include "core/device.hpp"
 #include "core/error.hpp"
 #include "core/tensor.hpp"
+#include "data/dataset_manifest.hpp"
 #include "data/shard_writer.hpp"
 #include "data/tokenizer.hpp"
 #include "kernels/ops.hpp"
@@ -49,7 +50,8 @@ inline std::string error_of(const std::function<void()>& f) {
 }
 
 // One byte-tokenized shard of the Debian licence texts (real English prose,
-// present on every Debian machine) at dir/shard_00000.h5. Returns the unigram
+// present on every Debian machine) at dir/shard_00000.h5, with the dataset
+// manifest that makes dir a complete dataset. Returns the unigram
 // entropy (nats) of the tokens written: the loss of a model that ignores context.
 inline double write_licence_shard(const std::string& dir) {
   namespace fs = std::filesystem;
@@ -70,6 +72,7 @@ inline double write_licence_shard(const std::string& dir) {
     total += double(ids.size() + 1);
   }
   w.close();
+  dt::write_dataset_manifest(dir);
   double entropy = 0;
   for (double c : counts)
     if (c > 0) entropy -= c / total * std::log(c / total);
