@@ -43,10 +43,10 @@ expect_one_line_error 1 "$BIN" prepare --input "$WORK/text" --output "$WORK/out1
 grep -q 'force' "$WORK/err" || fail "refusal does not mention --force: $(cat "$WORK/err")"
 "$BIN" prepare --input "$WORK/text" --output "$WORK/out1" --force >/dev/null 2>&1 || fail "--force did not overwrite"
 
-# An output directory that cannot be written (/proc, even for root): one line naming the
-# shard file, not difftron's source file, and no HDF5 noise after it.
-expect_one_line_error 1 "$BIN" prepare --input "$WORK/text" --output /proc
-grep -q '/proc/shard_00000.h5' "$WORK/err" || fail "unwritable output: the shard file is not named: $(cat "$WORK/err")"
+# An output directory that cannot be written (under /proc, even for root): one line
+# naming it, not difftron's source file, and no HDF5 noise after it.
+expect_one_line_error 1 "$BIN" prepare --input "$WORK/text" --output /proc/difftron_prepare_test
+grep -q '/proc/difftron_prepare_test' "$WORK/err" || fail "unwritable output: the directory is not named: $(cat "$WORK/err")"
 grep -q '\.cpp:' "$WORK/err" && fail "unwritable output: the message shows a source file: $(cat "$WORK/err")"
 [ "$(grep -vc '^prepare: ' "$WORK/err")" -eq 1 ] || fail "unwritable output: more than the error line: $(cat "$WORK/err")"
 

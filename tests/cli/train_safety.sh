@@ -145,7 +145,7 @@ pass "an unwritable checkpoint.dir is refused before the first step"
 
 # 6. ctrl-C: the first finishes the step and saves (exit 0), the second exits at once.
 # The signal goes to difftron itself (not its `timeout` wrapper or the subshell).
-trainer_pid() { pgrep -f "^$bin train .*run_dir=$tmp/s " | head -1; }
+trainer_pid() { pgrep -f "^$bin train .*run_dir=$tmp/${1:-s} " | head -1; }
 run "$tmp/s" --set train.max_steps=100000 >"$tmp/out" 2>&1 &
 pid=$!
 for _ in $(seq 600); do grep -q '^step 2/' "$tmp/out" && break; sleep 0.1; done
@@ -157,17 +157,20 @@ pid=""
 step=$(sed -n 's/^stopping after step \([0-9]*\) on SIGINT.*/\1/p' "$tmp/out")
 [ -n "$step" ] && [ -f "$tmp/s/ck/step_$step/manifest.yaml" ] || fail "ctrl-C saved no checkpoint" "$tmp/out"
 pass "ctrl-C finished step $step, saved it and exited 0"
-run "$tmp/s" --set train.max_steps=100000 --resume auto >"$tmp/out" 2>&1 &
+# The second ctrl-C comes during a long step (512 sequences, seconds):
+# the process must exit at once, without finishing the step or saving.
+run "$tmp/s2" --set train.max_steps=100000 --set train.batch_size=512 >"$tmp/out" 2>&1 &
 pid=$!
-for _ in $(seq 600); do grep -q "^step $((step + 2))/" "$tmp/out" && break; sleep 0.1; done
-victim=$(trainer_pid)
+for _ in $(seq 600); do grep -q '^step 1/' "$tmp/out" && break; sleep 0.1; done
+victim=$(trainer_pid s2)
 kill -INT "$victim"
-sleep 0.05
+sleep 0.3
 kill -INT "$victim"
 wait $pid
 rc=$?
 pid=""
-[ $rc -eq 130 ] && grep -q "second SIGINT" "$tmp/out" || fail "a second ctrl-C: exit $rc, expected 130" "$tmp/out"
+[ $rc -eq 130 ] && grep -q "second SIGINT" "$tmp/out" && ! grep -q "^stopping after step" "$tmp/out" ||
+  fail "a second ctrl-C: exit $rc, expected 130 with no step finished and nothing saved" "$tmp/out"
 pass "a second ctrl-C exits at once (130)"
 
 # 5. A full disk, on a 9 MB tmpfs in a private mount namespace: step_2 (5.7 MB)
