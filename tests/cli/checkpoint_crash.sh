@@ -9,19 +9,7 @@
 # B. SIGTERM (what Slurm sends before preemption) makes a run finish its step,
 #    save and exit 0 promptly; `--resume auto` continues from that step.
 # Usage: checkpoint_crash.sh <difftron binary> <source dir>
-set -u
-bin=$1
-src=$2
-tmp=$(mktemp -d)
-pid=""
-trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-passed=0
-pass() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { echo "FAIL: $1"; echo "--- output ($2) ---"; cat "$2"; echo "$passed passed, 1 failed"; exit 1; }
-
-"$bin" prepare --input /usr/share/common-licenses --output "$tmp/shards" >"$tmp/prepare" 2>&1 ||
-  fail "prepare" "$tmp/prepare"
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+source "$(dirname "$0")/lib/training.bash" "$@"
 # configs/tiny.yaml with 2 layers and 64-token sequences: the same code paths, 4x less work per step.
 tiny=(train "$src/configs/tiny.yaml" --set "data.datasets=[{path: $tmp/shards, weight: 1.0}]"
   --set model.n_layers=2 --set train.seq_len=64 --set train.warmup_steps=1 --set parallel.micro_batch=4)
@@ -104,4 +92,4 @@ grep -q "training steps $((n + 1))\.\.$((n + 2)) " "$tmp/term2" && grep -q "^don
   fail "the resumed run did not train steps $((n + 1))..$((n + 2))" "$tmp/term2"
 pass "--resume auto continued from step $n to $((n + 2))"
 
-echo "$passed passed, 0 failed"
+finish

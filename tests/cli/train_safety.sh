@@ -16,27 +16,7 @@
 # 14. a manifest claiming a step past the end is refused; a finished run has
 #     nothing to train.
 # Usage: train_safety.sh <difftron binary> <source dir>
-set -u
-bin=$1
-src=$2
-tmp=$(mktemp -d)
-pid=""
-trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-case_failed=0
-pass() {
-  [ $case_failed -eq 0 ] && passed=$((passed + 1)) && echo "ok: $1"
-  case_failed=0
-}
-# KEEP_GOING=1 reports every failing case (to see which fail on an old build).
-fail() {
-  failed=$((failed + 1))
-  case_failed=1
-  echo "FAIL: $1"
-  [ -n "${KEEP_GOING:-}" ] && return 1
-  echo "--- output ($2) ---"; cat "$2"; echo "$passed passed, 1 failed"; exit 1
-}
+source "$(dirname "$0")/lib/training.bash" "$@"
 # The one error line of a failed run; none of HDF5's diagnostics, no crash.
 one_error() {  # FILE RC WHAT
   [ "$2" -ne 0 ] || fail "$3: exit 0" "$1"
@@ -46,9 +26,6 @@ one_error() {  # FILE RC WHAT
 }
 steps_in() { grep -o '"step": [0-9]*' "$1" | awk '{print $2}' | tr '\n' ' '; }
 
-"$bin" prepare --input /usr/share/common-licenses --output "$tmp/shards" >"$tmp/prepare" 2>&1 ||
-  fail "prepare" "$tmp/prepare"
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 # run DIR [ARGS...]: train into DIR (run_dir DIR, checkpoints DIR/ck).
 run() {
   local dir=$1
@@ -93,7 +70,8 @@ pass "resuming step_2 of a 5-step run: metrics.jsonl holds steps 1..6 once each"
 run "$tmp/d" --set train.max_steps=4 --set checkpoint.every_steps=2 >"$tmp/out" 2>&1 || fail "train 4 steps" "$tmp/out"
 rm "$tmp/d/ck/step_4/manifest.yaml"
 damaged=$(md5sum <"$tmp/d/ck/step_4/shard_0.h5")
-run "$tmp/d" --set train.max_steps=6 --set checkpoint.keep_last=1 --resume auto >"$tmp/out" 2>&1 ||
+run "$tmp/d" --set train.max_steps=6 --set checkpoint.every_steps=2 --set checkpoint.keep_last=1 --resume auto \
+  >"$tmp/out" 2>&1 ||
   fail "resume auto with a damaged step_4" "$tmp/out"
 grep -q "resume: .*step_2 at step 2" "$tmp/out" || fail "did not resume from step_2" "$tmp/out"
 kept=0
@@ -213,5 +191,4 @@ rc=$(sed -n 's/^exit //p' "$tmp/out")
 one_error "$tmp/out" "$rc" "a full run directory"
 grep -q "cannot write .*No space left on device" "$tmp/out" || fail "the full run directory is not named" "$tmp/out"
 pass "a full run directory: one line naming the file, exit $rc"
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish

@@ -9,11 +9,7 @@
 # B. SIGTERM to rank 1 only: the job saves and stops, and rank 0's message
 #    names SIGTERM (it used to print its own "signal 0").
 # Usage: train_watchdog.sh <difftron binary> <source dir>
-set -u
-bin=$1
-src=$2
-tmp=$(mktemp -d)
-pid=""
+source "$(dirname "$0")/lib/training.bash" "$@"
 cleanup() {
   pkill -CONT -f "^$bin train .*$tmp" 2>/dev/null
   pkill -KILL -f "^$bin train .*$tmp" 2>/dev/null
@@ -21,13 +17,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-passed=0
-pass() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { echo "FAIL: $1"; echo "--- output ($2) ---"; cat "$2"; echo "$passed passed, 1 failed"; exit 1; }
 
-"$bin" prepare --input /usr/share/common-licenses --output "$tmp/shards" >"$tmp/prepare" 2>&1 ||
-  fail "prepare" "$tmp/prepare"
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 train=(train "$src/configs/tiny.yaml" --set "data.datasets=[{path: $tmp/shards, weight: 1.0}]"
   --set model.n_layers=2 --set train.seq_len=64 --set train.batch_size=4 --set parallel.micro_batch=2
   --set train.warmup_steps=1 --set train.log_every=1 --set "train.run_dir=$tmp/run" --set "checkpoint.dir=$tmp/run/ck"
@@ -84,4 +74,4 @@ pid=""
 grep -qE "stopping after step [0-9]+ on SIGTERM" "$tmp/b" && ! grep -q "signal 0" "$tmp/b" ||
   fail "rank 0's stop message does not name SIGTERM" "$tmp/b"
 pass "SIGTERM to rank 1: the job saved and stopped; rank 0 names SIGTERM"
-echo "$passed passed"
+finish
