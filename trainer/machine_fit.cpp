@@ -50,8 +50,7 @@ void check_run_fits_machine(const Config& c, const ProcessGrid& grid, Device dev
   const std::string remedy = "a smaller model, micro-batch or seq_len, or more ranks to share it (parallel.tp, "
                              "parallel.pp, parallel.zero: 1 with data parallelism)";
   const std::string parts = r.model.parts() + ", optimizer state " + format_bytes(r.optimizer);
-  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");  // as default_threads counts them
-  const int ranks_here = local ? std::max(1, std::atoi(local)) : 1;
+  const int ranks_here = ranks_on_this_node();
   if (dev.is_cpu()) {
     require_memory(what, r.device_total() + r.token_buffers,
                    parts + ", token buffers " + format_bytes(r.token_buffers), dev, ranks_here, remedy);
@@ -60,6 +59,11 @@ void check_run_fits_machine(const Config& c, const ProcessGrid& grid, Device dev
     require_memory(what, r.token_buffers, "token buffers in host memory", Device::cpu(), ranks_here,
                    "a smaller train.batch_size or seq_len");
   }
+}
+
+int ranks_on_this_node() {
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  return local ? std::max(1, std::atoi(local)) : 1;
 }
 
 }  // namespace dt

@@ -34,9 +34,7 @@ namespace dt {
 
 int default_threads(int configured) {
   if (configured > 0) return configured;
-  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-  const int ranks_here = local ? std::max(1, std::atoi(local)) : 1;
-  return std::max(1, omp_get_num_procs() / ranks_here);
+  return std::max(1, omp_get_num_procs() / ranks_on_this_node());
 }
 
 Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
