@@ -3,7 +3,7 @@
 //   bench_cuda [--device N] [--layers L] [--seq T] [--micro-batch B] [--recompute none|attention|full]
 //              [--steps N] [--reps N] [--heads H] [--no-attention] [--no-train]
 //
-// 1. peak: the MFU denominator (kernels/peak.hpp gpu_peak): the device's datasheet dense
+// 1. peak: the MFU denominator (kernels/gemm_peak.hpp gpu_peak): the device's datasheet dense
 //    bf16 peak (H100 SXM, H200, H100 PCIe, A100), else the measured cuBLASLt bf16 8192³
 //    GEMM rate labelled as measured; DIFFTRON_PEAK_TFLOPS overrides. The measured GEMM
 //    rate is printed beside it, and the step's MFU is given against both.
@@ -32,7 +32,7 @@
 
 #include "core/device.hpp"
 #include "core/error.hpp"
-#include "tools/cli_args.hpp"
+#include "cli/cli_args.hpp"
 
 #ifdef DIFFTRON_HAVE_CUDA
 #include <cuda_runtime.h>
@@ -40,8 +40,8 @@
 #include <random>
 
 #include "kernels/ops.hpp"
-#include "kernels/peak.hpp"
-#include "model/config.hpp"
+#include "kernels/gemm_peak.hpp"
+#include "core/config.hpp"
 #include "model/registry.hpp"
 #include "model/transformer.hpp"
 #endif

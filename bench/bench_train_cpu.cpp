@@ -18,7 +18,7 @@
 
 #include "comm/mpi_communicator.hpp"
 #include "core/error.hpp"
-#include "kernels/peak.hpp"
+#include "kernels/gemm_peak.hpp"
 #include "model/registry.hpp"
 #include "trainer/trainer.hpp"
 

@@ -4,7 +4,7 @@
 #pragma once
 #include <mpi.h>
 
-#include "model/config.hpp"
+#include "core/config.hpp"
 
 namespace dt {
 

@@ -24,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/config.hpp"
+#include "core/config.hpp"
 
 namespace dt {
 

@@ -1,6 +1,6 @@
 // The body of difftron prepare: input files -> tokenized HDF5 shards
 // (DESIGN §5), with progress lines and bad-input handling. The command line
-// lives in data/cmd_prepare.cpp; threading in data/prepare_pipeline.hpp.
+// lives in cli/cmd_prepare.cpp; threading in data/prepare_pipeline.hpp.
 #pragma once
 #include <atomic>
 #include <cstdint>

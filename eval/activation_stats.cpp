@@ -4,7 +4,7 @@
 
 #include "core/error.hpp"
 #include "eval/analysis.hpp"
-#include "eval/analysis_data.hpp"
+#include "eval/analysis_files.hpp"
 
 namespace dt {
 

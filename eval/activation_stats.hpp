@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "eval/analysis_stats.hpp"
+#include "eval/abs_histogram.hpp"
 #include "model/transformer.hpp"
 
 namespace dt {

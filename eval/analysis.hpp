@@ -25,7 +25,7 @@
 #include <span>
 #include <vector>
 
-#include "eval/analysis_stats.hpp"
+#include "eval/abs_histogram.hpp"
 #include "model/transformer.hpp"
 
 namespace dt {

@@ -5,7 +5,7 @@
 
 #include "core/error.hpp"
 #include "model/memory_estimate.hpp"
-#include "trainer/checkpoint_export.hpp"
+#include "checkpoint/checkpoint_export.hpp"
 
 namespace dt {
 

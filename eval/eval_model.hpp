@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "model/config.hpp"
+#include "core/config.hpp"
 #include "model/transformer.hpp"
 
 namespace dt {

@@ -3,9 +3,9 @@
 #include <cstdio>
 
 #include "core/error.hpp"
-#include "eval/analysis_data.hpp"
+#include "eval/analysis_files.hpp"
 #include "eval/needle_eval.hpp"
-#include "eval/plot.hpp"
+#include "eval/report/plot.hpp"
 
 namespace dt {
 

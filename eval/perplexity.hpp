@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config.hpp"
+#include "core/config.hpp"
 #include "model/transformer.hpp"
 
 namespace dt {

@@ -6,9 +6,9 @@
 
 #include "core/error.hpp"
 #include "eval/analysis.hpp"
-#include "eval/analysis_data.hpp"
+#include "eval/analysis_files.hpp"
 #include "eval/needle_eval.hpp"
-#include "eval/plot.hpp"
+#include "eval/report/plot.hpp"
 
 namespace dt {
 

@@ -1,5 +1,5 @@
 // The MFU denominator of one GPU: NVIDIA's datasheet dense bf16 peak by device
-// name, DIFFTRON_PEAK_TFLOPS, or the measured cuBLASLt GEMM rate (kernels/peak.hpp).
+// name, DIFFTRON_PEAK_TFLOPS, or the measured cuBLASLt GEMM rate (kernels/gemm_peak.hpp).
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -8,7 +8,7 @@
 
 #include "core/device.hpp"
 #include "core/error.hpp"
-#include "kernels/peak.hpp"
+#include "kernels/gemm_peak.hpp"
 
 namespace dt {
 

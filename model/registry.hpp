@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/config.hpp"
+#include "core/config.hpp"
 
 namespace dt {
 

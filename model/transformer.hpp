@@ -18,7 +18,7 @@
 #include "comm/communicator.hpp"
 #include "core/arena.hpp"
 #include "kernels/ops.hpp"
-#include "model/config.hpp"
+#include "core/config.hpp"
 #include "model/registry.hpp"
 
 namespace dt {

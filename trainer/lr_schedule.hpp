@@ -1,7 +1,7 @@
 #pragma once
 #include <cstdint>
 
-#include "model/config.hpp"
+#include "core/config.hpp"
 
 namespace dt {
 

@@ -5,7 +5,7 @@
 // until the OOM killer ends it).
 #pragma once
 #include "comm/process_grid.hpp"
-#include "model/config.hpp"
+#include "core/config.hpp"
 #include "model/memory_estimate.hpp"
 
 namespace dt {

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config.hpp"
+#include "core/config.hpp"
 
 namespace dt {
 

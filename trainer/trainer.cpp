@@ -24,7 +24,7 @@
 #include "core/watchdog.hpp"
 #include "data/tokenizer.hpp"
 #include "kernels/ops.hpp"
-#include "kernels/peak.hpp"
+#include "kernels/gemm_peak.hpp"
 #include "trainer/lr_schedule.hpp"
 #include "trainer/machine_fit.hpp"
 #include "trainer/pipeline_schedule.hpp"
@@ -120,7 +120,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   host_stats_ = PinnedBuffer(dev, 2 * sizeof(double) + size_t(layers) * sizeof(float));
 
   // CPU: one core's SGEMM rate, measured on rank 0 while the others wait, times
-  // every core in use. CUDA: one GPU's peak (gpu_peak, kernels/peak.hpp: the datasheet
+  // every core in use. CUDA: one GPU's peak (gpu_peak, kernels/gemm_peak.hpp: the datasheet
   // figure by device name, DIFFTRON_PEAK_TFLOPS, or the measured GEMM) times the GPUs.
   double one = 0.0;
   GpuPeak gpu;

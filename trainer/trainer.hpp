@@ -11,7 +11,7 @@
 
 #include "comm/process_grid.hpp"
 #include "data/data_loader.hpp"
-#include "model/config.hpp"
+#include "core/config.hpp"
 #include "model/transformer.hpp"
 #include "trainer/adamw_optimizer.hpp"
 #include "trainer/pipeline_schedule.hpp"

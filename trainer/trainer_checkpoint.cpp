@@ -16,7 +16,7 @@
 #include "core/files.hpp"
 #include "core/log.hpp"
 #include "core/watchdog.hpp"
-#include "trainer/checkpoint.hpp"
+#include "checkpoint/checkpoint.hpp"
 #include "trainer/run_guard.hpp"
 #include "trainer/trainer.hpp"
 

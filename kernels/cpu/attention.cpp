@@ -1,7 +1,7 @@
 // Standard causal attention (the baseline) on the shared tile engine.
 #include <cstring>
 
-#include "kernels/cpu/attention_tiles.hpp"
+#include "kernels/cpu/attention_tile_engine.hpp"
 #include "kernels/cpu/cpu_common.hpp"
 #include "kernels/ops.hpp"
 

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/cpu/attention_tiles.hpp"
+#include "kernels/cpu/attention_tile_engine.hpp"
 #include "kernels/cpu/cpu_common.hpp"
 #include "kernels/cpu/diff_combine.hpp"
 #include "kernels/ops.hpp"

@@ -1,5 +1,5 @@
 // Differential attention on CUDA (DESIGN §2, kernels/ops.hpp; CPU twins:
-// kernels/cpu/diff_attention.cpp and the combine of kernels/cpu/attention_blocks.cpp):
+// kernels/cpu/diff_attention.cpp and the combine of kernels/cpu/context_parallel_blocks.cpp):
 //   λ = exp(λq1·λk1) − exp(λq2·λk2) + λ_init
 //   o1, o2 = the two maps of the flash kernel (one V tile feeds both)
 //   out = RMSNorm(o1 − λ·o2; g_sub) · (1 − λ_init)

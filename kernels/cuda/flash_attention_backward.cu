@@ -1,6 +1,6 @@
 // Flash attention backward (FlashAttention-2 style; kernels/cuda/flash_attention.cuh,
 // the shared steps in flash_attention_backward.cuh; CPU twin: tiles::backward in
-// kernels/cpu/attention_tiles.cpp).
+// kernels/cpu/attention_tile_engine.cpp).
 //
 // 1. delta_kernel:    Δ_m[i] = dscale_m · (dO[i] · O_m[i])  (one warp per query row)
 // 2. backward_kernel: one block per (key tile, kv head, sequence) owns dK_m and

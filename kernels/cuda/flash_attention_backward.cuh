@@ -2,7 +2,7 @@
 // and dV, plus dQ by atomics in non-deterministic mode; flash_attention_backward_dq.cu:
 // the deterministic dQ pass): the row pitches of their shared-memory tiles and
 // the two steps both recompute for a (query tile, key tile) pair. CPU twin:
-// tiles::backward in kernels/cpu/attention_tiles.cpp.
+// tiles::backward in kernels/cpu/attention_tile_engine.cpp.
 //
 // For query rows i of the tile and keys j, with the forward's lse and
 // Δ_m[i] = dscale_m · (dO[i] · O_m[i]) (delta_kernel):

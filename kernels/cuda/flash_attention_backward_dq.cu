@@ -1,6 +1,6 @@
 // The deterministic dQ pass of the flash backward (flash_attention_backward.cu
 // runs it after the dK/dV kernel when ops::deterministic(); CPU twin: the dq
-// part of tiles::backward in kernels/cpu/attention_tiles.cpp).
+// part of tiles::backward in kernels/cpu/attention_tile_engine.cpp).
 //
 // One block per (query tile, query head, sequence) keeps Q_m, dO, lse and Δ of
 // its rows in shared memory and walks the key tiles its rows can see (causal:

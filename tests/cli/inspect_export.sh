@@ -2,7 +2,7 @@
 # difftron inspect and export as a user runs them: usage: bash inspect_export.sh <difftron-binary> <source-dir>
 # Trains tiny checkpoints from the Debian licence texts, inspects them (λ per
 # layer, tensor table, checksums), exports safetensors and validates the file
-# with tools/read_safetensors.py, then checks inspect's λ and L2 norms against
+# with tests/tools/read_safetensors.py, then checks inspect's λ and L2 norms against
 # values the Python reader computes from the exported tensors. Bad input (a
 # corrupted shard, no checkpoint, an unknown format) is one error line and a
 # non-zero exit.
@@ -66,7 +66,7 @@ OUT="$WORK/model.safetensors"
 grep -q "exported $WORK/ckpt/step_4 to $OUT" "$WORK/out" || fail "export summary: $(cat "$WORK/out")"
 [ -f "$OUT" ] && [ -z "$(find "$WORK" -maxdepth 1 -name 'model.safetensors.tmp*')" ] \
   || fail "export left no file or a .tmp behind"
-python3 "$SRC/tools/read_safetensors.py" "$OUT" >"$WORK/read" 2>"$WORK/err" \
+python3 "$SRC/tests/tools/read_safetensors.py" "$OUT" >"$WORK/read" 2>"$WORK/err" \
   || fail "reader rejected the file: $(cat "$WORK/err")"
 grep -q 'valid safetensors, 45 tensors, .* data 8-byte aligned: yes' "$WORK/read" \
   || fail "reader: $(head -1 "$WORK/read")"
@@ -74,12 +74,12 @@ grep -q '^metadata step: 4$' "$WORK/read" && grep -q '^metadata format: pt$' "$W
   && grep -q '^metadata difftron_config: {.*"attention": "diff"' "$WORK/read" \
   || fail "metadata: $(grep metadata "$WORK/read")"
 grep -q '^tensor lm_head.weight F32 \[320, 64\]$' "$WORK/read" || fail "no lm_head.weight [320, 64]"
-[ "$(python3 "$SRC/tools/read_safetensors.py" "$OUT" --tensor layers.0.attn.lambda_q1 | wc -l)" -eq 16 ] \
+[ "$(python3 "$SRC/tests/tools/read_safetensors.py" "$OUT" --tensor layers.0.attn.lambda_q1 | wc -l)" -eq 16 ] \
   || fail "--tensor does not print 16 values of lambda_q1"
 pass
 
 # ---- inspect's λ and norms against the exported tensors, computed in float64
-python3 - "$SRC/tools" "$OUT" "$WORK/inspect" <<'EOF' || fail "inspect disagrees with the exported tensors"
+python3 - "$SRC/tests/tools" "$OUT" "$WORK/inspect" <<'EOF' || fail "inspect disagrees with the exported tensors"
 import math, re, sys
 sys.path.insert(0, sys.argv[1])
 from read_safetensors import read
@@ -117,7 +117,7 @@ pass
 grep -q '^lambda: none (standard attention)$' "$WORK/inspect_tied" || fail "tied inspect: no 'lambda: none' line"
 grep -q 'tie_embeddings true' "$WORK/inspect_tied" || fail "tied inspect does not show tie_embeddings true"
 "$BIN" export "$WORK/tied" --format safetensors "$WORK/tied.safetensors" >/dev/null || fail "export (tied) failed"
-python3 "$SRC/tools/read_safetensors.py" "$WORK/tied.safetensors" >"$WORK/read" || fail "reader rejected the tied file"
+python3 "$SRC/tests/tools/read_safetensors.py" "$WORK/tied.safetensors" >"$WORK/read" || fail "reader rejected the tied file"
 grep -q '^tensor embed.weight F32' "$WORK/read" && ! grep -q 'lm_head\|lambda\|subln' "$WORK/read" \
   || fail "tied export: expected embed.weight and no lm_head, lambda or subln: $(cat "$WORK/read")"
 pass

@@ -1,5 +1,5 @@
 // Emulated NCCL: the subset of NCCL's C API (declared by the toolkit's nccl.h)
-// that core/nccl_communicator.cu calls, for ranks that are processes of one
+// that comm/nccl_communicator.cu calls, for ranks that are processes of one
 // mpirun job on one machine, so the real communicator runs in the CUDA host
 // emulation unchanged. Internal header of nccl_comm.cpp (shared segment, init,
 // errors), nccl_api.cpp (the calls, groups, device ops), nccl_collectives.cpp,

@@ -1,7 +1,7 @@
 // The CUDA training path under a parallel layout computes what one GPU and the
 // CPU backend compute, run on the host emulation of CUDA (tests/cuda_emulation):
 // kernels on the emulated device's worker thread, the real NCCL communicator
-// (core/nccl_communicator.cu) over the emulated NCCL, every stream-ordering
+// (comm/nccl_communicator.cu) over the emulated NCCL, every stream-ordering
 // mistake reported as a race and every grouping mistake as a deadlock.
 //
 //   cuda_emulation_equivalence --write-reference FILE --data DIR

@@ -11,7 +11,7 @@
 namespace nccltest {
 
 
-void ring_old_grouping() {  // what core/nccl_communicator.cu's recv() did with two queued sends
+void ring_old_grouping() {  // what comm/nccl_communicator.cu's recv() did with two queued sends
   const size_t a = 100000, b = 100000;  // 400 KB each, past the 64 KiB buffer
   float* sa = upload(std::vector<float>(a, 1.f));
   float* sb = upload(std::vector<float>(b, 2.f));

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "eval/analysis.hpp"
-#include "eval/analysis_stats.hpp"
+#include "eval/abs_histogram.hpp"
 #include "eval/quantize.hpp"
 #include "kernels/ops.hpp"
 #include "model/transformer.hpp"

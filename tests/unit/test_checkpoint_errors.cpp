@@ -21,7 +21,7 @@
 #include "data/dataset_manifest.hpp"
 #include "data/shard_writer.hpp"
 #include "data/tokenizer.hpp"
-#include "trainer/checkpoint.hpp"
+#include "checkpoint/checkpoint.hpp"
 #include "trainer/trainer.hpp"
 
 namespace dt {

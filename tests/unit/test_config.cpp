@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "model/config.hpp"
+#include "core/config.hpp"
 
 namespace {
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "kernels/ops.hpp"
-#include "kernels/peak.hpp"
+#include "kernels/gemm_peak.hpp"
 #include "tests/unit/test_util.hpp"
 
 namespace {

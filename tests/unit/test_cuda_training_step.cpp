@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "kernels/ops.hpp"
-#include "model/config.hpp"
+#include "core/config.hpp"
 #include "model/transformer.hpp"
 #include "tests/unit/test_util.hpp"
 #include "trainer/adamw_optimizer.hpp"

@@ -16,7 +16,7 @@
 #include "data/tokenizer.hpp"
 #include "eval/eval_model.hpp"
 #include "eval/perplexity.hpp"
-#include "eval/png.hpp"
+#include "eval/report/png.hpp"
 #include "trainer/trainer.hpp"
 
 namespace dt {

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <string>
 
-#include "eval/font.hpp"
-#include "eval/plot.hpp"
+#include "eval/report/font.hpp"
+#include "eval/report/plot.hpp"
 
 namespace dt {
 namespace {

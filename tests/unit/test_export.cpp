@@ -12,8 +12,8 @@
 
 #include "data/tokenizer.hpp"
 #include "test_data_loader_stream_util.hpp"
-#include "trainer/checkpoint_export.hpp"
-#include "trainer/safetensors_writer.hpp"
+#include "checkpoint/checkpoint_export.hpp"
+#include "checkpoint/safetensors_writer.hpp"
 #include "trainer/trainer.hpp"
 
 namespace dt {

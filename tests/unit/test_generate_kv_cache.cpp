@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "eval/generate.hpp"
-#include "eval/kv_cache.hpp"
+#include "eval/generate/generate.hpp"
+#include "eval/generate/kv_cache.hpp"
 
 namespace dt {
 namespace {

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "eval/generate.hpp"
+#include "eval/generate/generate.hpp"
 
 namespace dt {
 namespace {

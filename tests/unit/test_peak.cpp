@@ -1,4 +1,4 @@
-// The GPU MFU denominator (kernels/peak.hpp): datasheet peaks by device name,
+// The GPU MFU denominator (kernels/gemm_peak.hpp): datasheet peaks by device name,
 // the DIFFTRON_PEAK_TFLOPS override, and the measured GEMM rate as the labelled
 // fallback. Pure functions of strings, so they run on the CPU.
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 
 #include "core/device.hpp"
 #include "core/error.hpp"
-#include "kernels/peak.hpp"
+#include "kernels/gemm_peak.hpp"
 #include "test_util.hpp"
 
 namespace dt {

@@ -306,7 +306,7 @@ TEST(PrepareManifest, StopFlagInterruptsAndMarksNothingComplete) {
 
 namespace {
 
-// What the command does (data/cmd_prepare.cpp): the new dataset is written
+// What the command does (cli/cmd_prepare.cpp): the new dataset is written
 // beside the old one and swapped in only when complete.
 dt::PrepareStats prepare_into(const std::string& out, const std::vector<std::string>& files, bool force) {
   dt::PrepareOutput output(out, force);

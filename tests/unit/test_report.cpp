@@ -1,5 +1,5 @@
-// `difftron report`'s readers (eval/report_inputs.hpp) and the report itself
-// (eval/report.hpp) on small hand-written runs in a temporary directory.
+// `difftron report`'s readers (eval/report/report_inputs.hpp) and the report itself
+// (eval/report/report.hpp) on small hand-written runs in a temporary directory.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,9 +10,9 @@
 #include <string>
 
 #include "core/error.hpp"
-#include "eval/png.hpp"
-#include "eval/report.hpp"
-#include "eval/report_markdown.hpp"
+#include "eval/report/png.hpp"
+#include "eval/report/report.hpp"
+#include "eval/report/report_markdown.hpp"
 
 namespace dt {
 namespace {

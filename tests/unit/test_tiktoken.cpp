@@ -1,6 +1,6 @@
 // The tiktoken tokenizers (cl100k_base, r50k_base) against the reference
 // encoder's ids (tests/data/tokenizer/vectors_*.json, made by
-// tools/gen_tokenizer_vectors.mjs from gpt-tokenizer 4.0.0), plus round trips,
+// tests/tools/gen_tokenizer_vectors.mjs from gpt-tokenizer 4.0.0), plus round trips,
 // special tokens, thread safety and the one-line errors. The rank files live in
 // data/tokenizers/ (launch/fetch_tokenizers.sh); without them these tests skip.
 #include <gtest/gtest.h>

@@ -1,0 +1,230 @@
+// difftron eval CKPT --data PATH [...]: perplexity of a checkpoint, and the
+// cumulative average NLL by position (DIFF Transformer paper, long-context figure);
+// with analysis options (cli/eval_analysis_options.hpp) needle retrieval, activation
+// statistics and attention-logit quantization instead.
+#include <cblas.h>
+#include <omp.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "cli/cli_args.hpp"
+#include "cli/eval_analysis_options.hpp"
+#include "eval/eval_model.hpp"
+#include "eval/perplexity.hpp"
+#include "eval/report/plot.hpp"
+#include "cli/commands.hpp"
+#include "trainer/trainer.hpp"
+
+namespace dt {
+
+static const char* kEvalUsage =
+    "usage: difftron eval CKPT --data PATH [--data PATH ...] [options]\n"
+    "       difftron eval CKPT [--data PATH] --needle | --activation-stats | --quantize-logits B,... [options]\n"
+    "\n"
+    "Perplexity of a checkpoint's model on prepared token shards: the mean NLL\n"
+    "(nats) over every target token of windows of T+1 tokens, and its exp. One\n"
+    "process, every core. Windows are each data path's own non-overlapping\n"
+    "windows in a fixed seeded order (seed 0, a uniform sample without repeats),\n"
+    "the budget split between paths in proportion to their sizes; windows may\n"
+    "span document boundaries. Writes OUT/eval.json.\n"
+    "\n"
+    "  CKPT               a step_<N> checkpoint directory, or a checkpoint root (then\n"
+    "                     the newest complete checkpoint in it)\n"
+    "  --data PATH        shards: a directory, file or glob (repeatable); their\n"
+    "                     tokenizer must be the checkpoint's\n"
+    "  --seq-len T        tokens per window (default: the run's train.seq_len)\n"
+    "  --batch B          windows per forward pass (default: the run's parallel.micro_batch)\n"
+    "  --max-tokens N     evaluate N / T windows at most (default 1048576; 'all' or 0:\n"
+    "                     every window)\n"
+    "  --rope-theta X     RoPE base to evaluate with (default: the run's model.rope_theta)\n"
+    "  --nll-by-position  also the cumulative average NLL of the first p target tokens,\n"
+    "                     averaged over windows, for p = 1..T: a table on stdout,\n"
+    "                     OUT/nll_by_position.csv (position,cumulative_nll,nll_at_position)\n"
+    "                     and a plot OUT/nll_by_position.png (log-scale positions)\n"
+    "  --out DIR          output directory (default: eval_step_<N> in the current directory)\n"
+    "  --help             show this help\n";
+
+namespace {
+
+// Far beyond any trained context or useful batch; the memory check then judges the product.
+constexpr int kMaxEvalSeqLen = 1 << 24, kMaxEvalBatch = 1 << 16;
+
+struct EvalArgs {
+  std::string ckpt, out;
+  EvalOptions opt;
+  int seq_len = 0, batch = 0;
+  std::optional<double> rope_theta;
+  AnalysisArgs analysis;
+};
+
+EvalArgs parse_args(int argc, char** argv, bool& help) {
+  EvalArgs a;
+  help = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string s = argv[i];
+    auto value = [&](const char* what) { return option_value(argc, argv, i, what); };
+    if (s == "--help" || s == "-h") {
+      help = true;
+      return a;
+    } else if (s == "--data") {
+      a.opt.data.push_back(value("a shard directory, file or glob"));
+    } else if (s == "--seq-len") {
+      a.seq_len = parse_int_option(s, value("a window length T"), 1, kMaxEvalSeqLen);
+    } else if (s == "--batch") {
+      a.batch = parse_int_option(s, value("a number of windows"), 1, kMaxEvalBatch);
+    } else if (s == "--max-tokens") {
+      const std::string v = value("a number of tokens or 'all'");
+      a.opt.max_tokens = v == "all" ? 0 : parse_int_option<int64_t>(s, v, 0, INT64_MAX);
+    } else if (s == "--rope-theta") {
+      const std::string v = value("a RoPE base");
+      double x = 0;
+      const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
+      if (r.ec != std::errc() || r.ptr != v.data() + v.size() || !(x > 0) || !std::isfinite(x))
+        fail("--rope-theta ", v, ": expected a number > 0");
+      a.rope_theta = x;
+    } else if (s == "--nll-by-position") {
+      a.opt.by_position = true;
+    } else if (s == "--out") {
+      a.out = value("a directory");
+    } else if (parse_analysis_option(argc, argv, i, a.analysis)) {
+    } else if (s.rfind("--", 0) == 0) {
+      fail("unknown option '", s, "' (see difftron eval --help)");
+    } else if (a.ckpt.empty()) {
+      a.ckpt = s;
+    } else {
+      fail("unexpected argument '", s, "' (one CKPT expected)");
+    }
+  }
+  if (a.ckpt.empty()) fail("missing CKPT (usage: difftron eval CKPT --data PATH [options])");
+  if (a.analysis.any() && a.opt.by_position)
+    fail("--nll-by-position belongs to the perplexity pass, which the analysis options replace; run it separately");
+  if (a.analysis.any()) check_analysis_args(a.analysis, a.opt.data);
+  else if (a.opt.data.empty()) fail("missing --data PATH (prepared shards to evaluate on)");
+  return a;
+}
+
+// JSON string literal (paths may hold quotes, backslashes or control bytes).
+std::string json_string(const std::string& s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') o += '\\', o += char(c);
+    else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      o += buf;
+    } else o += char(c);
+  }
+  return o + "\"";
+}
+
+std::string json_number(double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  if (!f || !(f << text) || !f.flush()) fail("cannot write ", path);
+}
+
+void write_outputs(const std::string& out, const EvalModel& em, const EvalArgs& a, const EvalResult& r) {
+  const int T = r.seq_len;
+  std::string j = "{\n  \"checkpoint\": " + json_string(em.dir) + ",\n  \"step\": " + std::to_string(em.step) +
+                  ",\n  \"seq_len\": " + std::to_string(T) + ",\n  \"batch\": " +
+                  std::to_string(em.model->micro_batch()) + ",\n  \"rope_theta\": " +
+                  json_number(em.config.model.rope_theta) + ",\n  \"windows\": " + std::to_string(r.windows) +
+                  ",\n  \"tokens\": " + std::to_string(r.tokens) + ",\n  \"mean_nll\": " + json_number(r.mean_nll()) +
+                  ",\n  \"perplexity\": " + json_number(r.perplexity()) + ",\n  \"seconds\": " +
+                  json_number(r.seconds) + ",\n  \"data\": [";
+  for (size_t i = 0; i < r.datasets.size(); ++i) {
+    const DatasetEval& d = r.datasets[i];
+    const double mean = d.windows ? d.nll_sum / double(d.windows * T) : 0.0;
+    j += std::string(i ? "," : "") + "\n    {\"path\": " + json_string(d.path) +
+         ", \"windows_available\": " + std::to_string(d.windows_available) +
+         ", \"windows\": " + std::to_string(d.windows) + ", \"mean_nll\": " + json_number(mean) + "}";
+  }
+  j += "\n  ]";
+  if (a.opt.by_position) j += ",\n  \"nll_by_position\": \"nll_by_position.csv\"";
+  write_text(out + "/eval.json", j + "\n}\n");
+  if (!a.opt.by_position) return;
+
+  const std::vector<double> cum = r.by_position.cumulative(), at = r.by_position.at_position();
+  std::string csv = "position,cumulative_nll,nll_at_position\n";
+  char line[96];
+  for (int p = 1; p <= T; ++p) {
+    std::snprintf(line, sizeof line, "%d,%.6f,%.6f\n", p, cum[p - 1], at[p - 1]);
+    csv += line;
+  }
+  write_text(out + "/nll_by_position.csv", csv);
+
+  LinePlot plot;
+  plot.title = "Cumulative average NLL by position, step " + std::to_string(em.step);
+  plot.x_label = "Position (tokens)";
+  plot.y_label = "Cumulative average NLL (nats)";
+  plot.log_x = true;
+  Series s;
+  s.label = std::string(em.config.model.attention == AttentionKind::Diff ? "DIFF" : "Transformer") + ", " +
+            std::to_string(r.windows) + " windows";
+  for (int p = 1; p <= T; ++p) s.x.push_back(p), s.y.push_back(cum[p - 1]);
+  plot.series.push_back(std::move(s));
+  plot.save(out + "/nll_by_position.png");
+}
+
+}  // namespace
+
+int cmd_eval(int argc, char** argv) {
+  bool help = false;
+  const EvalArgs a = parse_args(argc, argv, help);
+  if (help) {
+    std::fputs(kEvalUsage, stdout);
+    std::fputs(kAnalysisUsage, stdout);
+    return 0;
+  }
+  const int threads = default_threads(0);
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+
+  // The analyses run one sequence at a time: no batch of activations needed.
+  const EvalModel em = load_model_for_eval(a.ckpt, a.analysis.any() ? 1 : a.batch, a.seq_len, a.rope_theta);
+  const std::string out = a.out.empty() ? "eval_step_" + std::to_string(em.step) : a.out;
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  if (ec || !std::filesystem::is_directory(out)) fail("--out ", out, ": cannot create the directory (", ec.message(), ")");
+  if (a.analysis.any()) {
+    std::string wrote;
+    for (const std::string& p : run_analyses(em, a.analysis, a.opt.data, em.model->seq_len(), out))
+      wrote += (wrote.empty() ? "" : ", ") + p;
+    std::printf("wrote %s\n", wrote.c_str());
+    return 0;
+  }
+
+  const EvalResult r = evaluate_perplexity(*em.model, em.config, a.opt);
+  std::printf("eval: %s (step %lld): %lld windows x %d tokens = %lld tokens, mean NLL %.4f nats, perplexity %.4f "
+              "(%.1f s, %.0f tokens/s)\n",
+              em.dir.c_str(), static_cast<long long>(em.step), static_cast<long long>(r.windows), r.seq_len,
+              static_cast<long long>(r.tokens), r.mean_nll(), r.perplexity(), r.seconds,
+              r.seconds > 0 ? double(r.tokens) / r.seconds : 0.0);
+  if (a.opt.by_position) {
+    const std::vector<double> cum = r.by_position.cumulative(), at = r.by_position.at_position();
+    std::printf("cumulative average NLL by position (mean over %lld windows):\n", static_cast<long long>(r.windows));
+    std::printf("  %8s  %14s  %15s\n", "position", "cumulative_nll", "nll_at_position");
+    for (int p : log_spaced_positions(r.seq_len))
+      std::printf("  %8d  %14.4f  %15.4f\n", p, cum[p - 1], at[p - 1]);
+  }
+  write_outputs(out, em, a, r);
+  std::string wrote = out + "/eval.json";
+  if (a.opt.by_position) wrote += ", " + out + "/nll_by_position.csv, " + out + "/nll_by_position.png";
+  std::printf("wrote %s\n", wrote.c_str());
+  return 0;
+}
+
+}  // namespace dt

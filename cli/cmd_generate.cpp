@@ -1,0 +1,143 @@
+// difftron generate CKPT --prompt TEXT [...]: sample a continuation from a
+// checkpoint, with the KV-cache decoder or (--no-cache) the full forward.
+#include <cblas.h>
+#include <omp.h>
+
+#include <charconv>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "data/tokenizer.hpp"
+#include "cli/cli_args.hpp"
+#include "eval/eval_model.hpp"
+#include "eval/generate/generate.hpp"
+#include "cli/commands.hpp"
+#include "trainer/trainer.hpp"
+
+namespace dt {
+
+static const char* kGenerateUsage =
+    "usage: difftron generate CKPT --prompt TEXT [options]\n"
+    "\n"
+    "Continues TEXT with tokens sampled from a checkpoint's model, one process,\n"
+    "every core. The continuation goes to stdout as it is generated; a summary\n"
+    "line (tokens, time, tokens/s) goes to stderr. Generation stops after N new\n"
+    "tokens or at the tokenizer's end-of-text token.\n"
+    "\n"
+    "  CKPT                 a step_<N> checkpoint directory, or a checkpoint root (then\n"
+    "                       the newest complete checkpoint in it)\n"
+    "  --prompt TEXT        the text to continue (required, non-empty)\n"
+    "  --tokenizer SPEC     'byte' or a .tiktoken rank file (default: the run's data.tokenizer)\n"
+    "  --max-new-tokens N   new tokens at most (default 64)\n"
+    "  --temperature T      softmax temperature (default 1.0; 0: greedy, the most likely token)\n"
+    "  --top-k K            sample among the K most likely tokens only (default 0: off)\n"
+    "  --top-p P            nucleus: sample among the smallest set of most likely tokens\n"
+    "                       whose probability reaches P (default 1.0: off)\n"
+    "  --seed S             sampling seed (default 0); a seed reproduces the output\n"
+    "  --no-cache           recompute the whole sequence with the full forward at every\n"
+    "                       step instead of the KV cache (slow; the reference)\n"
+    "  --help               show this help\n";
+
+namespace {
+
+struct GenerateArgs {
+  std::string ckpt, tokenizer;
+  std::optional<std::string> prompt;
+  GenerateOptions opt;
+};
+
+GenerateArgs parse_args(int argc, char** argv, bool& help) {
+  GenerateArgs a;
+  help = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string s = argv[i];
+    auto value = [&](const char* what) { return option_value(argc, argv, i, what); };
+    if (s == "--help" || s == "-h") {
+      help = true;
+      return a;
+    } else if (s == "--prompt") {
+      a.prompt = value("the text to continue");
+    } else if (s == "--tokenizer") {
+      a.tokenizer = value("'byte' or a .tiktoken rank file");
+    } else if (s == "--max-new-tokens") {
+      a.opt.max_new_tokens = parse_int_option(s, value("a number of tokens"), 0, 1 << 24);
+    } else if (s == "--temperature") {
+      a.opt.sampling.temperature = parse_option<double>(s, value("a temperature"), 0, 1e6, "a number >= 0 (0: greedy)");
+    } else if (s == "--top-k") {
+      a.opt.sampling.top_k = parse_int_option(s, value("a number of tokens"), 0, INT_MAX);
+    } else if (s == "--top-p") {
+      a.opt.sampling.top_p = parse_option<double>(s, value("a probability"), 0, 1, "a number in (0, 1] (1: off)");
+      if (a.opt.sampling.top_p == 0) fail(s, " 0: expected a number in (0, 1] (1: off)");
+    } else if (s == "--seed") {
+      a.opt.seed = parse_int_option<uint64_t>(s, value("an integer"), 0, UINT64_MAX);
+    } else if (s == "--no-cache") {
+      a.opt.use_cache = false;
+    } else if (s.rfind("--", 0) == 0) {
+      fail("unknown option '", s, "' (see difftron generate --help)");
+    } else if (a.ckpt.empty()) {
+      a.ckpt = s;
+    } else {
+      fail("unexpected argument '", s, "' (one CKPT expected)");
+    }
+  }
+  if (a.ckpt.empty()) fail("missing CKPT (usage: difftron generate CKPT --prompt TEXT [options])");
+  if (!a.prompt) fail("missing --prompt TEXT (the text to continue)");
+  if (a.prompt->empty()) fail("--prompt is empty; expected some text to continue");
+  return a;
+}
+
+}  // namespace
+
+int cmd_generate(int argc, char** argv) {
+  bool help = false;
+  GenerateArgs a = parse_args(argc, argv, help);
+  if (help) {
+    std::fputs(kGenerateUsage, stdout);
+    return 0;
+  }
+  const int threads = default_threads(0);
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+
+  // One sequence; the cache decoder keeps its own buffers, so the model's
+  // activations are sized for one position (--no-cache builds its own copy).
+  const EvalModel em = load_model_for_eval(a.ckpt, 1, 1);
+  const std::string spec = a.tokenizer.empty() ? em.config.data.tokenizer : a.tokenizer;
+  const std::unique_ptr<Tokenizer> tok = make_tokenizer(spec);
+  if (tok->vocab_size() > em.config.model.vocab_size)
+    fail("--tokenizer ", spec, ": its vocabulary (", tok->vocab_size(), " ids) exceeds the model's (",
+         em.config.model.vocab_size, ")");
+  const std::vector<int32_t> prompt = tok->encode(*a.prompt);
+  if (prompt.empty()) fail("--prompt encodes to no tokens; expected some text to continue");
+
+  a.opt.vocab_limit = tok->vocab_size();  // padded ids have no text
+  a.opt.stop_token = tok->eos_id();
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  std::optional<clock::time_point> t_first;
+  a.opt.on_token = [&](int32_t id) {
+    if (!t_first) t_first = clock::now();
+    const std::string piece = tok->decode(std::span<const int32_t>(&id, 1));
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  };
+  const std::vector<int32_t> out = generate(em, prompt, a.opt);
+  const double secs = std::chrono::duration<double>(clock::now() - t0).count();
+  const double first = t_first ? std::chrono::duration<double>(*t_first - t0).count() : secs;
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  std::fprintf(stderr,
+               "generate: %s (step %lld): %zu prompt tokens, %zu new tokens in %.3f s (first token after %.3f s), "
+               "%.1f tokens/s, %s\n",
+               em.dir.c_str(), static_cast<long long>(em.step), prompt.size(), out.size(), secs, first,
+               secs > 0 ? double(out.size()) / secs : 0.0, a.opt.use_cache ? "kv cache" : "no cache");
+  return 0;
+}
+
+}  // namespace dt

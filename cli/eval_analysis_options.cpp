@@ -1,0 +1,133 @@
+#include "cli/eval_analysis_options.hpp"
+
+#include "cli/cli_args.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.hpp"
+#include "data/tokenizer.hpp"
+#include "eval/activation_stats.hpp"
+#include "eval/analysis_files.hpp"
+#include "eval/quantize.hpp"
+
+namespace dt {
+
+const char* const kAnalysisUsage =
+    "\n"
+    "Analyses (DIFF Transformer paper): with any of these options eval runs only the\n"
+    "analyses asked for (no perplexity pass, no eval.json; --batch and --max-tokens\n"
+    "do not apply). They use a plain fp32 forward of one sequence with explicit\n"
+    "attention score matrices per head, for moderate lengths.\n"
+    "  --needle           multi-needle retrieval: N needles \"The magic number of <city> is\n"
+    "                     <7 digits>.\" in haystack text, R of them asked about at the end;\n"
+    "                     exact match of the greedy answer. A depth x length table,\n"
+    "                     OUT/needle.csv, OUT/needle_heatmap.png, and the attention on the\n"
+    "                     answer span vs the rest of the context at the answer position,\n"
+    "                     per layer: OUT/attention_allocation.csv (answer_span, noise =\n"
+    "                     the rest before the question, question; DIFF: the maps\n"
+    "                     diff = A1 - lambda*A2, a1, a2; baseline: softmax)\n"
+    "  --lengths L,...    context lengths in tokens (default: the run's train.seq_len)\n"
+    "  --depths D,...     depths of the queried needles, 0..1 (default 0,0.25,0.5,0.75,1)\n"
+    "  --needles N        needles per context (default 1)\n"
+    "  --queries R        needles asked about, one sequence each (default 1, at most N)\n"
+    "  --trials K         random draws (cities, numbers, haystack offset) per cell (default 1)\n"
+    "  --seed S           seed of those draws (default 0)\n"
+    "  --haystack PATH    haystack: a text file, or token shards (directory, glob, *.h5);\n"
+    "                     default: the first --data path\n"
+    "  --activation-stats top-1 and median |attention logit| (causal q.k/sqrt(d), both maps\n"
+    "                     for DIFF) and |hidden state| per layer: OUT/activation_stats.csv\n"
+    "  --tokens N         tokens of --data for --activation-stats and --quantize-logits\n"
+    "                     (windows of --seq-len; default 8192)\n"
+    "  --quantize-logits B,...  absmax-quantize each attention-logit row to B bits (2..16)\n"
+    "                     and report the loss on --data (and retrieval accuracy with\n"
+    "                     --needle) at each width: OUT/quantization.csv, OUT/quantization.png\n";
+
+namespace {
+
+template <typename T>
+std::vector<T> parse_list(const std::string& opt, const std::string& text, T min, T max, const char* expected) {
+  std::vector<T> out;
+  size_t at = 0;
+  while (true) {
+    const size_t comma = text.find(',', at);
+    out.push_back(parse_option<T>(opt, text.substr(at, comma - at), min, max, expected));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+bool parse_analysis_option(int argc, char** argv, int& i, AnalysisArgs& a) {
+  const std::string s = argv[i];
+  auto value = [&](const char* what) { return option_value(argc, argv, i, what); };
+  constexpr int64_t kMaxLen = int64_t(1) << 24;
+  NeedleEvalOptions& n = a.needle_opt;
+  if (s == "--needle") a.needle = true;
+  else if (s == "--activation-stats") a.activation_stats = true;
+  else if (s == "--lengths")
+    n.lengths = parse_list<int64_t>(s, value("context lengths"), 1, kMaxLen, "comma-separated lengths >= 1");
+  else if (s == "--depths")
+    n.depths = parse_list<double>(s, value("depths"), 0.0, 1.0, "comma-separated depths in [0, 1]");
+  else if (s == "--needles") n.needles = parse_int_option(s, value("a number of needles"), 1, 1000);
+  else if (s == "--queries") n.queries = parse_int_option(s, value("a number of queries"), 1, 1000);
+  else if (s == "--trials") n.trials = parse_int_option(s, value("a number of trials"), 1, 1 << 20);
+  else if (s == "--seed") n.seed = parse_int_option<uint64_t>(s, value("a seed"), 0, UINT64_MAX);
+  else if (s == "--haystack") a.haystack = value("a text file or shards");
+  else if (s == "--tokens") a.tokens = parse_int_option<int64_t>(s, value("a number of tokens"), 1, INT64_MAX);
+  else if (s == "--quantize-logits")
+    a.quantize_bits = parse_list<int>(s, value("bit widths"), 2, 16, "comma-separated bit widths in 2..16");
+  else return false;
+  return true;
+}
+
+void check_analysis_args(const AnalysisArgs& a, const std::vector<std::string>& data) {
+  if (a.activation_stats && data.empty()) fail("--activation-stats needs --data PATH (the text to measure on)");
+  if (!a.quantize_bits.empty() && data.empty())
+    fail("--quantize-logits needs --data PATH (the text to measure loss on)");
+  if (a.needle && data.empty() && a.haystack.empty()) fail("--needle needs --haystack PATH or --data PATH");
+  if (a.needle && a.needle_opt.queries > a.needle_opt.needles)
+    fail("--queries ", a.needle_opt.queries, ": more than --needles ", a.needle_opt.needles);
+}
+
+std::vector<std::string> run_analyses(const EvalModel& em, const AnalysisArgs& a, const std::vector<std::string>& data,
+                                      int seq_len, const std::string& out) {
+  const Transformer& model = *em.model;
+  const std::string label = std::string(em.config.model.attention == AttentionKind::Diff ? "DIFF" : "Transformer") +
+                            ", step " + std::to_string(em.step);
+  std::vector<std::string> wrote;
+  std::unique_ptr<Tokenizer> tok;
+  std::vector<int32_t> haystack;
+  NeedleEvalOptions nopt = a.needle_opt;
+  if (a.needle) {
+    if (nopt.lengths.empty()) nopt.lengths = {int64_t(em.config.train.seq_len)};
+    if (nopt.depths.empty()) nopt.depths = {0, 0.25, 0.5, 0.75, 1};
+    tok = make_tokenizer(em.config.data.tokenizer);
+    const int64_t longest = *std::max_element(nopt.lengths.begin(), nopt.lengths.end());
+    haystack = load_haystack(a.haystack.empty() ? data[0] : a.haystack, *tok, std::max<int64_t>(8 * longest, 65536));
+    const NeedleEvalResult r = evaluate_needles(model, *tok, haystack, nopt);
+    print_needle(r);
+    for (const std::string& p : write_needle(out, r, label)) wrote.push_back(p);
+  }
+  std::vector<std::vector<int32_t>> windows;
+  if (a.activation_stats || !a.quantize_bits.empty())
+    windows = read_eval_windows(em.config, data, seq_len, a.tokens, 0);
+  if (a.activation_stats) {
+    const ActivationStatsResult r = collect_activation_stats(model, windows);
+    print_activation_stats(r);
+    wrote.push_back(write_activation_stats(out, r));
+  }
+  if (!a.quantize_bits.empty()) {
+    const std::vector<QuantizationPoint> pts = evaluate_logit_quantization(
+        model, windows, a.quantize_bits, a.needle ? &nopt : nullptr, tok.get(), haystack);
+    print_quantization(pts);
+    for (const std::string& p : write_quantization(out, pts, label)) wrote.push_back(p);
+  }
+  return wrote;
+}
+
+}  // namespace dt

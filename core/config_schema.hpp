@@ -1,0 +1,87 @@
+// The one list of config keys: every section and field in file order, with
+// the names of enum values. The reader (config_loader.cpp), the writer
+// (config_writer.cpp) and the unknown-key check all walk it.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/config.hpp"
+
+namespace dt::config_schema {
+
+template <class E>
+struct Choice {
+  const char* name;
+  E value;
+};
+constexpr Choice<AttentionKind> kAttention[] = {{"diff", AttentionKind::Diff},
+                                                {"standard", AttentionKind::Standard}};
+constexpr Choice<Recompute> kRecompute[] = {
+    {"none", Recompute::None}, {"attention", Recompute::Attention}, {"full", Recompute::Full}};
+constexpr Choice<LrDecay> kDecay[] = {
+    {"linear", LrDecay::Linear}, {"cosine", LrDecay::Cosine}, {"constant", LrDecay::Constant}};
+
+// kRequired: the YAML must set it. kUnsetWhenZero (max_steps / max_tokens): 0
+// means "not set", so the reader wants a positive value and the writer omits 0.
+enum Presence { kOptional, kRequired, kUnsetWhenZero };
+
+// Every key of every section, in file order. V: KeyCollector, Reader or Writer.
+template <class C, class V>
+void visit_config(C& c, V& v) {
+  v.section("model");
+  v.field("vocab_size", c.model.vocab_size, kRequired);
+  v.field("d_model", c.model.d_model, kRequired);
+  v.field("n_layers", c.model.n_layers, kRequired);
+  v.field("n_heads", c.model.n_heads, kRequired);
+  v.field("n_kv_heads", c.model.n_kv_heads, kRequired);
+  v.field("ffn_hidden", c.model.ffn_hidden, kRequired);
+  v.field("rope_theta", c.model.rope_theta);
+  v.field("norm_eps", c.model.norm_eps);
+  v.choice("attention", c.model.attention, kAttention);
+  v.field("tie_embeddings", c.model.tie_embeddings);
+  v.field("init_std", c.model.init_std);
+  v.choice("recompute", c.model.recompute, kRecompute);
+  v.section("train");
+  v.field("seq_len", c.train.seq_len, kRequired);
+  v.field("batch_size", c.train.batch_size, kRequired);
+  v.field("max_steps", c.train.max_steps, kUnsetWhenZero);
+  v.field("max_tokens", c.train.max_tokens, kUnsetWhenZero);
+  v.field("lr", c.train.lr);
+  v.field("min_lr", c.train.min_lr);
+  v.field("warmup_steps", c.train.warmup_steps);
+  v.choice("decay", c.train.decay, kDecay);
+  v.field("beta1", c.train.beta1);
+  v.field("beta2", c.train.beta2);
+  v.field("adam_eps", c.train.adam_eps);
+  v.field("weight_decay", c.train.weight_decay);
+  v.field("grad_clip", c.train.grad_clip);
+  v.field("seed", c.train.seed);
+  v.field("log_every", c.train.log_every);
+  v.field("run_dir", c.train.run_dir);
+  v.section("data");
+  v.field("tokenizer", c.data.tokenizer);
+  v.datasets("datasets", c.data.datasets);
+  v.field("long_doc_tokens", c.data.long_doc_tokens);
+  v.field("long_doc_factor", c.data.long_doc_factor);
+  v.section("parallel");
+  v.field("tp", c.parallel.tp);
+  v.field("pp", c.parallel.pp);
+  v.field("cp", c.parallel.cp);
+  v.field("zero", c.parallel.zero);
+  v.field("micro_batch", c.parallel.micro_batch);
+  v.field("grad_bucket_mb", c.parallel.grad_bucket_mb);
+  v.section("checkpoint");
+  v.field("dir", c.checkpoint.dir);
+  v.field("every_steps", c.checkpoint.every_steps);
+  v.field("keep_last", c.checkpoint.keep_last);
+  v.field("init_from", c.checkpoint.init_from);
+  v.field("retry_failed_save", c.checkpoint.retry_failed_save);
+  v.section("runtime");
+  v.field("device", c.runtime.device);
+  v.field("threads", c.runtime.threads);
+  v.field("deterministic", c.runtime.deterministic);
+  v.field("step_timeout_s", c.runtime.step_timeout_s);
+}
+inline const std::vector<std::string> kDatasetKeys = {"path", "weight"};
+
+}  // namespace dt::config_schema

@@ -1,0 +1,73 @@
+// Config -> YAML that load_config_text reads back to an equal Config.
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <sstream>
+#include <string>
+#include <type_traits>
+
+#include "core/config.hpp"
+#include "core/config_schema.hpp"
+
+namespace dt {
+namespace {
+
+using namespace config_schema;
+
+std::string format_double(double v) {
+  char buf[64];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest text that reads back exactly
+  std::string s(buf, p);
+  // "1e-05" -> "1.0e-05", "3" -> "3.0": read as floats by every YAML parser.
+  if (s.find('.') == std::string::npos) {
+    size_t e = s.find('e');
+    s.insert(e == std::string::npos ? s.size() : e, ".0");
+  }
+  return s;
+}
+
+// A double-quoted YAML scalar, escaped by yaml-cpp: reads back as the same string.
+std::string quote(const std::string& s) {
+  YAML::Emitter e;
+  e << YAML::DoubleQuoted << s;
+  return e.c_str();
+}
+
+class Writer {
+ public:
+  std::ostringstream os;
+  void section(const char* name) { os << (os.tellp() > 0 ? "\n" : "") << name << ":\n"; }
+  template <class T>
+  void field(const char* key, const T& v, Presence p = kOptional) {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+      if (p == kUnsetWhenZero && v == 0) return;
+    os << "  " << key << ": " << text(v) << "\n";
+  }
+  template <class E, size_t N>
+  void choice(const char* key, const E& v, const Choice<E> (&names)[N]) {
+    for (const auto& c : names)
+      if (c.value == v) os << "  " << key << ": " << c.name << "\n";
+  }
+  void datasets(const char* key, const std::vector<DatasetSpec>& list) {
+    os << "  " << key << ":" << (list.empty() ? " []" : "") << "\n";
+    for (const auto& d : list)
+      os << "    - {path: " << quote(d.path) << ", weight: " << format_double(d.weight) << "}\n";
+  }
+
+ private:
+  static std::string text(bool v) { return v ? "true" : "false"; }
+  static std::string text(double v) { return format_double(v); }
+  static std::string text(const std::string& v) { return quote(v); }
+  template <class T>
+  static std::string text(T v) { return std::to_string(v); }
+};
+
+}  // namespace
+
+std::string config_to_yaml(const Config& c) {
+  Writer w;
+  visit_config(c, w);
+  return w.os.str();
+}
+
+}  // namespace dt

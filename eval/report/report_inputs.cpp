@@ -1,0 +1,317 @@
+#include "eval/report/report_inputs.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "data/jsonl_field.hpp"
+#include "model/registry.hpp"
+
+namespace dt {
+
+namespace {
+
+// The whole file; a missing one fails with what writes it.
+std::string slurp(const std::string& path, const char* written_by) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail(path, ": missing (written by ", written_by, ")");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::optional<double> to_number(std::string_view s) {
+  double v = 0;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size() || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+std::vector<std::string> split(const std::string& line, char sep) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (true) {
+    const size_t next = line.find(sep, at);
+    out.push_back(line.substr(at, next - at));
+    if (next == std::string::npos) return out;
+    at = next + 1;
+  }
+}
+
+// End (one past) of the JSON value starting at i: a string, or everything up
+// to the delimiter closing it at its own nesting level.
+size_t value_end(std::string_view t, size_t i) {
+  if (i < t.size() && t[i] == '"') {
+    for (size_t j = i + 1; j < t.size(); ++j) {
+      if (t[j] == '\\') ++j;
+      else if (t[j] == '"') return j + 1;
+    }
+    return t.size();
+  }
+  int depth = 0;
+  bool in_string = false;
+  size_t j = i;
+  for (; j < t.size(); ++j) {
+    const char c = t[j];
+    if (in_string) {
+      if (c == '\\') ++j;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (depth-- == 0) break;
+      if (depth == 0) return j + 1;
+    } else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t')) {
+      break;
+    }
+  }
+  return j;
+}
+
+}  // namespace
+
+// ---- CSV -------------------------------------------------------------------------------
+
+CsvTable parse_csv(const std::string& text, const std::string& path, const std::vector<std::string>& required) {
+  CsvTable t;
+  t.path = path;
+  std::istringstream in(text);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    std::vector<std::string> cells = split(line, ',');
+    if (t.header.empty()) {
+      t.header = std::move(cells);
+      continue;
+    }
+    if (cells.size() != t.header.size())
+      fail(path, ":", n, ": ", cells.size(), " fields, expected ", t.header.size(), " as in the header");
+    t.rows.push_back(std::move(cells));
+    t.lines.push_back(n);
+  }
+  if (t.header.empty()) fail(path, ": empty (expected a header line)");
+  for (const std::string& c : required) t.column(c);
+  if (t.rows.empty()) fail(path, ": no rows after the header");
+  return t;
+}
+
+CsvTable read_csv(const std::string& path, const std::vector<std::string>& required) {
+  return parse_csv(slurp(path, "difftron eval"), path, required);
+}
+
+int CsvTable::column(const std::string& name) const {
+  for (size_t i = 0; i < header.size(); ++i)
+    if (header[i] == name) return int(i);
+  fail(path, ": no column '", name, "' in the header");
+}
+
+const std::string& CsvTable::text(size_t row, const std::string& col) const { return rows[row][size_t(column(col))]; }
+
+std::optional<double> CsvTable::maybe_number(size_t row, const std::string& col) const {
+  const std::string& s = text(row, col);
+  if (s.empty()) return std::nullopt;
+  const std::optional<double> v = to_number(s);
+  if (!v) fail(path, ":", lines[row], ": column '", col, "': '", s, "' is not a finite number");
+  return v;
+}
+
+double CsvTable::number(size_t row, const std::string& col) const {
+  const std::optional<double> v = maybe_number(row, col);
+  if (!v) fail(path, ":", lines[row], ": column '", col, "' is empty, expected a number");
+  return *v;
+}
+
+// ---- JSON ------------------------------------------------------------------------------
+
+std::vector<std::string> json_values(std::string_view t, std::string_view key, int want_depth) {
+  std::vector<std::string> out;
+  int depth = 0;
+  for (size_t i = 0; i < t.size(); ++i) {
+    const char c = t[i];
+    if (c == '{' || c == '[') ++depth;
+    else if (c == '}' || c == ']') --depth;
+    if (c != '"') continue;
+    const size_t end = value_end(t, i);  // one past the closing quote
+    const bool is_key = depth == want_depth && end - i - 2 == key.size() && t.substr(i + 1, key.size()) == key;
+    size_t j = end;
+    while (j < t.size() && (t[j] == ' ' || t[j] == '\t' || t[j] == '\n' || t[j] == '\r')) ++j;
+    if (is_key && j < t.size() && t[j] == ':') {
+      ++j;
+      while (j < t.size() && (t[j] == ' ' || t[j] == '\t' || t[j] == '\n' || t[j] == '\r')) ++j;
+      out.emplace_back(t.substr(j, value_end(t, j) - j));
+    }
+    i = end - 1;
+  }
+  return out;
+}
+
+std::optional<double> json_number(std::string_view text, std::string_view key, const std::string& where) {
+  const std::vector<std::string> v = json_values(text, key, 1);
+  if (v.empty()) fail(where, ": no field \"", key, "\"");
+  if (v[0] == "null") return std::nullopt;
+  const std::optional<double> x = to_number(v[0]);
+  if (!x) fail(where, ": field \"", key, "\" is '", v[0], "', expected a number");
+  return x;
+}
+
+std::string json_text(std::string_view raw, const std::string& where) {
+  std::string out, why;
+  if (!jsonl_string_field("{\"v\": " + std::string(raw) + "}", "v", out, why)) fail(where, ": ", why);
+  return out;
+}
+
+// ---- files -----------------------------------------------------------------------------
+
+namespace {
+
+double required_number(std::string_view text, std::string_view key, const std::string& where) {
+  const std::optional<double> v = json_number(text, key, where);
+  if (!v) fail(where, ": field \"", key, "\" is null, expected a number");
+  return *v;
+}
+
+}  // namespace
+
+std::vector<MetricPoint> parse_metrics(const std::string& text, const std::string& path) {
+  std::vector<MetricPoint> pts;
+  std::istringstream in(text);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = path + ":" + std::to_string(n);
+    MetricPoint p;
+    p.step = int64_t(required_number(line, "step", where));
+    p.loss = required_number(line, "loss", where);
+    p.tokens_seen = int64_t(required_number(line, "tokens_seen", where));
+    if (!json_values(line, "mean_lambda", 1).empty()) p.mean_lambda = json_number(line, "mean_lambda", where);
+    // A resumed run logs again from its checkpoint: drop what it replaces.
+    while (!pts.empty() && pts.back().step >= p.step) pts.pop_back();
+    pts.push_back(p);
+  }
+  if (pts.empty()) fail(path, ": no logged steps");
+  return pts;
+}
+
+std::vector<MetricPoint> read_metrics(const std::string& path) {
+  return parse_metrics(slurp(path, "difftron train"), path);
+}
+
+PerplexitySummary parse_eval_json(const std::string& text, const std::string& path) {
+  PerplexitySummary s;
+  auto need = [&](const char* key) { return required_number(text, key, path); };
+  s.step = int64_t(need("step"));
+  s.seq_len = int64_t(need("seq_len"));
+  s.windows = int64_t(need("windows"));
+  s.tokens = int64_t(need("tokens"));
+  s.mean_nll = need("mean_nll");
+  s.perplexity = need("perplexity");
+  const std::vector<std::string> ck = json_values(text, "checkpoint", 1);
+  if (ck.empty()) fail(path, ": no field \"checkpoint\"");
+  s.checkpoint = json_text(ck[0], path);
+  for (const std::string& raw : json_values(text, "path", 3)) s.data.push_back(json_text(raw, path));
+  return s;
+}
+
+double NeedleGrid::mean() const {
+  double s = 0;
+  for (double a : accuracy) s += a;
+  return accuracy.empty() ? 0.0 : s / double(accuracy.size());
+}
+
+NeedleGrid parse_needle_csv(const CsvTable& t) {
+  NeedleGrid g;
+  if (t.header.size() < 2 || t.header[0] != "depth")
+    fail(t.path, ": header should be depth,<length>,..., got '", t.header[0], "'");
+  for (size_t j = 1; j < t.header.size(); ++j) {
+    const std::optional<double> L = to_number(t.header[j]);
+    if (!L || *L < 1) fail(t.path, ": column '", t.header[j], "' is not a context length");
+    g.lengths.push_back(int64_t(*L));
+  }
+  for (size_t i = 0; i < t.rows.size(); ++i) {
+    g.depths.push_back(t.number(i, "depth"));
+    for (size_t j = 1; j < t.header.size(); ++j) g.accuracy.push_back(t.number(i, t.header[j]));
+  }
+  return g;
+}
+
+std::vector<AllocationRow> parse_allocation_csv(const CsvTable& t) {
+  std::vector<AllocationRow> out;
+  for (size_t i = 0; i < t.rows.size(); ++i)
+    out.push_back({t.text(i, "layer"), t.text(i, "map"), t.number(i, "answer_span"), t.number(i, "noise"),
+                   t.number(i, "question")});
+  return out;
+}
+
+std::vector<ActivationRow> parse_activation_csv(const CsvTable& t) {
+  std::vector<ActivationRow> out;
+  for (size_t i = 0; i < t.rows.size(); ++i)
+    out.push_back({t.text(i, "layer"), t.number(i, "logit_top1"), t.number(i, "logit_median"),
+                   t.number(i, "hidden_top1"), t.number(i, "hidden_median")});
+  return out;
+}
+
+std::vector<QuantizationRow> parse_quantization_csv(const CsvTable& t) {
+  std::vector<QuantizationRow> out;
+  for (size_t i = 0; i < t.rows.size(); ++i) {
+    const std::string& b = t.text(i, "bits");
+    if (b != "fp32" && (!to_number(b) || *to_number(b) < 1))
+      fail(t.path, ":", t.lines[i], ": bits '", b, "', expected fp32 or a width");
+    out.push_back({b, t.number(i, "loss"), t.number(i, "delta_loss"), t.maybe_number(i, "retrieval_accuracy")});
+  }
+  if (out[0].bits != "fp32") fail(t.path, ": the first row should be the fp32 reference");
+  return out;
+}
+
+// ---- one run ---------------------------------------------------------------------------
+
+const ActivationRow& ReportRun::activation_all() const {
+  for (const ActivationRow& r : activation)
+    if (r.layer == "all") return r;
+  fail(eval_dir, "/activation_stats.csv: no row 'all'");
+}
+
+const AllocationRow& ReportRun::allocation_mean() const {
+  const char* map = is_diff() ? "diff" : "softmax";
+  for (const AllocationRow& r : allocation)
+    if (r.layer == "mean" && r.map == map) return r;
+  fail(eval_dir, "/attention_allocation.csv: no row 'mean,", map, "'");
+}
+
+ReportRun load_report_run(const std::string& name, const std::string& run_dir, const std::string& eval_dir) {
+  ReportRun r;
+  r.name = name, r.run_dir = run_dir, r.eval_dir = eval_dir;
+  const std::string cfg = run_dir + "/config.yaml";
+  if (!std::filesystem::is_regular_file(cfg)) fail(cfg, ": missing (written by difftron train)");
+  r.config = load_config_file(cfg);
+  for (const ParamSpec& p : param_registry(r.config.model)) {
+    r.params += p.numel();
+    if (p.name.find(".lambda_") != std::string::npos || p.name.find(".subln.") != std::string::npos)
+      r.diff_only_params += p.numel();
+  }
+  r.metrics = read_metrics(run_dir + "/metrics.jsonl");
+  const std::string ej = eval_dir + "/eval.json";
+  r.perplexity = parse_eval_json(slurp(ej, "difftron eval CKPT --data PATH --out DIR"), ej);
+  const char* analyses = "difftron eval CKPT --needle --activation-stats --quantize-logits B,... --out DIR";
+  auto csv = [&](const char* file, const std::vector<std::string>& cols) {
+    const std::string p = eval_dir + "/" + file;
+    return parse_csv(slurp(p, analyses), p, cols);
+  };
+  r.needle = parse_needle_csv(csv("needle.csv", {"depth"}));
+  const std::string heatmap = eval_dir + "/needle_heatmap.png";
+  if (!std::filesystem::is_regular_file(heatmap)) fail(heatmap, ": missing (written by ", analyses, ")");
+  r.allocation = parse_allocation_csv(csv("attention_allocation.csv", {"layer", "map", "answer_span", "noise", "question"}));
+  r.activation = parse_activation_csv(
+      csv("activation_stats.csv", {"layer", "logit_top1", "logit_median", "hidden_top1", "hidden_median"}));
+  r.quantization = parse_quantization_csv(csv("quantization.csv", {"bits", "loss", "delta_loss", "retrieval_accuracy"}));
+  r.activation_all();
+  r.allocation_mean();
+  return r;
+}
+
+}  // namespace dt
