@@ -13,7 +13,7 @@
 #include <limits>
 #include <set>
 
-#include "data/hdf5_util.hpp"
+#include "core/hdf5_util.hpp"
 
 namespace dt {
 

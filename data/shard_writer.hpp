@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "data/hdf5_util.hpp"
+#include "core/hdf5_util.hpp"
 
 namespace dt {
 

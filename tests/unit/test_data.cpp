@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "data/hdf5_util.hpp"
+#include "core/hdf5_util.hpp"
 #include "data/jsonl_field.hpp"
 #include "data/shard_reader.hpp"
 #include "data/shard_writer.hpp"

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "data/hdf5_util.hpp"
+#include "core/hdf5_util.hpp"
 #include "test_data_loader_stream_util.hpp"
 
 using dt_test::counting_doc;

@@ -1,4 +1,4 @@
-#include "data/hdf5_util.hpp"
+#include "core/hdf5_util.hpp"
 
 #include <vector>
 
