@@ -32,14 +32,14 @@ struct ArenaSize {
 };
 
 // The parameters of `specs` as this rank's tensor-parallel slices, in order
-// (Transformer::build_params); with `matrices_only` the bf16 compute copies of
-// the matrices instead (Transformer::build_compute_weights).
-ArenaSize param_group(const std::vector<ParamSpec>& specs, const Placement& pl, bool matrices_only) {
+// (Transformer::build_params); with `compute_copies` the bf16 compute copies
+// of the matrices instead (registry: has_compute_copy; Transformer::build_compute_weights).
+ArenaSize param_group(const std::vector<ParamSpec>& specs, const Placement& pl, bool compute_copies) {
   ArenaSize a;
   for (const ParamSpec& p : specs) {
-    if (matrices_only && p.shape.size() != 2) continue;
+    if (compute_copies && !p.has_compute_copy) continue;
     const TpSlice s = tp_slice(p, pl.tp_rank, pl.tp);
-    a.add(matrices_only ? DType::BF16 : DType::F32, {s.rows, s.cols});
+    a.add(compute_copies ? DType::BF16 : DType::F32, {s.rows, s.cols});
   }
   return a;
 }

@@ -13,14 +13,17 @@ int64_t ParamSpec::numel() const {
 
 namespace {
 
+// A matrix gets weight decay and a bf16 compute copy; a vector neither.
 void add(std::vector<ParamSpec>& r, std::string name, std::vector<int64_t> shape, TpSplit split, int layer,
-         bool matrix, double init_std) {
+         bool matrix, double init_std, bool grad_summed_over_tp = false) {
   ParamSpec p;
   p.name = std::move(name);
   p.shape = std::move(shape);
   p.split = split;
   p.layer = layer;
   p.decay = matrix;
+  p.has_compute_copy = matrix;
+  p.grad_summed_over_tp = grad_summed_over_tp;
   p.init = init_std > 0 ? InitKind::Normal : InitKind::Ones;
   p.init_std = init_std;
   r.push_back(std::move(p));
@@ -46,9 +49,10 @@ std::vector<ParamSpec> layer_params(const ModelConfig& m, int l) {
   add(r, pre + "attn.v_proj.weight", {KVd, D}, TpSplit::KvHeadRows, l, true, std_);
   add(r, pre + "attn.out_proj.weight", {D, D}, TpSplit::Columns, l, true, std_out);
   if (m.attention == AttentionKind::Diff) {
+    // Every tp rank holds them whole but applies them to its own heads only.
     for (const char* v : {"lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"})
-      add(r, pre + "attn." + v, {d}, TpSplit::Replicated, l, false, 0.1);
-    add(r, pre + "attn.subln.weight", {2 * d}, TpSplit::Replicated, l, false, 0);
+      add(r, pre + "attn." + v, {d}, TpSplit::Replicated, l, false, 0.1, true);
+    add(r, pre + "attn.subln.weight", {2 * d}, TpSplit::Replicated, l, false, 0, true);
   }
   add(r, pre + "mlp_norm.weight", {D}, TpSplit::Replicated, l, false, 0);
   add(r, pre + "mlp.w1.weight", {F, D}, TpSplit::FfnRows, l, true, std_);

@@ -1,7 +1,8 @@
 // The one parameter registry (DESIGN §4a): every parameter's export name, global
-// shape, tensor-parallel split, owning layer, weight decay and initialisation.
-// Model construction, sharding, gradient reduction, clipping, checkpoints and
-// export all walk this list.
+// shape, tensor-parallel split, owning layer, weight decay, initialisation, and
+// how training treats it (tp gradient sum, bf16 compute copy). Model
+// construction (the order of the views), sharding, gradient reduction,
+// clipping, checkpoints and export all walk this list.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -29,6 +30,12 @@ struct ParamSpec {
   TpSplit split = TpSplit::Replicated;
   int layer = -1;              // owning layer; -1 = embedding (first stage), n_layers = final norm/head
   bool decay = false;          // AdamW weight decay applies (matrices only)
+  // Replicated over tp, but each tp rank's gradient covers only its own heads
+  // (λ vectors, g_sub): the gradient is summed over tp before the update.
+  bool grad_summed_over_tp = false;
+  // A matrix the GEMMs read: on CUDA through a bf16 copy of the f32 master
+  // (Transformer::build_compute_weights); the matrices.
+  bool has_compute_copy = false;
   InitKind init = InitKind::Normal;
   double init_std = 0.0;
 

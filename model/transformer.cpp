@@ -55,6 +55,28 @@ Transformer::Transformer(const ModelConfig& cfg, int micro_batch, int seq_len, c
   }
 }
 
+// Where a registry entry's view lives in a Weights: the embedding, final norm
+// and head by name, a layer's parameters by their name within the layer
+// ("attn.q_proj.weight"). The registry alone decides the order in the arena.
+static Tensor& weight_field(Weights& w, const ParamSpec& p, int first_layer) {
+  static const std::pair<const char*, Tensor LayerWeights::*> kLayerFields[] = {
+      {"attn_norm.weight", &LayerWeights::attn_norm}, {"attn.q_proj.weight", &LayerWeights::wq},
+      {"attn.k_proj.weight", &LayerWeights::wk},       {"attn.v_proj.weight", &LayerWeights::wv},
+      {"attn.out_proj.weight", &LayerWeights::wo},     {"attn.lambda_q1", &LayerWeights::lq1},
+      {"attn.lambda_k1", &LayerWeights::lk1},          {"attn.lambda_q2", &LayerWeights::lq2},
+      {"attn.lambda_k2", &LayerWeights::lk2},          {"attn.subln.weight", &LayerWeights::subln},
+      {"mlp_norm.weight", &LayerWeights::mlp_norm},    {"mlp.w1.weight", &LayerWeights::w1},
+      {"mlp.w2.weight", &LayerWeights::w2},            {"mlp.w3.weight", &LayerWeights::w3}};
+  if (p.name == "embed.weight") return w.embed;
+  if (p.name == "final_norm.weight") return w.final_norm;
+  if (p.name == "lm_head.weight") return w.lm_head;
+  const std::string prefix = "layers." + std::to_string(p.layer) + ".";
+  if (p.layer >= first_layer && p.layer - first_layer < int(w.layers.size()) && p.name.rfind(prefix, 0) == 0)
+    for (const auto& [name, field] : kLayerFields)
+      if (p.name.compare(prefix.size(), std::string::npos, name) == 0) return w.layers[p.layer - first_layer].*field;
+  fail("internal error: registry entry ", p.name, " has no place in the model's weights (model/transformer.cpp)");
+}
+
 // Walks the local registry in order; the same walk over the gradient arena
 // puts each gradient at its parameter's offset.
 void Transformer::build_params(Arena& a, std::vector<Tensor>& views, Weights& w) {
@@ -63,32 +85,10 @@ void Transformer::build_params(Arena& a, std::vector<Tensor>& views, Weights& w)
     const TpSlice& s = slices_[i];
     views.push_back(local_specs_[i].shape.size() == 1 ? a.alloc_f32({s.rows}) : a.alloc_f32({s.rows, s.cols}));
   }
+  w = {};
   w.layers.assign(l1_ - l0_, {});
-  size_t i = 0;
-  if (has_embed()) w.embed = views[i++];
-  for (LayerWeights& L : w.layers) {
-    L.attn_norm = views[i++];
-    L.wq = views[i++];
-    L.wk = views[i++];
-    L.wv = views[i++];
-    L.wo = views[i++];
-    if (cfg_.attention == AttentionKind::Diff) {
-      L.lq1 = views[i++];
-      L.lk1 = views[i++];
-      L.lq2 = views[i++];
-      L.lk2 = views[i++];
-      L.subln = views[i++];
-    }
-    L.mlp_norm = views[i++];
-    L.w1 = views[i++];
-    L.w2 = views[i++];
-    L.w3 = views[i++];
-  }
-  if (has_head()) {
-    w.final_norm = views[i++];
-    w.lm_head = cfg_.tie_embeddings ? w.embed : views[i++];
-  }
-  DT_CHECK(i == views.size(), "registry and model layout disagree");
+  for (size_t i = 0; i < views.size(); ++i) weight_field(w, local_specs_[i], l0_) = views[i];
+  if (has_head() && cfg_.tie_embeddings) w.lm_head = w.embed;
   // Pad to a whole number of pad_multiple·16 floats (ZeRO-1 shards stay cache-line aligned).
   const int64_t unit = int64_t(par_.pad_multiple) * 16;
   const int64_t used = int64_t((a.used() + 63) / 64 * 64 / 4);
@@ -178,33 +178,24 @@ void Transformer::build_acts(Arena& a) {
   dv_ = act({N, kvl});
 }
 
-// The matrices the GEMMs read: on CUDA a bf16 copy of each (the tied head
-// shares the embedding's), on the CPU the parameters themselves.
+// The matrices the GEMMs read (registry: has_compute_copy): on CUDA a bf16
+// copy of each (the tied head shares the embedding's), on the CPU the
+// parameters themselves.
 void Transformer::build_compute_weights(Arena& a) {
   cw_ = w_;
+  compute_copies_.clear();
   if (act_ == DType::F32) return;
-  auto mirror = [&](Tensor& t) {
-    if (t.defined()) t = a.alloc(act_, {t.dim(0), t.dim(1)});
-  };
-  mirror(cw_.embed);
-  for (LayerWeights& L : cw_.layers)
-    for (Tensor* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) mirror(*t);
-  cw_.lm_head = cfg_.tie_embeddings ? cw_.embed : w_.lm_head;
-  if (!cfg_.tie_embeddings) mirror(cw_.lm_head);
+  for (size_t i = 0; i < local_specs_.size(); ++i) {
+    if (!local_specs_[i].has_compute_copy) continue;
+    Tensor& t = weight_field(cw_, local_specs_[i], l0_);
+    t = a.alloc(act_, {t.dim(0), t.dim(1)});
+    compute_copies_.push_back({t, params_[i]});
+  }
+  if (has_head() && cfg_.tie_embeddings) cw_.lm_head = cw_.embed;
 }
 
 void Transformer::sync_compute_weights() {
-  if (act_ == DType::F32) return;
-  auto refresh = [](Tensor dst, Tensor src) {
-    if (dst.defined() && dst.ptr != src.ptr) ops::copy(dst, src);
-  };
-  refresh(cw_.embed, w_.embed);
-  for (size_t l = 0; l < w_.layers.size(); ++l) {
-    const LayerWeights &W = w_.layers[l], &C = cw_.layers[l];
-    refresh(C.wq, W.wq), refresh(C.wk, W.wk), refresh(C.wv, W.wv), refresh(C.wo, W.wo);
-    refresh(C.w1, W.w1), refresh(C.w2, W.w2), refresh(C.w3, W.w3);
-  }
-  if (!cfg_.tie_embeddings) refresh(cw_.lm_head, w_.lm_head);
+  for (const auto& [copy, master] : compute_copies_) ops::copy(copy, master);
 }
 
 void Transformer::init_weights(uint64_t seed) {
@@ -263,10 +254,11 @@ void Transformer::reduce_tp_replicated_grads() {
   for (int l = l0_; l < l1_; ++l) reduce_tp_replicated_grads(l);
 }
 
+// The registry's grad_summed_over_tp entries of the layer (λ vectors and g_sub).
 void Transformer::reduce_tp_replicated_grads(int layer) {
-  if (par_.place.tp == 1 || cfg_.attention != AttentionKind::Diff) return;
-  LayerWeights& G = g_.layers[layer - l0_];
-  for (Tensor t : {G.lq1, G.lk1, G.lq2, G.lk2, G.subln}) tp_sum(t);
+  if (par_.place.tp == 1) return;
+  for (size_t i = 0; i < local_specs_.size(); ++i)
+    if (local_specs_[i].layer == layer && local_specs_[i].grad_summed_over_tp) tp_sum(grads_[i]);
 }
 
 int64_t Transformer::layer_param_offset(int layer) const {

@@ -182,6 +182,7 @@ class Transformer {
   std::vector<Tensor> params_, grads_;
   Weights w_, g_;
   Weights cw_;  // what the forward and backward read: w_ on the CPU, bf16 matrices on CUDA
+  std::vector<std::pair<Tensor, Tensor>> compute_copies_;  // CUDA: (bf16 copy in cw_, f32 master) per matrix
   std::function<void(int)> grads_ready_;
   std::vector<SlotActs> slots_;
   LayerActs work_;  // buffers the backward recomputes into (model.recompute)

@@ -1,40 +1,31 @@
-// AdamW over this rank's parameters, optionally ZeRO-1 sharded over data
-// parallelism. It works on the model's flat parameter and gradient arenas:
-// segments of the flat array carry each parameter's weight-decay flag
-// (matrices only) and whether it counts towards the global gradient norm
-// (a tp-replicated parameter counts on tp rank 0 only).
+// AdamW over the part of the model's flat parameter arena this rank updates:
+// the whole arena, or under ZeRO-1 the shard DataParallelGrads assigns it
+// (trainer/data_parallel.hpp, which also reduces the gradients beforehand and
+// all-gathers the updated parameters afterwards). Segments of the flat array
+// carry each parameter's weight-decay flag (matrices only) and whether it
+// counts towards the global gradient norm (a tp-replicated parameter counts on
+// tp rank 0 only).
 //
-// Per step: reduce_gradients() (tp sum of the replicated λ/g_sub gradients,
-// dp all-reduce, or reduction to each rank's shard under ZeRO-1),
-// clip_gradients() (the global norm and the clipping factor, both computed and
-// summed over ranks on the device: no host wait), then step() (AdamW on the
-// shard, scaled by that factor, then all-gather of the parameters under ZeRO-1).
-//
-// Overlap: overlap_next_backward() before the step's last backward makes the
-// model report each finished layer; the flat gradient arena is cut at layer
-// boundaries into buckets of about parallel.grad_bucket_mb, and each bucket's
-// reduction starts (asynchronously) as soon as the backward has passed it,
-// while the earlier layers are still being differentiated. reduce_gradients()
-// then starts what is left and waits.
+// Per step, after the gradient reduction: clip_gradients() (the global norm
+// and the clipping factor, both computed and summed over ranks on the device:
+// no host wait), then step() (AdamW on the shard, scaled by that factor). The
+// moments m and v cover the shard; checkpoints save them.
 #pragma once
-#include <utility>
 #include <vector>
 
 #include "comm/process_grid.hpp"
 #include "core/arena.hpp"
 #include "model/transformer.hpp"
+#include "trainer/data_parallel.hpp"
 
 namespace dt {
 
 class AdamWOptimizer {
  public:
-  // grid may be null (one process). zero1 shards moments over grid->dp_cp().
-  AdamWOptimizer(Transformer& model, const TrainConfig& t, ProcessGrid* grid = nullptr, bool zero1 = false,
-                 double bucket_mb = 25);
-  void overlap_next_backward();
-  void reduce_gradients();
-  // The buckets, as [begin, end) ranges of the flat arena in launch order (last layers first).
-  const std::vector<std::pair<int64_t, int64_t>>& buckets() const { return buckets_; }
+  // grid may be null (one process). shard: what this rank updates, from
+  // DataParallelGrads::shard(); by default the whole arena with the model's
+  // own gradients (one process, or every replica updating everything).
+  AdamWOptimizer(Transformer& model, const TrainConfig& t, ProcessGrid* grid = nullptr, GradShard shard = {});
   // norm_sq() = Σ g² over the model (each replicated parameter counted once,
   // every rank the same value) and clip_factor() = max_norm/‖g‖ when max_norm > 0
   // and ‖g‖ > max_norm, else 1; both stay on the device.
@@ -43,11 +34,13 @@ class AdamWOptimizer {
   Tensor clip_factor() const { return clip_; }    // f32 (1)
   // The global gradient norm on the host (waits for the device; for tests and tools).
   double grad_norm();
-  // One update with learning rate lr; gradients are first multiplied by
-  // grad_scale and, when given, by clip (clip_factor()). `step` is 1-based.
+  // One update of the shard's parameters with learning rate lr; gradients are
+  // first multiplied by grad_scale and, when given, by clip (clip_factor()).
+  // `step` is 1-based. Afterwards the caller shares the update
+  // (DataParallelGrads::all_gather_params) and calls model.sync_compute_weights().
   void step(int64_t step, double lr, float grad_scale = 1.f, Tensor clip = {});
-  int64_t shard_begin() const { return s0_; }
-  int64_t shard_end() const { return s1_; }
+  int64_t shard_begin() const { return shard_.begin; }
+  int64_t shard_end() const { return shard_.end; }
   Tensor m() const { return m_; }  // moments of the shard [shard_begin, shard_end)
   Tensor v() const { return v_; }
 
@@ -56,23 +49,16 @@ class AdamWOptimizer {
     int64_t begin, end;  // in floats of the flat arena
     bool decay, counted;
   };
-  Tensor shard_grads() const;
-  void on_grads_ready(int layer);
-  void launch_bucket(int64_t begin, int64_t end);
 
   Transformer& model_;
   TrainConfig t_;
   ProcessGrid* grid_;
-  bool zero1_;
+  GradShard shard_;
   std::vector<Segment> segments_;
-  int64_t s0_ = 0, s1_ = 0;
   Arena state_;
-  Tensor m_, v_, grad_shard_;
+  Tensor m_, v_;
   Arena stats_;            // norm_sq_ and clip_, on the model's device
   Tensor norm_sq_, clip_;
-  std::vector<std::pair<int64_t, int64_t>> buckets_;
-  size_t next_bucket_ = 0;
-  bool overlapping_ = false;
 };
 
 }  // namespace dt

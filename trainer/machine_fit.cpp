@@ -21,7 +21,8 @@ RankBytes estimate_rank_bytes(const Config& c, const GridShape& shape, const Gri
   const int slots = pipeline_slots(at.pp, shape.pp, int(std::min<int64_t>(accum, INT32_MAX)));
   RankBytes r;
   r.model = transformer_bytes(c.model, B, T / shape.cp, par, slots, dev);
-  // AdamWOptimizer: m and v (and the reduced gradient shard under ZeRO-1) over 1/shards of the parameters.
+  // AdamWOptimizer's m and v (and DataParallelGrads' reduced gradient shard under ZeRO-1), each
+  // over 1/shards of the parameters.
   const bool zero1 = c.parallel.zero == 1 && shape.dp * shape.cp > 1;
   const int64_t shards = zero1 ? int64_t(shape.dp) * shape.cp : 1;
   r.optimizer = r.model.params / shards * (zero1 ? 3 : 2);

@@ -27,7 +27,6 @@
 #include "kernels/gemm_peak.hpp"
 #include "trainer/lr_schedule.hpp"
 #include "trainer/machine_fit.hpp"
-#include "trainer/pipeline_schedule.hpp"
 #include "trainer/run_guard.hpp"
 
 namespace dt {
@@ -98,12 +97,12 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   par.cp = shape.cp;
   par.cp_comm = &grid_->cp();
   par.pad_multiple = shape.dp * shape.cp;
-  const int slots = pipeline_slots(at.pp, shape.pp, int(accum));
-  schedule_ = one_f_one_b(at.pp, shape.pp, int(accum));
-  model_ = std::make_unique<Transformer>(cfg_.model, B, T / shape.cp, par, slots, dev);
+  pipeline_ = std::make_unique<PipelineExecutor>(at.pp, shape.pp, int(accum));
+  model_ = std::make_unique<Transformer>(cfg_.model, B, T / shape.cp, par, pipeline_->slots(), dev);
   model_->init_weights(cfg_.train.seed);
-  opt_ = std::make_unique<AdamWOptimizer>(*model_, cfg_.train, grid_.get(), cfg_.parallel.zero == 1,
-                                          cfg_.parallel.grad_bucket_mb);
+  grads_ = std::make_unique<DataParallelGrads>(*model_, grid_.get(), cfg_.parallel.zero == 1,
+                                               cfg_.parallel.grad_bucket_mb);
+  opt_ = std::make_unique<AdamWOptimizer>(*model_, cfg_.train, grid_.get(), grads_->shard());
   // A new stage (e.g. context extension) starts from another run's weights; --resume still wins.
   if (!cfg_.checkpoint.init_from.empty()) init_from(cfg_.checkpoint.init_from);
   window_.resize(size_t(B) * (T + 1));
@@ -188,50 +187,33 @@ static void maybe_inject_failure(int rank, int64_t step) {
 StepStats Trainer::train_step(int64_t step) {
   const auto t0 = std::chrono::steady_clock::now();
   maybe_inject_failure(mpi_world_rank(), step + 1);
-  const int stage = grid_->coord().pp;
-  const bool first = grid_->first_stage(), last = grid_->last_stage();
+  const bool last = grid_->last_stage();
   const int64_t tokens_per_step = cfg_.train.batch_size * cfg_.train.seq_len;
   const int64_t total = cfg_.total_steps();
   const bool log_step = (step + 1) % cfg_.train.log_every == 0 || step + 1 == total;
   // The loss is the mean over every target of the global batch, so each
   // micro-batch's gradient is scaled by 1/(tokens per step).
   const float scale = 1.f / float(tokens_per_step);
-  Communicator& pp = grid_->pp();
   model_->zero_grads();
   ops::fill_zero(loss_sum_);
+  PipelineExecutor::StepHooks hooks;
+  hooks.load = [this](int micro) {
+    load_micro_batch(micro);
+    return PipelineExecutor::MicroBatch{staged_inputs(micro), staged_targets(micro)};
+  };
   // The step's last backward overlaps the data-parallel gradient reduction.
-  size_t last_backward = 0;
-  for (size_t i = 0; i < schedule_.size(); ++i)
-    if (schedule_[i].kind == PipeStep::Backward) last_backward = i;
-  int micro = 0;
-  for (size_t i = 0; i < schedule_.size(); ++i) {
-    const PipeStep& st = schedule_[i];
-    if (st.kind == PipeStep::Forward) {
-      watch_phase("forward of micro-batch", st.micro);
-      if (!first) pp.recv(model_->input_act(st.slot), stage - 1, 2 * st.micro);
-      pp.wait_sends();
-      if (first || last) load_micro_batch(micro);
-      model_->forward_stage(st.slot, first ? staged_inputs(micro) : nullptr, last ? staged_targets(micro) : nullptr,
-                            scale, loss_sum_);
-      ++micro;
-      if (!last) pp.send(model_->output_act(st.slot), stage + 1, 2 * st.micro);
-    } else {
-      watch_phase("backward of micro-batch", st.micro);
-      if (!last) pp.recv(model_->grad_in(), stage + 1, 2 * st.micro + 1);
-      pp.wait_sends();
-      if (i == last_backward) opt_->overlap_next_backward();
-      model_->backward_stage(st.slot);
-      if (!first) pp.send(model_->grad_out(), stage - 1, 2 * st.micro + 1);
-    }
-  }
-  pp.wait_sends();
+  hooks.before_last_backward = [this] { grads_->overlap_next_backward(); };
+  pipeline_->run_step(*model_, grid_->pp(), scale, loss_sum_, hooks);
   watch_phase("gradient reduction");
-  opt_->reduce_gradients();
+  grads_->finish_reduction();
   watch_phase("gradient clipping");
   opt_->clip_gradients(cfg_.train.grad_clip);
   const double lr = lr_at(cfg_.train, step, total);
   watch_phase("optimizer step");
   opt_->step(step + 1, lr, 1.f, opt_->clip_factor());
+  watch_phase("parameter all-gather");
+  grads_->all_gather_params();
+  model_->sync_compute_weights();
   steps_done_ = step + 1;
 
   // λ of each layer is reported by one replica: tp, dp and cp rank 0 of each stage.

@@ -1,8 +1,10 @@
 // The training loop: any tp × pp × dp layout (one process is the 1×1×1 case).
 // Per step: the 1F1B schedule over the step's micro-batches (gradient
-// accumulation), tensor-parallel reduction of replicated gradients,
-// data-parallel reduction (all-reduce, or ZeRO-1 reduce-scatter), global-norm
-// clipping, the LR schedule and AdamW, and one progress line.
+// accumulation; trainer/pipeline_executor), whose last backward overlaps the
+// data-parallel gradient reduction (tp sum of replicated gradients, dp
+// all-reduce or ZeRO-1 reduce-scatter; trainer/data_parallel), global-norm
+// clipping, the LR schedule and AdamW on this rank's shard, the ZeRO-1
+// all-gather of the updated parameters, and one progress line.
 #pragma once
 #include <mpi.h>
 
@@ -14,7 +16,8 @@
 #include "core/config.hpp"
 #include "model/transformer.hpp"
 #include "trainer/adamw_optimizer.hpp"
-#include "trainer/pipeline_schedule.hpp"
+#include "trainer/data_parallel.hpp"
+#include "trainer/pipeline_executor.hpp"
 #include "trainer/progress.hpp"
 
 namespace dt {
@@ -52,6 +55,7 @@ class Trainer {
   Transformer& model() { return *model_; }
   ProcessGrid& grid() { return *grid_; }
   AdamWOptimizer& optimizer() { return *opt_; }
+  DataParallelGrads& data_parallel() { return *grads_; }
   bool is_logger() const { return grid_->rank() == 0; }
 
  private:
@@ -69,6 +73,7 @@ class Trainer {
   std::unique_ptr<ProcessGrid> grid_;
   std::unique_ptr<DataLoader> loader_;  // first and last pipeline stages
   std::unique_ptr<Transformer> model_;
+  std::unique_ptr<DataParallelGrads> grads_;
   std::unique_ptr<AdamWOptimizer> opt_;
   std::vector<int32_t> window_;
   // Each micro-batch of a step has its own pinned inputs and targets, so the
@@ -82,8 +87,8 @@ class Trainer {
   Arena stats_;
   Tensor loss_sum_, lambda_;
   PinnedBuffer host_stats_;
-  std::vector<PipeStep> schedule_;
-  int64_t steps_done_ = 0;  // this stage's 1F1B steps, the same every step
+  std::unique_ptr<PipelineExecutor> pipeline_;  // this stage's 1F1B schedule, the same every step
+  int64_t steps_done_ = 0;
   int64_t saved_step_ = -1;  // the step of the newest checkpoint this run saved or resumed from
   bool resumed_ = false, force_ = false;
 };

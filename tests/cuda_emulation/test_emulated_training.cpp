@@ -16,6 +16,7 @@
 #include "model/transformer.hpp"
 #include "tests/unit/test_util.hpp"
 #include "trainer/adamw_optimizer.hpp"
+#include "trainer/data_parallel.hpp"
 #include "trainer/trainer.hpp"
 
 namespace {
@@ -69,16 +70,18 @@ TEST(CudaTrainingDeterminism, StepsAreBitIdenticalWhateverTheBlockOrder) {
     emu::set_block_order_seed(seed);
     Transformer model(cfg, B, T, ModelParallel{}, 1, Device::cuda(0));
     model.init_weights(3);
+    DataParallelGrads grads(model);
     AdamWOptimizer opt(model, TrainConfig{});
     std::vector<float> bits;
     for (int step = 1; step <= 2; ++step) {
       model.zero_grads();
       model.forward_backward(tokens.data(), targets.data(), 1.f / float(B * T));
-      opt.reduce_gradients();
+      grads.finish_reduction();
       const std::vector<float> g = to_host(model.flat_grads());
       bits.insert(bits.end(), g.begin(), g.end());
       opt.clip_gradients(1.0);
       opt.step(step, 1e-3, 1.f, opt.clip_factor());
+      model.sync_compute_weights();
     }
     const std::vector<float> p = to_host(model.flat_params());
     bits.insert(bits.end(), p.begin(), p.end());

@@ -15,6 +15,7 @@
 #include "model/transformer.hpp"
 #include "tests/unit/test_util.hpp"
 #include "trainer/adamw_optimizer.hpp"
+#include "trainer/data_parallel.hpp"
 #include "trainer/trainer.hpp"
 
 namespace {
@@ -90,14 +91,16 @@ TEST(CudaTrainingStep, OptimizerStepsLowerTheLossLikeTheCpu) {
   auto run = [&](Device dev) {
     Transformer model(cfg, B, T, ModelParallel{}, 1, dev);
     model.init_weights(99);
+    DataParallelGrads grads(model);
     AdamWOptimizer opt(model, tc);
     std::vector<double> losses;
     for (int step = 1; step <= 4; ++step) {
       model.zero_grads();
       losses.push_back(model.forward_backward(tokens.data(), targets.data(), 1.f / float(B * T)) / (B * T));
       if (step == 4) break;
-      opt.reduce_gradients();
+      grads.finish_reduction();
       opt.step(step, 3e-3, 1.f);
+      model.sync_compute_weights();
     }
     return losses;
   };
@@ -120,13 +123,15 @@ TEST(CudaTrainingStep, StepsAfterTheFirstMakeNoCudaMalloc) {
   Transformer model(cfg, B, T, ModelParallel{}, 1, Device::cuda(0));
   model.init_weights(5);
   TrainConfig tc;
+  DataParallelGrads grads(model);
   AdamWOptimizer opt(model, tc);
   auto step = [&](int s) {
     model.zero_grads();
     model.forward_backward(tokens.data(), targets.data(), 1.f / float(B * T));
-    opt.reduce_gradients();
+    grads.finish_reduction();
     opt.clip_gradients(1.0);
     opt.step(s, 1e-3, 1.f, opt.clip_factor());
+    model.sync_compute_weights();
     (void)model.lambda(0);
   };
   step(1);

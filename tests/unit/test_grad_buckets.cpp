@@ -1,4 +1,4 @@
-// The buckets of the overlapped gradient reduction (trainer/adamw_optimizer):
+// The buckets of the overlapped gradient reduction (trainer/data_parallel):
 // together they must cover the flat gradient arena exactly once, in the
 // order the backward finishes it (from the end towards the embedding), cut
 // only where a layer's parameters begin. That the reduced values are right
@@ -8,7 +8,7 @@
 #include <set>
 
 #include "model/transformer.hpp"
-#include "trainer/adamw_optimizer.hpp"
+#include "trainer/data_parallel.hpp"
 
 namespace dt {
 namespace {
@@ -17,8 +17,8 @@ ModelConfig four_layers() {
   return {.vocab_size = 40, .d_model = 32, .n_layers = 4, .n_heads = 2, .n_kv_heads = 2, .ffn_hidden = 48};
 }
 
-void expect_partition(const AdamWOptimizer& opt, Transformer& model) {
-  const auto& b = opt.buckets();
+void expect_partition(const DataParallelGrads& dp, Transformer& model) {
+  const auto& b = dp.buckets();
   ASSERT_FALSE(b.empty());
   EXPECT_EQ(b.front().second, model.flat_grads().numel()) << "the first bucket ends at the arena's end";
   EXPECT_EQ(b.back().first, 0) << "the last bucket starts at the arena's start";
@@ -35,32 +35,29 @@ void expect_partition(const AdamWOptimizer& opt, Transformer& model) {
 
 TEST(GradBuckets, ZeroSizeGivesOneBucketPerLayerAfterTheFirst) {
   Transformer model(four_layers(), 1, 8);
-  TrainConfig t;
-  AdamWOptimizer opt(model, t, nullptr, false, 0.0);
-  expect_partition(opt, model);
+  DataParallelGrads dp(model, nullptr, false, 0.0);
+  expect_partition(dp, model);
   // Layers 3, 2, 1 each start a bucket; layer 0 shares the last one with the embedding.
-  EXPECT_EQ(opt.buckets().size(), 4u);
-  EXPECT_EQ(opt.buckets()[0].first, model.layer_param_offset(3));
-  EXPECT_EQ(opt.buckets()[2].first, model.layer_param_offset(1));
+  EXPECT_EQ(dp.buckets().size(), 4u);
+  EXPECT_EQ(dp.buckets()[0].first, model.layer_param_offset(3));
+  EXPECT_EQ(dp.buckets()[2].first, model.layer_param_offset(1));
 }
 
 TEST(GradBuckets, LargeSizeGivesOneBucket) {
   Transformer model(four_layers(), 1, 8);
-  TrainConfig t;
-  AdamWOptimizer opt(model, t, nullptr, false, 1000.0);
-  expect_partition(opt, model);
-  EXPECT_EQ(opt.buckets().size(), 1u);
+  DataParallelGrads dp(model, nullptr, false, 1000.0);
+  expect_partition(dp, model);
+  EXPECT_EQ(dp.buckets().size(), 1u);
 }
 
 TEST(GradBuckets, MidSizeGroupsWholeLayers) {
   Transformer model(four_layers(), 1, 8);
-  TrainConfig t;
   // Two layers' worth of floats per bucket.
   const int64_t layer = model.layer_param_offset(2) - model.layer_param_offset(1);
-  AdamWOptimizer opt(model, t, nullptr, false, double(2 * layer) * sizeof(float) / 1e6);
-  expect_partition(opt, model);
-  EXPECT_GE(opt.buckets().size(), 2u);
-  EXPECT_LE(opt.buckets().size(), 3u);
+  DataParallelGrads dp(model, nullptr, false, double(2 * layer) * sizeof(float) / 1e6);
+  expect_partition(dp, model);
+  EXPECT_GE(dp.buckets().size(), 2u);
+  EXPECT_LE(dp.buckets().size(), 3u);
 }
 
 }  // namespace
