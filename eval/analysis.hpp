@@ -6,9 +6,10 @@
 //     maps and λ for DIFF),
 //   - accumulate |attention logit| and |hidden state| statistics per layer,
 //   - keep the residual stream after each layer.
-// It computes what Transformer::forward computes (DESIGN §2) with the same ops
-// (kernels/ops.hpp) everywhere except attention, whose T×T scores make it an
-// evaluation tool for moderate T, not a training path.
+// It runs the model's one layer forward (model/layer.hpp) with a KV cache and
+// this object as the AttentionObserver, so attention is computed as explicit
+// score matrices (an evaluation tool for moderate T, not a training path)
+// while everything else is what Transformer::forward computes.
 //
 // Tokens are fed in calls that continue one sequence: forward() runs tokens at
 // positions [position(), position() + n) against the K/V of every earlier
@@ -50,7 +51,7 @@ struct AttentionRow {
   std::vector<float> a2;  // DIFF: the second map A2; empty for standard attention
 };
 
-class AnalysisForward {
+class AnalysisForward : private AttentionObserver {
  public:
   // The model must hold every layer, the embedding and the head (one process,
   // no tensor or pipeline parallelism) and outlive this object; its weights
@@ -80,28 +81,23 @@ class AnalysisForward {
   void clear_captures();
 
  private:
-  // x (n, D) ← x + Attn_l(RMSNorm(x)); appends this call's K/V to layer l's cache.
-  void attention_layer(int l, int64_t n);
-  // One head's (map's) probabilities A (rows, keys) = softmax(masked q_s·k_sᵀ/√d)
-  // for this call's query rows [i0, i0 + rows) (query sub-head qs) against keys
-  // 0 .. keys − 1 = position of the last row (key sub-head ks), with
-  // quantization and logit statistics.
-  void attention_map(int l, int qs, int ks, int64_t i0, int64_t rows, float* A);
+  // AttentionObserver: logit statistics and quantization, captured rows.
+  int64_t max_score_floats() const override { return opt_.max_score_floats; }
+  void on_logits(int layer, int64_t head, int map, int64_t p0, float* S, int64_t rows, int64_t keys) override;
+  void on_probs(int layer, int64_t head, int map, int64_t p0, const float* A, int64_t rows, int64_t keys) override;
+  // Room for n more positions in the cache and n rows in the buffers.
+  void reserve(int64_t n);
 
   const Weights& w_;
   ModelConfig cfg_;
   AnalysisOptions opt_;
-  int64_t D_, d_, nq_, nk_, nv_, dv_;  // nq_ query sub-heads (2H), nk_ key sub-heads (2KV), nv_ V heads of dv_
   int64_t pos_ = 0, n_last_ = 0;
-  std::vector<float> lambda_init_;
+  size_t first_capture_ = 0;   // rows_ index of the current block's first captured row (map 0)
 
-  // KV cache per layer: key sub-head s is k_[l][s] (P, d), V head g is v_[l][g] (P, dv).
-  std::vector<std::vector<std::vector<float>>> k_, v_;
-
-  // Work buffers of the current call (n rows).
-  std::vector<float> x_, ln_, rstd_, q_, kn_, vn_, att_, h1_, h3_, act_, lnf_, rope_;
-  std::vector<float> qh_, o_[2], A_[2], comb_rstd_;
-  std::vector<int32_t> tok_;
+  Arena cache_arena_, buf_arena_;
+  KvCache cache_;              // grows by doubling
+  SequenceBuffers buf_;        // the rows of one call
+  Tensor lnf_, rstdf_;         // (rows, D), (rows): final-norm output of the last call, read by logits()
 
   std::vector<AttentionRow> rows_;
   std::vector<float> lambda_;

@@ -86,17 +86,17 @@ double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_sc
 // then Σexp and the target logit); logits (N,Vl) hold vocabulary columns
 // [v0, v0+Vl). A target −1 is ignored (zero loss, zero gradient).
 // rowmax (N) = max_j z_ij
-void ce_shard_max(Tensor logits, Tensor rowmax);
+void vocab_shard_row_max(Tensor logits, Tensor rowmax);
 // sumexp (N) = Σ_j exp(z_ij − rowmax_i); target_logit (N) = z_i,t−v0 when the target is local, else 0
-void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
+void vocab_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
                             Tensor target_logit);
 // logits ← grad_scale · (exp(z − rowmax)/sumexp − onehot(target − v0)), with the global rowmax and sumexp
-void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale);
+void vocab_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale);
 
 // losses (N) = rowmax + log(sumexp) − target_logit (0 where the target is −1);
 // returns their sum (the vocab-parallel loss after the two all-reduces), or
 // adds it to loss_sum (f64 (1)) as cross_entropy does.
-double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit,
+double vocab_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit,
                      Tensor loss_sum = {});
 
 // ---- optimizer -------------------------------------------------------------------

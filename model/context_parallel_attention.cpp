@@ -19,16 +19,13 @@ using namespace ops;
 
 namespace {
 
-// Chunk index (of 2·cp) of local row block `half` (0 or 1) on rank r.
-int chunk_of(int r, int cp, int half) { return half == 0 ? r : 2 * cp - 1 - r; }
-
 // Calls f(blk) for every visible (query chunk, key chunk) pair between this
 // rank's queries and the block of `owner`.
 template <class F>
 void for_visible_blocks(int rank, int owner, int cp, int C, F&& f) {
   for (int qa = 0; qa < 2; ++qa)
     for (int kb = 0; kb < 2; ++kb) {
-      const int qc = chunk_of(rank, cp, qa), kc = chunk_of(owner, cp, kb);
+      const int qc = cp_chunk(rank, cp, qa), kc = cp_chunk(owner, cp, kb);
       if (kc > qc) continue;  // a later chunk is masked entirely
       f(AttnBlock{qa * C, C, kb * C, C, kc == qc});
     }
@@ -62,35 +59,31 @@ void ring_hop_finish(Communicator& ring, const std::vector<Tensor>& in) {
 
 }  // namespace
 
-void Transformer::cp_attention_forward(LayerActs& A, int l) {
-  const LayerWeights& W = cw_.layers[l - l0_];
-  const bool diff = cfg_.attention == AttentionKind::Diff;
-  const int maps = diff ? 2 : 1, cp = par_.cp, r = par_.cp_rank, C = T_ / 2;
-  const int64_t B = B_, T = T_, d = cfg_.head_dim(), heads = diff ? Hl_ : 2 * Hl_, dvw = diff ? 2 * d : d;
-  Communicator& ring = *par_.cp_comm;
-  const Tensor out[2] = {diff ? A.diff.o1 : A.att.view({B, T, heads, dvw}), A.diff.o2};
-  const Tensor lse[2] = {diff ? A.diff.lse1 : A.lse, A.diff.lse2};
+// The maps' outputs merged over every rank's keys; the caller combines them.
+void cp_attention_forward(const LayerCtx& c, LayerActs& A) {
+  const CpRing& R = *c.ring;
+  const int maps = c.g.maps, cp = R.size, r = R.rank, C = int(c.T / 2);
+  const int64_t B = c.B, T = c.T, dvw = c.g.dv;
+  Communicator& ring = *R.comm;
+  Tensor out[2], lse[2];
+  attention_map_outputs(c, A, out, lse);
   for (int m = 0; m < maps; ++m) fill(lse[m], -std::numeric_limits<float>::infinity());
   Tensor k = A.k, v = A.v;
   for (int s = 0; s < cp; ++s) {
     const int owner = (r - s + cp) % cp;
     const int slot = s % 2;
     const bool pass = s + 1 < cp;
-    if (pass) ring_hop_start(ring, {k, v}, {ring_k_[slot], ring_v_[slot]});  // pass the block on while attending to it
+    if (pass) ring_hop_start(ring, {k, v}, {R.k[slot], R.v[slot]});  // pass the block on while attending to it
     for_visible_blocks(r, owner, cp, C, [&](const AttnBlock& blk) {
-      attention_block_forward(maps, blk_out_, blk_lse_, A.q, k, v.view({B, T, 2 * KVl_ / maps, dvw}), blk);
-      for (int m = 0; m < maps; ++m) attention_merge(out[m], lse[m], blk_out_[m], blk_lse_[m], blk.q0, blk.nq);
+      attention_block_forward(maps, R.blk_out, R.blk_lse, A.q, k, v.view({B, T, c.g.kv, dvw}), blk);
+      for (int m = 0; m < maps; ++m) attention_merge(out[m], lse[m], R.blk_out[m], R.blk_lse[m], blk.q0, blk.nq);
     });
     if (pass) {
-      ring_hop_finish(ring, {ring_k_[slot], ring_v_[slot]});
-      k = ring_k_[slot];
-      v = ring_v_[slot];
+      ring_hop_finish(ring, {R.k[slot], R.v[slot]});
+      k = R.k[slot];
+      v = R.v[slot];
     }
   }
-  if (diff)
-    diff_combine_forward(A.att.view({B, T, Hl_, dvw}), A.diff.rstd, A.diff.o1, A.diff.o2,
-                         {W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(l))}, W.subln,
-                         float(cfg_.norm_eps));
 }
 
 void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
@@ -100,20 +93,20 @@ void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
   const int maps = diff ? 2 : 1, cp = par_.cp, r = par_.cp_rank, C = T_ / 2;
   const int64_t B = B_, T = T_, d = cfg_.head_dim(), heads = diff ? Hl_ : 2 * Hl_, dvw = diff ? 2 * d : d;
   Communicator& ring = *par_.cp_comm;
-  const Tensor O[2] = {diff ? A.diff.o1 : A.att.view({B, T, heads, dvw}), A.diff.o2};
-  const Tensor lse[2] = {diff ? A.diff.lse1 : A.lse, A.diff.lse2};
+  Tensor O[2], lse[2];
+  attention_map_outputs(layer_ctx(l), A, O, lse);
   // Gradient of the merged attention output(s). λ stays on the op's device: the
   // combine backward adds the λ-vector gradients itself, and the block backward
   // scales map 2's gradient by −λ.
   Tensor dO = d_att.view({B, T, heads, dvw});
   const DiffLambda lam{W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(l))};
   if (diff) {
-    diff_combine_backward(cp_dpre_, G.subln, {G.lq1, G.lk1, G.lq2, G.lk2}, dO, A.diff.o1, A.diff.o2, A.diff.rstd,
+    diff_combine_backward(ring_.dpre, G.subln, {G.lq1, G.lk1, G.lq2, G.lk2}, dO, A.diff.o1, A.diff.o2, A.diff.rstd,
                           lam, W.subln);
-    dO = cp_dpre_;
+    dO = ring_.dpre;
   }
   fill_zero(dq_);
-  Tensor k = A.k, v = A.v, dk = ring_dk_[1], dv = ring_dv_[1];
+  Tensor k = A.k, v = A.v, dk = ring_.dk[1], dv = ring_.dv[1];
   fill_zero(dk);
   fill_zero(dv);
   for (int s = 0; s < cp; ++s) {
@@ -124,9 +117,9 @@ void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
     });
     // Every block moves on with its gradient; after cp hops each is home.
     const int slot = s % 2;
-    ring_hop_start(ring, {k, v, dk, dv}, {ring_k_[slot], ring_v_[slot], ring_dk_[slot], ring_dv_[slot]});
-    ring_hop_finish(ring, {ring_k_[slot], ring_v_[slot], ring_dk_[slot], ring_dv_[slot]});
-    k = ring_k_[slot], v = ring_v_[slot], dk = ring_dk_[slot], dv = ring_dv_[slot];
+    ring_hop_start(ring, {k, v, dk, dv}, {ring_.k[slot], ring_.v[slot], ring_.dk[slot], ring_.dv[slot]});
+    ring_hop_finish(ring, {ring_.k[slot], ring_.v[slot], ring_.dk[slot], ring_.dv[slot]});
+    k = ring_.k[slot], v = ring_.v[slot], dk = ring_.dk[slot], dv = ring_.dv[slot];
   }
   copy(dk_, dk);
   copy(dv_, dv);

@@ -14,6 +14,8 @@ Transformer::Transformer(const ModelConfig& cfg, int micro_batch, int seq_len, c
       nslots_(act_slots), param_arena_(dev), grad_arena_(dev), act_arena_(dev), compute_arena_(dev) {
   const Placement& pl = par_.place;
   DT_CHECK(pl.tp == 1 || par_.tp_comm, "tensor parallelism needs a tp communicator");
+  tp_ = {par_.tp_comm, pl.tp_rank, pl.tp};
+  geom_ = attn_geometry(cfg_, pl.tp);
   DT_CHECK(par_.cp == 1 || (par_.cp_comm && T_ % 2 == 0), "context parallelism needs a cp communicator and two chunks");
   if (pl.pp > 1 && cfg_.tie_embeddings)
     fail("model.tie_embeddings with parallel.pp > 1 is not supported (embedding and head sit on different stages); "
@@ -50,8 +52,9 @@ Transformer::Transformer(const ModelConfig& cfg, int micro_batch, int seq_len, c
     ops::rope_table(rope_, cfg_.rope_theta, 0);
   } else {
     const int C = T_ / 2;
-    ops::rope_table(rope_.slice0(0, C), cfg_.rope_theta, int64_t(par_.cp_rank) * C);
-    ops::rope_table(rope_.slice0(C, T_), cfg_.rope_theta, int64_t(2 * par_.cp - 1 - par_.cp_rank) * C);
+    for (int half = 0; half < 2; ++half)
+      ops::rope_table(rope_.slice0(half * C, (half + 1) * C), cfg_.rope_theta,
+                      int64_t(cp_chunk(par_.cp_rank, par_.cp, half)) * C);
   }
 }
 
@@ -154,17 +157,19 @@ void Transformer::build_acts(Arena& a) {
     }
   }
   rope_ = a.alloc_f32({T, d});
+  ring_ = {};
   if (par_.cp > 1) {
-    const int64_t heads = diff ? Hl_ : 2 * Hl_;
+    ring_.comm = par_.cp_comm, ring_.rank = par_.cp_rank, ring_.size = par_.cp;
+    const int64_t heads = geom_.heads;
     for (int i = 0; i < 2; ++i) {
-      ring_k_[i] = act({B, T, 2 * KVl_, d});
-      ring_v_[i] = act({N, kvl});
-      ring_dk_[i] = act({B, T, 2 * KVl_, d});
-      ring_dv_[i] = act({N, kvl});
-      blk_out_[i] = act({B, T, heads, Dl / heads});
-      blk_lse_[i] = a.alloc_f32({B, heads, T});
+      ring_.k[i] = act({B, T, 2 * KVl_, d});
+      ring_.v[i] = act({N, kvl});
+      ring_.dk[i] = act({B, T, 2 * KVl_, d});
+      ring_.dv[i] = act({N, kvl});
+      ring_.blk_out[i] = act({B, T, heads, Dl / heads});
+      ring_.blk_lse[i] = a.alloc_f32({B, heads, T});
     }
-    cp_dpre_ = act({B, T, heads, Dl / heads});
+    ring_.dpre = act({B, T, heads, Dl / heads});
   }
   dx_ = act({N, D});
   dout_ = act({N, D});
@@ -246,10 +251,6 @@ void Transformer::lambda_into(int layer, Tensor out) const {
   ops::diff_lambda_into(out, {L.lq1, L.lk1, L.lq2, L.lk2, float(ModelConfig::lambda_init(layer))});
 }
 
-void Transformer::tp_sum(Tensor t) {
-  if (par_.place.tp > 1) par_.tp_comm->all_reduce_sum(t);
-}
-
 void Transformer::reduce_tp_replicated_grads() {
   for (int l = l0_; l < l1_; ++l) reduce_tp_replicated_grads(l);
 }
@@ -258,7 +259,7 @@ void Transformer::reduce_tp_replicated_grads() {
 void Transformer::reduce_tp_replicated_grads(int layer) {
   if (par_.place.tp == 1) return;
   for (size_t i = 0; i < local_specs_.size(); ++i)
-    if (local_specs_[i].layer == layer && local_specs_[i].grad_summed_over_tp) tp_sum(grads_[i]);
+    if (local_specs_[i].layer == layer && local_specs_[i].grad_summed_over_tp) tp_.sum(grads_[i]);
 }
 
 int64_t Transformer::layer_param_offset(int layer) const {

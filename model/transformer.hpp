@@ -19,6 +19,7 @@
 #include "core/arena.hpp"
 #include "kernels/ops.hpp"
 #include "core/config.hpp"
+#include "model/layer.hpp"
 #include "model/registry.hpp"
 
 namespace dt {
@@ -27,36 +28,22 @@ struct ModelParallel {
   Placement place;
   Communicator* tp_comm = nullptr;  // required when place.tp > 1
   // Context parallelism: this rank holds 2 of the 2·cp equal chunks of every
-  // sequence, chunks cp_rank and 2·cp−1−cp_rank (load-balanced under the causal mask).
+  // sequence (cp_chunk below).
   int cp_rank = 0, cp = 1;
   Communicator* cp_comm = nullptr;  // required when cp > 1
   int pad_multiple = 1;             // parameter/gradient arenas hold a multiple of this many floats (ZeRO-1 shards)
 };
 
-struct LayerWeights {
-  Tensor attn_norm, wq, wk, wv, wo;   // (D) (Dl,D) (kvl,D) (kvl,D) (D,Dl); Dl = D/tp, kvl = 2·KV·d/tp
-  Tensor lq1, lk1, lq2, lk2, subln;   // (d) ×4, (2d); diff attention only
-  Tensor mlp_norm, w1, w2, w3;        // (D) (Fl,D) (D,Fl) (Fl,D); Fl = Fh/tp
-};
+// Context parallelism splits every sequence into 2·cp equal chunks; cp rank r
+// holds chunks r and 2·cp−1−r (an early and a late one, load-balanced under the
+// causal mask) as its local rows [0, C) (half 0) and [C, 2C) (half 1).
+inline int cp_chunk(int cp_rank, int cp, int half) { return half == 0 ? cp_rank : 2 * cp - 1 - cp_rank; }
 
 struct Weights {
   Tensor embed;                       // (Vl,D), first stage
   std::vector<LayerWeights> layers;   // this stage's layers
   Tensor final_norm;                  // (D), last stage
   Tensor lm_head;                     // (Vl,D), last stage; the embedding when tied
-};
-
-// Saved forward state of one layer for one micro-batch (N = B·T tokens).
-struct LayerActs {
-  Tensor x;            // (N,D) layer input (residual stream)
-  Tensor ln1, rstd1;   // (N,D), (N)
-  Tensor q, k, v;      // (B,T,2Hl,d), (B,T,2KVl,d), v (N,kvl), after RoPE
-  Tensor att;          // (N,Dl) attention output before Wo
-  ops::DiffAttnCache diff;
-  Tensor lse;          // (B,2Hl,T) standard attention
-  Tensor xm;           // (N,D) residual after attention
-  Tensor ln2, rstd2;   // (N,D), (N)
-  Tensor h1, h3, act;  // (N,Fl)
 };
 
 // Per micro-batch in flight on this stage.
@@ -156,23 +143,22 @@ class Transformer {
  private:
   void build_params(Arena& a, std::vector<Tensor>& views, Weights& w);
   void build_acts(Arena& a);
-  void attention_forward(SlotActs& S, int l);
+  // What layer l's forward (model/layer.hpp) needs besides weights and buffers.
+  LayerCtx layer_ctx(int l) const;
   void attention_backward(SlotActs& S, int l, Tensor d_att);
-  // Context-parallel attention: K/V blocks travel around the cp ring
-  // (model/context_parallel_attention.cpp).
-  void cp_attention_forward(LayerActs& A, int l);
+  // Context-parallel attention backward: K/V blocks and their gradients travel
+  // around the cp ring (model/context_parallel_attention.cpp).
   void cp_attention_backward(LayerActs& A, int l, Tensor d_att);
   // Rebuilds what model.recompute dropped for layer l, before its backward.
   void recompute_layer(SlotActs& S, int l);
   double loss_forward(SlotActs& S, float grad_scale, Tensor loss_sum);
-  void tp_sum(Tensor t);
-  // Residual add of a row-parallel product: out = base + Σ_tp partial products.
-  void row_parallel_residual(Tensor out, Tensor base, Tensor in, Tensor W);
 
   void build_compute_weights(Arena& a);
 
   ModelConfig cfg_;
   ModelParallel par_;
+  TensorParallel tp_;
+  AttnGeometry geom_;
   DType act_ = DType::F32;  // activations: f32 on the CPU, bf16 on CUDA
   int B_, T_, nslots_, l0_, l1_;
   int64_t Hl_, KVl_, Fl_, Vl_, v0_;
@@ -187,8 +173,7 @@ class Transformer {
   std::vector<SlotActs> slots_;
   LayerActs work_;  // buffers the backward recomputes into (model.recompute)
   Tensor rope_;
-  // Context-parallel ring buffers (K, V and their gradients travelling) and block results.
-  Tensor ring_k_[2], ring_v_[2], ring_dk_[2], ring_dv_[2], blk_out_[2], blk_lse_[2], cp_dpre_;
+  CpRing ring_;  // context-parallel ring buffers (cp > 1)
   // Backward scratch, shared by all layers and slots.
   Tensor dx_, dout_, dln_, dtmp_, dact_, dh1_, dh3_, dq_, dk_, dv_;
 };

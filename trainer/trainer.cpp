@@ -163,7 +163,7 @@ void Trainer::load_micro_batch(int micro) {
       continue;
     }
     for (int half = 0; half < 2; ++half) {
-      const int start = (half == 0 ? r : 2 * cp - 1 - r) * C;
+      const int start = cp_chunk(r, cp, half) * C;
       std::copy(w + start, w + start + C, in + half * C);
       std::copy(w + start + 1, w + start + C + 1, tg + half * C);
     }

@@ -2,13 +2,11 @@
 // (differential and standard, grouped-query included), on the weights of a
 // whole single-process Transformer (DESIGN §2).
 //
-// Each appended token at position p runs: embedding; per layer RMSNorm, its
-// q/k/v rows, RoPE at p, k and v appended to the layer's cache, attention of
-// the new queries over cached positions 0..p, Wo and the residual, RMSNorm,
-// SwiGLU MLP and the residual; then the final norm and the LM head on the
-// last row only. A block of tokens (a prompt) goes through the same path as
-// one causal block against itself plus a fully visible block against what is
-// already cached, merged by log-sum-exp, so the prompt costs GEMMs, not GEMVs.
+// Appended tokens at positions p .. p+n−1 run the model's one layer forward
+// (model/layer.hpp) with this decoder's KV cache: their keys and values join
+// the cache and their queries attend to every cached position up to their
+// own; then the final norm and the LM head on the last row only. A block of
+// tokens (a prompt) costs GEMMs, not GEMVs.
 //
 // Everything (cache and scratch) is allocated once at construction for
 // `capacity` positions; appending allocates nothing.
@@ -52,24 +50,14 @@ class KvCacheDecoder {
   void build(Arena& a);
   // n tokens (n <= max_chunk) at positions len_ .. len_+n−1.
   void forward_chunk(const int32_t* tokens, int n);
-  void layer_forward(int l, int n);
-  void attention(int l, int n);
 
   const Transformer& model_;
   int cap_, chunk_, len_ = 0;
-  int64_t D_, H_, KV_, d_, F_, V_;
-  bool diff_;
+  int64_t V_;
   Arena arena_;
-  std::vector<Tensor> kcache_, vcache_;  // per layer: (cap, 2KV·d) after RoPE, (cap, 2KV·d)
-  // Scratch for one chunk of n <= max_chunk rows (leading dimension max_chunk;
-  // views take the first n rows).
-  Tensor tokens_;                        // (chunk) i32
-  Tensor x_, ln_, rstd_, att_, rope_;    // (chunk,D) (chunk,D) (chunk) (chunk,D) (chunk,d)
-  Tensor q_;                             // (chunk, 2H·d) after RoPE
-  Tensor o_[2], lse_[2], bo_[2], blse_[2];  // per softmax map: (chunk·heads·dv), (heads·chunk)
-  Tensor sub_rstd_;                      // (chunk·H) diff sub-RMSNorm statistics
-  Tensor h1_, h3_, act_;                 // (chunk,F)
-  Tensor lnf_, rstdf_, logits_;          // (1,D) (1) (1,V)
+  KvCache cache_;         // every layer's keys and values, cap_ positions
+  SequenceBuffers buf_;   // one chunk's layer buffers (max_chunk rows)
+  Tensor lnf_, rstdf_, logits_;  // (1,D) (1) (1,V): the last row's head
 };
 
 }  // namespace dt

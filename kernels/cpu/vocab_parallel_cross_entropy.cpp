@@ -8,8 +8,8 @@
 
 namespace dt::ops {
 
-void ce_shard_max(Tensor logits, Tensor rowmax) {
-  DT_ON_CUDA(logits, ce_shard_max(logits, rowmax));
+void vocab_shard_row_max(Tensor logits, Tensor rowmax) {
+  DT_ON_CUDA(logits, vocab_shard_row_max(logits, rowmax));
   const int64_t N = logits.rows(), V = logits.cols();
   const float* z = logits.f32();
   float* m = rowmax.f32();
@@ -21,9 +21,9 @@ void ce_shard_max(Tensor logits, Tensor rowmax) {
   }
 }
 
-void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
+void vocab_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
                             Tensor target_logit) {
-  DT_ON_CUDA(logits, ce_shard_sumexp_target(logits, targets, v0, rowmax, sumexp, target_logit));
+  DT_ON_CUDA(logits, vocab_shard_sumexp_target(logits, targets, v0, rowmax, sumexp, target_logit));
   const int64_t N = logits.rows(), V = logits.cols();
   const float* z = logits.f32();
   const int32_t* t = targets.i32();
@@ -40,8 +40,8 @@ void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor ro
   }
 }
 
-void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale) {
-  DT_ON_CUDA(logits, ce_shard_grad(logits, targets, v0, rowmax, sumexp, grad_scale));
+void vocab_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale) {
+  DT_ON_CUDA(logits, vocab_shard_grad(logits, targets, v0, rowmax, sumexp, grad_scale));
   const int64_t N = logits.rows(), V = logits.cols();
   float* z = logits.f32();
   const int32_t* t = targets.i32();
@@ -61,9 +61,9 @@ void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Ten
   }
 }
 
-double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit,
+double vocab_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit,
                      Tensor loss_sum) {
-  DT_ON_CUDA(losses, ce_shard_loss(losses, targets, rowmax, sumexp, target_logit, loss_sum));
+  DT_ON_CUDA(losses, vocab_shard_loss(losses, targets, rowmax, sumexp, target_logit, loss_sum));
   const int64_t N = losses.numel();
   const int32_t* t = targets.i32();
   const float *m = rowmax.f32(), *s = sumexp.f32(), *tl = target_logit.f32();

@@ -66,7 +66,7 @@ __global__ void sum_losses_kernel(HostResult* out, double* acc, const float* los
 }
 
 // rowmax (N) = max_j z_ij
-__global__ void ce_shard_max_kernel(FBuf logits, float* rowmax, int64_t V) {
+__global__ void vocab_shard_row_max_kernel(FBuf logits, float* rowmax, int64_t V) {
   const int64_t row = blockIdx.x, base = row * V;
   float m = -INFINITY;
   for (int64_t c = threadIdx.x; c < V; c += blockDim.x) m = fmaxf(m, logits.ld(base + c));
@@ -75,7 +75,7 @@ __global__ void ce_shard_max_kernel(FBuf logits, float* rowmax, int64_t V) {
 }
 
 // sumexp (N) = Σ_j exp(z_ij − rowmax_i); target_logit (N) = z_i,t−v0 when local, else 0
-__global__ void ce_shard_sumexp_target_kernel(FBuf logits, const int32_t* targets, int64_t v0, const float* rowmax,
+__global__ void vocab_shard_sumexp_target_kernel(FBuf logits, const int32_t* targets, int64_t v0, const float* rowmax,
                                               float* sumexp, float* target_logit, int64_t V) {
   const int64_t row = blockIdx.x, base = row * V;
   const float m = rowmax[row];
@@ -91,7 +91,7 @@ __global__ void ce_shard_sumexp_target_kernel(FBuf logits, const int32_t* target
 }
 
 // logits ← grad_scale·(exp(z − rowmax)/sumexp − onehot(t − v0)); zero rows where t = −1
-__global__ void ce_shard_grad_kernel(FBuf logits, const int32_t* targets, int64_t v0, const float* rowmax,
+__global__ void vocab_shard_grad_kernel(FBuf logits, const int32_t* targets, int64_t v0, const float* rowmax,
                                      const float* sumexp, float grad_scale, int64_t V) {
   const int64_t row = blockIdx.x, base = row * V;
   const int32_t t = targets[row];
@@ -110,7 +110,7 @@ __global__ void ce_shard_grad_kernel(FBuf logits, const int32_t* targets, int64_
 
 // One block: losses (N) = rowmax + log(sumexp) − target_logit (0 where t = −1); Σ in double into
 // out->value, or added to *acc.
-__global__ void ce_shard_loss_kernel(HostResult* out, double* acc, float* losses, const int32_t* targets,
+__global__ void vocab_shard_loss_kernel(HostResult* out, double* acc, float* losses, const int32_t* targets,
                                      const float* rowmax, const float* sumexp, const float* target_logit, int64_t N) {
   double total = 0.0;
   for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
@@ -162,44 +162,44 @@ double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_sc
   return h.value;
 }
 
-void ce_shard_max(Tensor logits, Tensor rowmax) {
+void vocab_shard_row_max(Tensor logits, Tensor rowmax) {
   const int64_t N = logits.rows(), V = logits.cols();
-  const char* op = "ce_shard_max";
+  const char* op = "vocab_shard_row_max";
   require_dtype(rowmax, DType::F32, op, "rowmax");
   DT_CHECK(rowmax.numel() == N, op, " rowmax ", rowmax.shape_str());
   const FBuf z = fbuf(logits, op);
   if (N == 0) return;
-  DT_LAUNCH(ce_shard_max_kernel, N, kRowThreads, 0, z, rowmax.f32(), V);
+  DT_LAUNCH(vocab_shard_row_max_kernel, N, kRowThreads, 0, z, rowmax.f32(), V);
 }
 
-void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
+void vocab_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
                             Tensor target_logit) {
   const int64_t N = logits.rows(), V = logits.cols();
-  const char* op = "ce_shard_sumexp_target";
+  const char* op = "vocab_shard_sumexp_target";
   check_stats(op, targets, {&rowmax, &sumexp, &target_logit}, N);
   const FBuf z = fbuf(logits, op);
   if (N == 0) return;
-  DT_LAUNCH(ce_shard_sumexp_target_kernel, N, kRowThreads, 0, z, targets.i32(), v0, rowmax.f32(), sumexp.f32(),
+  DT_LAUNCH(vocab_shard_sumexp_target_kernel, N, kRowThreads, 0, z, targets.i32(), v0, rowmax.f32(), sumexp.f32(),
             target_logit.f32(), V);
 }
 
-void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale) {
+void vocab_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale) {
   const int64_t N = logits.rows(), V = logits.cols();
-  const char* op = "ce_shard_grad";
+  const char* op = "vocab_shard_grad";
   check_stats(op, targets, {&rowmax, &sumexp}, N);
   const FBuf z = fbuf(logits, op);
   if (N == 0) return;
-  DT_LAUNCH(ce_shard_grad_kernel, N, kRowThreads, 0, z, targets.i32(), v0, rowmax.f32(), sumexp.f32(), grad_scale, V);
+  DT_LAUNCH(vocab_shard_grad_kernel, N, kRowThreads, 0, z, targets.i32(), v0, rowmax.f32(), sumexp.f32(), grad_scale, V);
 }
 
-double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit,
+double vocab_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit,
                      Tensor loss_sum) {
   const int64_t N = losses.numel();
-  check_stats("ce_shard_loss", targets, {&losses, &rowmax, &sumexp, &target_logit}, N);
-  double* acc = accumulator(loss_sum, "ce_shard_loss");
+  check_stats("vocab_shard_loss", targets, {&losses, &rowmax, &sumexp, &target_logit}, N);
+  double* acc = accumulator(loss_sum, "vocab_shard_loss");
   if (N == 0) return 0.0;
   HostResult* res = host_result_scratch();
-  DT_LAUNCH(ce_shard_loss_kernel, 1, kSumThreads, 0, res, acc, losses.f32(), targets.i32(), rowmax.f32(),
+  DT_LAUNCH(vocab_shard_loss_kernel, 1, kSumThreads, 0, res, acc, losses.f32(), targets.i32(), rowmax.f32(),
             sumexp.f32(), target_logit.f32(), N);
   return acc ? 0.0 : fetch_host_result(res).value;
 }

@@ -39,11 +39,11 @@ void swiglu_forward(Tensor out, Tensor a, Tensor b);
 void swiglu_backward(Tensor da, Tensor db, Tensor dout, Tensor a, Tensor b);
 
 double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_scale, Tensor loss_sum);
-void ce_shard_max(Tensor logits, Tensor rowmax);
-void ce_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
+void vocab_shard_row_max(Tensor logits, Tensor rowmax);
+void vocab_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
                             Tensor target_logit);
-void ce_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale);
-double ce_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit,
+void vocab_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale);
+double vocab_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit,
                      Tensor loss_sum);
 
 void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const ops::AdamWParams& p);

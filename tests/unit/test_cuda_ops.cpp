@@ -320,14 +320,14 @@ TEST(CudaOps, VocabParallelCrossEntropyPassesMatchCpu) {
     grm.poison();
     gse.poison();
     gtl.poison();
-    ops::ce_shard_max(cpu_f32(z.data(), {N, Vl}), cpu_f32(rowmax.data(), {N}));
-    ops::ce_shard_max(gz, grm);
+    ops::vocab_shard_row_max(cpu_f32(z.data(), {N, Vl}), cpu_f32(rowmax.data(), {N}));
+    ops::vocab_shard_row_max(gz, grm);
     EXPECT_TRUE(near_all(grm.download(), rowmax, 0, 0, tag("rowmax", t)));
 
     grm.upload(rowmax);
-    ops::ce_shard_sumexp_target(cpu_f32(z.data(), {N, Vl}), htarg, v0, cpu_f32(rowmax.data(), {N}),
+    ops::vocab_shard_sumexp_target(cpu_f32(z.data(), {N, Vl}), htarg, v0, cpu_f32(rowmax.data(), {N}),
                                 cpu_f32(sumexp.data(), {N}), cpu_f32(tl.data(), {N}));
-    ops::ce_shard_sumexp_target(gz, gtarg, v0, grm, gse, gtl);
+    ops::vocab_shard_sumexp_target(gz, gtarg, v0, grm, gse, gtl);
     EXPECT_TRUE(near_all(gse.download(), sumexp, 0, 3e-5, tag("sumexp", t)));
     EXPECT_TRUE(near_all(gtl.download(), tl, 0, 0, tag("target_logit", t)));
 
@@ -340,16 +340,16 @@ TEST(CudaOps, VocabParallelCrossEntropyPassesMatchCpu) {
     gse.upload(gsum);
     gtl.upload(tl);
     const float gs = 0.25f;
-    ops::ce_shard_grad(cpu_f32(z.data(), {N, Vl}), htarg, v0, cpu_f32(gmax.data(), {N}), cpu_f32(gsum.data(), {N}), gs);
-    ops::ce_shard_grad(gz, gtarg, v0, grm, gse, gs);
+    ops::vocab_shard_grad(cpu_f32(z.data(), {N, Vl}), htarg, v0, cpu_f32(gmax.data(), {N}), cpu_f32(gsum.data(), {N}), gs);
+    ops::vocab_shard_grad(gz, gtarg, v0, grm, gse, gs);
     EXPECT_TRUE(close_to(gz.download(), z, elementwise(t), tag("shard dlogits", t)));
 
     std::vector<float> losses(size_t(N), 123.f);
     GpuTensor gl(F32, {N});
     gl.poison();
-    const double want = ops::ce_shard_loss(cpu_f32(losses.data(), {N}), htarg, cpu_f32(gmax.data(), {N}),
+    const double want = ops::vocab_shard_loss(cpu_f32(losses.data(), {N}), htarg, cpu_f32(gmax.data(), {N}),
                                            cpu_f32(gsum.data(), {N}), cpu_f32(tl.data(), {N}));
-    const double got = ops::ce_shard_loss(gl, gtarg, grm, gse, gtl);
+    const double got = ops::vocab_shard_loss(gl, gtarg, grm, gse, gtl);
     const double row_tol = 1e-5 * (1.0 + max_abs(logits));
     EXPECT_TRUE(near_all(gl.download(), losses, row_tol, 0, tag("shard losses", t)));
     EXPECT_NEAR(got, want, row_tol * double(N)) << tag("shard loss sum", t);
