@@ -1,7 +1,8 @@
-// Checkpoint load cost per rank: wall time and bytes read (the kernel's
-// rchar for this process, /proc/self/io: every read(2), HDF5 metadata and
-// checksum passes included) of Trainer::resume on a checkpoint saved by the
-// same layout.
+// Checkpoint load cost per rank: wall time, CPU time (user + system: on a
+// shared machine the wall time mostly measures the other processes) and bytes
+// read (the kernel's rchar for this process, /proc/self/io: every read(2),
+// HDF5 metadata and checksum passes included) of Trainer::resume on a
+// checkpoint saved by the same layout.
 //
 //   mpirun --oversubscribe -np 4 bench_checkpoint_load [--tp 2] [--zero 0|1] [--dir DIR] [--d-model 256]
 //
@@ -9,6 +10,7 @@
 // parameters) makes a checkpoint of about 52 MB (weights and both Adam
 // moments in fp32), so the bytes read are the checkpoint's, not its metadata.
 #include <mpi.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -32,6 +34,13 @@ long long rchar() {
   while (io >> key >> v)
     if (key == "rchar:") return v;
   return -1;
+}
+
+// User + system CPU seconds of this process so far.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 void write_data(const std::string& dir) {
@@ -90,11 +99,14 @@ int main(int argc, char** argv) {
     dt::Trainer t(cfg);
     MPI_Barrier(MPI_COMM_WORLD);
     const long long r0 = rchar();
+    const double c0 = cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     t.resume("auto");
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu = cpu_seconds() - c0;
     const long long read = rchar() - r0;
-    std::vector<double> times(static_cast<size_t>(size));
+    std::vector<double> times(static_cast<size_t>(size)), cpus(static_cast<size_t>(size));
+    MPI_Gather(&cpu, 1, MPI_DOUBLE, cpus.data(), 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     std::vector<long long> reads(static_cast<size_t>(size));
     MPI_Gather(&s, 1, MPI_DOUBLE, times.data(), 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Gather(&read, 1, MPI_LONG_LONG, reads.data(), 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
@@ -102,8 +114,9 @@ int main(int argc, char** argv) {
       std::printf("checkpoint: %.1f MB on disk (tp %d, dp %d, zero %d; %d ranks)\n", ck_bytes / 1e6, tp, size / tp,
                   zero, size);
       for (int r = 0; r < size; ++r)
-        std::printf("rank %d: resume %.3f s, read %.1f MB (%.2f x the checkpoint)\n", r, times[size_t(r)],
-                    reads[size_t(r)] / 1e6, double(reads[size_t(r)]) / double(ck_bytes));
+        std::printf("rank %d: resume %.3f s wall, %.3f s cpu, read %.1f MB (%.2f x the checkpoint)\n", r,
+                    times[size_t(r)], cpus[size_t(r)], reads[size_t(r)] / 1e6,
+                    double(reads[size_t(r)]) / double(ck_bytes));
     }
   } catch (const dt::Error& e) {
     std::fprintf(stderr, "rank %d: %s\n", rank, e.what());

@@ -25,6 +25,7 @@
 #include "data/tokenizer.hpp"
 #include "kernels/ops.hpp"
 #include "kernels/peak.hpp"
+#include "trainer/checkpoint.hpp"
 #include "trainer/lr_schedule.hpp"
 #include "trainer/machine_fit.hpp"
 #include "trainer/pipeline_schedule.hpp"
@@ -377,7 +378,7 @@ StepStats Trainer::run() {
       // next one; the last one has no next, so its failure ends the run.
       if (!saved && (stop || steps_done_ == total))
         fail("checkpoint: the save of the final step ", steps_done_, " failed; ",
-             saved_step_ >= 0 ? "the newest checkpoint is step_" + std::to_string(saved_step_)
+             saved_step_ >= 0 ? "the newest checkpoint is " + checkpoint_dir_name(saved_step_)
                               : std::string("this run has no checkpoint"));
     }
     if (stop) {
