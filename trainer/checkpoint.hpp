@@ -1,9 +1,9 @@
-// Checkpoints (DESIGN §6): <dir>/step_<N>/ holds manifest.yaml and one HDF5
-// file per writing rank. Every stored piece names its tensor, the global
-// slice it belongs to (rows × columns of the [out, in] tensor) and the flat
-// element range of that slice it covers, never a rank, so any layout can load
-// any checkpoint: the reader assembles each global tensor from its pieces and
-// each rank takes its own part.
+// Checkpoints (DESIGN §6): <dir>/step_<N>/ (N zero-padded to 8 digits,
+// step_00000200) holds manifest.yaml and one HDF5 file per writing rank.
+// Every stored piece names its tensor, the global slice it belongs to (rows ×
+// columns of the [out, in] tensor), the flat element range of that slice it
+// covers and the crc32 of its values, never a rank, so any layout can load
+// any checkpoint: each rank reads the pieces that overlap its own part.
 #pragma once
 #include <cstdint>
 #include <map>

@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <sstream>
-#include <functional>
 
 #include "comm/mpi_communicator.hpp"
 #include "core/files.hpp"
