@@ -6,7 +6,9 @@
 #include <yaml-cpp/yaml.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +23,19 @@ namespace fs = std::filesystem;
 
 static const char* kFormat = "difftron-checkpoint";
 static constexpr int kVersion = 1;
+
+uint32_t float_crc32(const float* data, int64_t n) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const Bytef* p = reinterpret_cast<const Bytef*>(data);
+  // zlib takes at most 4 GiB a call.
+  for (int64_t left = n * int64_t(sizeof(float)); left > 0;) {
+    const uInt chunk = uInt(std::min<int64_t>(left, int64_t(1) << 30));
+    crc = crc32(crc, p, chunk);
+    p += chunk;
+    left -= chunk;
+  }
+  return uint32_t(crc);
+}
 
 uint32_t file_crc32(const std::string& path, int64_t* bytes) {
   std::ifstream in(path, std::ios::binary);
@@ -45,8 +60,7 @@ std::string shape_text(const std::vector<int64_t>& s) {
 }
 
 CheckpointFile write_checkpoint_file(const std::string& dir, const std::string& file,
-                                     const std::vector<CheckpointPiece>& pieces,
-                                     const std::vector<const float*>& data) {
+                                     std::vector<CheckpointPiece>& pieces, const std::vector<const float*>& data) {
   h5_silence_errors();
   const std::string path = dir + "/" + file;
   {
@@ -54,7 +68,7 @@ CheckpointFile write_checkpoint_file(const std::string& dir, const std::string& 
                H5Fclose);
     std::set<std::string> groups;
     for (size_t i = 0; i < pieces.size(); ++i) {
-      const CheckpointPiece& p = pieces[i];
+      CheckpointPiece& p = pieces[i];
       if (groups.insert(p.kind).second)
         H5Handle(H5_CHECK(H5Gcreate2(f.get(), p.kind.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path), H5Gclose);
       const std::string ds = "/" + p.kind + "/" + p.name;
@@ -65,6 +79,8 @@ CheckpointFile write_checkpoint_file(const std::string& dir, const std::string& 
                           "cannot create " + ds + " in " + path),
                  H5Dclose);
       H5_CHECK(H5Dwrite(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data[i]), "write " + path);
+      p.has_crc32 = true;
+      p.crc32 = float_crc32(data[i], p.f1 - p.f0);
     }
     if (f.reset() < 0) fail("cannot close ", path, " (disk full?)");
   }
@@ -74,6 +90,32 @@ CheckpointFile write_checkpoint_file(const std::string& dir, const std::string& 
   cf.crc32 = file_crc32(path, &cf.bytes);
   return cf;
 }
+
+namespace {
+
+// The files and tensors sections, as a manifest and a rank's entries hold them.
+void emit_entries(YAML::Emitter& e, const std::vector<CheckpointFile>& files,
+                  const std::vector<CheckpointPiece>& pieces) {
+  e << YAML::Key << "files" << YAML::Value << YAML::BeginSeq;
+  for (const CheckpointFile& f : files)
+    e << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << f.name << YAML::Key << "crc32"
+      << YAML::Value << f.crc32 << YAML::Key << "bytes" << YAML::Value << f.bytes << YAML::EndMap;
+  e << YAML::EndSeq;
+  e << YAML::Key << "tensors" << YAML::Value << YAML::BeginSeq;
+  for (const CheckpointPiece& p : pieces) {
+    e << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << p.name << YAML::Key << "kind"
+      << YAML::Value << p.kind << YAML::Key << "shape" << YAML::Value << YAML::Flow << p.shape << YAML::Key << "dtype"
+      << YAML::Value << "f32" << YAML::Key << "slice" << YAML::Value << YAML::Flow
+      << std::vector<int64_t>{p.slice.row0, p.slice.rows, p.slice.col0, p.slice.cols} << YAML::Key << "range"
+      << YAML::Value << YAML::Flow << std::vector<int64_t>{p.f0, p.f1} << YAML::Key << "file" << YAML::Value
+      << p.file;
+    if (p.has_crc32) e << YAML::Key << "crc32" << YAML::Value << p.crc32;
+    e << YAML::EndMap;
+  }
+  e << YAML::EndSeq;
+}
+
+}  // namespace
 
 std::string manifest_to_yaml(const CheckpointManifest& m) {
   YAML::Emitter e;
@@ -91,21 +133,16 @@ std::string manifest_to_yaml(const CheckpointManifest& m) {
     << m.tp << YAML::Key << "pp" << YAML::Value << m.pp << YAML::Key << "dp" << YAML::Value << m.dp << YAML::Key
     << "zero" << YAML::Value << m.zero << YAML::EndMap;
   e << YAML::Key << "config" << YAML::Value << YAML::Literal << m.config_yaml;
-  e << YAML::Key << "files" << YAML::Value << YAML::BeginSeq;
-  for (const CheckpointFile& f : m.files)
-    e << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << f.name << YAML::Key << "crc32"
-      << YAML::Value << f.crc32 << YAML::Key << "bytes" << YAML::Value << f.bytes << YAML::EndMap;
-  e << YAML::EndSeq;
-  e << YAML::Key << "tensors" << YAML::Value << YAML::BeginSeq;
-  for (const CheckpointPiece& p : m.pieces) {
-    e << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << p.name << YAML::Key << "kind"
-      << YAML::Value << p.kind << YAML::Key << "shape" << YAML::Value << YAML::Flow << p.shape << YAML::Key << "dtype"
-      << YAML::Value << "f32" << YAML::Key << "slice" << YAML::Value << YAML::Flow
-      << std::vector<int64_t>{p.slice.row0, p.slice.rows, p.slice.col0, p.slice.cols} << YAML::Key << "range"
-      << YAML::Value << YAML::Flow << std::vector<int64_t>{p.f0, p.f1} << YAML::Key << "file" << YAML::Value
-      << p.file << YAML::EndMap;
-  }
-  e << YAML::EndSeq << YAML::EndMap;
+  emit_entries(e, m.files, m.pieces);
+  e << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+std::string entries_to_yaml(const std::vector<CheckpointFile>& files, const std::vector<CheckpointPiece>& pieces) {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  emit_entries(e, files, pieces);
+  e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }
 
@@ -138,7 +175,55 @@ void check_piece(const std::string& path, const CheckpointPiece& p, const std::s
          " elements; expected 0 <= begin <= end <= ", sl.numel());
 }
 
+// Appends the files and tensors of a manifest (or of one rank's entries)
+// to m, checked as untrusted input; `path` names the source in messages.
+void parse_entries(const YAML::Node& n, const std::string& path, CheckpointManifest& m) {
+  std::set<std::string> checked;  // the files with a checksum entry
+  for (const CheckpointFile& f : m.files) checked.insert(f.name);
+  for (const YAML::Node& f : n["files"]) {
+    m.files.push_back({f["name"].as<std::string>(), f["crc32"].as<uint32_t>(), f["bytes"].as<int64_t>()});
+    const std::string& name = m.files.back().name;
+    if (!is_plain_file_name(name))
+      fail(path, ": file '", name, "' is not a plain file name in the checkpoint directory "
+           "(expected a name without '/', not '.' or '..')");
+    checked.insert(name);
+  }
+  for (const YAML::Node& t : n["tensors"]) {
+    CheckpointPiece p;
+    p.name = t["name"].as<std::string>();
+    p.kind = t["kind"].as<std::string>();
+    p.shape = t["shape"].as<std::vector<int64_t>>();
+    const auto s = t["slice"].as<std::vector<int64_t>>();
+    const auto r = t["range"].as<std::vector<int64_t>>();
+    if (s.size() != 4 || r.size() != 2) fail(path, ": tensor ", p.name, " has a malformed slice or range");
+    p.slice = {s[0], s[1], s[2], s[3]};
+    p.f0 = r[0];
+    p.f1 = r[1];
+    p.file = t["file"].as<std::string>();
+    if (!is_plain_file_name(p.file))
+      fail(path, ": tensor ", p.name, " is in file '", p.file, "', not a plain file name in the checkpoint "
+           "directory (expected a name without '/', not '.' or '..')");
+    if (!checked.count(p.file))
+      fail(path, ": tensor ", p.name, " is in ", p.file, ", which has no checksum entry under files "
+           "(every file read is verified first)");
+    if (t["crc32"]) {
+      p.has_crc32 = true;
+      p.crc32 = t["crc32"].as<uint32_t>();
+    }
+    check_piece(path, p, t["dtype"].as<std::string>());
+    m.pieces.push_back(std::move(p));
+  }
+}
+
 }  // namespace
+
+void append_entries(const std::string& yaml, const std::string& where, CheckpointManifest& m) {
+  try {
+    parse_entries(YAML::Load(yaml), where, m);
+  } catch (const YAML::Exception& e) {
+    fail(where, ": malformed checkpoint entries (", e.msg, ")");
+  }
+}
 
 CheckpointManifest read_manifest(const std::string& dir) {
   const std::string path = dir + "/manifest.yaml";
@@ -163,106 +248,17 @@ CheckpointManifest read_manifest(const std::string& dir) {
     m.dp = n["layout"]["dp"].as<int>();
     m.zero = n["layout"]["zero"].as<int>();
     m.config_yaml = n["config"].as<std::string>();
-    std::set<std::string> checked;  // the files with a checksum entry
-    for (const YAML::Node& f : n["files"]) {
-      m.files.push_back({f["name"].as<std::string>(), f["crc32"].as<uint32_t>(), f["bytes"].as<int64_t>()});
-      const std::string& name = m.files.back().name;
-      if (!is_plain_file_name(name))
-        fail(path, ": file '", name, "' is not a plain file name in the checkpoint directory "
-             "(expected a name without '/', not '.' or '..')");
-      checked.insert(name);
-    }
-    for (const YAML::Node& t : n["tensors"]) {
-      CheckpointPiece p;
-      p.name = t["name"].as<std::string>();
-      p.kind = t["kind"].as<std::string>();
-      p.shape = t["shape"].as<std::vector<int64_t>>();
-      const auto s = t["slice"].as<std::vector<int64_t>>();
-      const auto r = t["range"].as<std::vector<int64_t>>();
-      if (s.size() != 4 || r.size() != 2) fail(path, ": tensor ", p.name, " has a malformed slice or range");
-      p.slice = {s[0], s[1], s[2], s[3]};
-      p.f0 = r[0];
-      p.f1 = r[1];
-      p.file = t["file"].as<std::string>();
-      if (!is_plain_file_name(p.file))
-        fail(path, ": tensor ", p.name, " is in file '", p.file, "', not a plain file name in the checkpoint "
-             "directory (expected a name without '/', not '.' or '..')");
-      if (!checked.count(p.file))
-        fail(path, ": tensor ", p.name, " is in ", p.file, ", which has no checksum entry under files "
-             "(every file read is verified first)");
-      check_piece(path, p, t["dtype"].as<std::string>());
-      m.pieces.push_back(std::move(p));
-    }
+    parse_entries(n, path, m);
   } catch (const YAML::Exception& e) {
     fail(path, ": malformed manifest (", e.msg, ")");
   }
   return m;
 }
 
-CheckpointReader::CheckpointReader(const std::string& dir) : dir_(dir), m_(read_manifest(dir)) {
-  for (const CheckpointFile& f : m_.files) {
-    const std::string path = dir_ + "/" + f.name;
-    // Not followed: a symlink may point anywhere, and a device may never end.
-    std::error_code ec;
-    const fs::file_status st = fs::symlink_status(path, ec);
-    if (!fs::exists(st)) fail("checkpoint file ", path, ": missing (listed in the manifest)");
-    if (!fs::is_regular_file(st))
-      fail("checkpoint file ", path, ": not a regular file (a symlink, device or directory); expected the file itself");
-    int64_t bytes = 0;
-    const uint32_t crc = file_crc32(path, &bytes);
-    if (bytes != f.bytes)
-      fail("checkpoint file ", path, ": ", bytes, " bytes, expected ", f.bytes, " (truncated or overwritten)");
-    if (crc != f.crc32) fail("checkpoint file ", path, ": checksum mismatch (corrupt); expected crc32 ", f.crc32);
-  }
-}
-
-bool CheckpointReader::has(const std::string& name, const std::string& kind) const {
-  for (const CheckpointPiece& p : m_.pieces)
-    if (p.name == name && p.kind == kind) return true;
-  return false;
-}
-
-std::vector<float> CheckpointReader::assemble(const ParamSpec& spec, const std::string& kind) const {
-  h5_silence_errors();
-  std::vector<float> out(size_t(spec.numel()));
-  std::vector<bool> covered(out.size(), false);
-  bool stored = false;
-  std::vector<float> buf;
-  for (const CheckpointPiece& p : m_.pieces) {
-    if (p.name != spec.name || p.kind != kind) continue;
-    stored = true;
-    // read_manifest put the slice and range inside p.shape; equal to
-    // spec.shape, every global index below lands inside out.
-    if (p.shape != spec.shape)
-      fail("checkpoint ", dir_, ": ", kind, " of ", spec.name, " is stored with shape ", shape_text(p.shape),
-           ", expected ", shape_text(spec.shape));
-    const std::string path = dir_ + "/" + p.file;
-    H5Handle f(H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "cannot open " + path), H5Fclose);
-    const std::string ds = "/" + kind + "/" + spec.name;
-    if (H5Lexists(f.get(), kind.c_str(), H5P_DEFAULT) <= 0 || H5Lexists(f.get(), ds.c_str(), H5P_DEFAULT) <= 0)
-      fail("checkpoint file ", path, ": dataset ", ds, " missing");
-    H5Handle d(H5_CHECK(H5Dopen2(f.get(), ds.c_str(), H5P_DEFAULT), path), H5Dclose);
-    // The whole dataset is read into buf: it must hold exactly the range.
-    H5Handle type(H5_CHECK(H5Dget_type(d.get()), path), H5Tclose);
-    if (H5Tget_class(type.get()) != H5T_FLOAT || H5Tget_size(type.get()) != sizeof(float))
-      fail("checkpoint file ", path, ": dataset ", ds, " is not 32-bit float (the manifest says f32)");
-    H5Handle space(H5_CHECK(H5Dget_space(d.get()), path), H5Sclose);
-    const int64_t n = H5_CHECK(H5Sget_simple_extent_npoints(space.get()), path);
-    if (n != p.f1 - p.f0)
-      fail("checkpoint file ", path, ": dataset ", ds, " holds ", n, " elements, but its manifest range ",
-           shape_text({p.f0, p.f1}), " has ", p.f1 - p.f0);
-    buf.resize(size_t(n));
-    H5_CHECK(H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "read " + ds + " in " + path);
-    for (int64_t i = p.f0; i < p.f1; ++i) {
-      const int64_t g = global_index(spec, p.slice, i);
-      out[size_t(g)] = buf[size_t(i - p.f0)];
-      covered[size_t(g)] = true;
-    }
-  }
-  if (!stored) fail("checkpoint ", dir_, ": no ", kind, " stored for tensor ", spec.name);
-  for (bool c : covered)
-    if (!c) fail("checkpoint ", dir_, ": ", kind, " of ", spec.name, " is not fully covered by its pieces");
-  return out;
+std::string checkpoint_dir_name(int64_t step) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "step_%08lld", static_cast<long long>(step));
+  return buf;
 }
 
 int64_t finished_step(const std::string& name) {

@@ -3,6 +3,7 @@
 // implementation for device buffers comes with the CUDA backend.
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/tensor.hpp"
@@ -32,6 +33,9 @@ class Communicator {
   // out (n) = concatenation over ranks of in (n/size).
   virtual void all_gather(Tensor out, Tensor in) = 0;
   virtual void broadcast(Tensor t, int root) = 0;
+  // out (size·n) on root = concatenation over ranks of in (n), in rank order;
+  // out is not written on the other ranks (it may be undefined there).
+  virtual void gather(Tensor out, Tensor in, int root) = 0;
 
   // Point-to-point for the pipeline. A send is started at the next recv() or
   // wait_sends(), together with it (on NCCL, in one group), so stages that
@@ -73,6 +77,14 @@ class Communicator {
   // Scalars in double, for host values (on NCCL these wait for the device).
   virtual double all_reduce_sum(double v) = 0;
   virtual double all_reduce_max(double v) = 0;
+
+  // Host bytes (a checkpoint's piece lists, error messages), built on gather
+  // and broadcast of i32 host tensors, so on a host (MPI) communicator: world
+  // and model_parallel are MPI on GPUs too (ProcessGrid). gather_bytes gives
+  // every rank's `mine` on root in rank order (an empty list elsewhere);
+  // broadcast_bytes gives root's `text` on every rank.
+  std::vector<std::string> gather_bytes(const std::string& mine, int root);
+  std::string broadcast_bytes(const std::string& text, int root);
 
  private:
   const char* name_ = "world";

@@ -30,6 +30,18 @@ static MPI_Datatype reduce_type(const Tensor& t, const char* op) {
   return MPI_FLOAT;
 }
 
+// The MPI type of a host tensor that is only moved, not reduced (f32, f64, i32).
+static MPI_Datatype move_type(const Tensor& t, const char* op) {
+  if (!t.device.is_cpu()) fail(op, ": MPI communicator needs host tensors (NCCL handles device tensors)");
+  switch (t.dtype) {
+    case DType::F32: return MPI_FLOAT;
+    case DType::F64: return MPI_DOUBLE;
+    case DType::I32: return MPI_INT32_T;
+    case DType::BF16: break;
+  }
+  fail(op, ": MPI communicator moves f32, f64 or i32 tensors, got ", dtype_name(t.dtype));
+}
+
 MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm) {
   MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
   MPI_CHECK(MPI_Comm_size(comm_, &size_));
@@ -74,9 +86,25 @@ void MpiCommunicator::all_gather(Tensor out, Tensor in) {
 
 void MpiCommunicator::broadcast(Tensor t, int root) {
   const WatchCollective watch("broadcast", name());
-  check_f32(t, "broadcast");
+  const MPI_Datatype type = move_type(t, "broadcast");
   if (size_ == 1) return;
-  MPI_CHECK(MPI_Bcast(t.ptr, int(t.numel()), MPI_FLOAT, root, comm_));
+  MPI_CHECK(MPI_Bcast(t.ptr, int(t.numel()), type, root, comm_));
+}
+
+void MpiCommunicator::gather(Tensor out, Tensor in, int root) {
+  const WatchCollective watch("gather", name());
+  const MPI_Datatype type = move_type(in, "gather");
+  const int n = int(in.numel());
+  if (rank_ != root) {
+    MPI_CHECK(MPI_Gather(in.ptr, n, type, nullptr, n, type, root, comm_));
+    return;
+  }
+  DT_CHECK(out.dtype == in.dtype && out.numel() == in.numel() * size_, "gather sizes ", out.numel(), " / ",
+           in.numel());
+  move_type(out, "gather");
+  // In place when `in` is root's part of `out`.
+  const bool in_place = static_cast<char*>(in.ptr) == static_cast<char*>(out.ptr) + size_t(rank_) * in.bytes();
+  MPI_CHECK(MPI_Gather(in_place ? MPI_IN_PLACE : in.ptr, n, type, out.ptr, n, type, root, comm_));
 }
 
 void MpiCommunicator::send(Tensor t, int peer, int tag) {

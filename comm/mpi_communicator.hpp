@@ -25,6 +25,7 @@ class MpiCommunicator final : public Communicator {
   void reduce_scatter_sum(Tensor out, Tensor in) override;
   void all_gather(Tensor out, Tensor in) override;
   void broadcast(Tensor t, int root) override;
+  void gather(Tensor out, Tensor in, int root) override;
   void send(Tensor t, int peer, int tag) override;
   void recv(Tensor t, int peer, int tag) override;
   void wait_sends() override;

@@ -78,6 +78,27 @@ class NcclCommunicator final : public Communicator {
     NCCL_CHECK(ncclBroadcast(t.ptr, t.ptr, size_t(t.numel()), type(t), root, comm_, stream_));
     leave();
   }
+  // NCCL has no gather: root receives from every other rank in one group
+  // and copies its own part.
+  void gather(Tensor out, Tensor in, int root) override {
+    check(in, "gather");
+    const size_t n = size_t(in.numel());
+    enter();
+    if (rank_ == root) {
+      check(out, "gather");
+      DT_CHECK(out.dtype == in.dtype && out.numel() == in.numel() * size_, "gather sizes");
+      char* own = static_cast<char*>(out.ptr) + size_t(rank_) * in.bytes();
+      if (own != in.ptr) CUDA_CHECK(cudaMemcpyAsync(own, in.ptr, in.bytes(), cudaMemcpyDeviceToDevice, stream_));
+    }
+    NCCL_CHECK(ncclGroupStart());
+    if (rank_ != root) NCCL_CHECK(ncclSend(in.ptr, n, type(in), root, comm_, stream_));
+    else
+      for (int r = 0; r < size_; ++r)
+        if (r != rank_)
+          NCCL_CHECK(ncclRecv(static_cast<char*>(out.ptr) + size_t(r) * in.bytes(), n, type(in), r, comm_, stream_));
+    NCCL_CHECK(ncclGroupEnd());
+    leave();
+  }
 
   void send(Tensor t, int peer, int) override {
     check(t, "send");

@@ -98,7 +98,7 @@ for kind in diff standard; do
   run=runs/compare/$kind
   steps=${STEPS:-$(steps_of "$cfg")}
   every=$((steps % 100 == 0 ? 100 : steps))  # the last step must be a checkpoint step
-  CKPT[$kind]=$run/checkpoints/step_$steps
+  CKPT[$kind]=$run/checkpoints/$(printf 'step_%08d' "$steps")
   [ "${FORCE:-0}" != 1 ] || rm -rf "$run"
   if [ -f "${CKPT[$kind]}/manifest.yaml" ]; then
     say "$kind: ${CKPT[$kind]} exists, not retraining"

@@ -25,6 +25,7 @@
 #include "data/tokenizer.hpp"
 #include "kernels/ops.hpp"
 #include "kernels/gemm_peak.hpp"
+#include "checkpoint/checkpoint.hpp"
 #include "trainer/lr_schedule.hpp"
 #include "trainer/machine_fit.hpp"
 #include "trainer/run_guard.hpp"
@@ -359,7 +360,7 @@ StepStats Trainer::run() {
       // next one; the last one has no next, so its failure ends the run.
       if (!saved && (stop || steps_done_ == total))
         fail("checkpoint: the save of the final step ", steps_done_, " failed; ",
-             saved_step_ >= 0 ? "the newest checkpoint is step_" + std::to_string(saved_step_)
+             saved_step_ >= 0 ? "the newest checkpoint is " + checkpoint_dir_name(saved_step_)
                               : std::string("this run has no checkpoint"));
     }
     if (stop) {

@@ -63,7 +63,9 @@ class Trainer {
   void load_micro_batch(int micro);
   int32_t* staged_inputs(int micro) const { return staging_.as<int32_t>() + size_t(2 * micro) * micro_tokens_; }
   int32_t* staged_targets(int micro) const { return staged_inputs(micro) + micro_tokens_; }
-  void load_weights(const class CheckpointReader& ck, bool with_optimizer);
+  // This rank's slices of the weights (and of the Adam moments) from ck; ""
+  // when every rank loaded, else on every rank the same one-line error.
+  std::string load_weights(const class CheckpointReader& ck, bool with_optimizer);
   // Refuses to start a fresh run over another one (unless force_).
   void check_fresh_run();
 

@@ -1,7 +1,5 @@
 // Saving and loading the Trainer's state: weights (fp32 masters, λ and g_sub
 // included), Adam moments, step, data position and the config (DESIGN §6).
-#include <mpi.h>
-
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -9,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <sstream>
 
@@ -25,42 +24,6 @@ namespace dt {
 namespace fs = std::filesystem;
 
 namespace {
-
-// One line per piece for gathering to rank 0.
-std::string encode(const CheckpointPiece& p) {
-  std::ostringstream os;
-  os << p.name << ' ' << p.kind << ' ' << p.shape.size();
-  for (int64_t d : p.shape) os << ' ' << d;
-  os << ' ' << p.slice.row0 << ' ' << p.slice.rows << ' ' << p.slice.col0 << ' ' << p.slice.cols << ' ' << p.f0 << ' '
-     << p.f1 << ' ' << p.file << '\n';
-  return os.str();
-}
-
-CheckpointPiece decode(const std::string& line) {
-  std::istringstream is(line);
-  CheckpointPiece p;
-  size_t nd = 0;
-  is >> p.name >> p.kind >> nd;
-  p.shape.resize(nd);
-  for (auto& d : p.shape) is >> d;
-  is >> p.slice.row0 >> p.slice.rows >> p.slice.col0 >> p.slice.cols >> p.f0 >> p.f1 >> p.file;
-  return p;
-}
-
-// Concatenates every rank's text on rank 0.
-std::string gather_text(MPI_Comm comm, const std::string& mine) {
-  int rank = 0, size = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
-  int len = int(mine.size());
-  std::vector<int> lens(size), offs(size);
-  MPI_CHECK(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm));
-  int total = 0;
-  for (int r = 0; r < size; ++r) offs[r] = total, total += lens[r];
-  std::string all(rank == 0 ? size_t(total) : 0, '\0');
-  MPI_CHECK(MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), offs.data(), MPI_CHAR, 0, comm));
-  return all;
-}
 
 // The first model setting that differs, as "model.key: A in the checkpoint, B in the config".
 std::string model_difference(const ModelConfig& ck, const ModelConfig& now) {
@@ -130,10 +93,11 @@ fs::path aside_name(const fs::path& dir) {
 bool Trainer::save_checkpoint() {
   const std::string root = cfg_.checkpoint.dir;
   if (root.empty()) fail(cfg_.source, ": checkpoint.dir: empty; expected a directory to save checkpoints in");
-  const std::string name = "step_" + std::to_string(steps_done_);
+  const std::string name = checkpoint_dir_name(steps_done_);
   const std::string tmp = root + "/" + name + ".tmp", final_dir = root + "/" + name;
+  // The save's collectives carry host values and metadata: world is an MPI
+  // communicator on GPUs too (ProcessGrid).
   Communicator& world = grid_->world();
-  const MPI_Comm comm = MPI_Comm(static_cast<MpiCommunicator&>(world).handle());
   const auto t0 = std::chrono::steady_clock::now();
   watch_phase("checkpoint save");
   // Every phase of the save may fail on some rank (disk full, I/O error); the
@@ -161,7 +125,7 @@ bool Trainer::save_checkpoint() {
   // rank writes the parameter and moment ranges of its own shard.
   const bool zero = cfg_.parallel.zero == 1 && grid_->dp_cp().size() > 1;
   std::vector<CheckpointPiece> pieces;
-  std::string files_text;
+  std::vector<CheckpointFile> files;
   if (!failed && (zero || grid_->coord().dp == 0)) {
     const std::string file = "shard_" + std::to_string(grid_->rank()) + ".h5";
     std::vector<const float*> data;
@@ -187,8 +151,7 @@ bool Trainer::save_checkpoint() {
     }
     attempt([&] {
       try {
-        const CheckpointFile cf = write_checkpoint_file(tmp, file, pieces, data);
-        files_text = cf.name + " " + std::to_string(cf.crc32) + " " + std::to_string(cf.bytes) + "\n";
+        files.push_back(write_checkpoint_file(tmp, file, pieces, data));
       } catch (const Error&) {
         fail("writing ", file, " failed (disk full or I/O error", free_space(root), ")");
       }
@@ -196,10 +159,9 @@ bool Trainer::save_checkpoint() {
   }
   maybe_kill_during_save(mpi_world_rank(), steps_done_);
   failed = failed_somewhere();
-  std::string piece_text;
-  for (const CheckpointPiece& p : pieces) piece_text += encode(p);
-  const std::string all_pieces = failed ? "" : gather_text(comm, piece_text);
-  const std::string all_files = failed ? "" : gather_text(comm, files_text);
+  // Every rank's files and pieces, in the manifest's own YAML, on rank 0.
+  const std::vector<std::string> entries = failed ? std::vector<std::string>{}
+                                                  : world.gather_bytes(entries_to_yaml(files, pieces), 0);
 
   // Rank 0 publishes: the manifest, then the final name by rename.
   if (!failed && world.rank() == 0)
@@ -212,22 +174,20 @@ bool Trainer::save_checkpoint() {
       m.seed = cfg_.train.seed;
       m.tp = grid_->shape().tp, m.pp = grid_->shape().pp, m.dp = grid_->shape().dp, m.zero = cfg_.parallel.zero;
       m.config_yaml = config_to_yaml(cfg_);
-      std::istringstream ps(all_pieces), fsx(all_files);
-      for (std::string line; std::getline(ps, line);) m.pieces.push_back(decode(line));
-      for (std::string line; std::getline(fsx, line);) {
-        std::istringstream ls(line);
-        CheckpointFile f;
-        ls >> f.name >> f.crc32 >> f.bytes;
-        m.files.push_back(f);
-      }
+      for (size_t r = 0; r < entries.size(); ++r)
+        append_entries(entries[r], "the checkpoint entries of rank " + std::to_string(r), m);
       // Complete on disk before it gets its final name.
       write_file_atomically(tmp + "/manifest.yaml", manifest_to_yaml(m));
       // A directory of the same step (a run resumed from an older checkpoint,
-      // or a damaged one) is moved aside, never deleted.
-      if (fs::exists(final_dir)) {
-        const fs::path aside = aside_name(final_dir);
-        fs::rename(final_dir, aside);
-        log_info("checkpoint: moved the existing ", final_dir, " aside to ", aside.string());
+      // or a damaged one; under this name or the unpadded step_<N> of older
+      // versions) is moved aside, never deleted.
+      std::vector<fs::path> same_step;
+      for (const auto& e : fs::directory_iterator(root))
+        if (finished_step(e.path().filename().string()) == steps_done_) same_step.push_back(e.path());
+      for (const fs::path& old : same_step) {
+        const fs::path aside = aside_name(old);
+        fs::rename(old, aside);
+        log_info("checkpoint: moved the existing ", old.string(), " aside to ", aside.string());
       }
       fs::rename(tmp, final_dir);
       fsync_dir(root);
@@ -235,13 +195,13 @@ bool Trainer::save_checkpoint() {
   failed = failed_somewhere();
 
   if (failed) {
-    const std::string errors = gather_text(comm, error.empty() ? "" : "rank " + std::to_string(world.rank()) +
-                                                                          ": " + error + "\n");
+    const std::vector<std::string> errors =
+        world.gather_bytes(error.empty() ? "" : "rank " + std::to_string(world.rank()) + ": " + error, 0);
     if (world.rank() == 0) {
       std::error_code ec;
       fs::remove_all(tmp, ec);
-      const std::string first = errors.substr(0, errors.find('\n'));
-      const std::string kept = saved_step_ >= 0 ? "step_" + std::to_string(saved_step_) + " is kept"
+      const std::string first = *std::find_if(errors.begin(), errors.end(), [](const std::string& e) { return !e.empty(); });
+      const std::string kept = saved_step_ >= 0 ? checkpoint_dir_name(saved_step_) + " is kept"
                                                 : "no earlier checkpoint of this run";
       const std::string msg = "checkpoint: cannot save step " + std::to_string(steps_done_) + " in " + root + ": " +
                               (world.size() > 1 ? first : first.substr(first.find(": ") + 2)) + "; removed " +
@@ -281,7 +241,27 @@ bool Trainer::save_checkpoint() {
   return true;
 }
 
-void Trainer::load_weights(const CheckpointReader& ck, bool with_optimizer) {
+namespace {
+
+// Runs `load` on every rank of `world` and agrees on the outcome: "" when it
+// succeeded everywhere, else on every rank the message of the lowest rank
+// that failed, so all ranks fail (or skip the checkpoint) together and none
+// trains on a model that another rank found damaged.
+std::string agree_on_load(Communicator& world, const std::function<void()>& load) {
+  std::string error;
+  try {
+    load();
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  const int n = world.size();
+  const int first = n - int(world.all_reduce_max(error.empty() ? 0.0 : double(n - world.rank())));
+  return first == n ? "" : world.broadcast_bytes(error, first);
+}
+
+}  // namespace
+
+std::string Trainer::load_weights(const CheckpointReader& ck, bool with_optimizer) {
   const Config stored = load_config_text(ck.manifest().config_yaml, {}, ck.dir() + "/manifest.yaml");
   const std::string diff = model_difference(stored.model, cfg_.model);
   if (!diff.empty()) fail("checkpoint ", ck.dir(), ": incompatible model config: ", diff);
@@ -291,91 +271,92 @@ void Trainer::load_weights(const CheckpointReader& ck, bool with_optimizer) {
   float* m_host = host_copy(opt_->m(), stage_m);
   float* v_host = host_copy(opt_->v(), stage_v);
   const int64_t s0 = opt_->shard_begin(), s1 = opt_->shard_end();
-  for (size_t i = 0; i < model_->params().size(); ++i) {
-    const ParamSpec& spec = model_->registry()[i];
-    const TpSlice& sl = model_->slices()[i];
-    float* local = base + (model_->params()[i].f32() - dev_base);
-    const std::vector<float> w = ck.assemble(spec, "param");
-    for (int64_t j = 0; j < sl.numel(); ++j) local[j] = w[size_t(global_index(spec, sl, j))];
-    if (!with_optimizer) continue;
-    // Moments of this rank's shard of the flat arena.
-    const int64_t off = local - base;
-    const int64_t b = std::max(off, s0), e = std::min(off + sl.numel(), s1);
-    if (b >= e) continue;
-    for (const char* kind : {"exp_avg", "exp_avg_sq"}) {
-      const std::vector<float> g = ck.assemble(spec, kind);
-      float* dst = std::string(kind) == "exp_avg" ? m_host : v_host;
-      for (int64_t j = b - off; j < e - off; ++j) dst[off + j - s0] = g[size_t(global_index(spec, sl, j))];
+  // Each rank reads only the pieces that overlap its own slices.
+  const std::string error = agree_on_load(grid_->world(), [&] {
+    for (size_t i = 0; i < model_->params().size(); ++i) {
+      const ParamSpec& spec = model_->registry()[i];
+      const TpSlice& sl = model_->slices()[i];
+      const int64_t off = model_->params()[i].f32() - dev_base;
+      ck.read(spec, "param", sl, 0, sl.numel(), base + off);
+      if (!with_optimizer) continue;
+      // Moments of this rank's shard [s0, s1) of the flat arena.
+      const int64_t b = std::max(off, s0), e = std::min(off + sl.numel(), s1);
+      if (b >= e) continue;
+      ck.read(spec, "exp_avg", sl, b - off, e - off, m_host + (b - s0));
+      ck.read(spec, "exp_avg_sq", sl, b - off, e - off, v_host + (b - s0));
     }
-  }
+  });
+  if (!error.empty()) return error;
   copy_back(model_->flat_params(), stage_p);
   if (with_optimizer) {
     copy_back(opt_->m(), stage_m);
     copy_back(opt_->v(), stage_v);
   }
   model_->sync_compute_weights();
+  return "";
 }
 
-namespace {
-
-// The newest checkpoint in root whose manifest and files verify, or none.
-// Damaged ones (no manifest, a bad checksum) are skipped with a warning; when
-// there are only damaged ones, resuming stops: starting fresh would bury them.
-std::optional<CheckpointReader> newest_intact_checkpoint(const std::string& root, bool logger) {
-  std::vector<std::pair<int64_t, fs::path>> steps;
-  std::error_code ec;
-  if (root.empty() || !fs::is_directory(root, ec)) return std::nullopt;
-  for (const auto& e : fs::directory_iterator(root)) {
-    const int64_t step = finished_step(e.path().filename().string());
-    if (step >= 0) steps.emplace_back(step, e.path());
+void Trainer::resume(const std::string& spec) {
+  const auto t0 = std::chrono::steady_clock::now();
+  // Newest first for auto; damaged ones (no manifest, a bad checksum on any
+  // rank) are skipped with a warning; when there are only damaged ones,
+  // resuming stops: starting fresh would bury them.
+  std::vector<std::string> candidates;
+  if (spec != "auto") {
+    candidates.push_back(spec);
+  } else {
+    std::vector<std::pair<int64_t, fs::path>> steps;
+    std::error_code ec;
+    const std::string& root = cfg_.checkpoint.dir;
+    if (!root.empty() && fs::is_directory(root, ec))
+      for (const auto& e : fs::directory_iterator(root)) {
+        const int64_t step = finished_step(e.path().filename().string());
+        if (step >= 0) steps.emplace_back(step, e.path());
+      }
+    std::sort(steps.rbegin(), steps.rend());
+    for (const auto& s : steps) candidates.push_back(s.second.string());
   }
-  std::sort(steps.rbegin(), steps.rend());
   std::vector<std::string> damaged;
-  for (const auto& [step, dir] : steps) {
+  for (const std::string& dir : candidates) {
+    std::optional<CheckpointReader> ck;
+    std::string error;
     try {
-      return CheckpointReader(dir.string());
+      ck.emplace(dir, Verify::what_is_read);
     } catch (const Error& e) {
-      if (logger) log_info("resume: skipping ", dir.string(), ": ", e.what());
-      damaged.push_back(dir.filename().string());
+      error = e.what();
     }
+    if (error.empty()) {
+      const Config stored = load_config_text(ck->manifest().config_yaml, {}, ck->dir() + "/manifest.yaml");
+      std::vector<std::string> notes;
+      const std::string refused = resume_mismatch(stored, cfg_, notes);
+      if (!refused.empty()) fail("resume ", ck->dir(), ": ", refused);
+      if (is_logger())
+        for (const std::string& n : notes) log_info("resume: changed since the checkpoint: ", n);
+      error = load_weights(*ck, true);
+    }
+    if (!error.empty()) {
+      if (spec != "auto") fail(error);
+      if (is_logger()) log_info("resume: skipping ", dir, ": ", error);
+      damaged.push_back(fs::path(dir).filename().string());
+      continue;
+    }
+    steps_done_ = saved_step_ = ck->manifest().step;
+    resumed_ = true;
+    if (loader_) loader_->restore(ck->manifest().data_state);
+    if (is_logger())
+      log_info("resume: ", ck->dir(), " at step ", steps_done_, " (saved with tp ", ck->manifest().tp, " pp ",
+               ck->manifest().pp, " dp ", ck->manifest().dp, " zero ", ck->manifest().zero, "), loaded in ",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s, ",
+               ck->bytes_read(), " bytes read on rank 0");
+    return;
   }
   if (!damaged.empty()) {
     std::string names;
     for (const std::string& d : damaged) names += (names.empty() ? "" : ", ") + d;
-    fail("resume auto: ", root, " holds no complete checkpoint, only damaged ones (", names,
+    fail("resume auto: ", cfg_.checkpoint.dir, " holds no complete checkpoint, only damaged ones (", names,
          "), which are kept; repair one and pass it to --resume, or start a new run with another checkpoint.dir");
   }
-  return std::nullopt;
-}
-
-}  // namespace
-
-void Trainer::resume(const std::string& spec) {
-  const auto t0 = std::chrono::steady_clock::now();
-  std::optional<CheckpointReader> ck;
-  if (spec == "auto") {
-    ck = newest_intact_checkpoint(cfg_.checkpoint.dir, is_logger());
-    if (!ck) {
-      if (is_logger()) log_info("resume: no checkpoint in '", cfg_.checkpoint.dir, "', starting fresh");
-      return;
-    }
-  } else {
-    ck.emplace(spec);
-  }
-  const Config stored = load_config_text(ck->manifest().config_yaml, {}, ck->dir() + "/manifest.yaml");
-  std::vector<std::string> notes;
-  const std::string refused = resume_mismatch(stored, cfg_, notes);
-  if (!refused.empty()) fail("resume ", ck->dir(), ": ", refused);
-  if (is_logger())
-    for (const std::string& n : notes) log_info("resume: changed since the checkpoint: ", n);
-  load_weights(*ck, true);
-  steps_done_ = saved_step_ = ck->manifest().step;
-  resumed_ = true;
-  if (loader_) loader_->restore(ck->manifest().data_state);
-  if (is_logger())
-    log_info("resume: ", ck->dir(), " at step ", steps_done_, " (saved with tp ", ck->manifest().tp, " pp ",
-             ck->manifest().pp, " dp ", ck->manifest().dp, " zero ", ck->manifest().zero, "), loaded in ",
-             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s");
+  if (is_logger()) log_info("resume: no checkpoint in '", cfg_.checkpoint.dir, "', starting fresh");
 }
 
 void Trainer::check_fresh_run() {
@@ -387,8 +368,9 @@ void Trainer::check_fresh_run() {
 }
 
 void Trainer::init_from(const std::string& dir) {
-  CheckpointReader ck(dir);
-  load_weights(ck, false);
+  CheckpointReader ck(dir, Verify::what_is_read);
+  const std::string error = load_weights(ck, false);
+  if (!error.empty()) fail(error);
   if (is_logger()) log_info("init_from: weights of ", dir, " (step ", ck.manifest().step, "); fresh optimizer and data");
 }
 

@@ -4,7 +4,7 @@
 #    loses nothing already saved: the previous checkpoint stays complete,
 #    `latest` still names it, and `--resume auto` continues from it.
 #    DIFFTRON_KILL_DURING_SAVE=1:4 kills rank 1 at the deterministic worst
-#    moment: its HDF5 file is in step_4.tmp/, the manifest is not written yet.
+#    moment: its HDF5 file is in step_00000004.tmp/, the manifest is not written yet.
 #    ZeRO-1 makes both ranks write a file, so the killed rank is a writer.
 # B. SIGTERM (what Slurm sends before preemption) makes a run finish its step,
 #    save and exit 0 promptly; `--resume auto` continues from that step.
@@ -24,29 +24,29 @@ rc=$?
 grep -q "killing rank 1 during the save of step 4" "$tmp/crash" || fail "the kill hook did not fire" "$tmp/crash"
 pass "the job went down (exit $rc) when rank 1 was killed during the save of step 4"
 
-[ -f "$tmp/ck/step_2/manifest.yaml" ] || fail "step_2 is not complete" "$tmp/crash"
-[ -d "$tmp/ck/step_4.tmp" ] && [ -f "$tmp/ck/step_4.tmp/shard_1.h5" ] ||
-  fail "step_4.tmp/shard_1.h5 missing: the kill did not come after rank 1's write" "$tmp/crash"
-[ ! -e "$tmp/ck/step_4.tmp/manifest.yaml" ] && [ ! -e "$tmp/ck/step_4" ] ||
+[ -f "$tmp/ck/step_00000002/manifest.yaml" ] || fail "step_00000002 is not complete" "$tmp/crash"
+[ -d "$tmp/ck/step_00000004.tmp" ] && [ -f "$tmp/ck/step_00000004.tmp/shard_1.h5" ] ||
+  fail "step_00000004.tmp/shard_1.h5 missing: the kill did not come after rank 1's write" "$tmp/crash"
+[ ! -e "$tmp/ck/step_00000004.tmp/manifest.yaml" ] && [ ! -e "$tmp/ck/step_00000004" ] ||
   fail "the interrupted save of step 4 got a manifest or its final name" "$tmp/crash"
-pass "step_2 is complete; step_4.tmp holds rank 1's file and no manifest"
+pass "step_00000002 is complete; step_00000004.tmp holds rank 1's file and no manifest"
 
 latest=$(cat "$tmp/ck/latest" 2>/dev/null)
-[ "$latest" = "step_2" ] || fail "latest is '$latest', expected step_2" "$tmp/crash"
-pass "latest still names step_2"
+[ "$latest" = "step_00000002" ] || fail "latest is '$latest', expected step_00000002" "$tmp/crash"
+pass "latest still names step_00000002"
 
-# A2. One process resumes: it must pick step_2 (not the unfinished step_4.tmp),
+# A2. One process resumes: it must pick step_00000002 (not the unfinished step_00000004.tmp),
 # load it (the 2-rank ZeRO-1 checkpoint resharded onto one rank) and save step 4.
 timeout 120 "$bin" "${common[@]}" --set train.max_steps=4 --resume auto >"$tmp/resume" 2>&1
 rc=$?
 [ $rc -eq 0 ] || fail "the resumed run exited $rc" "$tmp/resume"
-grep -q "resume: $tmp/ck/step_2 at step 2" "$tmp/resume" || fail "--resume auto did not pick step_2" "$tmp/resume"
-pass "--resume auto loaded step_2: $(grep -o 'resume: .*' "$tmp/resume")"
+grep -q "resume: $tmp/ck/step_00000002 at step 2" "$tmp/resume" || fail "--resume auto did not pick step_00000002" "$tmp/resume"
+pass "--resume auto loaded step_00000002: $(grep -o 'resume: .*' "$tmp/resume")"
 
-[ -f "$tmp/ck/step_4/manifest.yaml" ] && [ ! -e "$tmp/ck/step_4.tmp" ] ||
-  fail "the resumed run did not save a complete step_4 in place of step_4.tmp" "$tmp/resume"
-[ "$(cat "$tmp/ck/latest")" = "step_4" ] || fail "latest is '$(cat "$tmp/ck/latest")', expected step_4" "$tmp/resume"
-pass "the resumed run saved step_4 and latest names it"
+[ -f "$tmp/ck/step_00000004/manifest.yaml" ] && [ ! -e "$tmp/ck/step_00000004.tmp" ] ||
+  fail "the resumed run did not save a complete step_00000004 in place of step_00000004.tmp" "$tmp/resume"
+[ "$(cat "$tmp/ck/latest")" = "step_00000004" ] || fail "latest is '$(cat "$tmp/ck/latest")', expected step_00000004" "$tmp/resume"
+pass "the resumed run saved step_00000004 and latest names it"
 
 # B1. One process, a long run without periodic saves (the only checkpoint is the
 # one the signal asks for), stopped by SIGTERM once it has logged 3 steps.
@@ -79,15 +79,16 @@ pass "the run exited 0 after SIGTERM"
 n=$(sed -n 's/^stopping after step \([0-9]*\) on SIGTERM.*/\1/p' "$tmp/term1")
 [ -n "$n" ] || fail "no 'stopping after step N on SIGTERM' line" "$tmp/term1"
 [ "$n" -ge 3 ] && [ "$n" -lt 200 ] || fail "stopped after step $n, expected 3 <= N < 200" "$tmp/term1"
-[ -f "$tmp/ck_term/step_$n/manifest.yaml" ] && [ "$(cat "$tmp/ck_term/latest")" = "step_$n" ] ||
-  fail "no complete step_$n named by latest" "$tmp/term1"
-pass "stopped after step $n and saved step_$n"
+sn=$(printf 'step_%08d' "$n")
+[ -f "$tmp/ck_term/$sn/manifest.yaml" ] && [ "$(cat "$tmp/ck_term/latest")" = "$sn" ] ||
+  fail "no complete $sn named by latest" "$tmp/term1"
+pass "stopped after step $n and saved $sn"
 
 # B2. --resume auto continues from step N for two more steps.
 timeout 120 "$bin" "${common[@]}" --set train.max_steps=$((n + 2)) --resume auto >"$tmp/term2" 2>&1
 rc=$?
 [ $rc -eq 0 ] || fail "the resumed run exited $rc" "$tmp/term2"
-grep -q "resume: $tmp/ck_term/step_$n at step $n" "$tmp/term2" || fail "--resume auto did not pick step_$n" "$tmp/term2"
+grep -q "resume: $tmp/ck_term/$sn at step $n" "$tmp/term2" || fail "--resume auto did not pick $sn" "$tmp/term2"
 grep -q "training steps $((n + 1))\.\.$((n + 2)) " "$tmp/term2" && grep -q "^done: $((n + 2)) steps" "$tmp/term2" ||
   fail "the resumed run did not train steps $((n + 1))..$((n + 2))" "$tmp/term2"
 pass "--resume auto continued from step $n to $((n + 2))"

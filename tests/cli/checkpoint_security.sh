@@ -49,14 +49,14 @@ all_refuse() {
     --set checkpoint.dir="$WORK/resumed" --set train.run_dir="$WORK/run_resumed"
   grep -q -- "$what" "$WORK/err" || fail "train --resume $dir: '$what' not in: $(cat "$WORK/err")"
 }
-# A copy of the checkpoint as $WORK/<name>/step_2 with `sed -e <script>` applied to its manifest.
+# A copy of the checkpoint as $WORK/<name>/step_00000002 with `sed -e <script>` applied to its manifest.
 crafted() {
   local name=$1 script=$2
   mkdir -p "$WORK/$name"
-  cp -r "$WORK/ckpt/step_2" "$WORK/$name/"
-  sed -i -e "$script" "$WORK/$name/step_2/manifest.yaml"
-  cmp -s "$WORK/ckpt/step_2/manifest.yaml" "$WORK/$name/step_2/manifest.yaml" && fail "crafted $name: sed changed nothing"
-  echo "$WORK/$name/step_2"
+  cp -r "$WORK/ckpt/step_00000002" "$WORK/$name/"
+  sed -i -e "$script" "$WORK/$name/step_00000002/manifest.yaml"
+  cmp -s "$WORK/ckpt/step_00000002/manifest.yaml" "$WORK/$name/step_00000002/manifest.yaml" && fail "crafted $name: sed changed nothing"
+  echo "$WORK/$name/step_00000002"
 }
 
 # ---- a tiny checkpoint: 2 steps of a 1-layer model, saved at step 2
@@ -70,7 +70,7 @@ parallel: {micro_batch: 4}
 checkpoint: {dir: $WORK/ckpt, every_steps: 2}
 EOF
 "$BIN" train "$WORK/tiny.yaml" >/dev/null 2>"$WORK/log" || fail "train failed: $(cat "$WORK/log")"
-C=$WORK/ckpt/step_2
+C=$WORK/ckpt/step_00000002
 [ -f "$C/manifest.yaml" ] && [ -f "$C/shard_0.h5" ] || fail "no checkpoint written"
 "$BIN" inspect "$C" >/dev/null 2>"$WORK/err" || fail "the intact checkpoint does not inspect: $(cat "$WORK/err")"
 EMBED='name: embed.weight, kind: param, shape: \[320, 32\], dtype: f32'
@@ -91,7 +91,7 @@ pass
 
 # ---- names outside the checkpoint, files without a checksum, symlinks, devices (item 8)
 mkdir -p "$WORK/other" && cp -r "$C" "$WORK/other/"
-D=$(crafted foreign 's|file: shard_0.h5|file: ../../other/step_2/shard_0.h5|; /- {name: shard_0.h5, crc32:/d')
+D=$(crafted foreign 's|file: shard_0.h5|file: ../../other/step_00000002/shard_0.h5|; /- {name: shard_0.h5, crc32:/d')
 all_refuse "$D" 'plain file name' resume
 all_refuse "$(crafted no_checksum '/- {name: shard_0.h5, crc32:/d')" 'shard_0.h5.*no checksum entry'
 D=$(crafted passwd 's|^files:$|files:\n  - {name: ../../../../../../../../../../etc/passwd, crc32: 1, bytes: 1}|')
@@ -105,7 +105,7 @@ ln -s /dev/zero "$D/zero.h5"
 refused "$BIN" inspect "$D"
 grep -q "$D/zero.h5: not a regular file" "$WORK/err" || fail "zero.h5 -> /dev/zero: $(cat "$WORK/err")"
 mkdir -p "$WORK/symlinked" && cp -r "$C" "$WORK/symlinked/"
-D=$WORK/symlinked/step_2
+D=$WORK/symlinked/step_00000002
 mv "$D/shard_0.h5" "$WORK/outside.h5" && ln -s "$WORK/outside.h5" "$D/shard_0.h5"
 all_refuse "$D" 'shard_0.h5: not a regular file' resume
 pass
@@ -144,7 +144,7 @@ fi
 mkdir "$WORK/dir.safetensors"
 refused "$BIN" export "$C" --format safetensors "$WORK/dir.safetensors"
 ln -s "$C" "$WORK/alias"
-for out in "$C/shard_0.h5" "$C/manifest.yaml" "$C/new.safetensors" "$C/../step_2/shard_0.h5" \
+for out in "$C/shard_0.h5" "$C/manifest.yaml" "$C/new.safetensors" "$C/../step_00000002/shard_0.h5" \
            "$WORK/alias/shard_0.h5" "$WORK/alias/new.safetensors"; do
   refused "$BIN" export "$C" --format safetensors "$out"
   grep -q "inside the checkpoint" "$WORK/err" || fail "export to $out: $(cat "$WORK/err")"

@@ -30,12 +30,12 @@ parallel: {micro_batch: 4}
 checkpoint: {dir: $WORK/ckpt, every_steps: 10, keep_last: 2}
 YAML
 "$BIN" train "$WORK/tiny.yaml" >"$WORK/train.log" 2>&1 || fail "train failed: $(tail -3 "$WORK/train.log")"
-[ -f "$WORK/ckpt/step_20/manifest.yaml" ] || fail "no step_20 checkpoint"
+[ -f "$WORK/ckpt/step_00000020/manifest.yaml" ] || fail "no step_00000020 checkpoint"
 ok "trained 20 steps with checkpoints"
 
 "$BIN" eval "$WORK/ckpt" --data "$WORK/shards" --max-tokens 20000 --nll-by-position --out "$WORK/eval" \
   >"$WORK/eval.log" 2>"$WORK/eval.err" || fail "eval failed: $(cat "$WORK/eval.err")"
-grep -Eq "^eval: .*step_20 \(step 20\): [0-9]+ windows x $T tokens = [0-9]+ tokens, mean NLL [0-9.]+ nats, perplexity [0-9.]+" \
+grep -Eq "^eval: .*step_00000020 \(step 20\): [0-9]+ windows x $T tokens = [0-9]+ tokens, mean NLL [0-9.]+ nats, perplexity [0-9.]+" \
   "$WORK/eval.log" || fail "no summary line: $(cat "$WORK/eval.log")"
 ok "summary line"
 
@@ -60,9 +60,9 @@ PNG=$WORK/eval/nll_by_position.png
 ok "nll_by_position.png"
 
 # The step directory itself works as well, with another length and batch; --max-tokens all.
-"$BIN" eval "$WORK/ckpt/step_10" --data "$WORK/shards" --seq-len 32 --batch 2 --max-tokens 64 --out "$WORK/eval2" \
-  >"$WORK/eval2.log" 2>&1 || fail "eval of step_10 failed: $(cat "$WORK/eval2.log")"
-grep -q "2 windows x 32 tokens = 64 tokens" "$WORK/eval2.log" || fail "step_10 eval: $(cat "$WORK/eval2.log")"
+"$BIN" eval "$WORK/ckpt/step_00000010" --data "$WORK/shards" --seq-len 32 --batch 2 --max-tokens 64 --out "$WORK/eval2" \
+  >"$WORK/eval2.log" 2>&1 || fail "eval of step_00000010 failed: $(cat "$WORK/eval2.log")"
+grep -q "2 windows x 32 tokens = 64 tokens" "$WORK/eval2.log" || fail "step_00000010 eval: $(cat "$WORK/eval2.log")"
 ok "step directory, --seq-len, --batch, --max-tokens"
 
 expect_one_line_error "$BIN" eval "$WORK/no_such_ckpt" --data "$WORK/shards" --out "$WORK/e3"

@@ -31,7 +31,7 @@ parallel: {micro_batch: 4}
 checkpoint: {dir: $WORK/ckpt, every_steps: 10, keep_last: 2}
 YAML
 "$BIN" train "$WORK/tiny.yaml" >"$WORK/train.log" 2>&1 || fail "train failed: $(tail -3 "$WORK/train.log")"
-[ -f "$WORK/ckpt/step_20/manifest.yaml" ] || fail "no step_20 checkpoint"
+[ -f "$WORK/ckpt/step_00000020/manifest.yaml" ] || fail "no step_00000020 checkpoint"
 ok "trained 20 steps with checkpoints"
 
 PROMPT="This program is free software; you can"
@@ -57,7 +57,7 @@ cmp -s "$WORK/std.txt" "$WORK/std--no-cache.txt" ||
   fail "standard attention: greedy output differs with and without the KV cache"
 ok "standard attention: KV cache and --no-cache print the same continuation"
 
-grep -Eq "^generate: .*step_20 \(step 20\): [0-9]+ prompt tokens, [0-9]+ new tokens in [0-9.]+ s .*, [0-9.]+ tokens/s, kv cache$" \
+grep -Eq "^generate: .*step_00000020 \(step 20\): [0-9]+ prompt tokens, [0-9]+ new tokens in [0-9.]+ s .*, [0-9.]+ tokens/s, kv cache$" \
   "$WORK/cache.err" || fail "no summary line: $(cat "$WORK/cache.err")"
 grep -q "no cache$" "$WORK/nocache.err" || fail "--no-cache summary: $(cat "$WORK/nocache.err")"
 [ "$(wc -l <"$WORK/cache.err")" -eq 1 ] || fail "stderr has more than the summary: $(cat "$WORK/cache.err")"
@@ -65,7 +65,7 @@ ok "summary line"
 
 # Sampling: a seed reproduces the text; top-k 1 is greedy.
 for i in 1 2; do
-  "$BIN" generate "$WORK/ckpt/step_10" --prompt "$PROMPT" --temperature 0.9 --top-k 40 --top-p 0.95 --seed 7 \
+  "$BIN" generate "$WORK/ckpt/step_00000010" --prompt "$PROMPT" --temperature 0.9 --top-k 40 --top-p 0.95 --seed 7 \
     --max-new-tokens 30 --tokenizer byte >"$WORK/seeded$i.txt" 2>/dev/null || fail "seeded generate failed"
 done
 cmp -s "$WORK/seeded1.txt" "$WORK/seeded2.txt" || fail "same seed, different text"
@@ -80,8 +80,8 @@ ok "--help"
 
 expect_one_line_error "$BIN" generate "$WORK/no_such_ckpt" --prompt "hi"
 grep -q "no_such_ckpt" "$WORK/err" || fail "error does not name the checkpoint: $(cat "$WORK/err")"
-mkdir -p "$WORK/bad/step_5" && echo "not: [a manifest" >"$WORK/bad/step_5/manifest.yaml"
-expect_one_line_error "$BIN" generate "$WORK/bad/step_5" --prompt "hi"
+mkdir -p "$WORK/bad/step_00000005" && echo "not: [a manifest" >"$WORK/bad/step_00000005/manifest.yaml"
+expect_one_line_error "$BIN" generate "$WORK/bad/step_00000005" --prompt "hi"
 expect_one_line_error "$BIN" generate "$WORK/ckpt"
 expect_one_line_error "$BIN" generate "$WORK/ckpt" --prompt ""
 expect_one_line_error "$BIN" generate "$WORK/ckpt" --prompt "hi" --temperature -1

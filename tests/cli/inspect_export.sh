@@ -37,13 +37,13 @@ parallel: {micro_batch: 4}
 checkpoint: {dir: $WORK/ckpt, every_steps: 2, keep_last: 3}
 EOF
 "$BIN" train "$WORK/tiny.yaml" >/dev/null 2>"$WORK/log" || fail "train failed: $(cat "$WORK/log")"
-[ -f "$WORK/ckpt/step_2/manifest.yaml" ] && [ -f "$WORK/ckpt/step_4/manifest.yaml" ] || fail "no checkpoints written"
+[ -f "$WORK/ckpt/step_00000002/manifest.yaml" ] && [ -f "$WORK/ckpt/step_00000004/manifest.yaml" ] || fail "no checkpoints written"
 pass
 
 # ---- inspect: the root resolves to the newest checkpoint
 "$BIN" inspect "$WORK/ckpt" >"$WORK/inspect" 2>"$WORK/err" || fail "inspect exited non-zero: $(cat "$WORK/err")"
-grep -q "^checkpoint: $WORK/ckpt/step_4$" "$WORK/inspect" \
-  || fail "inspect of the root did not pick step_4: $(head -1 "$WORK/inspect")"
+grep -q "^checkpoint: $WORK/ckpt/step_00000004$" "$WORK/inspect" \
+  || fail "inspect of the root did not pick step_00000004: $(head -1 "$WORK/inspect")"
 grep -q '^step: 4 of 4  tokens seen: 2048  data state: 32 samples consumed' "$WORK/inspect" \
   || fail "step line: $(grep '^step' "$WORK/inspect")"
 grep -q '^layout: tp 1  pp 1  dp 1  zero 0' "$WORK/inspect" || fail "layout line: $(grep '^layout' "$WORK/inspect")"
@@ -56,14 +56,14 @@ grep -q '^  layers.2.attn.lambda_k2 *\[16\] *f32 .* m,v$' "$WORK/inspect" || fai
 grep -q '^adam moments: 45 of 45 tensors$' "$WORK/inspect" || fail "moments line: $(grep '^adam' "$WORK/inspect")"
 grep -q '^checksums: 1 files OK$' "$WORK/inspect" || fail "no checksum line: $(tail -1 "$WORK/inspect")"
 pass
-"$BIN" inspect "$WORK/ckpt/step_2" | grep -q '^step: 2 of 4' || fail "inspect of step_2 does not show step 2"
+"$BIN" inspect "$WORK/ckpt/step_00000002" | grep -q '^step: 2 of 4' || fail "inspect of step_00000002 does not show step 2"
 pass
 
 # ---- export and validate with the independent reader
 OUT="$WORK/model.safetensors"
 "$BIN" export "$WORK/ckpt" --format safetensors "$OUT" >"$WORK/out" 2>"$WORK/err" \
   || fail "export exited non-zero: $(cat "$WORK/err")"
-grep -q "exported $WORK/ckpt/step_4 to $OUT" "$WORK/out" || fail "export summary: $(cat "$WORK/out")"
+grep -q "exported $WORK/ckpt/step_00000004 to $OUT" "$WORK/out" || fail "export summary: $(cat "$WORK/out")"
 [ -f "$OUT" ] && [ -z "$(find "$WORK" -maxdepth 1 -name 'model.safetensors.tmp*')" ] \
   || fail "export left no file or a .tmp behind"
 python3 "$SRC/tests/tools/read_safetensors.py" "$OUT" >"$WORK/read" 2>"$WORK/err" \
@@ -123,7 +123,7 @@ grep -q '^tensor embed.weight F32' "$WORK/read" && ! grep -q 'lm_head\|lambda\|s
 pass
 
 # ---- bad input: one line, non-zero exit
-cp -r "$WORK/ckpt/step_4" "$WORK/corrupt"
+cp -r "$WORK/ckpt/step_00000004" "$WORK/corrupt"
 python3 - "$WORK/corrupt/shard_0.h5" <<'EOF'
 import sys
 with open(sys.argv[1], "r+b") as f:

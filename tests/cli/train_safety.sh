@@ -38,52 +38,52 @@ run() {
 
 # 1. The last step is saved although 5 and 6 are not multiples of every_steps.
 run "$tmp/a" --set train.max_steps=5 --set checkpoint.every_steps=100 >"$tmp/out" 2>&1 || fail "train 5 steps" "$tmp/out"
-[ -f "$tmp/a/ck/step_5/manifest.yaml" ] || fail "no checkpoint of the last step (5, every_steps 100)" "$tmp/out"
-pass "max_steps 5, every_steps 100: step_5 saved"
+[ -f "$tmp/a/ck/step_00000005/manifest.yaml" ] || fail "no checkpoint of the last step (5, every_steps 100)" "$tmp/out"
+pass "max_steps 5, every_steps 100: step_00000005 saved"
 run "$tmp/t" --set train.max_steps=null --set train.max_tokens=1300 --set checkpoint.every_steps=4 >"$tmp/out" 2>&1 ||
   fail "train 1300 tokens" "$tmp/out"
-[ -f "$tmp/t/ck/step_6/manifest.yaml" ] || fail "no checkpoint of the last step (max_tokens 1300 = 6 steps)" "$tmp/out"
-pass "max_tokens 1300 (6 steps), every_steps 4: step_6 saved"
+[ -f "$tmp/t/ck/step_00000006/manifest.yaml" ] || fail "no checkpoint of the last step (max_tokens 1300 = 6 steps)" "$tmp/out"
+pass "max_tokens 1300 (6 steps), every_steps 4: step_00000006 saved"
 
 # 2. A fresh run into a directory that holds a run refuses and changes nothing.
-before=$(cat "$tmp/a/metrics.jsonl" "$tmp/a/ck/step_5/manifest.yaml" | md5sum)
+before=$(cat "$tmp/a/metrics.jsonl" "$tmp/a/ck/step_00000005/manifest.yaml" | md5sum)
 run "$tmp/a" --set train.max_steps=5 >"$tmp/out" 2>&1
 rc=$?
 one_error "$tmp/out" $rc "a fresh run into a used directory"
 grep -q -- "--resume auto" "$tmp/out" && grep -q -- "--force" "$tmp/out" ||
   fail "the refusal does not suggest --resume auto or --force" "$tmp/out"
-[ "$before" = "$(cat "$tmp/a/metrics.jsonl" "$tmp/a/ck/step_5/manifest.yaml" | md5sum)" ] ||
-  fail "the refused run changed metrics.jsonl or step_5" "$tmp/out"
+[ "$before" = "$(cat "$tmp/a/metrics.jsonl" "$tmp/a/ck/step_00000005/manifest.yaml" | md5sum)" ] ||
+  fail "the refused run changed metrics.jsonl or step_00000005" "$tmp/out"
 pass "a fresh run into a used run/checkpoint directory refuses with one line and writes nothing"
 run "$tmp/a" --set train.max_steps=3 --force >"$tmp/out" 2>&1 || fail "--force" "$tmp/out"
-[ -f "$tmp/a/ck/step_3/manifest.yaml" ] && [ ! -e "$tmp/a/ck/step_5" ] && [ "$(steps_in "$tmp/a/metrics.jsonl")" = "1 2 3 " ] ||
+[ -f "$tmp/a/ck/step_00000003/manifest.yaml" ] && [ ! -e "$tmp/a/ck/step_00000005" ] && [ "$(steps_in "$tmp/a/metrics.jsonl")" = "1 2 3 " ] ||
   fail "--force did not replace the previous run (metrics steps: $(steps_in "$tmp/a/metrics.jsonl"))" "$tmp/out"
 pass "--force replaces the previous run (its checkpoints and metrics)"
 run "$tmp/m" --set train.max_steps=5 --set checkpoint.every_steps=2 >"$tmp/out" 2>&1 || fail "train 5 steps" "$tmp/out"
-run "$tmp/m" --set train.max_steps=6 --resume "$tmp/m/ck/step_2" >"$tmp/out" 2>&1 || fail "resume from step_2" "$tmp/out"
+run "$tmp/m" --set train.max_steps=6 --resume "$tmp/m/ck/step_00000002" >"$tmp/out" 2>&1 || fail "resume from step_00000002" "$tmp/out"
 [ "$(steps_in "$tmp/m/metrics.jsonl")" = "1 2 3 4 5 6 " ] ||
-  fail "metrics.jsonl steps after resuming step_2: $(steps_in "$tmp/m/metrics.jsonl"), expected 1..6 once each" "$tmp/out"
-pass "resuming step_2 of a 5-step run: metrics.jsonl holds steps 1..6 once each"
+  fail "metrics.jsonl steps after resuming step_00000002: $(steps_in "$tmp/m/metrics.jsonl"), expected 1..6 once each" "$tmp/out"
+pass "resuming step_00000002 of a 5-step run: metrics.jsonl holds steps 1..6 once each"
 
 # 3. The newest checkpoint damaged (manifest deleted): resume auto takes the
 #    older one, and neither retention nor the new save deletes the damaged one.
 run "$tmp/d" --set train.max_steps=4 --set checkpoint.every_steps=2 >"$tmp/out" 2>&1 || fail "train 4 steps" "$tmp/out"
-rm "$tmp/d/ck/step_4/manifest.yaml"
-damaged=$(md5sum <"$tmp/d/ck/step_4/shard_0.h5")
+rm "$tmp/d/ck/step_00000004/manifest.yaml"
+damaged=$(md5sum <"$tmp/d/ck/step_00000004/shard_0.h5")
 run "$tmp/d" --set train.max_steps=6 --set checkpoint.every_steps=2 --set checkpoint.keep_last=1 --resume auto \
   >"$tmp/out" 2>&1 ||
-  fail "resume auto with a damaged step_4" "$tmp/out"
-grep -q "resume: .*step_2 at step 2" "$tmp/out" || fail "did not resume from step_2" "$tmp/out"
+  fail "resume auto with a damaged step_00000004" "$tmp/out"
+grep -q "resume: .*step_00000002 at step 2" "$tmp/out" || fail "did not resume from step_00000002" "$tmp/out"
 kept=0
 for f in "$tmp/d/ck"/*/shard_0.h5; do [ "$(md5sum <"$f")" = "$damaged" ] && kept=1; done
-[ $kept -eq 1 ] || fail "the damaged step_4's weights were deleted (by the new step_4 or by keep_last 1)" "$tmp/out"
+[ $kept -eq 1 ] || fail "the damaged step_00000004's weights were deleted (by the new step_00000004 or by keep_last 1)" "$tmp/out"
 pass "resume auto skips a damaged newest checkpoint and keeps it"
 run "$tmp/e" --set train.max_steps=2 >"$tmp/out" 2>&1 || fail "train 2 steps" "$tmp/out"
-rm "$tmp/e/ck/step_2/manifest.yaml"
+rm "$tmp/e/ck/step_00000002/manifest.yaml"
 run "$tmp/e" --set train.max_steps=4 --resume auto >"$tmp/out" 2>&1
 rc=$?
 one_error "$tmp/out" $rc "resume auto with only a damaged checkpoint"
-grep -q "damaged" "$tmp/out" && [ -f "$tmp/e/ck/step_2/shard_0.h5" ] ||
+grep -q "damaged" "$tmp/out" && [ -f "$tmp/e/ck/step_00000002/shard_0.h5" ] ||
   fail "expected a refusal naming the damaged checkpoint, which must be kept" "$tmp/out"
 pass "resume auto with only damaged checkpoints stops with one line and keeps them"
 
@@ -103,8 +103,8 @@ grep -q "changed since the checkpoint: train.max_steps: 3 -> 4" "$tmp/out" || fa
 pass "a resume may change the step budget (noted) and the micro-batch size"
 
 # 14. A manifest claiming step 999 of a 4-step run; a finished run.
-sed -i 's/^step: 4$/step: 999/' "$tmp/a/ck/step_4/manifest.yaml"
-run "$tmp/a" --set train.max_steps=4 --resume "$tmp/a/ck/step_4" >"$tmp/out" 2>&1
+sed -i 's/^step: 4$/step: 999/' "$tmp/a/ck/step_00000004/manifest.yaml"
+run "$tmp/a" --set train.max_steps=4 --resume "$tmp/a/ck/step_00000004" >"$tmp/out" 2>&1
 rc=$?
 one_error "$tmp/out" $rc "a manifest at step 999 of 4"
 grep -q "past the end of training" "$tmp/out" || fail "step 999 of 4 not refused" "$tmp/out"
@@ -133,7 +133,7 @@ rc=$?
 pid=""
 [ $rc -eq 0 ] || fail "ctrl-C: exit $rc, expected 0 after saving" "$tmp/out"
 step=$(sed -n 's/^stopping after step \([0-9]*\) on SIGINT.*/\1/p' "$tmp/out")
-[ -n "$step" ] && [ -f "$tmp/s/ck/step_$step/manifest.yaml" ] || fail "ctrl-C saved no checkpoint" "$tmp/out"
+[ -n "$step" ] && [ -f "$tmp/s/ck/$(printf 'step_%08d' "$step")/manifest.yaml" ] || fail "ctrl-C saved no checkpoint" "$tmp/out"
 pass "ctrl-C finished step $step, saved it and exited 0"
 # The second ctrl-C comes during a long step (512 sequences, seconds):
 # the process must exit at once, without finishing the step or saving.
@@ -151,8 +151,8 @@ pid=""
   fail "a second ctrl-C: exit $rc, expected 130 with no step finished and nothing saved" "$tmp/out"
 pass "a second ctrl-C exits at once (130)"
 
-# 5. A full disk, on a 9 MB tmpfs in a private mount namespace: step_2 (5.7 MB)
-#    fits, step_4 does not.
+# 5. A full disk, on a 9 MB tmpfs in a private mount namespace: step_00000002 (5.7 MB)
+#    fits, step_00000004 does not.
 if ! unshare -rm true 2>/dev/null && ! unshare -m true 2>/dev/null; then
   echo "SKIP: the disk-full cases need a private mount namespace (unshare -m), not available here"
   echo "$passed passed"
@@ -174,16 +174,16 @@ in_tmpfs 9m bash -c 'run "$tmp/mnt" --set train.max_steps=6 --set checkpoint.eve
 rc=$(sed -n 's/^exit //p' "$tmp/out")
 one_error "$tmp/out" "$rc" "a full disk during the save of step 4"
 grep -q "cannot save step 4" "$tmp/out" || fail "the error does not name the failed save" "$tmp/out"
-grep -q "step_2:" "$tmp/out" && grep -q "manifest.yaml" "$tmp/out" && ! grep -q "step_4" <(sed -n '/^exit/,$p' "$tmp/out") ||
-  fail "expected step_2 complete and no step_4 or step_4.tmp left" "$tmp/out"
-pass "disk full while saving step 4: one line, exit $rc, step_4.tmp removed, step_2 kept"
+grep -q "step_00000002:" "$tmp/out" && grep -q "manifest.yaml" "$tmp/out" && ! grep -q "step_00000004" <(sed -n '/^exit/,$p' "$tmp/out") ||
+  fail "expected step_00000002 complete and no step_00000004 or step_00000004.tmp left" "$tmp/out"
+pass "disk full while saving step 4: one line, exit $rc, step_00000004.tmp removed, step_00000002 kept"
 in_tmpfs 9m bash -c 'run "$tmp/mnt" --set train.max_steps=5 --set checkpoint.every_steps=2 --set checkpoint.retry_failed_save=true' \
   >"$tmp/out" 2>&1
 rc=$(sed -n 's/^exit //p' "$tmp/out")
 grep -q "training continues and tries again" "$tmp/out" && grep -q "^step 5/5" "$tmp/out" ||
   fail "retry_failed_save: training did not go on after the failed save of step 4" "$tmp/out"
 one_error "$tmp/out" "$rc" "retry_failed_save with the final save failing"
-grep -q "the save of the final step 5 failed; the newest checkpoint is step_2" "$tmp/out" ||
+grep -q "the save of the final step 5 failed; the newest checkpoint is step_00000002" "$tmp/out" ||
   fail "the failed final save is not reported" "$tmp/out"
 pass "retry_failed_save: training goes on, and a failed final save still exits $rc"
 in_tmpfs 4k bash -c 'run "$tmp/mnt" --set train.max_steps=2 --set "checkpoint.dir=$tmp/ck_full"' >"$tmp/out" 2>&1

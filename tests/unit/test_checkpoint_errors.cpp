@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -101,23 +102,23 @@ class CheckpointTest : public ::testing::Test {
     return std::make_unique<Trainer>(load_config_text(yaml));
   }
 
-  // Trains 2 steps saving every 2 and returns the checkpoint <root>/ck/step_2.
+  // Trains 2 steps saving every 2 and returns the checkpoint <root>/ck/step_00000002.
   std::string make_checkpoint() {
     make_trainer({.ck_dir = root_ + "/ck"})->run();
-    const std::string dir = root_ + "/ck/step_2";
+    const std::string dir = root_ + "/ck/step_00000002";
     EXPECT_TRUE(fs::exists(dir + "/manifest.yaml"));
     return dir;
   }
 
-  // A copy of checkpoint `dir` as <root>/<name>/step_2, to damage.
+  // A copy of checkpoint `dir` as <root>/<name>/step_00000002, to damage.
   std::string copy_of(const std::string& dir, const std::string& name) const {
-    const std::string to = root_ + "/" + name + "/step_2";
+    const std::string to = root_ + "/" + name + "/step_00000002";
     fs::create_directories(to);
     fs::copy(dir, to, fs::copy_options::recursive);
     return to;
   }
 
-  // A copy of checkpoint `dir` as <root>/<name>/step_2 whose manifest has
+  // A copy of checkpoint `dir` as <root>/<name>/step_00000002 whose manifest has
   // every `from` replaced by `to`.
   std::string edited_copy(const std::string& dir, const std::string& name, const std::string& from,
                           const std::string& to) const {
@@ -173,6 +174,29 @@ TEST_F(CheckpointTest, FlippedByteOfSameSizeFailsChecksum) {
   ASSERT_EQ(fs::file_size(shard), bytes.size());
   auto t = fresh_trainer();
   expect_one_line_naming(resume_error(*t, ck), {shard, "checksum"});
+}
+
+// Checkpoints of older versions have no crc32 per piece: a file a piece is
+// read from is then checked whole, so the same flipped byte is still found.
+TEST_F(CheckpointTest, WithoutPieceChecksumsTheWholeFileIsChecked) {
+  const std::string ck = copy_of(make_checkpoint(), "old_format");
+  const std::string manifest = read_text(ck + "/manifest.yaml");
+  const std::string old = std::regex_replace(manifest, std::regex(", crc32: [0-9]+\\}"), "}");
+  ASSERT_EQ(std::count(old.begin(), old.end(), '\n'), std::count(manifest.begin(), manifest.end(), '\n'));
+  ASSERT_NE(old.find("name: shard_0.h5, crc32:"), std::string::npos) << "the files' checksums must stay";
+  ASSERT_EQ(old.find("file: shard_0.h5, crc32:"), std::string::npos) << "the pieces' checksums must go";
+  write_text(ck + "/manifest.yaml", old);
+  auto intact = fresh_trainer();
+  intact->resume(ck);
+  EXPECT_EQ(intact->steps_done(), 2);
+  const std::string shard = ck + "/shard_0.h5";
+  std::string bytes = read_text(shard);
+  bytes[bytes.size() / 2] ^= 0x01;
+  write_text(shard, bytes);
+  auto t = fresh_trainer();
+  const std::string msg = resume_error(*t, ck);
+  expect_one_line_naming(msg, {shard, "checksum mismatch", "expected crc32"});
+  EXPECT_EQ(msg.find("dataset"), std::string::npos) << "found by a piece's checksum, not the file's: " << msg;
 }
 
 TEST_F(CheckpointTest, MissingShardFailsNamingFile) {
@@ -294,7 +318,7 @@ TEST_F(CheckpointTest, StoredShapeOtherThanTheModelsFailsNamingBoth) {
 TEST_F(CheckpointTest, TensorFileOutsideTheCheckpointIsRefused) {
   const std::string ck = make_checkpoint();
   copy_of(ck, "foreign");
-  const std::string other = "../../foreign/step_2/shard_0.h5";
+  const std::string other = "../../foreign/step_00000002/shard_0.h5";
   const std::string entry = files_entry(ck);
   for (const bool keep_entry : {false, true}) {
     SCOPED_TRACE(keep_entry ? "checksum entry renamed too" : "checksum entry removed");
@@ -377,11 +401,11 @@ TEST_F(CheckpointTest, KeepLastKeepsOnlyTheNewestAndLatestNamesTheLast) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(ck)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"latest", "step_4", "step_6"}));
-  EXPECT_EQ(read_text(ck + "/latest"), "step_6\n");
-  EXPECT_TRUE(fs::exists(ck + "/step_4/manifest.yaml"));
-  EXPECT_TRUE(fs::exists(ck + "/step_6/manifest.yaml"));
-  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_6");
+  EXPECT_EQ(names, (std::vector<std::string>{"latest", "step_00000004", "step_00000006"}));
+  EXPECT_EQ(read_text(ck + "/latest"), "step_00000006\n");
+  EXPECT_TRUE(fs::exists(ck + "/step_00000004/manifest.yaml"));
+  EXPECT_TRUE(fs::exists(ck + "/step_00000006/manifest.yaml"));
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_00000006");
 }
 
 // A save that died leaves step_<N>.tmp (maybe with its manifest already
@@ -389,18 +413,18 @@ TEST_F(CheckpointTest, KeepLastKeepsOnlyTheNewestAndLatestNamesTheLast) {
 TEST_F(CheckpointTest, FindLatestIgnoresUnfinishedSaves) {
   const std::string ck = root_ + "/ck";
   make_checkpoint();
-  fs::create_directories(ck + "/step_8.tmp");
-  fs::copy_file(ck + "/step_2/manifest.yaml", ck + "/step_8.tmp/manifest.yaml");
-  fs::create_directories(ck + "/step_10");
-  fs::copy_file(ck + "/step_2/shard_0.h5", ck + "/step_10/shard_0.h5");
-  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_2");
+  fs::create_directories(ck + "/step_00000008.tmp");
+  fs::copy_file(ck + "/step_00000002/manifest.yaml", ck + "/step_00000008.tmp/manifest.yaml");
+  fs::create_directories(ck + "/step_00000010");
+  fs::copy_file(ck + "/step_00000002/shard_0.h5", ck + "/step_00000010/shard_0.h5");
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_00000002");
   // Without `latest`, and with `latest` naming an unfinished save, the scan decides.
   fs::remove(ck + "/latest");
-  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_2");
-  write_text(ck + "/latest", "step_10\n");
-  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_2");
-  write_text(ck + "/latest", "step_8.tmp\n");
-  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_2");
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_00000002");
+  write_text(ck + "/latest", "step_00000010\n");
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_00000002");
+  write_text(ck + "/latest", "step_00000008.tmp\n");
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_00000002");
 
   auto t = make_trainer({.ck_dir = ck, .max_steps = 4});
   t->resume("auto");
@@ -414,7 +438,31 @@ TEST_F(CheckpointTest, LatestThatIsNotARegularFileIsIgnored) {
   make_checkpoint();
   fs::remove(ck + "/latest");
   fs::create_symlink("/dev/zero", ck + "/latest");
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_00000002");
+}
+
+// Older versions named checkpoints step_<N> without padding: they are found
+// by their number among padded ones (as text, step_2 sorts after
+// step_00000004), named by `latest` or directly, and loaded.
+TEST_F(CheckpointTest, UnpaddedNamesOfOlderVersionsAreFoundAndLoaded) {
+  const std::string ck = root_ + "/ck";
+  make_trainer({.ck_dir = ck, .max_steps = 4, .every_steps = 2})->run();
+  fs::rename(ck + "/step_00000002", ck + "/step_2");
+  fs::remove(ck + "/latest");
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_00000004");
+  auto newest = make_trainer({.ck_dir = ck, .max_steps = 6});
+  newest->resume("auto");
+  EXPECT_EQ(newest->steps_done(), 4);
+  fs::remove_all(ck + "/step_00000004");
   EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_2");
+  write_text(ck + "/latest", "step_2\n");
+  EXPECT_EQ(find_latest_checkpoint(ck), ck + "/step_2");
+  auto t = make_trainer({.ck_dir = ck, .max_steps = 4});
+  t->resume("auto");
+  EXPECT_EQ(t->steps_done(), 2);
+  auto direct = fresh_trainer();
+  direct->resume(ck + "/step_2");
+  EXPECT_EQ(direct->steps_done(), 2);
 }
 
 TEST_F(CheckpointTest, ResumeAutoWithoutCheckpointsStartsFresh) {

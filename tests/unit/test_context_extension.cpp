@@ -39,14 +39,14 @@ TEST(ContextExtension, ContinuesAt8192FromThe256CheckpointWithItsLambda) {
     pre.run();
     for (int l = 0; l < 2; ++l) lambdas.push_back(pre.model().lambda(l));
   }
-  Trainer ext(load_config_text(yaml(dir, 8192, 640000.0, 2, ", init_from: " + dir + "/ck256/step_20")));
+  Trainer ext(load_config_text(yaml(dir, 8192, 640000.0, 2, ", init_from: " + dir + "/ck256/step_00000020")));
   EXPECT_EQ(ext.steps_done(), 0);  // a new stage, not a resume
   EXPECT_EQ(ext.model().seq_len(), 8192);
   for (int l = 0; l < 2; ++l) EXPECT_EQ(ext.model().lambda(l), lambdas[l]) << "layer " << l;
   const StepStats s = ext.run();
   EXPECT_TRUE(std::isfinite(s.loss));
   EXPECT_LT(s.loss, std::log(320.0));  // it starts from a trained model, far below chance
-  EXPECT_TRUE(fs::exists(dir + "/ck8192/step_2/manifest.yaml"));
+  EXPECT_TRUE(fs::exists(dir + "/ck8192/step_00000002/manifest.yaml"));
 }
 
 }  // namespace

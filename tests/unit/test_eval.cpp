@@ -144,11 +144,11 @@ TEST(EvalModel, LoadedModelComputesExactlyTheTrainedModelsLosses) {
   write_licence_shard(s.path);
   Trainer trainer(tiny_run_config(s.path));
   trainer.run();
-  ASSERT_TRUE(fs::exists(s.path + "/ckpt/step_2/manifest.yaml"));
+  ASSERT_TRUE(fs::exists(s.path + "/ckpt/step_00000002/manifest.yaml"));
 
   // The checkpoint root resolves to its newest checkpoint; batch and length default to the run's.
   const EvalModel em = load_model_for_eval(s.path + "/ckpt");
-  EXPECT_EQ(fs::path(em.dir).filename(), "step_2");
+  EXPECT_EQ(fs::path(em.dir).filename(), "step_00000002");
   EXPECT_EQ(em.step, 2);
   EXPECT_EQ(em.model->micro_batch(), 4);
   EXPECT_EQ(em.model->seq_len(), 32);
@@ -165,7 +165,7 @@ TEST(EvalModel, LoadedModelComputesExactlyTheTrainedModelsLosses) {
   for (int i = 0; i < N; ++i) ASSERT_EQ(em.model->losses().f32()[i], want_each[i]) << "token " << i;
 
   // Other batch / length / RoPE base: a model of that shape, same weights.
-  const EvalModel other = load_model_for_eval(s.path + "/ckpt/step_2", 2, 48, 500000.0);
+  const EvalModel other = load_model_for_eval(s.path + "/ckpt/step_00000002", 2, 48, 500000.0);
   EXPECT_EQ(other.model->micro_batch(), 2);
   EXPECT_EQ(other.model->seq_len(), 48);
   EXPECT_EQ(other.config.model.rope_theta, 500000.0);

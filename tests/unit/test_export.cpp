@@ -154,7 +154,7 @@ StFile read_safetensors(const std::string& path) {
   return f;
 }
 
-// Trains 2 steps of a tiny model and saves <dir>/ckpt/step_2.
+// Trains 2 steps of a tiny model and saves <dir>/ckpt/step_00000002.
 void train_tiny_checkpoint(const std::string& dir, const std::string& model_extra) {
   auto tok = make_tokenizer("byte");
   std::vector<dt_test::Tokens> docs;
@@ -173,7 +173,7 @@ checkpoint: {dir: )" + dir + R"(/ckpt, every_steps: 2}
 )";
   Trainer trainer(load_config_text(yaml));
   trainer.run();
-  ASSERT_TRUE(fs::exists(dir + "/ckpt/step_2/manifest.yaml"));
+  ASSERT_TRUE(fs::exists(dir + "/ckpt/step_00000002/manifest.yaml"));
 }
 
 // Whether a temporary of `out` (out.tmp.<pid>) is left beside it.
@@ -223,10 +223,10 @@ TEST(ExportSafetensors, DiffModelHoldsEveryCheckpointTensorExactly) {
   ScratchDir dir;
   train_tiny_checkpoint(dir.path, "attention: diff");
   const std::string out = dir.file("model.safetensors");
-  // The root resolves to the newest complete checkpoint, step_2.
-  EXPECT_EQ(export_safetensors(dir.file("ckpt"), out), dir.file("ckpt/step_2"));
+  // The root resolves to the newest complete checkpoint, step_00000002.
+  EXPECT_EQ(export_safetensors(dir.file("ckpt"), out), dir.file("ckpt/step_00000002"));
   EXPECT_FALSE(temporary_left(out));
-  expect_export_matches_checkpoint(dir.file("ckpt/step_2"), out);
+  expect_export_matches_checkpoint(dir.file("ckpt/step_00000002"), out);
   const StFile f = read_safetensors(out);
   EXPECT_EQ(f.shapes.at("layers.1.attn.lambda_k2"), (std::vector<int64_t>{8}));  // d = 32 / (2·2)
   EXPECT_EQ(f.shapes.at("layers.0.attn.k_proj.weight"), (std::vector<int64_t>{16, 32}));  // [2·KV·d, D]
@@ -237,8 +237,8 @@ TEST(ExportSafetensors, TiedStandardModelHasOnlyTheEmbeddingAndNoLambda) {
   ScratchDir dir;
   train_tiny_checkpoint(dir.path, "attention: standard, tie_embeddings: true");
   const std::string out = dir.file("tied.safetensors");
-  export_safetensors(dir.file("ckpt/step_2"), out);
-  expect_export_matches_checkpoint(dir.file("ckpt/step_2"), out);
+  export_safetensors(dir.file("ckpt/step_00000002"), out);
+  expect_export_matches_checkpoint(dir.file("ckpt/step_00000002"), out);
   const StFile f = read_safetensors(out);
   EXPECT_EQ(f.data.count("embed.weight"), 1u);
   EXPECT_EQ(f.data.count("lm_head.weight"), 0u);
@@ -251,7 +251,7 @@ TEST(ExportSafetensors, TiedStandardModelHasOnlyTheEmbeddingAndNoLambda) {
 TEST(ExportSafetensors, CorruptShardIsAnErrorNamingTheFileAndWritesNothing) {
   ScratchDir dir;
   train_tiny_checkpoint(dir.path, "attention: diff");
-  const std::string shard = dir.file("ckpt/step_2/shard_0.h5");
+  const std::string shard = dir.file("ckpt/step_00000002/shard_0.h5");
   {
     std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
     f.seekg(2000);
@@ -262,7 +262,7 @@ TEST(ExportSafetensors, CorruptShardIsAnErrorNamingTheFileAndWritesNothing) {
     f.write(&c, 1);
   }
   const std::string out = dir.file("bad.safetensors");
-  const std::string why = dt_test::error_of([&] { export_safetensors(dir.file("ckpt/step_2"), out); });
+  const std::string why = dt_test::error_of([&] { export_safetensors(dir.file("ckpt/step_00000002"), out); });
   EXPECT_NE(why.find(shard), std::string::npos) << why;
   EXPECT_NE(why.find("checksum"), std::string::npos) << why;
   EXPECT_EQ(why.find('\n'), std::string::npos) << why;

@@ -31,6 +31,11 @@ TEST(NcclCommunicator, SingleRankCollectivesKeepValues) {
   std::vector<float> back(4);
   device_copy(back.data(), Device::cpu(), y.ptr, gpu, 16);
   EXPECT_EQ(back, host);
+  std::vector<float> zeros(4, 0.f);
+  device_copy(y.ptr, gpu, zeros.data(), Device::cpu(), 16);
+  comm->gather(y, x, 0);  // one rank: its own part, copied
+  device_copy(back.data(), Device::cpu(), y.ptr, gpu, 16);
+  EXPECT_EQ(back, host);
   EXPECT_DOUBLE_EQ(comm->all_reduce_sum(2.5), 2.5);
   EXPECT_EQ(local_device_index(4) < 4, true);
 }
