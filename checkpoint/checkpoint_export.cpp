@@ -1,11 +1,11 @@
 #include "checkpoint/checkpoint_export.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <filesystem>
 #include <map>
 
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "checkpoint/safetensors_writer.hpp"
 
 namespace dt {
@@ -52,17 +52,6 @@ void check_export_output(const std::string& ckpt_dir, const std::string& out) {
     fail("export output ", out, " is inside the checkpoint ", ckpt_dir, " being read; expected a path outside it");
 }
 
-// Shortest text that reads back as the same double (valid JSON for the finite
-// values validate_config allows), with ".0" on whole numbers so JSON readers
-// see a float: 10000.0, 1e-05.
-std::string json_number(double v) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  std::string s(buf, r.ptr);
-  if (s.find_first_of(".e") == std::string::npos) s += ".0";
-  return s;
-}
-
 }  // namespace
 
 CheckpointModel open_checkpoint_model(const std::string& path) {
@@ -90,13 +79,20 @@ CheckpointModel open_checkpoint_model(const std::string& path) {
 }
 
 std::string model_config_json(const ModelConfig& m) {
-  return "{\"vocab_size\": " + std::to_string(m.vocab_size) + ", \"d_model\": " + std::to_string(m.d_model) +
-         ", \"n_layers\": " + std::to_string(m.n_layers) + ", \"n_heads\": " + std::to_string(m.n_heads) +
-         ", \"n_kv_heads\": " + std::to_string(m.n_kv_heads) + ", \"head_dim\": " + std::to_string(m.head_dim()) +
-         ", \"ffn_hidden\": " + std::to_string(m.ffn_hidden) + ", \"rope_theta\": " + json_number(m.rope_theta) +
-         ", \"norm_eps\": " + json_number(m.norm_eps) + ", \"attention\": \"" +
-         (m.attention == AttentionKind::Diff ? "diff" : "standard") +
-         "\", \"tie_embeddings\": " + (m.tie_embeddings ? "true" : "false") + "}";
+  // nlohmann writes doubles as the shortest text that reads back the same,
+  // with ".0" on whole numbers (10000.0), so JSON readers see floats.
+  const Json j = {{"vocab_size", m.vocab_size},
+                  {"d_model", m.d_model},
+                  {"n_layers", m.n_layers},
+                  {"n_heads", m.n_heads},
+                  {"n_kv_heads", m.n_kv_heads},
+                  {"head_dim", m.head_dim()},
+                  {"ffn_hidden", m.ffn_hidden},
+                  {"rope_theta", m.rope_theta},
+                  {"norm_eps", m.norm_eps},
+                  {"attention", m.attention == AttentionKind::Diff ? "diff" : "standard"},
+                  {"tie_embeddings", m.tie_embeddings}};
+  return json_line(j);
 }
 
 std::string export_safetensors(const std::string& ckpt, const std::string& out) {

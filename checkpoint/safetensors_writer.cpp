@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "checkpoint/checkpoint.hpp"
 
 namespace dt {
@@ -30,57 +31,25 @@ void put_u64_le(std::string& s, uint64_t v) {
 
 }  // namespace
 
-std::string json_quote(const std::string& s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          o += buf;
-        } else {
-          o += char(c);  // UTF-8 passes through unchanged
-        }
-    }
-  }
-  return o + "\"";
-}
-
 std::string safetensors_header(const std::vector<SafetensorsEntry>& tensors,
                                const std::vector<std::pair<std::string, std::string>>& metadata) {
-  std::string h = "{";
+  Json h = Json::object();  // ordered: __metadata__ first, then the tensors in file order
   if (!metadata.empty()) {
-    h += "\"__metadata__\":{";
-    for (size_t i = 0; i < metadata.size(); ++i) {
-      if (i) h += ',';
-      h += json_quote(metadata[i].first) + ":" + json_quote(metadata[i].second);
-    }
-    h += "}";
+    Json& m = h["__metadata__"];
+    for (const auto& [k, v] : metadata) m[k] = v;
   }
   int64_t offset = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const SafetensorsEntry& t = tensors[i];
+  for (const SafetensorsEntry& t : tensors) {
     if (t.name == "__metadata__") fail("safetensors: a tensor may not be named __metadata__");
+    if (h.contains(t.name)) fail("safetensors: tensor ", t.name, " is declared twice");
     const int64_t end = offset + numel_of(t.shape) * int64_t(sizeof(float));
-    if (i || !metadata.empty()) h += ',';
-    h += json_quote(t.name) + ":{\"dtype\":\"F32\",\"shape\":[";
-    for (size_t j = 0; j < t.shape.size(); ++j) {
-      if (j) h += ',';
-      h += std::to_string(t.shape[j]);
-    }
-    h += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(end) + "]}";
+    h[t.name] = Json{{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, end}}};
     offset = end;
   }
-  h += "}";
+  std::string text = json_text_of(h);  // compact, as the safetensors files of other tools
   // 8 length bytes + N header bytes: N a multiple of 8 puts the data on an 8-byte boundary.
-  h.append((8 - h.size() % 8) % 8, ' ');
-  return h;
+  text.append((8 - text.size() % 8) % 8, ' ');
+  return text;
 }
 
 SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<SafetensorsEntry> tensors,

@@ -28,9 +28,6 @@ struct SafetensorsEntry {
 std::string safetensors_header(const std::vector<SafetensorsEntry>& tensors,
                                const std::vector<std::pair<std::string, std::string>>& metadata);
 
-// `s` as a JSON string literal, quotes included.
-std::string json_quote(const std::string& s);
-
 class SafetensorsWriter {
  public:
   // Creates the temporary and writes the length and header.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "cli/cli_args.hpp"
 #include "cli/eval_analysis_options.hpp"
 #include "eval/eval_model.hpp"
@@ -111,26 +112,6 @@ EvalArgs parse_args(int argc, char** argv, bool& help) {
   return a;
 }
 
-// JSON string literal (paths may hold quotes, backslashes or control bytes).
-std::string json_string(const std::string& s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') o += '\\', o += char(c);
-    else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      o += buf;
-    } else o += char(c);
-  }
-  return o + "\"";
-}
-
-std::string json_number(double v) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path);
   if (!f || !(f << text) || !f.flush()) fail("cannot write ", path);
@@ -138,23 +119,25 @@ void write_text(const std::string& path, const std::string& text) {
 
 void write_outputs(const std::string& out, const EvalModel& em, const EvalArgs& a, const EvalResult& r) {
   const int T = r.seq_len;
-  std::string j = "{\n  \"checkpoint\": " + json_string(em.dir) + ",\n  \"step\": " + std::to_string(em.step) +
-                  ",\n  \"seq_len\": " + std::to_string(T) + ",\n  \"batch\": " +
-                  std::to_string(em.model->micro_batch()) + ",\n  \"rope_theta\": " +
-                  json_number(em.config.model.rope_theta) + ",\n  \"windows\": " + std::to_string(r.windows) +
-                  ",\n  \"tokens\": " + std::to_string(r.tokens) + ",\n  \"mean_nll\": " + json_number(r.mean_nll()) +
-                  ",\n  \"perplexity\": " + json_number(r.perplexity()) + ",\n  \"seconds\": " +
-                  json_number(r.seconds) + ",\n  \"data\": [";
-  for (size_t i = 0; i < r.datasets.size(); ++i) {
-    const DatasetEval& d = r.datasets[i];
+  // A non-finite mean_nll or perplexity (a diverged model) is written as null.
+  Json j = {{"checkpoint", em.dir},
+            {"step", em.step},
+            {"seq_len", T},
+            {"batch", em.model->micro_batch()},
+            {"rope_theta", em.config.model.rope_theta},
+            {"windows", r.windows},
+            {"tokens", r.tokens},
+            {"mean_nll", r.mean_nll()},
+            {"perplexity", r.perplexity()},
+            {"seconds", r.seconds},
+            {"data", Json::array()}};
+  for (const DatasetEval& d : r.datasets) {
     const double mean = d.windows ? d.nll_sum / double(d.windows * T) : 0.0;
-    j += std::string(i ? "," : "") + "\n    {\"path\": " + json_string(d.path) +
-         ", \"windows_available\": " + std::to_string(d.windows_available) +
-         ", \"windows\": " + std::to_string(d.windows) + ", \"mean_nll\": " + json_number(mean) + "}";
+    j["data"].push_back(
+        {{"path", d.path}, {"windows_available", d.windows_available}, {"windows", d.windows}, {"mean_nll", mean}});
   }
-  j += "\n  ]";
-  if (a.opt.by_position) j += ",\n  \"nll_by_position\": \"nll_by_position.csv\"";
-  write_text(out + "/eval.json", j + "\n}\n");
+  if (a.opt.by_position) j["nll_by_position"] = "nll_by_position.csv";
+  write_text(out + "/eval.json", json_text_of(j, 2) + "\n");
   if (!a.opt.by_position) return;
 
   const std::vector<double> cum = r.by_position.cumulative(), at = r.by_position.at_position();

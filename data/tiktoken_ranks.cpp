@@ -1,6 +1,9 @@
 #include "data/tiktoken_ranks.hpp"
 
+#include <openssl/evp.h>
+
 #include <cerrno>
+#include <climits>
 #include <charconv>
 #include <cstring>
 #include <fstream>
@@ -11,15 +14,6 @@
 namespace dt {
 namespace {
 
-int base64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 // Ranks index a dense table, so bound them (o200k_base, the largest public
 // encoding, has ~200k tokens).
 constexpr int32_t kMaxRank = 1 << 26;
@@ -27,28 +21,19 @@ constexpr int32_t kMaxRank = 1 << 26;
 }  // namespace
 
 std::optional<std::string> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = text[i + k];
-      // '=' only at the end of the last quartet, at most two of them.
-      if (c == '=' && last && k >= 2 && (k == 3 || text[i + 3] == '=')) {
-        v[k] = 0;
-        ++pad;
-        continue;
-      }
-      if ((v[k] = base64_value(c)) < 0) return std::nullopt;
-    }
-    const uint32_t w = (uint32_t(v[0]) << 18) | (uint32_t(v[1]) << 12) | (uint32_t(v[2]) << 6) | uint32_t(v[3]);
-    out.push_back(static_cast<char>(w >> 16));
-    if (pad < 2) out.push_back(static_cast<char>((w >> 8) & 0xff));
-    if (pad < 1) out.push_back(static_cast<char>(w & 0xff));
-  }
+  // The standard alphabet in whole quartets, '=' only as the last one or two
+  // characters: checked here, since OpenSSL's EVP_DecodeBlock also skips
+  // surrounding whitespace, which a rank file must not hold.
+  static constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  if (text.size() % 4 != 0 || text.size() > size_t(INT_MAX)) return std::nullopt;
+  size_t pad = 0;
+  while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
+  if (text.substr(0, text.size() - pad).find_first_not_of(kAlphabet) != std::string_view::npos) return std::nullopt;
+  std::string out(text.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()), int(text.size()));
+  if (n < 0 || size_t(n) < pad) return std::nullopt;
+  out.resize(size_t(n) - pad);  // EVP_DecodeBlock counts the padding as zero bytes
   return out;
 }
 

@@ -98,8 +98,9 @@ summary() {
       continue
     fi
     awk -v dev="$dev" -v mflop="${mflop:-0}" -v peak="${peak:-0}" -v meas="${measured:-0}" '
-      { match($0, /"tokens_per_s": [0-9.e+]+/); tps = substr($0, RSTART + 16, RLENGTH - 16) + 0
-        match($0, /"mfu": [0-9.e+-]+/); mfu = substr($0, RSTART + 7, RLENGTH - 7) + 0
+      # A value that was inf or NaN is logged as null: such a step is left out.
+      { if (!match($0, /"tokens_per_s": [0-9.e+-]+/)) next; tps = substr($0, RSTART + 16, RLENGTH - 16) + 0
+        if (!match($0, /"mfu": [0-9.e+-]+/)) next; mfu = substr($0, RSTART + 7, RLENGTH - 7) + 0
         if (NR > 1) { sum += tps; smfu += mfu; n++ } }
       END { if (n == 0) { print "gpu-check.yaml on " dev ": too few logged steps  FAIL"; exit }
             line = sprintf("gpu-check.yaml on %s: %.0f tokens/s", dev, sum / n)
@@ -115,15 +116,20 @@ summary() {
   local c=$LOG/run-cuda/metrics.jsonl g=$LOG/run-cpu/metrics.jsonl
   if [ -s "$c" ] && [ -s "$g" ]; then
     local extract='s/^\{"step": ([0-9]+), "loss": ([^,]+),.*/\1 \2/p'
+    # A loss logged as null (it was inf or NaN) has no difference: "null", and the check fails.
     awk 'NR == FNR { cpu[$1] = $2; next }
-         ($1 in cpu) { d = $2 - cpu[$1]; if (d < 0) d = -d
+         ($1 in cpu) { if ($2 == "null" || cpu[$1] == "null") { printf "%d\t%s\t%s\tnull\n", $1, cpu[$1], $2; next }
+                       d = $2 - cpu[$1]; if (d < 0) d = -d
                        printf "%d\t%.6f\t%.6f\t%.3e\n", $1, cpu[$1], $2, d / cpu[$1] }' \
       <(sed -nE "$extract" "$g") <(sed -nE "$extract" "$c") >"$LOG/loss_compare.tsv"
     sed -i '1i step\tloss_cpu\tloss_cuda\trel_diff' "$LOG/loss_compare.tsv"
     local line ok
-    line=$(awk -v tol="$LOSS_TOL" 'NR > 1 { n++; s += $4; last = $2 " (cpu) vs " $3 " (cuda)"
+    line=$(awk -v tol="$LOSS_TOL" 'NR > 1 && $4 == "null" { nulls++; if (!first_null) first_null = $1; next }
+                                  NR > 1 { n++; s += $4; last = $2 " (cpu) vs " $3 " (cuda)"
                                             if ($4 + 0 >= max + 0) { max = $4; at = $1 } }
-              END { if (n == 0) { print "0 0"; exit }
+              END { if (n == 0 && nulls == 0) { print "0 0"; exit }
+                    if (nulls) { printf "0 %d logged steps, %d with a loss of null (inf or NaN), first at step %d\n",
+                                 n + nulls, nulls, first_null; exit }
                     printf "%d %s logged steps, max rel diff %.2e at step %d, mean %.2e, last %s; tolerance %g\n",
                            (max + 0 <= tol + 0), n, max, at, s / n, last, tol }' "$LOG/loss_compare.tsv")
     ok=${line%% *}

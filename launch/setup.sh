@@ -14,6 +14,10 @@ PACKAGES=(
   libgtest-dev googletest           # tests
   zlib1g-dev                        # gzip inputs to prepare
   libpcre2-dev                      # tokenizer pre-tokenizer regexes (PCRE2)
+  nlohmann-json3-dev                # JSON: metrics.jsonl, eval.json, safetensors headers
+  libsimdjson-dev                   # JSON: prepare's JSON-lines reader (the hot path)
+  libpng-dev                        # PNG: the report's and eval's plots
+  libssl-dev                        # base64 of the tokenizer rank files (libcrypto)
   linux-doc-6.1                     # the quickstart's English corpus (kernel docs, reST)
 )
 

@@ -12,17 +12,26 @@
 
 #include "core/error.hpp"
 #include "core/files.hpp"
+#include "core/json.hpp"
 #include "core/log.hpp"
 
 namespace dt {
 
 namespace {
 
-// The "step" of one metrics.jsonl line, or -1.
+// The "step" of one metrics.jsonl line, or -1 (a line torn by a crash).
 int64_t line_step(const std::string& line) {
-  static const std::string key = "{\"step\": ";
-  if (line.rfind(key, 0) != 0) return -1;
-  return std::strtoll(line.c_str() + key.size(), nullptr, 10);
+  const Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer()) return -1;
+  return j["step"].get<int64_t>();
+}
+
+// v with `digits` significant digits, so the log keeps the precision it has
+// always had (loss 2.345679, not 2.3456789123456). inf and NaN pass through.
+double rounded(double v, int digits) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+  return std::strtod(buf, nullptr);
 }
 
 }  // namespace
@@ -63,6 +72,24 @@ std::string format_duration(double s) {
   return buf;
 }
 
+std::string metrics_line(const StepStats& s) {
+  // A diverged step's loss (or grad norm, ...) is inf or NaN, which JSON
+  // cannot hold: nlohmann writes null for them, which every reader of
+  // metrics.jsonl (eval/report_inputs, launch/gpu_check_summary.sh) takes as
+  // "not a number". mean_lambda is also null for a model without λ.
+  Json j;
+  j["step"] = s.step;
+  j["loss"] = rounded(s.loss, 7);
+  j["lr"] = rounded(s.lr, 7);
+  j["grad_norm"] = rounded(s.grad_norm, 7);
+  j["mean_lambda"] = s.has_lambda ? Json(rounded(s.mean_lambda, 6)) : Json(nullptr);
+  j["tokens_per_s"] = rounded(s.tokens_per_s, 7);
+  j["mfu"] = rounded(s.mfu, 4);
+  j["tokens_seen"] = s.tokens_seen;
+  j["step_s"] = rounded(s.step_s, 5);
+  return json_line(j);
+}
+
 void ProgressLog::write(const StepStats& s) {
   char lam[32] = "";
   if (s.has_lambda) std::snprintf(lam, sizeof lam, " | λ %.4f", s.mean_lambda);
@@ -72,14 +99,7 @@ void ProgressLog::write(const StepStats& s) {
                 (long long)s.step, (long long)s.total_steps, s.loss, s.lr, s.grad_norm, lam, s.tokens_per_s,
                 100.0 * s.mfu, format_duration(s.eta_s).c_str());
   log_line(line);
-  char json[384];
-  std::snprintf(json, sizeof json,
-                "{\"step\": %lld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, \"mean_lambda\": %s, "
-                "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"tokens_seen\": %lld, \"step_s\": %.4f}\n",
-                (long long)s.step, s.loss, s.lr, s.grad_norm,
-                s.has_lambda ? std::to_string(s.mean_lambda).c_str() : "null", s.tokens_per_s, s.mfu,
-                (long long)s.tokens_seen, s.step_s);
-  write_all(fd_, json, path_);
+  write_all(fd_, metrics_line(s) + "\n", path_);
 }
 
 }  // namespace dt

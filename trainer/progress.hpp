@@ -32,4 +32,10 @@ class ProgressLog {
 
 std::string format_duration(double seconds);
 
+// One metrics.jsonl line, without the newline: {"step": 1, "loss": 2.345679,
+// "lr": 0.0003, "grad_norm": ..., "mean_lambda": ... or null, "tokens_per_s":
+// ..., "mfu": ..., "tokens_seen": ..., "step_s": ...}. A value that is inf or
+// NaN is written as null, so the line stays JSON.
+std::string metrics_line(const StepStats& s);
+
 }  // namespace dt

@@ -1,11 +1,12 @@
 #include "eval/report/png.hpp"
 
-#include <zlib.h>
+#include <png.h>
 
 #include <algorithm>
-#include <fstream>
+#include <string>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 
 namespace dt {
 
@@ -34,57 +35,55 @@ void Image::fill_rect(int x0, int y0, int x1, int y1, Color c) {
 
 namespace {
 
-void put_u32(std::vector<uint8_t>& out, uint32_t v) {  // PNG integers are big-endian
-  for (int s = 24; s >= 0; s -= 8) out.push_back(uint8_t(v >> s));
+// libpng reports errors through this callback, which must not return:
+// it keeps the message and jumps back to encode_png's setjmp.
+[[noreturn]] void on_png_error(png_structp png, png_const_charp msg) {
+  *static_cast<std::string*>(png_get_error_ptr(png)) = msg;
+  png_longjmp(png, 1);
 }
 
-// length, type, data, crc32(type + data)
-void put_chunk(std::vector<uint8_t>& out, const char type[4], const std::vector<uint8_t>& data) {
-  put_u32(out, uint32_t(data.size()));
-  const size_t type_at = out.size();
-  out.insert(out.end(), type, type + 4);
-  out.insert(out.end(), data.begin(), data.end());
-  const uLong crc = crc32(0L, out.data() + type_at, uInt(4 + data.size()));
-  put_u32(out, uint32_t(crc));
+void on_png_warning(png_structp, png_const_charp) {}  // nothing libpng warns about here matters to a plot
+
+void append_bytes(png_structp png, png_bytep data, png_size_t n) {
+  auto* out = static_cast<std::vector<uint8_t>*>(png_get_io_ptr(png));
+  out->insert(out->end(), data, data + n);
 }
 
 }  // namespace
 
 std::vector<uint8_t> encode_png(const Image& img) {
   DT_CHECK(img.width > 0 && img.height > 0 && img.rgb.size() == size_t(img.width) * img.height * 3);
-  std::vector<uint8_t> out = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-
-  std::vector<uint8_t> ihdr;
-  put_u32(ihdr, uint32_t(img.width));
-  put_u32(ihdr, uint32_t(img.height));
-  // bit depth 8, colour type 2 (RGB), compression 0, filter method 0, no interlace
-  ihdr.insert(ihdr.end(), {8, 2, 0, 0, 0});
-  put_chunk(out, "IHDR", ihdr);
-
-  // Each scanline is a filter-type byte (0: none) followed by its pixels.
   const size_t row = size_t(img.width) * 3;
-  std::vector<uint8_t> raw;
-  raw.reserve((row + 1) * img.height);
-  for (int y = 0; y < img.height; ++y) {
-    raw.push_back(0);
-    raw.insert(raw.end(), img.rgb.begin() + y * row, img.rgb.begin() + (y + 1) * row);
+  std::vector<png_bytep> rows(size_t(img.height));
+  for (int y = 0; y < img.height; ++y) rows[size_t(y)] = const_cast<png_bytep>(&img.rgb[size_t(y) * row]);
+  std::vector<uint8_t> out;
+  std::string error;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &error, on_png_error, on_png_warning);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (!info) {
+    png_destroy_write_struct(&png, nullptr);
+    fail("libpng: cannot create a PNG writer (out of memory?)");
   }
-  uLongf zsize = compressBound(uLong(raw.size()));
-  std::vector<uint8_t> idat(zsize);
-  const int rc = compress2(idat.data(), &zsize, raw.data(), uLong(raw.size()), Z_BEST_COMPRESSION);
-  DT_CHECK(rc == Z_OK, "zlib compress2 returned ", rc);
-  idat.resize(zsize);
-  put_chunk(out, "IDAT", idat);
-  put_chunk(out, "IEND", {});
+  // Everything above outlives the jump: only libpng's own frames are unwound.
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_write_struct(&png, &info);
+    fail("libpng: cannot encode a ", img.width, "x", img.height, " image: ", error);
+  }
+  png_set_write_fn(png, &out, append_bytes, nullptr);
+  png_set_IHDR(png, info, png_uint_32(img.width), png_uint_32(img.height), 8, PNG_COLOR_TYPE_RGB,
+               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  // Filter 0 on every row: plots are flat colours, which deflate well unfiltered.
+  png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_NONE);
+  png_set_compression_level(png, 9);
+  png_set_rows(png, info, rows.data());
+  png_write_png(png, info, PNG_TRANSFORM_IDENTITY, nullptr);
+  png_destroy_write_struct(&png, &info);
   return out;
 }
 
 void write_png(const std::string& path, const Image& img) {
   const std::vector<uint8_t> bytes = encode_png(img);
-  std::ofstream f(path, std::ios::binary);
-  if (!f) fail("cannot write ", path, " (does its directory exist?)");
-  f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-  if (!f.flush()) fail("cannot write ", path, " (disk full?)");
+  write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
 
 }  // namespace dt

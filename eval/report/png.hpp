@@ -1,5 +1,5 @@
-// A minimal PNG writer: 8-bit RGB, no interlace, one zlib-compressed IDAT
-// chunk, CRCs by zlib's crc32. Enough for plots; no reader, no palette.
+// The RGB image the plots and fonts draw into, and its PNG encoding by
+// libpng: 8-bit RGB, no interlace, filter 0 on every row.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -27,7 +27,8 @@ struct Image {
 
 // The PNG file bytes: signature, IHDR, IDAT (filter 0 on every row), IEND.
 std::vector<uint8_t> encode_png(const Image& img);
-// Writes encode_png(img) to path; a one-line dt::Error when it cannot.
+// Writes encode_png(img) to path atomically (core/files.hpp: a temporary,
+// fsync, rename); a one-line dt::Error naming the file when it cannot.
 void write_png(const std::string& path, const Image& img);
 
 }  // namespace dt

@@ -4,10 +4,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "core/error.hpp"
-#include "data/jsonl_field.hpp"
+#include "core/json.hpp"
 #include "model/registry.hpp"
 
 namespace dt {
@@ -39,38 +40,6 @@ std::vector<std::string> split(const std::string& line, char sep) {
     if (next == std::string::npos) return out;
     at = next + 1;
   }
-}
-
-// End (one past) of the JSON value starting at i: a string, or everything up
-// to the delimiter closing it at its own nesting level.
-size_t value_end(std::string_view t, size_t i) {
-  if (i < t.size() && t[i] == '"') {
-    for (size_t j = i + 1; j < t.size(); ++j) {
-      if (t[j] == '\\') ++j;
-      else if (t[j] == '"') return j + 1;
-    }
-    return t.size();
-  }
-  int depth = 0;
-  bool in_string = false;
-  size_t j = i;
-  for (; j < t.size(); ++j) {
-    const char c = t[j];
-    if (in_string) {
-      if (c == '\\') ++j;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if (c == '}' || c == ']') {
-      if (depth-- == 0) break;
-      if (depth == 0) return j + 1;
-    } else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t')) {
-      break;
-    }
-  }
-  return j;
 }
 
 }  // namespace
@@ -129,49 +98,63 @@ double CsvTable::number(size_t row, const std::string& col) const {
 
 // ---- JSON ------------------------------------------------------------------------------
 
-std::vector<std::string> json_values(std::string_view t, std::string_view key, int want_depth) {
-  std::vector<std::string> out;
-  int depth = 0;
-  for (size_t i = 0; i < t.size(); ++i) {
-    const char c = t[i];
-    if (c == '{' || c == '[') ++depth;
-    else if (c == '}' || c == ']') --depth;
-    if (c != '"') continue;
-    const size_t end = value_end(t, i);  // one past the closing quote
-    const bool is_key = depth == want_depth && end - i - 2 == key.size() && t.substr(i + 1, key.size()) == key;
-    size_t j = end;
-    while (j < t.size() && (t[j] == ' ' || t[j] == '\t' || t[j] == '\n' || t[j] == '\r')) ++j;
-    if (is_key && j < t.size() && t[j] == ':') {
-      ++j;
-      while (j < t.size() && (t[j] == ' ' || t[j] == '\t' || t[j] == '\n' || t[j] == '\r')) ++j;
-      out.emplace_back(t.substr(j, value_end(t, j) - j));
-    }
-    i = end - 1;
+namespace {
+
+// The values of `key` in the objects `depth` deep under v (1: v itself).
+void collect(const Json& v, std::string_view key, int depth, std::vector<const Json*>& out) {
+  if (depth == 1) {
+    if (v.is_object())
+      for (auto it = v.begin(); it != v.end(); ++it)
+        if (it.key() == key) out.push_back(&it.value());
+    return;
   }
+  if (v.is_structured())
+    for (const Json& child : v) collect(child, key, depth - 1, out);
+}
+
+// A top-level field as a finite number, or none for null.
+std::optional<double> number_field(const Json& obj, std::string_view key, const std::string& where) {
+  const auto it = obj.find(key);
+  if (it == obj.end()) fail(where, ": no field \"", key, "\"");
+  if (it->is_null()) return std::nullopt;
+  if (!it->is_number() || !std::isfinite(it->get<double>()))
+    fail(where, ": field \"", key, "\" is '", json_text_of(*it), "', expected a number");
+  return it->get<double>();
+}
+
+Json parse_object(std::string_view text, const std::string& where) {
+  Json j = parse_json(text, where);
+  if (!j.is_object()) fail(where, ": ", json_kind(j), ", expected a JSON object");
+  return j;
+}
+
+}  // namespace
+
+std::vector<std::string> json_values(std::string_view text, std::string_view key, int depth) {
+  const Json j = parse_json(text, "JSON text");  // outlives the pointers into it
+  std::vector<const Json*> found;
+  collect(j, key, depth, found);
+  std::vector<std::string> out;
+  for (const Json* v : found) out.push_back(json_text_of(*v));
   return out;
 }
 
 std::optional<double> json_number(std::string_view text, std::string_view key, const std::string& where) {
-  const std::vector<std::string> v = json_values(text, key, 1);
-  if (v.empty()) fail(where, ": no field \"", key, "\"");
-  if (v[0] == "null") return std::nullopt;
-  const std::optional<double> x = to_number(v[0]);
-  if (!x) fail(where, ": field \"", key, "\" is '", v[0], "', expected a number");
-  return x;
+  return number_field(parse_object(text, where), key, where);
 }
 
 std::string json_text(std::string_view raw, const std::string& where) {
-  std::string out, why;
-  if (!jsonl_string_field("{\"v\": " + std::string(raw) + "}", "v", out, why)) fail(where, ": ", why);
-  return out;
+  const Json v = parse_json(raw, where);
+  if (!v.is_string()) fail(where, ": ", json_kind(v), ", expected a string");
+  return v.get<std::string>();
 }
 
 // ---- files -----------------------------------------------------------------------------
 
 namespace {
 
-double required_number(std::string_view text, std::string_view key, const std::string& where) {
-  const std::optional<double> v = json_number(text, key, where);
+double required_number(const Json& obj, std::string_view key, const std::string& where) {
+  const std::optional<double> v = number_field(obj, key, where);
   if (!v) fail(where, ": field \"", key, "\" is null, expected a number");
   return *v;
 }
@@ -185,11 +168,13 @@ std::vector<MetricPoint> parse_metrics(const std::string& text, const std::strin
   for (int n = 1; std::getline(in, line); ++n) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(n);
+    const Json j = parse_object(line, where);
     MetricPoint p;
-    p.step = int64_t(required_number(line, "step", where));
-    p.loss = required_number(line, "loss", where);
-    p.tokens_seen = int64_t(required_number(line, "tokens_seen", where));
-    if (!json_values(line, "mean_lambda", 1).empty()) p.mean_lambda = json_number(line, "mean_lambda", where);
+    p.step = int64_t(required_number(j, "step", where));
+    // null: the step's loss was not finite (trainer/progress.cpp writes inf and NaN as null).
+    p.loss = number_field(j, "loss", where).value_or(std::numeric_limits<double>::quiet_NaN());
+    p.tokens_seen = int64_t(required_number(j, "tokens_seen", where));
+    if (j.contains("mean_lambda")) p.mean_lambda = number_field(j, "mean_lambda", where);
     // A resumed run logs again from its checkpoint: drop what it replaces.
     while (!pts.empty() && pts.back().step >= p.step) pts.pop_back();
     pts.push_back(p);
@@ -204,17 +189,24 @@ std::vector<MetricPoint> read_metrics(const std::string& path) {
 
 PerplexitySummary parse_eval_json(const std::string& text, const std::string& path) {
   PerplexitySummary s;
-  auto need = [&](const char* key) { return required_number(text, key, path); };
+  const Json j = parse_object(text, path);
+  auto need = [&](const char* key) { return required_number(j, key, path); };
   s.step = int64_t(need("step"));
   s.seq_len = int64_t(need("seq_len"));
   s.windows = int64_t(need("windows"));
   s.tokens = int64_t(need("tokens"));
   s.mean_nll = need("mean_nll");
   s.perplexity = need("perplexity");
-  const std::vector<std::string> ck = json_values(text, "checkpoint", 1);
-  if (ck.empty()) fail(path, ": no field \"checkpoint\"");
-  s.checkpoint = json_text(ck[0], path);
-  for (const std::string& raw : json_values(text, "path", 3)) s.data.push_back(json_text(raw, path));
+  const auto ck = j.find("checkpoint");
+  if (ck == j.end()) fail(path, ": no field \"checkpoint\"");
+  if (!ck->is_string()) fail(path, ": field \"checkpoint\" is ", json_kind(*ck), ", expected a string");
+  s.checkpoint = ck->get<std::string>();
+  std::vector<const Json*> paths;  // "data": [{"path": ...}, ...]
+  collect(j, "path", 3, paths);
+  for (const Json* p : paths) {
+    if (!p->is_string()) fail(path, ": a \"path\" in \"data\" is ", json_kind(*p), ", expected a string");
+    s.data.push_back(p->get<std::string>());
+  }
   return s;
 }
 

@@ -2,9 +2,10 @@
 // (config.yaml and metrics.jsonl, trainer/progress.cpp) and an evaluation
 // directory written by `difftron eval` (eval.json of the perplexity pass and
 // the analyses' needle.csv, needle_heatmap.png, attention_allocation.csv,
-// activation_stats.csv, quantization.csv). Parsing is small and strict: a
-// missing file, column or field is a one-line dt::Error naming the file (and
-// line), with the eval option that writes it.
+// activation_stats.csv, quantization.csv). JSON is parsed by nlohmann-json
+// (core/json.hpp), CSV here; both strictly: a missing file, column or field
+// is a one-line dt::Error naming the file (and line), with the eval option
+// that writes it.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -34,9 +35,9 @@ struct CsvTable {
 CsvTable read_csv(const std::string& path, const std::vector<std::string>& required_columns);
 CsvTable parse_csv(const std::string& text, const std::string& path, const std::vector<std::string>& required_columns);
 
-// Raw JSON texts of every value of `key` in objects nested `depth` deep
-// (1: the top-level object; 3: objects in an array in it). Strings keep their
-// quotes; values other than strings and scalars are returned whole.
+// The JSON texts of every value of `key` in objects nested `depth` deep
+// (1: the top-level object; 3: objects in an array in it), as nlohmann writes
+// them back (strings keep their quotes).
 std::vector<std::string> json_values(std::string_view text, std::string_view key, int depth);
 // A top-level field as a number (null: none) or a string; missing or of
 // another type: a dt::Error "<where>: ...".
@@ -49,7 +50,7 @@ std::string json_text(std::string_view raw_string, const std::string& where);  /
 // already logged before the crash; the later lines win.
 struct MetricPoint {
   int64_t step = 0, tokens_seen = 0;
-  double loss = 0;
+  double loss = 0;  // NaN where the line has null: the step's loss was inf or NaN
   std::optional<double> mean_lambda;
 };
 std::vector<MetricPoint> read_metrics(const std::string& path);

@@ -102,4 +102,17 @@ bash "$src/launch/gpu_check_summary.sh" "$log" >"$tmp/summary3" 2>&1 &&
   fail "skipped CUDA tests on a GPU run passed" "$tmp/summary3"
 pass "summary fails on a loss difference over the tolerance and on skipped CUDA tests"
 
+# A diverged step: metrics.jsonl writes its non-finite loss and tokens/s as null.
+printf '[       OK ] CudaOps.FillSetsEveryElement (3 ms)\n[  PASSED  ] 1 test.\n' >"$log/tests.log"
+printf '{"step": 20, "loss": null, "lr": 0.001, "grad_norm": null, "mean_lambda": 0.4, "tokens_per_s": null, "mfu": null, "tokens_seen": 1, "step_s": 0.1}\n' \
+  >>"$log/run-cuda/metrics.jsonl"
+printf '{"step": 20, "loss": 3.0, "lr": 0.001, "grad_norm": 1.0, "mean_lambda": 0.4, "tokens_per_s": 1000.0, "mfu": 0.2, "tokens_seen": 1, "step_s": 1.0}\n' \
+  >>"$log/run-cpu/metrics.jsonl"
+bash "$src/launch/gpu_check_summary.sh" "$log" >"$tmp/summary4" 2>&1 &&
+  fail "a null (inf or NaN) loss on cuda passed" "$tmp/summary4"
+for want in "4 logged steps, 1 with a loss of null \(inf or NaN\), first at step 20  FAIL" "on cuda: 200000 tokens/s"; do
+  grep -qE -- "$want" "$tmp/summary4" || fail "the summary lacks '$want'" "$tmp/summary4"
+done
+pass "summary: a step logged with null (non-finite) values is left out of tokens/s and fails the loss check"
+
 echo "$passed passed, 0 failed"
