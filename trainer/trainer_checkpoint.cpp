@@ -248,7 +248,7 @@ bool Trainer::save_checkpoint() {
                               name + ".tmp, " + kept;
       if (!cfg_.checkpoint.retry_failed_save)
         fail(msg, " (checkpoint.retry_failed_save: true would keep training and try again at the next save)");
-      log_info(msg, "; training continues and tries again at the next save (checkpoint.retry_failed_save)");
+      log_warn(msg, "; training continues and tries again at the next save (checkpoint.retry_failed_save)");
     }
     // Rank 0 ends the job on a fatal failure; the others wait here for it.
     world.barrier();
@@ -262,7 +262,7 @@ bool Trainer::save_checkpoint() {
     try {
       write_file_atomically(root + "/latest", name + "\n");
     } catch (const std::exception& e) {
-      log_info("checkpoint: warning: could not update ", root, "/latest (", e.what(), ")");
+      log_warn("checkpoint: warning: could not update ", root, "/latest (", e.what(), ")");
     }
     // Complete checkpoints beyond keep_last go now that the new one is
     // complete; a damaged one (no manifest) is never deleted automatically.
@@ -282,7 +282,7 @@ bool Trainer::save_checkpoint() {
 }
 
 void Trainer::load_weights(const CheckpointReader& ck, bool with_optimizer) {
-  const Config stored = load_config_text(ck.manifest().config_yaml, {}, ck.dir() + "/manifest.yaml");
+  const Config stored = load_saved_config_text(ck.manifest().config_yaml, ck.dir() + "/manifest.yaml");
   const std::string diff = model_difference(stored.model, cfg_.model);
   if (!diff.empty()) fail("checkpoint ", ck.dir(), ": incompatible model config: ", diff);
   std::vector<float> stage_p, stage_m, stage_v;
@@ -335,7 +335,7 @@ std::optional<CheckpointReader> newest_intact_checkpoint(const std::string& root
     try {
       return CheckpointReader(dir.string());
     } catch (const Error& e) {
-      if (logger) log_info("resume: skipping ", dir.string(), ": ", e.what());
+      if (logger) log_warn("resume: skipping ", dir.string(), ": ", e.what());
       damaged.push_back(dir.filename().string());
     }
   }
@@ -362,7 +362,7 @@ void Trainer::resume(const std::string& spec) {
   } else {
     ck.emplace(spec);
   }
-  const Config stored = load_config_text(ck->manifest().config_yaml, {}, ck->dir() + "/manifest.yaml");
+  const Config stored = load_saved_config_text(ck->manifest().config_yaml, ck->dir() + "/manifest.yaml");
   std::vector<std::string> notes;
   const std::string refused = resume_mismatch(stored, cfg_, notes);
   if (!refused.empty()) fail("resume ", ck->dir(), ": ", refused);
