@@ -71,6 +71,7 @@ class HelpFormatter : public CLI::Formatter {
     std::string out = usage;
     if (!description.empty()) out += "\n" + description;
     out += make_positionals(app) + make_groups(app, CLI::AppFormatMode::Normal);
+    while (out.size() > 1 && out.back() == '\n' && out[out.size() - 2] == '\n') out.pop_back();
     const std::string footer = app->get_footer();
     if (!footer.empty()) out += "\n" + footer;
     return out;

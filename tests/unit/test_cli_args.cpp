@@ -57,7 +57,6 @@ TEST(CliArgs, HelpPrintsOurUsageAndEveryOptionWithItsDescription) {
   Parsed p;
   EXPECT_EQ(parse({"--help"}, p), "help");
   EXPECT_EQ(parse({"-h"}, p), "help");
-  std::vector<std::string> args = {"cmd"};
   CommandLine cl("cmd", "usage: difftron cmd CKPT [options]\n", "Does a thing.\n");
   cl.texts("--data", p.data, "PATH", "shards (repeatable)");
   cl.integer("--seq-len", p.seq_len, 1, 64, "T", "tokens per window");
