@@ -57,7 +57,7 @@ void check_export_output(const std::string& ckpt_dir, const std::string& out) {
 CheckpointModel open_checkpoint_model(const std::string& path) {
   const std::string dir = resolve_checkpoint_dir(path);
   CheckpointReader reader(dir);  // verifies every file's size and crc32
-  Config config = load_config_text(reader.manifest().config_yaml, {}, dir + "/manifest.yaml");
+  Config config = load_saved_config_text(reader.manifest().config_yaml, dir + "/manifest.yaml");
   std::vector<ParamSpec> registry = param_registry(config.model);
 
   // The stored tensors must be exactly the registry of the stored config.

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,33 +27,6 @@
 
 namespace dt {
 
-static const char* kEvalUsage =
-    "usage: difftron eval CKPT --data PATH [--data PATH ...] [options]\n"
-    "       difftron eval CKPT [--data PATH] --needle | --activation-stats | --quantize-logits B,... [options]\n"
-    "\n"
-    "Perplexity of a checkpoint's model on prepared token shards: the mean NLL\n"
-    "(nats) over every target token of windows of T+1 tokens, and its exp. One\n"
-    "process, every core. Windows are each data path's own non-overlapping\n"
-    "windows in a fixed seeded order (seed 0, a uniform sample without repeats),\n"
-    "the budget split between paths in proportion to their sizes; windows may\n"
-    "span document boundaries. Writes OUT/eval.json.\n"
-    "\n"
-    "  CKPT               a step_<N> checkpoint directory, or a checkpoint root (then\n"
-    "                     the newest complete checkpoint in it)\n"
-    "  --data PATH        shards: a directory, file or glob (repeatable); their\n"
-    "                     tokenizer must be the checkpoint's\n"
-    "  --seq-len T        tokens per window (default: the run's train.seq_len)\n"
-    "  --batch B          windows per forward pass (default: the run's parallel.micro_batch)\n"
-    "  --max-tokens N     evaluate N / T windows at most (default 1048576; 'all' or 0:\n"
-    "                     every window)\n"
-    "  --rope-theta X     RoPE base to evaluate with (default: the run's model.rope_theta)\n"
-    "  --nll-by-position  also the cumulative average NLL of the first p target tokens,\n"
-    "                     averaged over windows, for p = 1..T: a table on stdout,\n"
-    "                     OUT/nll_by_position.csv (position,cumulative_nll,nll_at_position)\n"
-    "                     and a plot OUT/nll_by_position.png (log-scale positions)\n"
-    "  --out DIR          output directory (default: eval_step_<N> in the current directory)\n"
-    "  --help             show this help\n";
-
 namespace {
 
 // Far beyond any trained context or useful batch; the memory check then judges the product.
@@ -66,50 +40,53 @@ struct EvalArgs {
   AnalysisArgs analysis;
 };
 
-EvalArgs parse_args(int argc, char** argv, bool& help) {
-  EvalArgs a;
-  help = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string s = argv[i];
-    auto value = [&](const char* what) { return option_value(argc, argv, i, what); };
-    if (s == "--help" || s == "-h") {
-      help = true;
-      return a;
-    } else if (s == "--data") {
-      a.opt.data.push_back(value("a shard directory, file or glob"));
-    } else if (s == "--seq-len") {
-      a.seq_len = parse_int_option(s, value("a window length T"), 1, kMaxEvalSeqLen);
-    } else if (s == "--batch") {
-      a.batch = parse_int_option(s, value("a number of windows"), 1, kMaxEvalBatch);
-    } else if (s == "--max-tokens") {
-      const std::string v = value("a number of tokens or 'all'");
-      a.opt.max_tokens = v == "all" ? 0 : parse_int_option<int64_t>(s, v, 0, INT64_MAX);
-    } else if (s == "--rope-theta") {
-      const std::string v = value("a RoPE base");
-      double x = 0;
-      const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
-      if (r.ec != std::errc() || r.ptr != v.data() + v.size() || !(x > 0) || !std::isfinite(x))
-        fail("--rope-theta ", v, ": expected a number > 0");
-      a.rope_theta = x;
-    } else if (s == "--nll-by-position") {
-      a.opt.by_position = true;
-    } else if (s == "--out") {
-      a.out = value("a directory");
-    } else if (parse_analysis_option(argc, argv, i, a.analysis)) {
-    } else if (s.rfind("--", 0) == 0) {
-      fail("unknown option '", s, "' (see difftron eval --help)");
-    } else if (a.ckpt.empty()) {
-      a.ckpt = s;
-    } else {
-      fail("unexpected argument '", s, "' (one CKPT expected)");
-    }
-  }
-  if (a.ckpt.empty()) fail("missing CKPT (usage: difftron eval CKPT --data PATH [options])");
+// The command line; false when --help was printed.
+bool parse_args(int argc, char** argv, EvalArgs& a) {
+  CommandLine cl("eval",
+                 "usage: difftron eval CKPT --data PATH [--data PATH ...] [options]\n"
+                 "       difftron eval CKPT [--data PATH] --needle | --activation-stats | --quantize-logits B,... "
+                 "[options]\n",
+                 "Perplexity of a checkpoint's model on prepared token shards: the mean NLL\n"
+                 "(nats) over every target token of windows of T+1 tokens, and its exp. One\n"
+                 "process, every core. Windows are each data path's own non-overlapping\n"
+                 "windows in a fixed seeded order (seed 0, a uniform sample without repeats),\n"
+                 "the budget split between paths in proportion to their sizes; windows may\n"
+                 "span document boundaries. Writes OUT/eval.json.\n");
+  cl.positional("CKPT", a.ckpt,
+                "a step_<N> checkpoint directory, or a checkpoint root (then\n"
+                "the newest complete checkpoint in it)");
+  cl.texts("--data", a.opt.data, "PATH",
+           "shards: a directory, file or glob (repeatable); their\n"
+           "tokenizer must be the checkpoint's");
+  cl.integer("--seq-len", a.seq_len, 1, kMaxEvalSeqLen, "T", "tokens per window (default: the run's train.seq_len)");
+  cl.integer("--batch", a.batch, 1, kMaxEvalBatch, "B",
+             "windows per forward pass (default: the run's parallel.micro_batch_size)");
+  cl.value("--max-tokens", "N",
+           "evaluate N / T windows at most (default 1048576; 'all' or 0:\n"
+           "every window)",
+           [&a](const std::string& v) {
+             a.opt.max_tokens = v == "all" ? 0 : parse_int_option<int64_t>("--max-tokens", v, 0, INT64_MAX);
+           });
+  cl.value("--rope-theta", "X", "RoPE base to evaluate with (default: the run's model.rope_theta)",
+           [&a](const std::string& v) {
+             a.rope_theta = parse_option<double>("--rope-theta", v, std::numeric_limits<double>::min(),
+                                                 std::numeric_limits<double>::max(), "a number > 0");
+           });
+  cl.flag("--nll-by-position", a.opt.by_position,
+          "also the cumulative average NLL of the first p target tokens,\n"
+          "averaged over windows, for p = 1..T: a table on stdout,\n"
+          "OUT/nll_by_position.csv (position,cumulative_nll,nll_at_position)\n"
+          "and a plot OUT/nll_by_position.png (log-scale positions)");
+  cl.text("--out", a.out, "DIR", "output directory (default: eval_step_<N> in the current directory)");
+  add_analysis_options(cl, a.analysis);
+  if (!cl.parse(argc, argv)) return false;
+  if (a.ckpt.empty()) throw UsageError("missing CKPT (usage: difftron eval CKPT --data PATH [options])");
   if (a.analysis.any() && a.opt.by_position)
-    fail("--nll-by-position belongs to the perplexity pass, which the analysis options replace; run it separately");
+    throw UsageError("--nll-by-position belongs to the perplexity pass, which the analysis options replace; "
+                     "run it separately");
   if (a.analysis.any()) check_analysis_args(a.analysis, a.opt.data);
-  else if (a.opt.data.empty()) fail("missing --data PATH (prepared shards to evaluate on)");
-  return a;
+  else if (a.opt.data.empty()) throw UsageError("missing --data PATH (prepared shards to evaluate on)");
+  return true;
 }
 
 void write_text(const std::string& path, const std::string& text) {
@@ -165,13 +142,8 @@ void write_outputs(const std::string& out, const EvalModel& em, const EvalArgs& 
 }  // namespace
 
 int cmd_eval(int argc, char** argv) {
-  bool help = false;
-  const EvalArgs a = parse_args(argc, argv, help);
-  if (help) {
-    std::fputs(kEvalUsage, stdout);
-    std::fputs(kAnalysisUsage, stdout);
-    return 0;
-  }
+  EvalArgs a;
+  if (!parse_args(argc, argv, a)) return 0;
   const int threads = default_threads(0);
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);

@@ -22,28 +22,6 @@
 
 namespace dt {
 
-static const char* kGenerateUsage =
-    "usage: difftron generate CKPT --prompt TEXT [options]\n"
-    "\n"
-    "Continues TEXT with tokens sampled from a checkpoint's model, one process,\n"
-    "every core. The continuation goes to stdout as it is generated; a summary\n"
-    "line (tokens, time, tokens/s) goes to stderr. Generation stops after N new\n"
-    "tokens or at the tokenizer's end-of-text token.\n"
-    "\n"
-    "  CKPT                 a step_<N> checkpoint directory, or a checkpoint root (then\n"
-    "                       the newest complete checkpoint in it)\n"
-    "  --prompt TEXT        the text to continue (required, non-empty)\n"
-    "  --tokenizer SPEC     'byte' or a .tiktoken rank file (default: the run's data.tokenizer)\n"
-    "  --max-new-tokens N   new tokens at most (default 64)\n"
-    "  --temperature T      softmax temperature (default 1.0; 0: greedy, the most likely token)\n"
-    "  --top-k K            sample among the K most likely tokens only (default 0: off)\n"
-    "  --top-p P            nucleus: sample among the smallest set of most likely tokens\n"
-    "                       whose probability reaches P (default 1.0: off)\n"
-    "  --seed S             sampling seed (default 0); a seed reproduces the output\n"
-    "  --no-cache           recompute the whole sequence with the full forward at every\n"
-    "                       step instead of the KV cache (slow; the reference)\n"
-    "  --help               show this help\n";
-
 namespace {
 
 struct GenerateArgs {
@@ -52,55 +30,53 @@ struct GenerateArgs {
   GenerateOptions opt;
 };
 
-GenerateArgs parse_args(int argc, char** argv, bool& help) {
-  GenerateArgs a;
-  help = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string s = argv[i];
-    auto value = [&](const char* what) { return option_value(argc, argv, i, what); };
-    if (s == "--help" || s == "-h") {
-      help = true;
-      return a;
-    } else if (s == "--prompt") {
-      a.prompt = value("the text to continue");
-    } else if (s == "--tokenizer") {
-      a.tokenizer = value("'byte' or a .tiktoken rank file");
-    } else if (s == "--max-new-tokens") {
-      a.opt.max_new_tokens = parse_int_option(s, value("a number of tokens"), 0, 1 << 24);
-    } else if (s == "--temperature") {
-      a.opt.sampling.temperature = parse_option<double>(s, value("a temperature"), 0, 1e6, "a number >= 0 (0: greedy)");
-    } else if (s == "--top-k") {
-      a.opt.sampling.top_k = parse_int_option(s, value("a number of tokens"), 0, INT_MAX);
-    } else if (s == "--top-p") {
-      a.opt.sampling.top_p = parse_option<double>(s, value("a probability"), 0, 1, "a number in (0, 1] (1: off)");
-      if (a.opt.sampling.top_p == 0) fail(s, " 0: expected a number in (0, 1] (1: off)");
-    } else if (s == "--seed") {
-      a.opt.seed = parse_int_option<uint64_t>(s, value("an integer"), 0, UINT64_MAX);
-    } else if (s == "--no-cache") {
-      a.opt.use_cache = false;
-    } else if (s.rfind("--", 0) == 0) {
-      fail("unknown option '", s, "' (see difftron generate --help)");
-    } else if (a.ckpt.empty()) {
-      a.ckpt = s;
-    } else {
-      fail("unexpected argument '", s, "' (one CKPT expected)");
-    }
-  }
-  if (a.ckpt.empty()) fail("missing CKPT (usage: difftron generate CKPT --prompt TEXT [options])");
-  if (!a.prompt) fail("missing --prompt TEXT (the text to continue)");
-  if (a.prompt->empty()) fail("--prompt is empty; expected some text to continue");
-  return a;
+// The command line; false when --help was printed.
+bool parse_args(int argc, char** argv, GenerateArgs& a) {
+  SamplingOptions& sampling = a.opt.sampling;
+  CommandLine cl("generate", "usage: difftron generate CKPT --prompt TEXT [options]\n",
+                 "Continues TEXT with tokens sampled from a checkpoint's model, one process,\n"
+                 "every core. The continuation goes to stdout as it is generated; a summary\n"
+                 "line (tokens, time, tokens/s) goes to stderr. Generation stops after N new\n"
+                 "tokens or at the tokenizer's end-of-text token.\n");
+  cl.positional("CKPT", a.ckpt,
+                "a step_<N> checkpoint directory, or a checkpoint root (then\n"
+                "the newest complete checkpoint in it)");
+  cl.value("--prompt", "TEXT", "the text to continue (required, non-empty)",
+           [&a](const std::string& v) { a.prompt = v; });
+  cl.text("--tokenizer", a.tokenizer, "SPEC", "'byte' or a .tiktoken rank file (default: the run's data.tokenizer)");
+  cl.integer("--max-new-tokens", a.opt.max_new_tokens, 0, 1 << 24, "N", "new tokens at most (default 64)");
+  cl.value("--temperature", "T", "softmax temperature (default 1.0; 0: greedy, the most likely token)",
+           [&sampling](const std::string& v) {
+             sampling.temperature = parse_option<double>("--temperature", v, 0, 1e6, "a number >= 0 (0: greedy)");
+           });
+  cl.integer("--top-k", sampling.top_k, 0, INT_MAX, "K",
+             "sample among the K most likely tokens only (default 0: off)");
+  cl.value("--top-p", "P",
+           "nucleus: sample among the smallest set of most likely tokens\n"
+           "whose probability reaches P (default 1.0: off)",
+           [&sampling](const std::string& v) {
+             sampling.top_p = parse_option<double>("--top-p", v, 0, 1, "a number in (0, 1] (1: off)");
+             if (sampling.top_p == 0) throw UsageError("--top-p " + v + ": expected a number in (0, 1] (1: off)");
+           });
+  cl.integer<uint64_t>("--seed", a.opt.seed, 0, UINT64_MAX, "S",
+                       "sampling seed (default 0); a seed reproduces the output");
+  bool no_cache = false;
+  cl.flag("--no-cache", no_cache,
+          "recompute the whole sequence with the full forward at every\n"
+          "step instead of the KV cache (slow; the reference)");
+  if (!cl.parse(argc, argv)) return false;
+  a.opt.use_cache = !no_cache;
+  if (a.ckpt.empty()) throw UsageError("missing CKPT (usage: difftron generate CKPT --prompt TEXT [options])");
+  if (!a.prompt) throw UsageError("missing --prompt TEXT (the text to continue)");
+  if (a.prompt->empty()) throw UsageError("--prompt is empty; expected some text to continue");
+  return true;
 }
 
 }  // namespace
 
 int cmd_generate(int argc, char** argv) {
-  bool help = false;
-  GenerateArgs a = parse_args(argc, argv, help);
-  if (help) {
-    std::fputs(kGenerateUsage, stdout);
-    return 0;
-  }
+  GenerateArgs a;
+  if (!parse_args(argc, argv, a)) return 0;
   const int threads = default_threads(0);
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);

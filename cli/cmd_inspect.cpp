@@ -7,23 +7,11 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "cli/cli_args.hpp"
 #include "cli/commands.hpp"
 #include "checkpoint/checkpoint_export.hpp"
 
 namespace dt {
-
-static const char* kInspectUsage =
-    "usage: difftron inspect PATH\n"
-    "\n"
-    "Prints what a checkpoint holds: step, tokens seen, data state, the parallel\n"
-    "layout it was saved with, a summary of its config, λ_init and the current λ\n"
-    "of every layer (diff models), and a table of tensors (global shape, dtype,\n"
-    "L2 norm of the weights, whether Adam moments are stored). Every file's size\n"
-    "and crc32 are verified first; a mismatch is an error naming the file.\n"
-    "\n"
-    "  PATH     a step_<N> checkpoint directory, or a checkpoint root (then the\n"
-    "           newest complete checkpoint in it)\n"
-    "  --help   show this help\n";
 
 namespace {
 
@@ -87,20 +75,18 @@ void print_tensors(const CheckpointModel& cm) {
 
 int cmd_inspect(int argc, char** argv) {
   std::string path;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kInspectUsage, stdout);
-      return 0;
-    } else if (a.rfind("--", 0) == 0) {
-      fail("unknown option '", a, "' (expected PATH or --help)");
-    } else if (path.empty()) {
-      path = a;
-    } else {
-      fail("unexpected argument '", a, "' (one checkpoint PATH expected)");
-    }
-  }
-  if (path.empty()) fail("missing PATH (usage: difftron inspect PATH; a step_<N> directory or a checkpoint root)");
+  CommandLine cl("inspect", "usage: difftron inspect PATH\n",
+                 "Prints what a checkpoint holds: step, tokens seen, data state, the parallel\n"
+                 "layout it was saved with, a summary of its config, λ_init and the current λ\n"
+                 "of every layer (diff models), and a table of tensors (global shape, dtype,\n"
+                 "L2 norm of the weights, whether Adam moments are stored). Every file's size\n"
+                 "and crc32 are verified first; a mismatch is an error naming the file.\n");
+  cl.positional("PATH", path,
+                "a step_<N> checkpoint directory, or a checkpoint root (then the\n"
+                "newest complete checkpoint in it)");
+  if (!cl.parse(argc, argv)) return 0;
+  if (path.empty())
+    throw UsageError("missing PATH (usage: difftron inspect PATH; a step_<N> directory or a checkpoint root)");
 
   const CheckpointModel cm = open_checkpoint_model(path);
   const CheckpointManifest& man = cm.reader.manifest();

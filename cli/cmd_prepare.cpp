@@ -11,8 +11,8 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <memory>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,44 +33,6 @@ namespace {
 
 constexpr int kMaxThreads = 1024;
 
-const char* kUsage =
-    "usage: difftron prepare --input PATH [--input PATH ...] --output DIR [options]\n"
-    "\n"
-    "Tokenizes documents into HDF5 shards DIR/shard_00000.h5, shard_00001.h5, ...\n"
-    "Documents keep their input order (files in the order given, directories in\n"
-    "name order), so the shards are the same for any --threads.\n"
-    "\n"
-    "  --input PATH          a file, a directory (recursed, files in name order) or a glob;\n"
-    "                        repeatable; .gz files are decompressed\n"
-    "  --output DIR          the dataset directory: shards and their manifest dataset.yaml,\n"
-    "                        written last (created if missing; written in DIR.tmp-PID beside\n"
-    "                        it and renamed when complete)\n"
-    "  --tokenizer SPEC      tokenizer (default: byte)\n"
-    "  --shard-tokens N      tokens per shard at most (default: 50000000); a document is\n"
-    "                        never split, so one longer than N gets a shard of its own\n"
-    "  --format F            text or jsonl (default: jsonl for *.jsonl and *.jsonl.gz, else text)\n"
-    "  --text-field NAME     JSON-lines field holding the document (default: text)\n"
-    "  --separator STR       split text files into documents at STR (\\n, \\t and \\\\ are\n"
-    "                        understood); default: one document per file\n"
-    "  --threads N           tokenizing threads (default: the number of cores)\n"
-    "  --skip-bad            skip bad JSON lines and unreadable or corrupt files, with a\n"
-    "                        warning each (the first 20) and a count in the summary,\n"
-    "                        instead of stopping at the first one\n"
-    "  --progress-seconds S  seconds between progress lines on stderr (default: 2)\n"
-    "  --force               replace the dataset already in DIR once the new one is complete\n"
-    "                        (a failed or interrupted run leaves it as it was)\n"
-    "  --help                print this help\n"
-    "\n"
-    "Progress lines (stderr) give documents/s, MB/s of text and an ETA from the input\n"
-    "files' sizes on disk; the summary (stdout) gives documents, tokens, bytes, shards,\n"
-    "skipped, seconds and MB/s. SIGINT or SIGTERM stops the run and removes what it wrote\n"
-    "(exit 128 + the signal); a second one kills it at once.\n";
-
-// A usage mistake: the caller prints it and exits 2 (bad input data exits 1).
-struct UsageError {
-  std::string msg;
-};
-
 // --separator '\n\n' means two newlines: \n, \t and \\ are decoded, any other
 // backslash is kept as typed.
 std::string unescape(const std::string& s) {
@@ -87,75 +49,56 @@ std::string unescape(const std::string& s) {
   return out;
 }
 
-// The shared option parser (cli/cli_args.hpp), its error as a usage mistake.
-template <typename T>
-T positive_integer(const std::string& name, const std::string& v, T max) {
-  try {
-    return parse_int_option<T>(name, v, 1, max);
-  } catch (const Error& e) {
-    throw UsageError{e.what()};
-  }
-}
-
-double non_negative_number(const std::string& name, const std::string& v) {
-  size_t used = 0;
-  double x = -1;
-  try { x = std::stod(v, &used); } catch (const std::exception&) { used = 0; }
-  if (used == 0 || used != v.size() || !(x >= 0)) throw UsageError{name + " " + v + " is not a number >= 0"};
-  return x;
-}
-
-PrepareOptions parse(int argc, char** argv, bool& help) {
-  PrepareOptions o;
+// The command line; false when --help was printed.
+bool parse(int argc, char** argv, PrepareOptions& o) {
   o.threads = static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, kMaxThreads));
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::optional<std::string> inline_value;  // from --name=value
-    if (size_t eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
-      inline_value = arg.substr(eq + 1);
-      arg.resize(eq);
-    }
-    auto value = [&]() -> std::string {
-      if (inline_value) return *inline_value;
-      if (i + 1 >= argc) throw UsageError{"option " + arg + " needs a value"};
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      help = true;
-      return o;
-    } else if (arg == "--force") {
-      o.force = true;
-    } else if (arg == "--skip-bad") {
-      o.skip_bad = true;
-    } else if (arg == "--input") {
-      o.inputs.push_back(value());
-    } else if (arg == "--output") {
-      o.output = value();
-    } else if (arg == "--tokenizer") {
-      o.tokenizer = value();
-    } else if (arg == "--text-field") {
-      o.text_field = value();
-    } else if (arg == "--separator") {
-      o.separator = unescape(value());
-    } else if (arg == "--format") {
-      o.format = value();
-      if (o.format != "text" && o.format != "jsonl")
-        throw UsageError{"--format " + o.format + " is not text or jsonl"};
-    } else if (arg == "--shard-tokens") {
-      o.shard_tokens = positive_integer<int64_t>(arg, value(), INT64_MAX);
-    } else if (arg == "--threads") {
-      o.threads = positive_integer(arg, value(), kMaxThreads);
-    } else if (arg == "--progress-seconds") {
-      o.progress_seconds = non_negative_number(arg, value());
-    } else if (!arg.starts_with("-")) {
-      throw UsageError{"unexpected argument '" + arg + "' (inputs go after --input; see difftron prepare --help)"};
-    } else {
-      throw UsageError{"unknown option '" + arg + "' (see difftron prepare --help)"};
-    }
-  }
-  if (o.inputs.empty()) throw UsageError{"missing --input PATH (see difftron prepare --help)"};
-  if (o.output.empty()) throw UsageError{"missing --output DIR (see difftron prepare --help)"};
-  return o;
+  CommandLine cl("prepare", "usage: difftron prepare --input PATH [--input PATH ...] --output DIR [options]\n",
+                 "Tokenizes documents into HDF5 shards DIR/shard_00000.h5, shard_00001.h5, ...\n"
+                 "Documents keep their input order (files in the order given, directories in\n"
+                 "name order), so the shards are the same for any --threads.\n");
+  cl.texts("--input", o.inputs, "PATH",
+           "a file, a directory (recursed, files in name order) or a glob;\n"
+           "repeatable; .gz files are decompressed");
+  cl.text("--output", o.output, "DIR",
+          "the dataset directory: shards and their manifest dataset.yaml,\n"
+          "written last (created if missing; written in DIR.tmp-PID beside\n"
+          "it and renamed when complete)");
+  cl.text("--tokenizer", o.tokenizer, "SPEC", "tokenizer (default: byte)");
+  cl.integer<int64_t>("--shard-tokens", o.shard_tokens, 1, INT64_MAX, "N",
+                      "tokens per shard at most (default: 50000000); a document is\n"
+                      "never split, so one longer than N gets a shard of its own");
+  cl.value("--format", "F", "text or jsonl (default: jsonl for *.jsonl and *.jsonl.gz, else text)",
+           [&o](const std::string& v) {
+             if (v != "text" && v != "jsonl") throw UsageError("--format " + v + ": expected text or jsonl");
+             o.format = v;
+           });
+  cl.text("--text-field", o.text_field, "NAME", "JSON-lines field holding the document (default: text)");
+  cl.value("--separator", "STR",
+           "split text files into documents at STR (\\n, \\t and \\\\ are\n"
+           "understood); default: one document per file",
+           [&o](const std::string& v) { o.separator = unescape(v); });
+  cl.integer("--threads", o.threads, 1, kMaxThreads, "N", "tokenizing threads (default: the number of cores)");
+  cl.flag("--skip-bad", o.skip_bad,
+          "skip bad JSON lines and unreadable or corrupt files, with a\n"
+          "warning each (the first 20) and a count in the summary,\n"
+          "instead of stopping at the first one");
+  cl.value("--progress-seconds", "S", "seconds between progress lines on stdout (default: 2)",
+           [&o](const std::string& v) {
+             o.progress_seconds = parse_option<double>("--progress-seconds", v, 0, std::numeric_limits<double>::max(),
+                                                       "a number >= 0");
+           });
+  cl.flag("--force", o.force,
+          "replace the dataset already in DIR once the new one is complete\n"
+          "(a failed or interrupted run leaves it as it was)");
+  cl.footer("Progress lines (stdout) give documents/s, MB/s of text and an ETA from the input\n"
+            "files' sizes on disk; the summary (stdout) gives documents, tokens, bytes, shards,\n"
+            "skipped, seconds and MB/s; warnings and errors go to stderr. SIGINT or SIGTERM\n"
+            "stops the run and removes what it wrote (exit 128 + the signal); a second one\n"
+            "kills it at once.\n");
+  if (!cl.parse(argc, argv)) return false;
+  if (o.inputs.empty()) throw UsageError("missing --input PATH (" + cl.see_help() + ")");
+  if (o.output.empty()) throw UsageError("missing --output DIR (" + cl.see_help() + ")");
+  return true;
 }
 
 // True when directory `path` lies in `out` or in the directories a prepare to
@@ -215,17 +158,7 @@ class StopSignals {
 
 int cmd_prepare(int argc, char** argv) {
   PrepareOptions o;
-  bool help = false;
-  try {
-    o = parse(argc, argv, help);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "difftron prepare: error: %s\n", e.msg.c_str());
-    return 2;
-  }
-  if (help) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  if (!parse(argc, argv, o)) return 0;
   std::unique_ptr<Tokenizer> tok = make_tokenizer(o.tokenizer);
   const std::vector<std::string> files = input_files(o);
 

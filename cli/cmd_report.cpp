@@ -13,33 +13,12 @@
 
 namespace dt {
 
-static const char* kReportUsage =
-    "usage: difftron report --run NAME=RUN_DIR --eval NAME=EVAL_DIR [--run ... --eval ...] --out DIR\n"
-    "                       [--title TEXT] [--note TEXT ...]\n"
-    "\n"
-    "Writes DIR/report.md with PNG plots comparing the runs side by side (launch/compare.sh\n"
-    "makes one for a DIFF Transformer and a Transformer of the same size): scale, training\n"
-    "loss curves, held-out loss and perplexity, needle-retrieval heatmaps and accuracy,\n"
-    "attention allocation, activation outliers and attention-logit quantization, with the\n"
-    "DIFF Transformer paper's headline claims beside what the runs show.\n"
-    "\n"
-    "  --run NAME=RUN_DIR    a training run: its train.run_dir (config.yaml, metrics.jsonl);\n"
-    "                        NAME labels it in tables and plots (repeatable, in order)\n"
-    "  --eval NAME=EVAL_DIR  that run's evaluation directory: the --out of\n"
-    "                          difftron eval CKPT --data PATH                (eval.json)\n"
-    "                          difftron eval CKPT --data PATH --needle --activation-stats\n"
-    "                                        --quantize-logits B,...         (the CSVs and heatmap)\n"
-    "  --out DIR             output directory (created)\n"
-    "  --title TEXT          the report's title\n"
-    "  --note TEXT           a line for the scale section (repeatable)\n"
-    "  --help                show this help\n";
-
 namespace {
 
 std::pair<std::string, std::string> name_and_dir(const std::string& opt, const std::string& v) {
   const size_t eq = v.find('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
-    fail(opt, " ", v, ": expected NAME=DIR");
+    throw UsageError(opt + " " + v + ": expected NAME=DIR");
   return {v.substr(0, eq), v.substr(eq + 1)};
 }
 
@@ -48,28 +27,30 @@ std::pair<std::string, std::string> name_and_dir(const std::string& opt, const s
 int cmd_report(int argc, char** argv) {
   ReportOptions opt;
   std::vector<std::pair<std::string, std::string>> runs, evals;
-  for (int i = 1; i < argc; ++i) {
-    const std::string s = argv[i];
-    auto value = [&](const char* what) { return option_value(argc, argv, i, what); };
-    if (s == "--help" || s == "-h") {
-      std::fputs(kReportUsage, stdout);
-      return 0;
-    } else if (s == "--run") {
-      runs.push_back(name_and_dir(s, value("NAME=RUN_DIR")));
-    } else if (s == "--eval") {
-      evals.push_back(name_and_dir(s, value("NAME=EVAL_DIR")));
-    } else if (s == "--out") {
-      opt.out_dir = value("a directory");
-    } else if (s == "--title") {
-      opt.title = value("a title");
-    } else if (s == "--note") {
-      opt.notes.push_back(value("a line of text"));
-    } else {
-      fail("unexpected argument '", s, "' (see difftron report --help)");
-    }
-  }
-  if (runs.empty()) fail("missing --run NAME=RUN_DIR (see difftron report --help)");
-  if (opt.out_dir.empty()) fail("missing --out DIR");
+  CommandLine cl("report",
+                 "usage: difftron report --run NAME=RUN_DIR --eval NAME=EVAL_DIR [--run ... --eval ...] --out DIR\n"
+                 "                       [--title TEXT] [--note TEXT ...]\n",
+                 "Writes DIR/report.md with PNG plots comparing the runs side by side (launch/compare.sh\n"
+                 "makes one for a DIFF Transformer and a Transformer of the same size): scale, training\n"
+                 "loss curves, held-out loss and perplexity, needle-retrieval heatmaps and accuracy,\n"
+                 "attention allocation, activation outliers and attention-logit quantization, with the\n"
+                 "DIFF Transformer paper's headline claims beside what the runs show.\n");
+  cl.value("--run", "NAME=RUN_DIR",
+           "a training run: its train.run_dir (config.yaml, metrics.jsonl);\n"
+           "NAME labels it in tables and plots (repeatable, in order)",
+           [&runs](const std::string& v) { runs.push_back(name_and_dir("--run", v)); });
+  cl.value("--eval", "NAME=EVAL_DIR",
+           "that run's evaluation directory: the --out of\n"
+           "  difftron eval CKPT --data PATH                (eval.json)\n"
+           "  difftron eval CKPT --data PATH --needle --activation-stats\n"
+           "                --quantize-logits B,...         (the CSVs and heatmap)",
+           [&evals](const std::string& v) { evals.push_back(name_and_dir("--eval", v)); });
+  cl.text("--out", opt.out_dir, "DIR", "output directory (created)");
+  cl.text("--title", opt.title, "TEXT", "the report's title");
+  cl.texts("--note", opt.notes, "TEXT", "a line for the scale section (repeatable)");
+  if (!cl.parse(argc, argv)) return 0;
+  if (runs.empty()) throw UsageError("missing --run NAME=RUN_DIR (" + cl.see_help() + ")");
+  if (opt.out_dir.empty()) throw UsageError("missing --out DIR (" + cl.see_help() + ")");
   for (size_t i = 0; i < runs.size(); ++i)
     for (size_t j = 0; j < i; ++j)
       if (runs[i].first == runs[j].first) fail("--run ", runs[i].first, " given twice");

@@ -10,25 +10,13 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "cli/cli_args.hpp"
 #include "data/tiktoken.hpp"
 #include "data/tokenizer.hpp"
 #include "cli/commands.hpp"
 
 namespace dt {
 namespace {
-
-const char* kUsage =
-    "usage: difftron tokenize --tokenizer FILE|byte [--decode] [--allow-special]\n"
-    "\n"
-    "Encodes stdin (bytes) and prints the token ids, separated by spaces, on one line.\n"
-    "\n"
-    "  --tokenizer SPEC   byte, or a tiktoken rank file (data/tokenizers/cl100k_base.tiktoken,\n"
-    "                     data/tokenizers/r50k_base.tiktoken; launch/fetch_tokenizers.sh gets them)\n"
-    "  --decode           read whitespace-separated ids from stdin and write their bytes\n"
-    "                     (EOS writes nothing)\n"
-    "  --allow-special    encode special-token text (<|endoftext|>, ...) as its special id;\n"
-    "                     by default it is ordinary text\n"
-    "  --help             print this help\n";
 
 std::string read_stdin() {
   std::ios::sync_with_stdio(false);
@@ -59,37 +47,20 @@ std::vector<int32_t> parse_ids(const std::string& text) {
 int cmd_tokenize(int argc, char** argv) {
   std::string spec;
   bool decode = false, allow_special = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--decode") {
-      decode = true;
-    } else if (arg == "--allow-special") {
-      allow_special = true;
-    } else if (arg == "--tokenizer" || arg.starts_with("--tokenizer=")) {
-      if (arg != "--tokenizer") {
-        spec = arg.substr(arg.find('=') + 1);
-      } else if (i + 1 < argc) {
-        spec = argv[++i];
-      } else {
-        std::fputs("difftron tokenize: option --tokenizer needs a value\n", stderr);
-        return 2;
-      }
-    } else {
-      std::fprintf(stderr, "difftron tokenize: unknown argument '%s' (see difftron tokenize --help)\n", arg.c_str());
-      return 2;
-    }
-  }
-  if (spec.empty()) {
-    std::fputs("difftron tokenize: missing --tokenizer FILE|byte (see difftron tokenize --help)\n", stderr);
-    return 2;
-  }
-  if (decode && allow_special) {
-    std::fputs("difftron tokenize: --allow-special applies to encoding, not --decode\n", stderr);
-    return 2;
-  }
+  CommandLine cl("tokenize", "usage: difftron tokenize --tokenizer FILE|byte [--decode] [--allow-special]\n",
+                 "Encodes stdin (bytes) and prints the token ids, separated by spaces, on one line.\n");
+  cl.text("--tokenizer", spec, "SPEC",
+          "byte, or a tiktoken rank file (data/tokenizers/cl100k_base.tiktoken,\n"
+          "data/tokenizers/r50k_base.tiktoken; launch/fetch_tokenizers.sh gets them)");
+  cl.flag("--decode", decode,
+          "read whitespace-separated ids from stdin and write their bytes\n"
+          "(EOS writes nothing)");
+  cl.flag("--allow-special", allow_special,
+          "encode special-token text (<|endoftext|>, ...) as its special id;\n"
+          "by default it is ordinary text");
+  if (!cl.parse(argc, argv)) return 0;
+  if (spec.empty()) throw UsageError("missing --tokenizer FILE|byte (" + cl.see_help() + ")");
+  if (decode && allow_special) throw UsageError("--allow-special applies to encoding, not --decode");
   const std::unique_ptr<Tokenizer> tok = make_tokenizer(spec);
   const std::string input = read_stdin();
   if (decode) {

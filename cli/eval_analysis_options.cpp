@@ -1,10 +1,6 @@
 #include "cli/eval_analysis_options.hpp"
 
-#include "cli/cli_args.hpp"
-
 #include <algorithm>
-#include <charconv>
-#include <cmath>
 #include <cstdio>
 
 #include "core/error.hpp"
@@ -12,41 +8,13 @@
 #include "eval/activation_stats.hpp"
 #include "eval/analysis_files.hpp"
 #include "eval/quantize.hpp"
+#include "cli/cli_args.hpp"
 
 namespace dt {
 
-const char* const kAnalysisUsage =
-    "\n"
-    "Analyses (DIFF Transformer paper): with any of these options eval runs only the\n"
-    "analyses asked for (no perplexity pass, no eval.json; --batch and --max-tokens\n"
-    "do not apply). They use a plain fp32 forward of one sequence with explicit\n"
-    "attention score matrices per head, for moderate lengths.\n"
-    "  --needle           multi-needle retrieval: N needles \"The magic number of <city> is\n"
-    "                     <7 digits>.\" in haystack text, R of them asked about at the end;\n"
-    "                     exact match of the greedy answer. A depth x length table,\n"
-    "                     OUT/needle.csv, OUT/needle_heatmap.png, and the attention on the\n"
-    "                     answer span vs the rest of the context at the answer position,\n"
-    "                     per layer: OUT/attention_allocation.csv (answer_span, noise =\n"
-    "                     the rest before the question, question; DIFF: the maps\n"
-    "                     diff = A1 - lambda*A2, a1, a2; baseline: softmax)\n"
-    "  --lengths L,...    context lengths in tokens (default: the run's train.seq_len)\n"
-    "  --depths D,...     depths of the queried needles, 0..1 (default 0,0.25,0.5,0.75,1)\n"
-    "  --needles N        needles per context (default 1)\n"
-    "  --queries R        needles asked about, one sequence each (default 1, at most N)\n"
-    "  --trials K         random draws (cities, numbers, haystack offset) per cell (default 1)\n"
-    "  --seed S           seed of those draws (default 0)\n"
-    "  --haystack PATH    haystack: a text file, or token shards (directory, glob, *.h5);\n"
-    "                     default: the first --data path\n"
-    "  --activation-stats top-1 and median |attention logit| (causal q.k/sqrt(d), both maps\n"
-    "                     for DIFF) and |hidden state| per layer: OUT/activation_stats.csv\n"
-    "  --tokens N         tokens of --data for --activation-stats and --quantize-logits\n"
-    "                     (windows of --seq-len; default 8192)\n"
-    "  --quantize-logits B,...  absmax-quantize each attention-logit row to B bits (2..16)\n"
-    "                     and report the loss on --data (and retrieval accuracy with\n"
-    "                     --needle) at each width: OUT/quantization.csv, OUT/quantization.png\n";
-
 namespace {
 
+// "a,b,c": each value read by parse_option, the error naming the option.
 template <typename T>
 std::vector<T> parse_list(const std::string& opt, const std::string& text, T min, T max, const char* expected) {
   std::vector<T> out;
@@ -62,36 +30,63 @@ std::vector<T> parse_list(const std::string& opt, const std::string& text, T min
 
 }  // namespace
 
-bool parse_analysis_option(int argc, char** argv, int& i, AnalysisArgs& a) {
-  const std::string s = argv[i];
-  auto value = [&](const char* what) { return option_value(argc, argv, i, what); };
+void add_analysis_options(CommandLine& cl, AnalysisArgs& a) {
   constexpr int64_t kMaxLen = int64_t(1) << 24;
   NeedleEvalOptions& n = a.needle_opt;
-  if (s == "--needle") a.needle = true;
-  else if (s == "--activation-stats") a.activation_stats = true;
-  else if (s == "--lengths")
-    n.lengths = parse_list<int64_t>(s, value("context lengths"), 1, kMaxLen, "comma-separated lengths >= 1");
-  else if (s == "--depths")
-    n.depths = parse_list<double>(s, value("depths"), 0.0, 1.0, "comma-separated depths in [0, 1]");
-  else if (s == "--needles") n.needles = parse_int_option(s, value("a number of needles"), 1, 1000);
-  else if (s == "--queries") n.queries = parse_int_option(s, value("a number of queries"), 1, 1000);
-  else if (s == "--trials") n.trials = parse_int_option(s, value("a number of trials"), 1, 1 << 20);
-  else if (s == "--seed") n.seed = parse_int_option<uint64_t>(s, value("a seed"), 0, UINT64_MAX);
-  else if (s == "--haystack") a.haystack = value("a text file or shards");
-  else if (s == "--tokens") a.tokens = parse_int_option<int64_t>(s, value("a number of tokens"), 1, INT64_MAX);
-  else if (s == "--quantize-logits")
-    a.quantize_bits = parse_list<int>(s, value("bit widths"), 2, 16, "comma-separated bit widths in 2..16");
-  else return false;
-  return true;
+  cl.group("Analyses (DIFF Transformer paper)",
+           "with any of these options eval runs only the analyses asked for (no perplexity\n"
+           "pass, no eval.json; --batch and --max-tokens do not apply). They use a plain fp32\n"
+           "forward of one sequence with explicit attention score matrices per head, for\n"
+           "moderate lengths.\n");
+  cl.flag("--needle", a.needle,
+          "multi-needle retrieval: N needles \"The magic number of <city> is\n"
+          "<7 digits>.\" in haystack text, R of them asked about at the end;\n"
+          "exact match of the greedy answer. A depth x length table,\n"
+          "OUT/needle.csv, OUT/needle_heatmap.png, and the attention on the\n"
+          "answer span vs the rest of the context at the answer position,\n"
+          "per layer: OUT/attention_allocation.csv (answer_span, noise =\n"
+          "the rest before the question, question; DIFF: the maps\n"
+          "diff = A1 - lambda*A2, a1, a2; baseline: softmax)");
+  cl.value("--lengths", "L,...", "context lengths in tokens (default: the run's train.seq_len)",
+           [&n](const std::string& v) {
+             n.lengths = parse_list<int64_t>("--lengths", v, 1, kMaxLen, "comma-separated lengths >= 1");
+           });
+  cl.value("--depths", "D,...", "depths of the queried needles, 0..1 (default 0,0.25,0.5,0.75,1)",
+           [&n](const std::string& v) {
+             n.depths = parse_list<double>("--depths", v, 0.0, 1.0, "comma-separated depths in [0, 1]");
+           });
+  cl.integer("--needles", n.needles, 1, 1000, "N", "needles per context (default 1)");
+  cl.integer("--queries", n.queries, 1, 1000, "R", "needles asked about, one sequence each (default 1, at most N)");
+  cl.integer("--trials", n.trials, 1, 1 << 20, "K",
+             "random draws (cities, numbers, haystack offset) per cell (default 1)");
+  cl.integer<uint64_t>("--seed", n.seed, 0, UINT64_MAX, "S", "seed of those draws (default 0)");
+  cl.text("--haystack", a.haystack, "PATH",
+          "haystack: a text file, or token shards (directory, glob, *.h5);\n"
+          "default: the first --data path");
+  cl.flag("--activation-stats", a.activation_stats,
+          "top-1 and median |attention logit| (causal q.k/sqrt(d), both maps\n"
+          "for DIFF) and |hidden state| per layer: OUT/activation_stats.csv");
+  cl.integer<int64_t>("--tokens", a.tokens, 1, INT64_MAX, "N",
+                      "tokens of --data for --activation-stats and --quantize-logits\n"
+                      "(windows of --seq-len; default 8192)");
+  cl.value("--quantize-logits", "B,...",
+           "absmax-quantize each attention-logit row to B bits (2..16)\n"
+           "and report the loss on --data (and retrieval accuracy with\n"
+           "--needle) at each width: OUT/quantization.csv, OUT/quantization.png",
+           [&a](const std::string& v) {
+             a.quantize_bits = parse_list<int>("--quantize-logits", v, 2, 16, "comma-separated bit widths in 2..16");
+           });
 }
 
 void check_analysis_args(const AnalysisArgs& a, const std::vector<std::string>& data) {
-  if (a.activation_stats && data.empty()) fail("--activation-stats needs --data PATH (the text to measure on)");
+  if (a.activation_stats && data.empty())
+    throw UsageError("--activation-stats needs --data PATH (the text to measure on)");
   if (!a.quantize_bits.empty() && data.empty())
-    fail("--quantize-logits needs --data PATH (the text to measure loss on)");
-  if (a.needle && data.empty() && a.haystack.empty()) fail("--needle needs --haystack PATH or --data PATH");
+    throw UsageError("--quantize-logits needs --data PATH (the text to measure loss on)");
+  if (a.needle && data.empty() && a.haystack.empty()) throw UsageError("--needle needs --haystack PATH or --data PATH");
   if (a.needle && a.needle_opt.queries > a.needle_opt.needles)
-    fail("--queries ", a.needle_opt.queries, ": more than --needles ", a.needle_opt.needles);
+    throw UsageError("--queries " + std::to_string(a.needle_opt.queries) + ": more than --needles " +
+                     std::to_string(a.needle_opt.needles));
 }
 
 std::vector<std::string> run_analyses(const EvalModel& em, const AnalysisArgs& a, const std::vector<std::string>& data,

@@ -11,7 +11,7 @@
 
 namespace dt {
 
-extern const char* const kAnalysisUsage;  // the options' --help lines
+class CommandLine;  // cli/cli_args.hpp
 
 struct AnalysisArgs {
   bool needle = false, activation_stats = false;
@@ -22,10 +22,10 @@ struct AnalysisArgs {
   bool any() const { return needle || activation_stats || !quantize_bits.empty(); }
 };
 
-// If argv[i] is an analysis option, consumes it (and its value, advancing i)
-// and returns true. Bad values are one-line dt::Errors naming the option.
-bool parse_analysis_option(int argc, char** argv, int& i, AnalysisArgs& a);
-// Checks the combination (e.g. --activation-stats needs --data).
+// Adds the analysis options, in a group of their own, to eval's command line.
+// Bad values are one-line UsageErrors naming the option.
+void add_analysis_options(CommandLine& cl, AnalysisArgs& a);
+// Checks the combination (e.g. --activation-stats needs --data): a UsageError.
 void check_analysis_args(const AnalysisArgs& a, const std::vector<std::string>& data);
 
 // Runs the requested analyses on em's model: windows of seq_len + 1 tokens

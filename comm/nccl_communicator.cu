@@ -22,7 +22,7 @@
   do {                                                                                               \
     ncclResult_t r_ = (call);                                                                        \
     if (r_ != ncclSuccess)                                                                           \
-      ::dt::fail(__FILE__, ":", __LINE__, ": NCCL error: ", ncclGetErrorString(r_),                  \
+      ::dt::fail(__FILE__, ":", __LINE__, ": NCCL error in " #call ": ", ncclGetErrorString(r_),     \
                  " (set NCCL_DEBUG=INFO for details; check NCCL_SOCKET_IFNAME / NCCL_IB_HCA)");      \
   } while (0)
 namespace dt {

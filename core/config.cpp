@@ -70,7 +70,7 @@ void validate_model(const Config& c) {
 void validate_train(const Config& c) {
   const TrainConfig& t = c.train;
   at_least(c, "train.seq_len", t.seq_len, 1);
-  at_least<int64_t>(c, "train.batch_size", t.batch_size, 1);
+  at_least<int64_t>(c, "train.global_batch_size", t.batch_size, 1);
   at_least<int64_t>(c, "train.max_steps", t.max_steps, 0);
   at_least<int64_t>(c, "train.max_tokens", t.max_tokens, 0);
   if (t.max_steps > 0 && t.max_tokens > 0)
@@ -115,13 +115,14 @@ void validate_parallel(const Config& c) {
   at_least(c, "parallel.pp", p.pp, 1);
   at_least(c, "parallel.cp", p.cp, 1);
   if (p.zero != 0 && p.zero != 1) bad(c, "parallel.zero", "expected 0 or 1 (ZeRO stage), got ", p.zero);
-  at_least<int64_t>(c, "parallel.micro_batch", p.micro_batch, 1);
+  at_least<int64_t>(c, "parallel.micro_batch_size", p.micro_batch, 1);
   if (p.micro_batch > INT_MAX)
-    bad(c, "parallel.micro_batch", "expected at most ", INT_MAX, " sequences per micro-batch, got ", p.micro_batch);
+    bad(c, "parallel.micro_batch_size", "expected at most ", INT_MAX, " sequences per micro-batch, got ", p.micro_batch);
   if (!(p.grad_bucket_mb >= 0)) bad(c, "parallel.grad_bucket_mb", "expected a size in MB ≥ 0, got ", p.grad_bucket_mb);
   if (c.train.batch_size % p.micro_batch != 0)
-    bad(c, "train.batch_size", "batch_size ", c.train.batch_size, " is not divisible by parallel.micro_batch ",
-        p.micro_batch, " (an optimizer step accumulates whole micro-batches)");
+    bad(c, "train.global_batch_size", "global_batch_size ", c.train.batch_size,
+        " is not divisible by parallel.micro_batch_size ", p.micro_batch,
+        " (an optimizer step accumulates whole micro-batches)");
   // Tensor parallelism splits whole kv heads (and their differential heads),
   // FFN rows and vocabulary rows evenly (DESIGN §4).
   if (m.n_kv_heads % p.tp != 0)
@@ -172,12 +173,13 @@ void validate_layout(const Config& c, int world_size) {
          "*", p.cp, " = ", group, " (launch a multiple of ", group, " ranks or change parallel.tp/pp/cp)");
   const int dp = world_size / group;
   if (c.train.batch_size % (p.micro_batch * dp) != 0)
-    fail(c.source, ": train.batch_size: ", c.train.batch_size, " is not divisible by parallel.micro_batch*dp = ",
+    fail(c.source, ": train.global_batch_size: ", c.train.batch_size,
+         " is not divisible by parallel.micro_batch_size*dp = ",
          p.micro_batch, "*", dp, " = ", p.micro_batch * dp, " (dp = world size ", world_size, " / tp*pp*cp ",
          group, ")");
   // The pipeline schedule counts micro-batches in an int.
   if (c.grad_accum_steps(dp) > INT_MAX)
-    fail(c.source, ": train.batch_size: ", c.train.batch_size, " / (parallel.micro_batch*dp = ", p.micro_batch * dp,
+    fail(c.source, ": train.global_batch_size: ", c.train.batch_size, " / (parallel.micro_batch_size*dp = ", p.micro_batch * dp,
          ") = ", c.grad_accum_steps(dp), " micro-batches per step; expected at most ", INT_MAX);
 }
 

@@ -36,7 +36,7 @@ enum class LrDecay { Linear, Cosine, Constant };
 
 struct TrainConfig {
   int seq_len = 0;            // T
-  int64_t batch_size = 0;     // global sequences per optimizer step
+  int64_t batch_size = 0;     // train.global_batch_size: sequences per optimizer step, all dp ranks
   int64_t max_steps = 0;      // exactly one of max_steps / max_tokens is set
   int64_t max_tokens = 0;
   double lr = 3e-4;
@@ -71,7 +71,7 @@ struct DataConfig {
 struct ParallelConfig {
   int tp = 1, pp = 1, cp = 1;
   int zero = 0;            // 0 or 1
-  int64_t micro_batch = 1;  // sequences per micro-batch per data-parallel rank
+  int64_t micro_batch = 1;  // parallel.micro_batch_size: sequences per micro-batch per dp rank
   // Gradients are reduced over data parallelism in buckets of about this many
   // MB, each started as soon as the backward has finished it (0: one per layer).
   double grad_bucket_mb = 25;
@@ -131,6 +131,11 @@ struct Config {
 Config load_config_file(const std::string& path, const std::vector<std::string>& overrides = {});
 Config load_config_text(const std::string& yaml, const std::vector<std::string>& overrides = {},
                         const std::string& source = "<string>");
+// A config difftron wrote (a checkpoint manifest's, a run directory's
+// config.yaml): as above, and the key names of earlier versions
+// (config_schema::kRenamedKeys) are read as the new ones.
+Config load_saved_config_text(const std::string& yaml, const std::string& source);
+Config load_saved_config_file(const std::string& path);
 // Range and combination checks on a filled-in Config (load_config_* runs them;
 // call it on a Config built in code). Throws dt::Error "<c.source>: <key.path>: ...".
 void validate_config(const Config& c);

@@ -168,6 +168,23 @@ T read_scalar(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
   }
 }
 
+// An old key name (kRenamedKeys) gets the new one instead of "unknown key".
+void check_not_renamed(const Ctx& ctx, const std::string& section, const std::string& key) {
+  for (const Renamed& r : kRenamedKeys)
+    if (section == r.section && key == r.old_key)
+      ctx.bad(section + "." + key, "renamed; expected ", r.section, ".", r.new_key, " (", r.meaning, ")");
+}
+
+// A saved config of an earlier version: its old key names become the new ones.
+void rename_old_keys(YAML::Node& root) {
+  for (const Renamed& r : kRenamedKeys) {
+    YAML::Node sec = root[r.section];
+    if (!sec.IsMap() || !sec[r.old_key] || sec[r.new_key]) continue;
+    sec[r.new_key] = sec[r.old_key];
+    sec.remove(r.old_key);
+  }
+}
+
 // Checks a mapping's keys: all known, none repeated.
 void check_keys(const Ctx& ctx, const YAML::Node& map, const std::string& prefix,
                 const std::vector<std::string>& allowed, const char* what = "unknown key") {
@@ -175,8 +192,10 @@ void check_keys(const Ctx& ctx, const YAML::Node& map, const std::string& prefix
   for (const auto& kv : map) {
     std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "<" + describe(kv.first) + ">";
     std::string path = prefix + key;
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      if (!prefix.empty()) check_not_renamed(ctx, prefix.substr(0, prefix.size() - 1), key);
       ctx.bad(path, unknown_key_message(what, key, allowed));
+    }
     int line = kv.first.Mark().line + 1;
     if (seen.count(key)) ctx.bad(path, "duplicate key (lines ", seen[key], " and ", line, ")");
     seen[key] = line;
@@ -273,8 +292,10 @@ void apply_override(const Ctx& ctx, YAML::Node& root, const std::string& assignm
   if (!keys) ctx.bad(segs[0], unknown_key_message("unknown section", segs[0], section_names()));
   if (segs.size() < 2) ctx.bad(key, "--set needs section.key=value; keys: ", join(*keys, ", "));
   const std::string path = segs[0] + "." + segs[1];
-  if (std::find(keys->begin(), keys->end(), segs[1]) == keys->end())
+  if (std::find(keys->begin(), keys->end(), segs[1]) == keys->end()) {
+    check_not_renamed(ctx, segs[0], segs[1]);
     ctx.bad(path, unknown_key_message("unknown key", segs[1], *keys));
+  }
   YAML::Node sec = root[segs[0]];  // non-const: creates the section when the file has none
   if (sec.IsDefined() && !sec.IsNull() && !sec.IsMap())
     ctx.bad(segs[0], "expected a mapping of keys, got ", describe(sec));
@@ -299,10 +320,8 @@ void apply_override(const Ctx& ctx, YAML::Node& root, const std::string& assignm
   else item.remove(segs[3]);
 }
 
-}  // namespace
-
-Config load_config_text(const std::string& yaml, const std::vector<std::string>& overrides,
-                        const std::string& source) {
+Config load(const std::string& yaml, const std::vector<std::string>& overrides, const std::string& source,
+            bool saved) {
   const Ctx ctx{source};
   YAML::Node root;
   try {
@@ -323,6 +342,7 @@ Config load_config_text(const std::string& yaml, const std::vector<std::string>&
   if (root.IsNull()) root.reset(YAML::Node(YAML::NodeType::Map));
   if (!root.IsMap()) fail(one_line(source + ": expected a mapping of sections (" + sections + "), got " + describe(root)));
   check_keys(ctx, root, "", section_names(), "unknown section");
+  if (saved) rename_old_keys(root);
   Config c;
   c.source = source;
   try {
@@ -340,7 +360,7 @@ Config load_config_text(const std::string& yaml, const std::vector<std::string>&
   return c;
 }
 
-Config load_config_file(const std::string& path, const std::vector<std::string>& overrides) {
+std::string read_config_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) fail(path, ": is a directory; expected a YAML config file");
   std::ifstream in(path, std::ios::binary);
@@ -348,7 +368,24 @@ Config load_config_file(const std::string& path, const std::vector<std::string>&
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) fail(path, ": cannot read config file (", std::strerror(errno), ")");
-  return load_config_text(text.str(), overrides, path);
+  return text.str();
 }
+
+}  // namespace
+
+Config load_config_text(const std::string& yaml, const std::vector<std::string>& overrides,
+                        const std::string& source) {
+  return load(yaml, overrides, source, /*saved=*/false);
+}
+
+Config load_config_file(const std::string& path, const std::vector<std::string>& overrides) {
+  return load(read_config_file(path), overrides, path, /*saved=*/false);
+}
+
+Config load_saved_config_text(const std::string& yaml, const std::string& source) {
+  return load(yaml, {}, source, /*saved=*/true);
+}
+
+Config load_saved_config_file(const std::string& path) { return load(read_config_file(path), {}, path, /*saved=*/true); }
 
 }  // namespace dt

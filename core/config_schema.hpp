@@ -43,7 +43,7 @@ void visit_config(C& c, V& v) {
   v.choice("recompute", c.model.recompute, kRecompute);
   v.section("train");
   v.field("seq_len", c.train.seq_len, kRequired);
-  v.field("batch_size", c.train.batch_size, kRequired);
+  v.field("global_batch_size", c.train.batch_size, kRequired);
   v.field("max_steps", c.train.max_steps, kUnsetWhenZero);
   v.field("max_tokens", c.train.max_tokens, kUnsetWhenZero);
   v.field("lr", c.train.lr);
@@ -68,7 +68,7 @@ void visit_config(C& c, V& v) {
   v.field("pp", c.parallel.pp);
   v.field("cp", c.parallel.cp);
   v.field("zero", c.parallel.zero);
-  v.field("micro_batch", c.parallel.micro_batch);
+  v.field("micro_batch_size", c.parallel.micro_batch);
   v.field("grad_bucket_mb", c.parallel.grad_bucket_mb);
   v.section("checkpoint");
   v.field("dir", c.checkpoint.dir);
@@ -83,5 +83,20 @@ void visit_config(C& c, V& v) {
   v.field("step_timeout_s", c.runtime.step_timeout_s);
 }
 inline const std::vector<std::string> kDatasetKeys = {"path", "weight"};
+
+// Keys renamed since earlier versions (to the names Megatron-LM and llm.c
+// users know). A config written by hand with an old name is refused, naming
+// the new one; a config difftron saved (checkpoint manifest, run directory)
+// is read under either name.
+struct Renamed {
+  const char* section;
+  const char* old_key;
+  const char* new_key;
+  const char* meaning;
+};
+constexpr Renamed kRenamedKeys[] = {
+    {"train", "batch_size", "global_batch_size", "sequences per optimizer step, summed over data-parallel ranks"},
+    {"parallel", "micro_batch", "micro_batch_size", "sequences per micro-batch per data-parallel rank"},
+};
 
 }  // namespace dt::config_schema

@@ -91,7 +91,7 @@ void PrepareOutput::commit() {
   fsync_dir(fs::path(dir_).parent_path().string());
   if (old.empty()) return;
   fs::remove_all(old, ec);
-  if (ec) log_info("difftron prepare: warning: cannot remove the replaced dataset, now at ", old, ": ", ec.message());
+  if (ec) log_warn("difftron prepare: warning: cannot remove the replaced dataset, now at ", old, ": ", ec.message());
 }
 
 void PrepareOutput::discard() {

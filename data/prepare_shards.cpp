@@ -165,7 +165,7 @@ class BatchReader {
   // Prints how many skips went unprinted; the number of skips.
   int64_t finish_skips() const {
     if (skipped_ > kMaxSkipWarnings)
-      log_info("difftron prepare: warning: ", skipped_ - kMaxSkipWarnings, " more skipped (not shown)");
+      log_warn("difftron prepare: warning: ", skipped_ - kMaxSkipWarnings, " more skipped (not shown)");
     return skipped_;
   }
 
@@ -181,7 +181,7 @@ class BatchReader {
   }
 
   void skip(const std::string& why) {
-    if (++skipped_ <= kMaxSkipWarnings) log_info("difftron prepare: warning: skipped ", why);
+    if (++skipped_ <= kMaxSkipWarnings) log_warn("difftron prepare: warning: skipped ", why);
   }
 
   const PrepareOptions& o_;

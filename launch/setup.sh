@@ -11,6 +11,7 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin        # MPI
   libhdf5-dev hdf5-tools            # shards, checkpoints (C and C++ libraries, h5dump)
   libyaml-cpp-dev                   # configs
+  libcli11-dev                      # command-line options (CLI11, header-only)
   libgtest-dev googletest           # tests
   zlib1g-dev                        # gzip inputs to prepare
   libpcre2-dev                      # tokenizer pre-tokenizer regexes (PCRE2)

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "comm/node_ranks.hpp"
 #include "core/error.hpp"
 #include "data/data_loader.hpp"
 #include "trainer/pipeline_schedule.hpp"
@@ -46,25 +47,20 @@ void check_run_fits_machine(const Config& c, const ProcessGrid& grid, Device dev
   const std::string what = c.source + ": this run (model.n_layers " + std::to_string(m.n_layers) +
                            ", model.d_model " + std::to_string(m.d_model) + ", model.ffn_hidden " +
                            std::to_string(m.ffn_hidden) + ", model.vocab_size " + std::to_string(m.vocab_size) +
-                           ", train.seq_len " + std::to_string(c.train.seq_len) + ", parallel.micro_batch " +
+                           ", train.seq_len " + std::to_string(c.train.seq_len) + ", parallel.micro_batch_size " +
                            std::to_string(c.parallel.micro_batch) + ")";
   const std::string remedy = "a smaller model, micro-batch or seq_len, or more ranks to share it (parallel.tp, "
                              "parallel.pp, parallel.zero: 1 with data parallelism)";
   const std::string parts = r.model.parts() + ", optimizer state " + format_bytes(r.optimizer);
-  const int ranks_here = ranks_on_this_node();
+  const int ranks_here = node_local_size();
   if (dev.is_cpu()) {
     require_memory(what, r.device_total() + r.token_buffers,
                    parts + ", token buffers " + format_bytes(r.token_buffers), dev, ranks_here, remedy);
   } else {
     require_memory(what, r.device_total(), parts, dev, 1, remedy);
     require_memory(what, r.token_buffers, "token buffers in host memory", Device::cpu(), ranks_here,
-                   "a smaller train.batch_size or seq_len");
+                   "a smaller train.global_batch_size or seq_len");
   }
-}
-
-int ranks_on_this_node() {
-  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-  return local ? std::max(1, std::atoi(local)) : 1;
 }
 
 }  // namespace dt

@@ -24,8 +24,4 @@ RankBytes estimate_rank_bytes(const Config& c, const GridShape& shape, const Gri
 // memory needed and available (CPU: every rank on this node shares it).
 void check_run_fits_machine(const Config& c, const ProcessGrid& grid, Device dev);
 
-// The ranks MPI placed on this node (OMPI_COMM_WORLD_LOCAL_SIZE; 1 outside
-// mpirun): they share its cores and memory.
-int ranks_on_this_node();
-
 }  // namespace dt

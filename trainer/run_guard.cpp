@@ -74,7 +74,7 @@ Change classify(const std::string& key) {
   if (starts_with(key, "parallel.") || starts_with(key, "runtime.") || starts_with(key, "checkpoint.") ||
       key == "train.run_dir" || key == "train.log_every" || key == "model.init_std" || key == "model.recompute")
     return Change::Free;
-  if (key == "train.seed" || key == "train.seq_len" || key == "train.batch_size" || starts_with(key, "model.") ||
+  if (key == "train.seed" || key == "train.seq_len" || key == "train.global_batch_size" || starts_with(key, "model.") ||
       key == "data.tokenizer" || key == "data.datasets.count" || key == "data.long_doc_tokens" ||
       key == "data.long_doc_factor" || (starts_with(key, "data.datasets[") && key.find(".weight") != std::string::npos))
     return Change::Refused;

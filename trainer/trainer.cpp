@@ -19,6 +19,7 @@
 #include "comm/config_agreement.hpp"
 #include "comm/mpi_communicator.hpp"
 #include "comm/nccl_communicator.hpp"
+#include "comm/node_ranks.hpp"
 #include "core/files.hpp"
 #include "core/log.hpp"
 #include "core/watchdog.hpp"
@@ -34,7 +35,7 @@ namespace dt {
 
 int default_threads(int configured) {
   if (configured > 0) return configured;
-  return std::max(1, omp_get_num_procs() / ranks_on_this_node());
+  return std::max(1, omp_get_num_procs() / node_local_size());
 }
 
 Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {

@@ -96,7 +96,8 @@ class Trainer {
 };
 
 // Cores this process may use: runtime.threads, else the node's cores split
-// evenly among the ranks MPI placed on it.
+// evenly among the ranks the launcher placed on it (node_local_size(),
+// comm/node_ranks.hpp).
 int default_threads(int configured);
 
 }  // namespace dt

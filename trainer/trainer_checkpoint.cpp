@@ -208,7 +208,7 @@ bool Trainer::save_checkpoint() {
                               name + ".tmp, " + kept;
       if (!cfg_.checkpoint.retry_failed_save)
         fail(msg, " (checkpoint.retry_failed_save: true would keep training and try again at the next save)");
-      log_info(msg, "; training continues and tries again at the next save (checkpoint.retry_failed_save)");
+      log_warn(msg, "; training continues and tries again at the next save (checkpoint.retry_failed_save)");
     }
     // Rank 0 ends the job on a fatal failure; the others wait here for it.
     world.barrier();
@@ -222,7 +222,7 @@ bool Trainer::save_checkpoint() {
     try {
       write_file_atomically(root + "/latest", name + "\n");
     } catch (const std::exception& e) {
-      log_info("checkpoint: warning: could not update ", root, "/latest (", e.what(), ")");
+      log_warn("checkpoint: warning: could not update ", root, "/latest (", e.what(), ")");
     }
     // Complete checkpoints beyond keep_last go now that the new one is
     // complete; a damaged one (no manifest) is never deleted automatically.
@@ -262,7 +262,7 @@ std::string agree_on_load(Communicator& world, const std::function<void()>& load
 }  // namespace
 
 std::string Trainer::load_weights(const CheckpointReader& ck, bool with_optimizer) {
-  const Config stored = load_config_text(ck.manifest().config_yaml, {}, ck.dir() + "/manifest.yaml");
+  const Config stored = load_saved_config_text(ck.manifest().config_yaml, ck.dir() + "/manifest.yaml");
   const std::string diff = model_difference(stored.model, cfg_.model);
   if (!diff.empty()) fail("checkpoint ", ck.dir(), ": incompatible model config: ", diff);
   std::vector<float> stage_p, stage_m, stage_v;
@@ -326,7 +326,7 @@ void Trainer::resume(const std::string& spec) {
       error = e.what();
     }
     if (error.empty()) {
-      const Config stored = load_config_text(ck->manifest().config_yaml, {}, ck->dir() + "/manifest.yaml");
+      const Config stored = load_saved_config_text(ck->manifest().config_yaml, ck->dir() + "/manifest.yaml");
       std::vector<std::string> notes;
       const std::string refused = resume_mismatch(stored, cfg_, notes);
       if (!refused.empty()) fail("resume ", ck->dir(), ": ", refused);
@@ -336,7 +336,7 @@ void Trainer::resume(const std::string& spec) {
     }
     if (!error.empty()) {
       if (spec != "auto") fail(error);
-      if (is_logger()) log_info("resume: skipping ", dir, ": ", error);
+      if (is_logger()) log_warn("resume: skipping ", dir, ": ", error);
       damaged.push_back(fs::path(dir).filename().string());
       continue;
     }

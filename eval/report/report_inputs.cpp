@@ -280,7 +280,7 @@ ReportRun load_report_run(const std::string& name, const std::string& run_dir, c
   r.name = name, r.run_dir = run_dir, r.eval_dir = eval_dir;
   const std::string cfg = run_dir + "/config.yaml";
   if (!std::filesystem::is_regular_file(cfg)) fail(cfg, ": missing (written by difftron train)");
-  r.config = load_config_file(cfg);
+  r.config = load_saved_config_file(cfg);
   for (const ParamSpec& p : param_registry(r.config.model)) {
     r.params += p.numel();
     if (p.name.find(".lambda_") != std::string::npos || p.name.find(".subln.") != std::string::npos)

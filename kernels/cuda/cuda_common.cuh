@@ -10,16 +10,20 @@
 #include "core/emulation_hooks.hpp"
 #include "core/tensor.hpp"
 
-#define CUDA_CHECK(call)                                                                  \
-  do {                                                                                    \
-    cudaError_t err_ = (call);                                                            \
-    if (err_ != cudaSuccess)                                                              \
-      ::dt::fail(__FILE__, ":", __LINE__, ": CUDA error: ", cudaGetErrorString(err_),      \
-                 " (is a GPU visible? check nvidia-smi and CUDA_VISIBLE_DEVICES)");        \
-  } while (0)
+// A failed CUDA call names itself and CUDA's reason ("CUDA error in
+// cudaMalloc(&p, bytes): out of memory"). Only finding no GPU at all asks
+// whether one is visible (the Trainer, from cuda_device_count()): a failure
+// here happens with a GPU in hand, so that hint would mislead.
+#define CUDA_CHECK(call) ::dt::cuda_check((call), #call, __FILE__, __LINE__)
+namespace dt {
+inline void cuda_check(cudaError_t err, const char* call, const char* file, int line) {
+  if (err != cudaSuccess) fail(file, ":", line, ": CUDA error in ", call, ": ", cudaGetErrorString(err));
+}
+}  // namespace dt
 
-// After every kernel launch: a bad configuration is reported at its launch site.
-#define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+// After every kernel launch: a bad configuration is reported at its launch
+// site, naming the kernel (a string literal).
+#define CUDA_LAUNCH_CHECK_OF(kernel) ::dt::cuda_check(cudaGetLastError(), "the launch of " kernel, __FILE__, __LINE__)
 
 // Every launch and every dynamic shared memory declaration goes through these,
 // so the same sources also build for the host emulation of the tests
@@ -30,14 +34,14 @@
 #define DT_LAUNCH(kernel, grid, block, smem_bytes, ...)                                \
   do {                                                                                 \
     ::emu::launch(#kernel, ::dt::cuda_ops::cuda_stream(), kernel, grid, block, smem_bytes, __VA_ARGS__); \
-    CUDA_LAUNCH_CHECK();                                                               \
+    CUDA_LAUNCH_CHECK_OF(#kernel);                                                     \
   } while (0)
 #define DT_DYNAMIC_SMEM(type, name) type* name = ::emu::dynamic_smem<type>()
 #else
 #define DT_LAUNCH(kernel, grid, block, smem_bytes, ...)                                \
   do {                                                                                 \
     kernel<<<grid, block, smem_bytes, ::dt::cuda_ops::cuda_stream()>>>(__VA_ARGS__);   \
-    CUDA_LAUNCH_CHECK();                                                               \
+    CUDA_LAUNCH_CHECK_OF(#kernel);                                                     \
   } while (0)
 #define DT_DYNAMIC_SMEM(type, name) extern __shared__ __align__(128) type name[]
 #endif

@@ -12,7 +12,7 @@
 source "$(dirname "$0")/lib/training.bash" "$@"
 # configs/tiny.yaml with 2 layers and 64-token sequences: the same code paths, 4x less work per step.
 tiny=(train "$src/configs/tiny.yaml" --set "data.datasets=[{path: $tmp/shards, weight: 1.0}]"
-  --set model.n_layers=2 --set train.seq_len=64 --set train.warmup_steps=1 --set parallel.micro_batch=4)
+  --set model.n_layers=2 --set train.seq_len=64 --set train.warmup_steps=1 --set parallel.micro_batch_size=4)
 
 # A1. Two ranks, six steps, a checkpoint every 2; rank 1 dies while saving step 4.
 common=("${tiny[@]}" --set "checkpoint.dir=$tmp/ck" --set checkpoint.every_steps=2 --set "train.run_dir=$tmp/run")

@@ -64,9 +64,9 @@ crafted() {
   || fail "prepare failed: $(cat "$WORK/log")"
 cat >"$WORK/tiny.yaml" <<EOF
 model: {vocab_size: 320, d_model: 32, n_layers: 1, n_heads: 2, n_kv_heads: 2, ffn_hidden: 88}
-train: {seq_len: 16, batch_size: 4, max_steps: 2, lr: 1.0e-3, warmup_steps: 1, log_every: 1, run_dir: $WORK/run}
+train: {seq_len: 16, global_batch_size: 4, max_steps: 2, lr: 1.0e-3, warmup_steps: 1, log_every: 1, run_dir: $WORK/run}
 data: {datasets: [{path: $WORK/shards}]}
-parallel: {micro_batch: 4}
+parallel: {micro_batch_size: 4}
 checkpoint: {dir: $WORK/ckpt, every_steps: 2}
 EOF
 "$BIN" train "$WORK/tiny.yaml" >/dev/null 2>"$WORK/log" || fail "train failed: $(cat "$WORK/log")"

@@ -19,7 +19,7 @@ base='model:
   ffn_hidden: 344
 train:
   seq_len: 64
-  batch_size: 8
+  global_batch_size: 8
   max_steps: 10
   run_dir: RUNDIR
 data:
@@ -70,7 +70,7 @@ expect_error unknown_section optimizer "$base
 optimizer:
   lr: 1.0e-3"
 expect_error unknown_dataset_key 'data.datasets[0].wieght' "${base/weight: 1.0/wieght: 1.0}"
-expect_error wrong_type train.batch_size "${base/batch_size: 8/batch_size: eight}"
+expect_error wrong_type train.global_batch_size "${base/global_batch_size: 8/global_batch_size: eight}"
 expect_error float_for_int model.n_layers "${base/n_layers: 2/n_layers: 2.5}"
 expect_error head_dim_not_integer model.n_heads "${base/n_heads: 2/n_heads: 3}"
 expect_error heads_not_multiple_of_kv model.n_kv_heads "${base/n_kv_heads: 2/n_kv_heads: 3}"
@@ -78,6 +78,9 @@ expect_error steps_and_tokens train.max_steps "${base/max_steps: 10/max_steps: 1
   max_tokens: 100000}"
 expect_error unknown_enum model.attention "$base" --set model.attention=linear
 expect_error unknown_set_key train.lrr "$base" --set train.lrr=1.0e-3
+# The batch keys of earlier versions name their new names (Megatron-LM's).
+expect_error old_batch_name train.global_batch_size "${base/global_batch_size: 8/batch_size: 8}"
+expect_error old_micro_batch_name parallel.micro_batch_size "$base" --set parallel.micro_batch=2
 expect_error yaml_syntax "YAML syntax error" "${base/n_layers: 2/n_layers: [2}"
 expect_error negative_bucket parallel.grad_bucket_mb "$base" --set parallel.grad_bucket_mb=-1
 expect_error cuda_head_dim model.n_heads "$base" --set runtime.device=cuda --set model.n_heads=1 --set model.n_kv_heads=1 --set model.d_model=96
@@ -98,7 +101,7 @@ expect_error too_big_for_memory "model.n_layers 1000000000" "$runnable" --set mo
 grep -qF "available" "$work/err" || { echo "FAIL too_big_for_memory: no available memory named"; failures=$((failures + 1)); }
 expect_error size_overflows "model.d_model 1000000000" "$runnable" --set model.d_model=1000000000
 grep -qF "overflows" "$work/err" || { echo "FAIL size_overflows: no overflow named"; failures=$((failures + 1)); }
-expect_error huge_batch train.batch_size "$runnable" --set train.batch_size=4000000000000
+expect_error huge_batch train.global_batch_size "$runnable" --set train.global_batch_size=4000000000000
 # More threads than this process has cores would oversubscribe them and inflate the MFU peak.
 expect_error threads_above_cores runtime.threads "$runnable" --set runtime.threads=100000
 # A directory, and a file of several YAML documents, are not one config.

@@ -29,9 +29,9 @@ fields() { awk -F, '{print NF}' "$1" | sort -u; }   # distinct field counts (one
 for kind in diff standard; do
   cat >"$WORK/$kind.yaml" <<YAML
 model: {vocab_size: 320, d_model: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_hidden: 88, attention: $kind}
-train: {seq_len: 48, batch_size: 8, max_steps: 20, lr: 3.0e-3, warmup_steps: 5, log_every: 10, run_dir: $WORK/run_$kind}
+train: {seq_len: 48, global_batch_size: 8, max_steps: 20, lr: 3.0e-3, warmup_steps: 5, log_every: 10, run_dir: $WORK/run_$kind}
 data: {datasets: [{path: $WORK/shards, weight: 1.0}]}
-parallel: {micro_batch: 4}
+parallel: {micro_batch_size: 4}
 checkpoint: {dir: $WORK/ckpt_$kind, every_steps: 20, keep_last: 1}
 YAML
   "$BIN" train "$WORK/$kind.yaml" >"$WORK/train_$kind.log" 2>&1 || fail "train $kind failed: $(tail -3 "$WORK/train_$kind.log")"

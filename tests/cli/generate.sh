@@ -25,9 +25,9 @@ expect_one_line_error() {
 # Diff attention with grouped-query heads (2 differential heads, 1 kv head).
 cat >"$WORK/tiny.yaml" <<YAML
 model: {vocab_size: 320, d_model: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_hidden: 88}
-train: {seq_len: 48, batch_size: 8, max_steps: 20, lr: 3.0e-3, warmup_steps: 5, log_every: 10, run_dir: $WORK/run}
+train: {seq_len: 48, global_batch_size: 8, max_steps: 20, lr: 3.0e-3, warmup_steps: 5, log_every: 10, run_dir: $WORK/run}
 data: {datasets: [{path: $WORK/shards, weight: 1.0}]}
-parallel: {micro_batch: 4}
+parallel: {micro_batch_size: 4}
 checkpoint: {dir: $WORK/ckpt, every_steps: 10, keep_last: 2}
 YAML
 "$BIN" train "$WORK/tiny.yaml" >"$WORK/train.log" 2>&1 || fail "train failed: $(tail -3 "$WORK/train.log")"

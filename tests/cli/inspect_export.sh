@@ -31,9 +31,9 @@ expect_one_line_error() {
   || fail "prepare failed: $(cat "$WORK/log")"
 cat >"$WORK/tiny.yaml" <<EOF
 model: {vocab_size: 320, d_model: 64, n_layers: 3, n_heads: 2, n_kv_heads: 1, ffn_hidden: 176}
-train: {seq_len: 64, batch_size: 8, max_steps: 4, lr: 3.0e-3, warmup_steps: 1, log_every: 1, run_dir: $WORK/run}
+train: {seq_len: 64, global_batch_size: 8, max_steps: 4, lr: 3.0e-3, warmup_steps: 1, log_every: 1, run_dir: $WORK/run}
 data: {datasets: [{path: $WORK/shards}]}
-parallel: {micro_batch: 4}
+parallel: {micro_batch_size: 4}
 checkpoint: {dir: $WORK/ckpt, every_steps: 2, keep_last: 3}
 EOF
 "$BIN" train "$WORK/tiny.yaml" >/dev/null 2>"$WORK/log" || fail "train failed: $(cat "$WORK/log")"

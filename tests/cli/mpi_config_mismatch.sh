@@ -10,9 +10,9 @@ trap 'rm -rf "$tmp"' EXIT
 "$bin" prepare --input /usr/share/common-licenses --output "$tmp/shards" >/dev/null 2>&1 || { echo "prepare failed"; exit 1; }
 cat > "$tmp/a.yaml" <<YAML
 model: {vocab_size: 320, d_model: 64, n_layers: 2, n_heads: 2, n_kv_heads: 2, ffn_hidden: 176}
-train: {seq_len: 32, batch_size: 4, max_steps: 2, run_dir: $tmp/run}
+train: {seq_len: 32, global_batch_size: 4, max_steps: 2, run_dir: $tmp/run}
 data: {datasets: [{path: $tmp/shards, weight: 1.0}]}
-parallel: {micro_batch: 2}
+parallel: {micro_batch_size: 2}
 YAML
 export OMP_NUM_THREADS=1
 mpi="mpirun --oversubscribe --allow-run-as-root"

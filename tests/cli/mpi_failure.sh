@@ -12,7 +12,7 @@ export OMP_NUM_THREADS=1 DIFFTRON_INJECT_FAILURE=1:3
 start=$(date +%s)
 timeout 120 mpirun --oversubscribe --allow-run-as-root -np 2 "$bin" train "$src/configs/tiny.yaml" \
   --set "data.datasets=[{path: $tmp/shards, weight: 1.0}]" --set train.max_steps=50 \
-  --set parallel.micro_batch=4 --set "train.run_dir=$tmp/run" --set checkpoint.every_steps=0 >"$tmp/out" 2>&1
+  --set parallel.micro_batch_size=4 --set "train.run_dir=$tmp/run" --set checkpoint.every_steps=0 >"$tmp/out" 2>&1
 rc=$?
 elapsed=$(( $(date +%s) - start ))
 if [ $rc -eq 0 ]; then echo "FAIL: job exited 0 although rank 1 failed"; cat "$tmp/out"; exit 1; fi

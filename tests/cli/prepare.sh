@@ -87,7 +87,9 @@ for t in 1 2; do
   "$BIN" prepare --input "$WORK/text" --input "$WORK/mixed.jsonl" --skip-bad --shard-tokens 60 --threads $t \
     --progress-seconds 0 --output "$WORK/threads$t" >"$WORK/summary$t" 2>"$WORK/log$t" || fail "--threads $t failed"
 done
-grep -Eq 'documents \([0-9]+/s\), .* MB \([0-9.]+ MB/s\), .*ETA ' "$WORK/log2" || fail "no progress line: $(cat "$WORK/log2")"
+# Progress lines go to stdout with the summary (a batch job's .out file shows them).
+grep -Eq 'documents \([0-9]+/s\), .* MB \([0-9.]+ MB/s\), .*ETA ' "$WORK/summary2" ||
+  fail "no progress line on stdout: $(cat "$WORK/summary2")"
 grep -Eq '^prepare: 6 documents, [0-9]+ tokens, [0-9]+ bytes, [0-9]+ shards, 2 skipped, [0-9.]+ s, [0-9.]+ MB/s' \
   "$WORK/summary2" || fail "summary line: $(cat "$WORK/summary2")"
 [ "$(ls "$WORK/threads1")" = "$(ls "$WORK/threads2")" ] || fail "--threads 1 and 2 wrote different shard files"
@@ -116,9 +118,9 @@ done
 # One training step reads a dataset: it must load and train.
 cat >"$WORK/train.yaml" <<YAML
 model: {vocab_size: 320, d_model: 32, n_layers: 1, n_heads: 2, n_kv_heads: 1, ffn_hidden: 88}
-train: {seq_len: 32, batch_size: 2, max_steps: 1, run_dir: $WORK/run}
+train: {seq_len: 32, global_batch_size: 2, max_steps: 1, run_dir: $WORK/run}
 data: {datasets: [{path: $WORK/keep, weight: 1.0}]}
-parallel: {micro_batch: 2}
+parallel: {micro_batch_size: 2}
 YAML
 train_on() {
   OMP_NUM_THREADS=1 "$BIN" train "$WORK/train.yaml" --set "data.datasets=[{path: $1, weight: 1.0}]" \
@@ -152,8 +154,8 @@ for sig in INT TERM; do
   env --default-signal=$sig "$BIN" prepare --input "$WORK/long.txt.gz" --separator '\n' --progress-seconds 0 \
     --threads 2 --output "$WORK/keep" --force >"$WORK/out" 2>"$WORK/err" &
   pid=$!
-  for _ in $(seq 100); do grep -q 'documents (' "$WORK/err" && break; sleep 0.1; done
-  grep -q 'documents (' "$WORK/err" || { kill -KILL $pid; fail "prepare made no progress line: $(cat "$WORK/err")"; }
+  for _ in $(seq 100); do grep -q 'documents (' "$WORK/out" && break; sleep 0.1; done
+  grep -q 'documents (' "$WORK/out" || { kill -KILL $pid; fail "prepare made no progress line: $(cat "$WORK/out")"; }
   kill -$sig $pid
   rc=0
   timeout 20 tail -s 0.1 --pid=$pid -f /dev/null || { kill -KILL $pid; fail "prepare did not stop on SIG$sig"; }

@@ -29,7 +29,7 @@ make_run() {
   mkdir -p "$run/eval"
   cat >"$run/config.yaml" <<YAML
 model: {vocab_size: 320, d_model: 64, n_layers: 2, n_heads: 2, n_kv_heads: 2, ffn_hidden: 176, attention: $kind}
-train: {seq_len: 128, batch_size: 8, max_steps: 100, run_dir: $run}
+train: {seq_len: 128, global_batch_size: 8, max_steps: 100, run_dir: $run}
 data: {datasets: [{path: $WORK/corpus, weight: 1.0}]}
 YAML
   for s in 10 20 30 40 50 60 70 80 90 100; do

@@ -31,7 +31,7 @@ run() {
   local dir=$1
   shift
   timeout 120 "$bin" train "$src/configs/tiny.yaml" --set "data.datasets=[{path: $tmp/shards, weight: 1.0}]" \
-    --set model.n_layers=2 --set train.seq_len=64 --set train.batch_size=4 --set parallel.micro_batch=4 \
+    --set model.n_layers=2 --set train.seq_len=64 --set train.global_batch_size=4 --set parallel.micro_batch_size=4 \
     --set train.warmup_steps=1 --set train.log_every=1 --set "train.run_dir=$dir" --set "checkpoint.dir=$dir/ck" \
     --set checkpoint.keep_last=3 "$@"
 }
@@ -92,12 +92,12 @@ run "$tmp/a" --set train.max_steps=4 --set train.seed=7 --resume auto >"$tmp/out
 rc=$?
 one_error "$tmp/out" $rc "resume with another seed"
 grep -q "train.seed is 1234 in the checkpoint and 7 in the config" "$tmp/out" || fail "seed change not named" "$tmp/out"
-run "$tmp/a" --set train.max_steps=4 --set train.batch_size=8 --resume auto >"$tmp/out" 2>&1
+run "$tmp/a" --set train.max_steps=4 --set train.global_batch_size=8 --resume auto >"$tmp/out" 2>&1
 rc=$?
 one_error "$tmp/out" $rc "resume with another batch size"
-grep -q "train.batch_size is 4 in the checkpoint and 8" "$tmp/out" || fail "batch size change not named" "$tmp/out"
+grep -q "train.global_batch_size is 4 in the checkpoint and 8" "$tmp/out" || fail "batch size change not named" "$tmp/out"
 pass "a resume with another seed or batch size is refused with one line naming the key"
-run "$tmp/a" --set train.max_steps=4 --set parallel.micro_batch=2 --resume auto >"$tmp/out" 2>&1 ||
+run "$tmp/a" --set train.max_steps=4 --set parallel.micro_batch_size=2 --resume auto >"$tmp/out" 2>&1 ||
   fail "resume with a longer budget and smaller micro-batches" "$tmp/out"
 grep -q "changed since the checkpoint: train.max_steps: 3 -> 4" "$tmp/out" || fail "the new step budget is not noted" "$tmp/out"
 pass "a resume may change the step budget (noted) and the micro-batch size"
@@ -137,7 +137,7 @@ step=$(sed -n 's/^stopping after step \([0-9]*\) on SIGINT.*/\1/p' "$tmp/out")
 pass "ctrl-C finished step $step, saved it and exited 0"
 # The second ctrl-C comes during a long step (512 sequences, seconds):
 # the process must exit at once, without finishing the step or saving.
-run "$tmp/s2" --set train.max_steps=100000 --set train.batch_size=512 >"$tmp/out" 2>&1 &
+run "$tmp/s2" --set train.max_steps=100000 --set train.global_batch_size=512 >"$tmp/out" 2>&1 &
 pid=$!
 for _ in $(seq 600); do grep -q '^step 1/' "$tmp/out" && break; sleep 0.1; done
 victim=$(trainer_pid s2)

@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT
 
 train=(train "$src/configs/tiny.yaml" --set "data.datasets=[{path: $tmp/shards, weight: 1.0}]"
-  --set model.n_layers=2 --set train.seq_len=64 --set train.batch_size=4 --set parallel.micro_batch=2
+  --set model.n_layers=2 --set train.seq_len=64 --set train.global_batch_size=4 --set parallel.micro_batch_size=2
   --set train.warmup_steps=1 --set train.log_every=1 --set "train.run_dir=$tmp/run" --set "checkpoint.dir=$tmp/run/ck"
   --set checkpoint.every_steps=2 --set train.max_steps=100000 --set runtime.step_timeout_s=3)
 # The pid of world rank $1 of the job writing into $tmp.

@@ -26,10 +26,10 @@ using namespace dt_test;
 
 std::string trainer_yaml(const std::string& dir, int log_every) {
   return "model: {vocab_size: 320, d_model: 256, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_hidden: 256}\n"
-         "train: {seq_len: 64, batch_size: 4, max_steps: 4, lr: 3.0e-3, warmup_steps: 1, grad_clip: 1.0, "
+         "train: {seq_len: 64, global_batch_size: 4, max_steps: 4, lr: 3.0e-3, warmup_steps: 1, grad_clip: 1.0, "
          "log_every: " + std::to_string(log_every) + ", run_dir: " + dir + "/run}\n"
          "data: {datasets: [{path: " + dir + "/shards, weight: 1.0}]}\n"
-         "parallel: {micro_batch: 2}\n"
+         "parallel: {micro_batch_size: 2}\n"
          "runtime: {device: cuda, threads: 1}\n";
 }
 

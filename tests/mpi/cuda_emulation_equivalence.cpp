@@ -59,10 +59,10 @@ std::string config(const Layout& l, const std::string& device, const std::string
   char buf[900];
   std::snprintf(buf, sizeof buf,
                 "model: {vocab_size: 64, d_model: 256, n_layers: 2, n_heads: 2, n_kv_heads: 2, ffn_hidden: 128}\n"
-                "train: {seq_len: 32, batch_size: 4, max_steps: %d, lr: 3.0e-3, warmup_steps: 1, grad_clip: 1.0, "
+                "train: {seq_len: 32, global_batch_size: 4, max_steps: %d, lr: 3.0e-3, warmup_steps: 1, grad_clip: 1.0, "
                 "log_every: 1, run_dir: /tmp/difftron_mpi_emu_tests}\n"
                 "data: {datasets: [{path: %s, weight: 1.0}]}\n"
-                "parallel: {tp: %d, pp: %d, cp: %d, zero: %d, micro_batch: 1, grad_bucket_mb: 0}\n"
+                "parallel: {tp: %d, pp: %d, cp: %d, zero: %d, micro_batch_size: 1, grad_bucket_mb: 0}\n"
                 "runtime: {device: %s, threads: 1}\n",
                 kSteps, data.c_str(), l.tp, l.pp, l.cp, l.zero, device.c_str());
   return buf;

@@ -30,10 +30,10 @@ inline std::string tiny_yaml(const std::string& attention, int kv, const Layout&
   std::snprintf(buf, sizeof buf,
                 "model: {vocab_size: 64, d_model: 32, n_layers: 4, n_heads: 4, n_kv_heads: %d, ffn_hidden: 48, "
                 "attention: %s}\n"
-                "train: {seq_len: %d, batch_size: %d, max_steps: %d, lr: 1.0e-3, warmup_steps: 2, grad_clip: 1.0, "
+                "train: {seq_len: %d, global_batch_size: %d, max_steps: %d, lr: 1.0e-3, warmup_steps: 2, grad_clip: 1.0, "
                 "log_every: 1000, run_dir: /tmp/difftron_mpi_tests}\n"
                 "data: {datasets: [{path: %s, weight: 1.0}]}\n"
-                "parallel: {tp: %d, pp: %d, cp: %d, zero: %d, micro_batch: %d, grad_bucket_mb: 0}\n"
+                "parallel: {tp: %d, pp: %d, cp: %d, zero: %d, micro_batch_size: %d, grad_bucket_mb: 0}\n"
                 "checkpoint: {dir: '%s', every_steps: 0, keep_last: 5}\n"
                 "runtime: {threads: 1}\n",
                 kv, attention.c_str(), sh.seq_len, sh.batch, steps, data.c_str(), l.tp, l.pp, l.cp, l.zero, sh.micro,

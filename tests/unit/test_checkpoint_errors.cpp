@@ -92,10 +92,10 @@ class CheckpointTest : public ::testing::Test {
   std::unique_ptr<Trainer> make_trainer(const RunOptions& o) const {
     const std::string yaml = "model: {vocab_size: 320, d_model: " + std::to_string(o.d_model) +
                              ", n_layers: 1, n_heads: 2, n_kv_heads: 2, ffn_hidden: 88}\n"
-                             "train: {seq_len: 16, batch_size: 4, max_steps: " + std::to_string(o.max_steps) +
+                             "train: {seq_len: 16, global_batch_size: 4, max_steps: " + std::to_string(o.max_steps) +
                              ", lr: 1.0e-3, warmup_steps: 1, log_every: 1, run_dir: " + root_ + "/run}\n"
                              "data: {datasets: [{path: " + root_ + "/shards, weight: 1.0}]}\n"
-                             "parallel: {micro_batch: 4}\n"
+                             "parallel: {micro_batch_size: 4}\n"
                              "checkpoint: {dir: " + o.ck_dir + ", every_steps: " + std::to_string(o.every_steps) +
                              ", keep_last: " + std::to_string(o.keep_last) + "}\n"
                              "runtime: {threads: 1}\n";

@@ -26,7 +26,7 @@ model:
   ffn_hidden: 344
 train:
   seq_len: 64
-  batch_size: 8
+  global_batch_size: 8
   max_steps: 100
 )";
 
@@ -191,7 +191,7 @@ TEST(ConfigErrors, OutOfRangeValuesNameTheKey) {
   expect_set_error("train.max_steps=0", "train.max_steps", "positive");
   expect_set_error("train.log_every=0", "train.log_every", "positive");
   expect_set_error("parallel.zero=2", "parallel.zero", "0 or 1");
-  expect_set_error("parallel.micro_batch=0", "parallel.micro_batch", "positive");
+  expect_set_error("parallel.micro_batch_size=0", "parallel.micro_batch_size", "positive");
   expect_set_error("parallel.tp=0", "parallel.tp", "positive");
   expect_set_error("checkpoint.keep_last=0", "checkpoint.keep_last", "positive");
   expect_set_error("checkpoint.every_steps=10", "checkpoint.dir", "no checkpoint directory");
@@ -215,7 +215,7 @@ TEST(ConfigErrors, HeadsMustBeAMultipleOfKvHeads) {
 }
 
 TEST(ConfigErrors, BatchMustBeAMultipleOfMicroBatch) {
-  expect_set_error("parallel.micro_batch=3", "train.batch_size", "parallel.micro_batch 3");
+  expect_set_error("parallel.micro_batch_size=3", "train.global_batch_size", "parallel.micro_batch_size 3");
 }
 
 TEST(ConfigErrors, ExactlyOneOfStepsAndTokens) {
@@ -293,7 +293,24 @@ TEST(ConfigOverrides, UnknownSetKeyFailsLikeAnUnknownFileKey) {
 }
 
 TEST(ConfigOverrides, SetValuesAreValidatedLikeFileValues) {
-  expect_set_error("train.batch_size=\"8\"", "train.batch_size", "quoted string");
+  expect_set_error("train.global_batch_size=\"8\"", "train.global_batch_size", "quoted string");
+}
+
+// The batch keys have Megatron-LM's names. The old names name the new ones;
+// a config difftron saved under them (an older checkpoint) still reads.
+TEST(ConfigErrors, OldBatchKeysNameTheirNewNames) {
+  std::string y = kMinimal;
+  y.replace(y.find("global_batch_size"), 17, "batch_size");
+  expect_error(y, {}, "train.batch_size", "expected train.global_batch_size");
+  expect_set_error("parallel.micro_batch=2", "parallel.micro_batch", "expected parallel.micro_batch_size");
+}
+
+TEST(ConfigSaved, OldBatchKeysOfASavedConfigReadAsTheNewOnes) {
+  std::string y = std::string(kMinimal) + "parallel:\n  micro_batch: 4\n";
+  y.replace(y.find("global_batch_size"), 17, "batch_size");
+  const dt::Config c = dt::load_saved_config_text(y, "manifest.yaml");
+  EXPECT_EQ(c.train.batch_size, 8);
+  EXPECT_EQ(c.parallel.micro_batch, 4);
 }
 
 TEST(ConfigLayout, WorldMustBeAMultipleOfTheModelParallelGroup) {
@@ -308,13 +325,13 @@ TEST(ConfigLayout, WorldMustBeAMultipleOfTheModelParallelGroup) {
 }
 
 TEST(ConfigLayout, BatchMustSplitIntoMicroBatchesOnEveryDataRank) {
-  const auto c = load(kMinimal, {"parallel.micro_batch=2"});  // batch 8
+  const auto c = load(kMinimal, {"parallel.micro_batch_size=2"});  // batch 8
   EXPECT_NO_THROW(dt::validate_layout(c, 4));                 // dp 4: one micro-batch each
   try {
     dt::validate_layout(c, 3);
     ADD_FAILURE() << "no error";
   } catch (const dt::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("train.batch_size: 8 is not divisible by parallel.micro_batch*dp = 2*3"),
+    EXPECT_NE(std::string(e.what()).find("train.global_batch_size: 8 is not divisible by parallel.micro_batch_size*dp = 2*3"),
               std::string::npos)
         << e.what();
   }

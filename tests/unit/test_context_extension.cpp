@@ -21,10 +21,10 @@ std::string yaml(const std::string& dir, int seq_len, double theta, int steps, c
   std::ostringstream os;
   os << "model: {vocab_size: 320, d_model: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, "
      << "rope_theta: " << theta << ", recompute: attention}\n"
-     << "train: {seq_len: " << seq_len << ", batch_size: 2, max_steps: " << steps
+     << "train: {seq_len: " << seq_len << ", global_batch_size: 2, max_steps: " << steps
      << ", lr: 3.0e-3, warmup_steps: 1, log_every: 1000, run_dir: " << dir << "/run" << seq_len << "}\n"
      << "data: {datasets: [{path: " << dir << "/shards, weight: 1.0}], long_doc_tokens: 8192, long_doc_factor: 2}\n"
-     << "parallel: {micro_batch: 1}\n"
+     << "parallel: {micro_batch_size: 1}\n"
      << "checkpoint: {dir: " << dir << "/ck" << seq_len << ", every_steps: " << steps << extra << "}\n";
   return os.str();
 }

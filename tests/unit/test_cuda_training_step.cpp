@@ -154,10 +154,10 @@ TEST(CudaTrainer, TrainsLikeTheCpuAndResumesFromACheckpoint) {
   setenv("DIFFTRON_PEAK_TFLOPS", "1", 0);  // the 8192³ peak GEMM is not what this test is about
   auto yaml = [&](const std::string& device, const std::string& name) {
     return "model: {vocab_size: 320, d_model: 128, n_layers: 2, n_heads: 1, n_kv_heads: 1, ffn_hidden: 256}\n"
-           "train: {seq_len: 64, batch_size: 4, max_steps: 4, lr: 3.0e-3, warmup_steps: 1, run_dir: " +
+           "train: {seq_len: 64, global_batch_size: 4, max_steps: 4, lr: 3.0e-3, warmup_steps: 1, run_dir: " +
            dir.path + "/" + name + "}\n"
            "data: {datasets: [{path: " + dir.path + "/shards, weight: 1.0}]}\n"
-           "parallel: {micro_batch: 2}\n"
+           "parallel: {micro_batch_size: 2}\n"
            "checkpoint: {dir: " + dir.path + "/" + name + "/ckpt, every_steps: 0}\n"
            "runtime: {device: " + device + ", threads: 1}\n";
   };

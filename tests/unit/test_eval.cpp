@@ -132,9 +132,9 @@ void write_licence_shard(const std::string& dir) { dt_test::write_licence_shard(
 Config tiny_run_config(const std::string& dir) {
   return load_config_text(R"(
 model: {vocab_size: 320, d_model: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_hidden: 88}
-train: {seq_len: 32, batch_size: 8, max_steps: 2, lr: 3.0e-3, log_every: 1, run_dir: )" + dir + R"(/run}
+train: {seq_len: 32, global_batch_size: 8, max_steps: 2, lr: 3.0e-3, log_every: 1, run_dir: )" + dir + R"(/run}
 data: {datasets: [{path: )" + dir + R"(/shards, weight: 1.0}]}
-parallel: {micro_batch: 4}
+parallel: {micro_batch_size: 4}
 checkpoint: {dir: )" + dir + R"(/ckpt, every_steps: 2}
 )");
 }

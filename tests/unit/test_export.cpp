@@ -165,10 +165,10 @@ void train_tiny_checkpoint(const std::string& dir, const std::string& model_extr
   const std::string yaml = R"(
 model: {vocab_size: 320, d_model: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, )" +
                            model_extra + R"(}
-train: {seq_len: 16, batch_size: 4, max_steps: 2, warmup_steps: 1, log_every: 1, run_dir: )" + dir +
+train: {seq_len: 16, global_batch_size: 4, max_steps: 2, warmup_steps: 1, log_every: 1, run_dir: )" + dir +
                            R"(/run}
 data: {datasets: [{path: )" + dir + R"(/shards}]}
-parallel: {micro_batch: 2}
+parallel: {micro_batch_size: 2}
 checkpoint: {dir: )" + dir + R"(/ckpt, every_steps: 2}
 )";
   Trainer trainer(load_config_text(yaml));

@@ -50,7 +50,7 @@ FakeRun make_run(const std::string& root, const std::string& kind, double final_
   FakeRun f{root + "/" + kind, root + "/" + kind + "/eval"};
   write(f.run + "/config.yaml",
         "model: {vocab_size: 320, d_model: 32, n_layers: 2, n_heads: 2, n_kv_heads: 2, ffn_hidden: 88, attention: " +
-            kind + "}\ntrain: {seq_len: 64, batch_size: 4, max_steps: 30, run_dir: " + f.run +
+            kind + "}\ntrain: {seq_len: 64, global_batch_size: 4, max_steps: 30, run_dir: " + f.run +
             "}\ndata: {datasets: [{path: data/corpus/quickstart, weight: 1.0}]}\n");
   std::string m;
   for (int s = 10; s <= 30; s += 10)

@@ -45,9 +45,9 @@ TEST(TrainingStep, MakesNoHeapAllocationAfterTheFirst) {
     const std::string yaml = std::string(R"(
 model: {vocab_size: 260, d_model: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, attention: )") +
                              attention + R"(}
-train: {seq_len: 80, batch_size: 4, max_steps: 3, run_dir: )" + dir + R"(/run}
+train: {seq_len: 80, global_batch_size: 4, max_steps: 3, run_dir: )" + dir + R"(/run}
 data: {datasets: [{path: )" + dir + R"(, weight: 1.0}]}
-parallel: {micro_batch: 2}
+parallel: {micro_batch_size: 2}
 )";
     Trainer trainer(load_config_text(yaml));
     trainer.train_step(0);

@@ -22,10 +22,10 @@ TEST(Training, TinyModelLearnsBelowUnigramEntropy) {
   const double entropy = dt_test::write_licence_shard(dir + "/shards");
   const std::string yaml = R"(
 model: {vocab_size: 320, d_model: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_hidden: 176}
-train: {seq_len: 64, batch_size: 16, max_steps: 150, lr: 3.0e-3, min_lr: 3.0e-4, warmup_steps: 10,
+train: {seq_len: 64, global_batch_size: 16, max_steps: 150, lr: 3.0e-3, min_lr: 3.0e-4, warmup_steps: 10,
         log_every: 50, run_dir: )" + dir + R"(/run}
 data: {datasets: [{path: )" + dir + R"(/shards, weight: 1.0}]}
-parallel: {micro_batch: 8}
+parallel: {micro_batch_size: 8}
 runtime: {threads: 1}
 )";
   // One thread: ctest -j2 runs another test beside this one, and two OpenMP
