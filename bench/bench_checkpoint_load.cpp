@@ -80,10 +80,10 @@ int main(int argc, char** argv) {
         "model: {vocab_size: 512, d_model: " + std::to_string(d_model) +
         ", n_layers: 4, n_heads: 4, n_kv_heads: 4, ffn_hidden: " + std::to_string(4 * d_model) +
         "}\n"
-        "train: {seq_len: 32, batch_size: 8, max_steps: 10, lr: 1.0e-3, warmup_steps: 1, log_every: 1000, "
+        "train: {seq_len: 32, global_batch_size: 8, max_steps: 10, lr: 1.0e-3, warmup_steps: 1, log_every: 1000, "
         "run_dir: " + dir + "/run}\n"
         "data: {datasets: [{path: " + dir + "/data, weight: 1.0}]}\n"
-        "parallel: {tp: " + std::to_string(tp) + ", zero: " + std::to_string(zero) + ", micro_batch: 2}\n"
+        "parallel: {tp: " + std::to_string(tp) + ", zero: " + std::to_string(zero) + ", micro_batch_size: 2}\n"
         "checkpoint: {dir: " + dir + "/ck, every_steps: 0, keep_last: 2}\n"
         "runtime: {threads: 1}\n";
     const dt::Config cfg = dt::load_config_text(yaml);

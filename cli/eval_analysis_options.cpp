@@ -7,7 +7,7 @@
 #include "data/tokenizer.hpp"
 #include "eval/activation_stats.hpp"
 #include "eval/analysis_files.hpp"
-#include "eval/quantize.hpp"
+#include "eval/quantization_sweep.hpp"
 #include "cli/cli_args.hpp"
 
 namespace dt {

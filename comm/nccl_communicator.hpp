@@ -14,8 +14,4 @@ namespace dt {
 // A communicator over the same ranks as `group`, for device tensors on `device`.
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm group, int device);
 
-// The GPU this process should use: its local rank on the node
-// (node_local_rank(), comm/node_ranks.hpp) modulo the visible GPUs.
-int local_device_index(int visible_devices);
-
 }  // namespace dt

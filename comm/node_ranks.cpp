@@ -64,4 +64,8 @@ int node_local_size() {
   return 1;
 }
 
+int local_device_index(int visible_devices) {
+  return visible_devices > 0 ? node_local_rank() % visible_devices : 0;
+}
+
 }  // namespace dt

@@ -23,4 +23,7 @@ int node_local_rank();
 // not a positive integer is an error naming the variable.
 int node_local_size();
 
+// The GPU this process should use: its local rank modulo the visible GPUs.
+int local_device_index(int visible_devices);
+
 }  // namespace dt

@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "core/error.hpp"
-#include "eval/analysis.hpp"
+#include "eval/analysis_forward.hpp"
 #include "eval/analysis_files.hpp"
 
 namespace dt {

@@ -9,7 +9,7 @@
 #include "core/log.hpp"
 #include "core/rng.hpp"
 #include "data/tokenizer.hpp"
-#include "eval/analysis.hpp"
+#include "eval/analysis_forward.hpp"
 #include "eval/needle.hpp"
 
 namespace dt {

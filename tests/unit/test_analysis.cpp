@@ -1,4 +1,4 @@
-// The analysis forward (eval/analysis.hpp) against the Transformer it reads:
+// The analysis forward (eval/analysis_forward.hpp) against the Transformer it reads:
 // same logits and loss, the same with a KV cache fed piecewise, logit
 // quantization that is lossless at 16 bits and not at 4, and the activation
 // statistics and attention rows it captures against a direct computation.
@@ -10,9 +10,10 @@
 #include <random>
 #include <vector>
 
-#include "eval/analysis.hpp"
+#include "eval/analysis_forward.hpp"
 #include "eval/abs_histogram.hpp"
-#include "eval/quantize.hpp"
+#include "eval/absmax_quantize.hpp"
+#include "eval/quantization_sweep.hpp"
 #include "kernels/ops.hpp"
 #include "model/transformer.hpp"
 

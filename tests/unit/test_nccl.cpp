@@ -6,6 +6,7 @@
 
 #include "comm/mpi_communicator.hpp"
 #include "comm/nccl_communicator.hpp"
+#include "comm/node_ranks.hpp"
 #include "core/arena.hpp"
 #include "core/device.hpp"
 

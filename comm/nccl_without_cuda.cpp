@@ -1,6 +1,6 @@
-// Without CUDA there is no NCCL: a clear error at the first use.
+// make_nccl_communicator in a build without CUDA, so without NCCL: a clear
+// error at the first use (comm/nccl_communicator.cu is the real one).
 #include "comm/nccl_communicator.hpp"
-#include "comm/node_ranks.hpp"
 #include "core/error.hpp"
 
 namespace dt {
@@ -10,9 +10,5 @@ std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm, int) {
   fail("this difftron was built without CUDA, so without NCCL; rebuild with nvcc available or use runtime.device: cpu");
 }
 #endif
-
-int local_device_index(int visible_devices) {
-  return visible_devices > 0 ? node_local_rank() % visible_devices : 0;
-}
 
 }  // namespace dt

@@ -1,7 +1,7 @@
-// Attention-logit quantization at evaluation time (the DIFF Transformer
-// paper's low-bit study): dynamic absmax quantization of each row of one
-// head's scores, applied inside the analysis forward (eval/analysis.hpp), and
-// the sweep that measures loss and retrieval accuracy at each bit width.
+// The attention-logit quantization sweep (the DIFF Transformer paper's
+// low-bit study): loss and retrieval accuracy with every row of attention
+// logits quantized (eval/absmax_quantize.hpp) inside the analysis forward
+// (eval/analysis_forward.hpp), at each bit width.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -15,10 +15,6 @@ namespace dt {
 
 class Tokenizer;
 struct NeedleEvalOptions;
-
-// s (n) in place: scale = max|s| / (2^(bits−1) − 1), s ← round(s / scale) · scale.
-// bits in [2, 24]; a row of zeros stays zero. Rounding is half away from zero.
-void quantize_absmax(float* s, int64_t n, int bits);
 
 struct QuantizationPoint {
   int bits = 0;                     // 0: no quantization (the fp32 reference)

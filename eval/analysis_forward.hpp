@@ -1,7 +1,7 @@
 // The analysis forward: a plain float32 forward pass of one sequence (B = 1)
 // through a trained model's weights, with attention written out as full
 // score matrices per head, so that evaluation can look inside it:
-//   - quantize every attention-logit row to b bits (eval/quantize.hpp),
+//   - quantize every attention-logit row to b bits (eval/absmax_quantize.hpp),
 //   - keep the attention probabilities of chosen query rows (both softmax
 //     maps and λ for DIFF),
 //   - accumulate |attention logit| and |hidden state| statistics per layer,

@@ -1,11 +1,11 @@
-#include "eval/analysis.hpp"
+#include "eval/analysis_forward.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.hpp"
-#include "eval/quantize.hpp"
+#include "eval/absmax_quantize.hpp"
 
 namespace dt {
 
