@@ -7,10 +7,6 @@
 
 namespace dt {
 
-static Tensor sub(Tensor flat, int64_t begin, int64_t end) {
-  return Tensor(flat.f32() + begin, DType::F32, {end - begin}, flat.device);
-}
-
 AdamWOptimizer::AdamWOptimizer(Transformer& model, const TrainConfig& t, ProcessGrid* grid, GradShard shard)
     : model_(model), t_(t), grid_(grid), shard_(shard), state_(model.param_arena().device()),
       stats_(model.param_arena().device()) {
@@ -55,7 +51,7 @@ void AdamWOptimizer::clip_gradients(double max_norm) {
   if (!grid_ || shard_.disjoint || grid_->coord().cp == 0)
     for (const Segment& s : segments_) {
       const int64_t b = std::max(s.begin, s0), e = std::min(s.end, s1);
-      if (s.counted && b < e) ops::sum_squares(sub(shard_.grads, b - s0, e - s0), norm_sq_);
+      if (s.counted && b < e) ops::sum_squares(shard_.grads.slice0(b - s0, e - s0), norm_sq_);
     }
   if (grid_) {
     if (shard_.disjoint) grid_->dp_cp().all_reduce_sum(norm_sq_);
@@ -81,8 +77,8 @@ void AdamWOptimizer::step(int64_t step, double lr, float grad_scale, Tensor clip
     if (b >= e) continue;
     ops::AdamWParams p{float(lr), float(t_.beta1), float(t_.beta2), float(t_.adam_eps),
                        s.decay ? float(t_.weight_decay) : 0.f, step, grad_scale, clip};
-    ops::adamw(sub(params, b, e), sub(shard_.grads, b - s0, e - s0), sub(m_, b - s0, e - s0),
-               sub(v_, b - s0, e - s0), p);
+    ops::adamw(params.slice0(b, e), shard_.grads.slice0(b - s0, e - s0), m_.slice0(b - s0, e - s0),
+               v_.slice0(b - s0, e - s0), p);
   }
 }
 

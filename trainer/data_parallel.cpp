@@ -6,11 +6,6 @@
 
 namespace dt {
 
-// Floats [begin, end) of a flat f32 tensor.
-static Tensor sub(Tensor flat, int64_t begin, int64_t end) {
-  return Tensor(flat.f32() + begin, DType::F32, {end - begin}, flat.device);
-}
-
 DataParallelGrads::DataParallelGrads(Transformer& model, ProcessGrid* grid, bool zero1, double bucket_mb)
     : model_(model), grid_(grid), zero1_(zero1 && grid && grid->dp_cp().size() > 1),
       arena_(model.param_arena().device()) {
@@ -43,7 +38,7 @@ DataParallelGrads::DataParallelGrads(Transformer& model, ProcessGrid* grid, bool
 }
 
 GradShard DataParallelGrads::shard() const {
-  return {s0_, s1_, zero1_ ? grad_shard_ : sub(model_.flat_grads(), s0_, s1_), zero1_};
+  return {s0_, s1_, zero1_ ? grad_shard_ : model_.flat_grads().slice0(s0_, s1_), zero1_};
 }
 
 void DataParallelGrads::overlap_next_backward() {
@@ -72,7 +67,7 @@ void DataParallelGrads::launch_bucket(int64_t begin, int64_t end) {
   Communicator& group = grid_->dp_cp();
   Tensor flat = model_.flat_grads();
   if (!zero1_) {
-    group.reduce_async(sub(flat, begin, end), sub(flat, begin, end), -1);
+    group.reduce_async(flat.slice0(begin, end), flat.slice0(begin, end), -1);
     return;
   }
   // One reduction per owner of a part of the bucket, all in one group.
@@ -81,8 +76,8 @@ void DataParallelGrads::launch_bucket(int64_t begin, int64_t end) {
   for (int r = 0; r < group.size(); ++r) {
     const int64_t lo = std::max(begin, r * len), hi = std::min(end, (r + 1) * len);
     if (lo >= hi) continue;
-    const Tensor in = sub(flat, lo, hi);
-    parts.push_back({r == group.rank() ? sub(grad_shard_, lo - s0_, hi - s0_) : in, in, r});
+    const Tensor in = flat.slice0(lo, hi);
+    parts.push_back({r == group.rank() ? grad_shard_.slice0(lo - s0_, hi - s0_) : in, in, r});
   }
   group.reduce_async(parts);
 }
@@ -105,7 +100,7 @@ void DataParallelGrads::finish_reduction() {
 void DataParallelGrads::all_gather_params() {
   if (!zero1_) return;
   Tensor params = model_.flat_params();
-  grid_->dp_cp().all_gather(params, sub(params, s0_, s1_));
+  grid_->dp_cp().all_gather(params, params.slice0(s0_, s1_));
 }
 
 }  // namespace dt
