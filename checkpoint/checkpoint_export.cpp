@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/error.hpp"
+#include "core/config_schema.hpp"
 #include "core/json.hpp"
 #include "checkpoint/safetensors_writer.hpp"
 
@@ -90,7 +91,7 @@ std::string model_config_json(const ModelConfig& m) {
                   {"ffn_hidden", m.ffn_hidden},
                   {"rope_theta", m.rope_theta},
                   {"norm_eps", m.norm_eps},
-                  {"attention", m.attention == AttentionKind::Diff ? "diff" : "standard"},
+                  {"attention", config_schema::choice_name(config_schema::kAttention, m.attention)},
                   {"tie_embeddings", m.tie_embeddings}};
   return json_line(j);
 }

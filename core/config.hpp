@@ -143,5 +143,9 @@ void validate_config(const Config& c);
 void validate_layout(const Config& c, int world_size);
 // The config as YAML (for run directories and checkpoint manifests).
 std::string config_to_yaml(const Config& c);
+// The first model key (of the schema, less kModelKeysAStageMayChange) whose
+// value differs, as "model.KEY: A in the checkpoint, B in the config"; "" when
+// the checkpoint's weights fit the model `now` describes.
+std::string model_config_difference(const ModelConfig& stored, const ModelConfig& now);
 
 }  // namespace dt

@@ -21,6 +21,19 @@ constexpr Choice<Recompute> kRecompute[] = {
 constexpr Choice<LrDecay> kDecay[] = {
     {"linear", LrDecay::Linear}, {"cosine", LrDecay::Cosine}, {"constant", LrDecay::Constant}};
 
+// The name of an enum value in its Choice table (config files, exports).
+template <class E, size_t N>
+const char* choice_name(const Choice<E> (&names)[N], E value) {
+  for (const auto& c : names)
+    if (c.value == value) return c.name;
+  return "?";
+}
+
+// Model keys a later stage may change while keeping a checkpoint's weights
+// (context extension changes rope_theta; init_std and recompute do not touch
+// trained weights). Every other model key must match the checkpoint's.
+inline const std::vector<std::string> kModelKeysAStageMayChange = {"rope_theta", "init_std", "recompute"};
+
 // kRequired: the YAML must set it. kUnsetWhenZero (max_steps / max_tokens): 0
 // means "not set", so the reader wants a positive value and the writer omits 0.
 enum Presence { kOptional, kRequired, kUnsetWhenZero };

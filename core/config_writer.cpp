@@ -1,6 +1,7 @@
 // Config -> YAML that load_config_text reads back to an equal Config.
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <sstream>
 #include <string>
@@ -45,8 +46,7 @@ class Writer {
   }
   template <class E, size_t N>
   void choice(const char* key, const E& v, const Choice<E> (&names)[N]) {
-    for (const auto& c : names)
-      if (c.value == v) os << "  " << key << ": " << c.name << "\n";
+    os << "  " << key << ": " << choice_name(names, v) << "\n";
   }
   void datasets(const char* key, const std::vector<DatasetSpec>& list) {
     os << "  " << key << ":" << (list.empty() ? " []" : "") << "\n";
@@ -68,6 +68,33 @@ std::string config_to_yaml(const Config& c) {
   Writer w;
   visit_config(c, w);
   return w.os.str();
+}
+
+std::string model_config_difference(const ModelConfig& stored, const ModelConfig& now) {
+  // The model section as the writer prints it ("  key: value" lines, in schema
+  // order), so every key the schema lists is compared, formatted as in a config.
+  auto model_lines = [](const ModelConfig& m) {
+    Config c;
+    c.model = m;
+    const std::string yaml = config_to_yaml(c);
+    std::vector<std::pair<std::string, std::string>> kv;
+    std::istringstream in(yaml.substr(0, yaml.find("\ntrain:")));
+    for (std::string line; std::getline(in, line);) {
+      const size_t colon = line.find(": ");
+      if (line.rfind("  ", 0) != 0 || colon == std::string::npos) continue;
+      kv.emplace_back(line.substr(2, colon - 2), line.substr(colon + 2));
+    }
+    return kv;
+  };
+  const auto& may_change = config_schema::kModelKeysAStageMayChange;
+  const auto a = model_lines(stored), b = model_lines(now);
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const std::string& key = a[i].first;
+    if (std::find(may_change.begin(), may_change.end(), key) != may_change.end()) continue;
+    if (a[i].second != b[i].second)
+      return "model." + key + ": " + a[i].second + " in the checkpoint, " + b[i].second + " in the config";
+  }
+  return "";
 }
 
 }  // namespace dt

@@ -25,21 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The first model setting that differs, as "model.key: A in the checkpoint, B in the config".
-std::string model_difference(const ModelConfig& ck, const ModelConfig& now) {
-  std::ostringstream os;
-#define DT_DIFF(field)                                                                                          \
-  if (ck.field != now.field) {                                                                                 \
-    os << "model." #field ": " << ck.field << " in the checkpoint, " << now.field << " in the config";          \
-    return os.str();                                                                                           \
-  }
-  DT_DIFF(vocab_size) DT_DIFF(d_model) DT_DIFF(n_layers) DT_DIFF(n_heads) DT_DIFF(n_kv_heads) DT_DIFF(ffn_hidden)
-  DT_DIFF(tie_embeddings) DT_DIFF(norm_eps)
-#undef DT_DIFF
-  if (ck.attention != now.attention) return "model.attention differs between the checkpoint and the config";
-  return "";
-}
-
 // Fault injection for testing crash safety: DIFFTRON_KILL_DURING_SAVE=RANK:STEP
 // makes that world rank die by SIGKILL (no cleanup, as a node failure would)
 // while saving the checkpoint of that step: after its HDF5 file is in
@@ -263,7 +248,7 @@ std::string agree_on_load(Communicator& world, const std::function<void()>& load
 
 std::string Trainer::load_weights(const CheckpointReader& ck, bool with_optimizer) {
   const Config stored = load_saved_config_text(ck.manifest().config_yaml, ck.dir() + "/manifest.yaml");
-  const std::string diff = model_difference(stored.model, cfg_.model);
+  const std::string diff = model_config_difference(stored.model, cfg_.model);
   if (!diff.empty()) fail("checkpoint ", ck.dir(), ": incompatible model config: ", diff);
   std::vector<float> stage_p, stage_m, stage_v;
   const float* dev_base = model_->flat_params().f32();

@@ -391,3 +391,29 @@ TEST(ConfigFormulas, LambdaInitFollowsTheDepthSchedule) {
 }
 
 }  // namespace
+
+// A checkpoint's weights fit a config when every model key of the schema
+// matches, except those a later stage may change (rope_theta for context
+// extension, init_std, recompute); the first differing key is named.
+TEST(ConfigModelDifference, NamesTheFirstSchemaKeyThatDiffersAndAllowsStageKeys) {
+  using namespace dt;
+  const auto c = load(kMinimal);
+  ModelConfig m = c.model;
+  EXPECT_EQ(model_config_difference(c.model, m), "");
+  m.rope_theta *= 16;
+  m.recompute = Recompute::Full;
+  m.init_std = 0.5;
+  EXPECT_EQ(model_config_difference(c.model, m), "");
+  m.n_kv_heads = c.model.n_kv_heads * 2;
+  EXPECT_EQ(model_config_difference(c.model, m),
+            "model.n_kv_heads: " + std::to_string(c.model.n_kv_heads) + " in the checkpoint, " +
+                std::to_string(m.n_kv_heads) + " in the config");
+  m = c.model;
+  m.attention = c.model.attention == AttentionKind::Diff ? AttentionKind::Standard : AttentionKind::Diff;
+  const std::string want_kind = c.model.attention == AttentionKind::Diff ? "diff in the checkpoint, standard"
+                                                                         : "standard in the checkpoint, diff";
+  EXPECT_EQ(model_config_difference(c.model, m), "model.attention: " + want_kind + " in the config");
+  m = c.model;
+  m.norm_eps = 1e-6;
+  EXPECT_NE(model_config_difference(c.model, m).find("model.norm_eps: "), std::string::npos);
+}
