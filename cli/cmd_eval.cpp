@@ -2,8 +2,6 @@
 // cumulative average NLL by position (DIFF Transformer paper, long-context figure);
 // with analysis options (cli/eval_analysis_options.hpp) needle retrieval, activation
 // statistics and attention-logit quantization instead.
-#include <cblas.h>
-#include <omp.h>
 
 #include <charconv>
 #include <cmath>
@@ -144,9 +142,7 @@ void write_outputs(const std::string& out, const EvalModel& em, const EvalArgs& 
 int cmd_eval(int argc, char** argv) {
   EvalArgs a;
   if (!parse_args(argc, argv, a)) return 0;
-  const int threads = default_threads(0);
-  omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  use_cpu_threads(0);
 
   // The analyses run one sequence at a time: no batch of activations needed.
   const EvalModel em = load_model_for_eval(a.ckpt, a.analysis.any() ? 1 : a.batch, a.seq_len, a.rope_theta);

@@ -1,7 +1,5 @@
 // difftron generate CKPT --prompt TEXT [...]: sample a continuation from a
 // checkpoint, with the KV-cache decoder or (--no-cache) the full forward.
-#include <cblas.h>
-#include <omp.h>
 
 #include <charconv>
 #include <chrono>
@@ -77,9 +75,7 @@ bool parse_args(int argc, char** argv, GenerateArgs& a) {
 int cmd_generate(int argc, char** argv) {
   GenerateArgs a;
   if (!parse_args(argc, argv, a)) return 0;
-  const int threads = default_threads(0);
-  omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  use_cpu_threads(0);
 
   // One sequence; the cache decoder keeps its own buffers, so the model's
   // activations are sized for one position (--no-cache builds its own copy).

@@ -38,6 +38,13 @@ int default_threads(int configured) {
   return std::max(1, omp_get_num_procs() / node_local_size());
 }
 
+int use_cpu_threads(int configured) {
+  const int threads = default_threads(configured);
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+  return threads;
+}
+
 Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   mpi_init_once(nullptr, nullptr);
   check_same_config(cfg_, comm);
@@ -63,10 +70,8 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   if (comm == MPI_COMM_WORLD) set_log_rank(grid_->rank(), world);
   check_run_fits_machine(cfg_, *grid_, dev);
 
-  threads_ = default_threads(cfg_.runtime.threads);
+  threads_ = use_cpu_threads(cfg_.runtime.threads);
   ops::set_deterministic(cfg_.runtime.deterministic);
-  omp_set_num_threads(threads_);
-  openblas_set_num_threads(threads_);
   // Flush denormals to zero on every worker thread: late in training, tiny
   // gradients and Adam moments would otherwise fall into x86's slow path.
 #if defined(__SSE__)

@@ -99,5 +99,8 @@ class Trainer {
 // evenly among the ranks the launcher placed on it (node_local_size(),
 // comm/node_ranks.hpp).
 int default_threads(int configured);
+// Sets OpenMP's and OpenBLAS's thread counts to default_threads(configured)
+// and returns it.
+int use_cpu_threads(int configured);
 
 }  // namespace dt
