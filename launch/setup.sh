@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libopenblas-openmp-dev            # BLAS for the CPU backend (OpenMP build)
   libopenmpi-dev openmpi-bin        # MPI
-  libhdf5-dev hdf5-tools            # shards, checkpoints (C and C++ libraries, h5dump)
+  libhdf5-dev hdf5-tools            # shards, checkpoints (the C API; h5dump)
   libyaml-cpp-dev                   # configs
   libcli11-dev                      # command-line options (CLI11, header-only)
   libgtest-dev googletest           # tests
