@@ -130,25 +130,6 @@ Json parse_object(std::string_view text, const std::string& where) {
 
 }  // namespace
 
-std::vector<std::string> json_values(std::string_view text, std::string_view key, int depth) {
-  const Json j = parse_json(text, "JSON text");  // outlives the pointers into it
-  std::vector<const Json*> found;
-  collect(j, key, depth, found);
-  std::vector<std::string> out;
-  for (const Json* v : found) out.push_back(json_text_of(*v));
-  return out;
-}
-
-std::optional<double> json_number(std::string_view text, std::string_view key, const std::string& where) {
-  return number_field(parse_object(text, where), key, where);
-}
-
-std::string json_text(std::string_view raw, const std::string& where) {
-  const Json v = parse_json(raw, where);
-  if (!v.is_string()) fail(where, ": ", json_kind(v), ", expected a string");
-  return v.get<std::string>();
-}
-
 // ---- files -----------------------------------------------------------------------------
 
 namespace {

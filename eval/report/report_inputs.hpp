@@ -35,15 +35,6 @@ struct CsvTable {
 CsvTable read_csv(const std::string& path, const std::vector<std::string>& required_columns);
 CsvTable parse_csv(const std::string& text, const std::string& path, const std::vector<std::string>& required_columns);
 
-// The JSON texts of every value of `key` in objects nested `depth` deep
-// (1: the top-level object; 3: objects in an array in it), as nlohmann writes
-// them back (strings keep their quotes).
-std::vector<std::string> json_values(std::string_view text, std::string_view key, int depth);
-// A top-level field as a number (null: none) or a string; missing or of
-// another type: a dt::Error "<where>: ...".
-std::optional<double> json_number(std::string_view text, std::string_view key, const std::string& where);
-std::string json_text(std::string_view raw_string, const std::string& where);  // decodes a raw "..." value
-
 // ---- the files ---------------------------------------------------------------------
 
 // One logged training step (metrics.jsonl). A resumed run appends steps it had

@@ -114,16 +114,26 @@ TEST(ReportMarkdown, NumbersAndCells) {
 
 TEST(ReportJson, TopLevelFieldsIgnoreNestedOnesAndStrings) {
   // "data" (with its own mean_nll) comes first, and a string holds braces and the key name.
-  const std::string j = "{\"data\": [{\"path\": \"a\\\"{b\", \"mean_nll\": 9}], \"note\": \"mean_nll: 7 }\",\n"
-                        " \"mean_nll\" : 1.5, \"lambda\": null}";
-  EXPECT_EQ(json_number(j, "mean_nll", "x.json"), 1.5);
-  EXPECT_FALSE(json_number(j, "lambda", "x.json").has_value());
-  const std::vector<std::string> paths = json_values(j, "path", 3);
-  ASSERT_EQ(paths.size(), 1u);
-  EXPECT_EQ(json_text(paths[0], "x.json"), "a\"{b");
-  EXPECT_EQ(error_of([&] { json_number(j, "step", "x.json"); }), "x.json: no field \"step\"");
-  EXPECT_EQ(error_of([&] { json_number(j, "note", "x.json"); }),
-            "x.json: field \"note\" is '\"mean_nll: 7 }\"', expected a number");
+  const std::string j =
+      "{\"data\": [{\"path\": \"a\\\"{b\", \"mean_nll\": 9}], \"note\": \"mean_nll: 7 }\",\n"
+      " \"mean_nll\" : 1.5, \"step\": 4, \"seq_len\": 8, \"windows\": 2, \"tokens\": 16, \"perplexity\": 4.5,"
+      " \"checkpoint\": \"ck\", \"lambda\": null}";
+  const PerplexitySummary s = parse_eval_json(j, "x.json");
+  EXPECT_EQ(s.mean_nll, 1.5);
+  EXPECT_EQ(s.step, 4);
+  EXPECT_EQ(s.checkpoint, "ck");
+  ASSERT_EQ(s.data.size(), 1u);
+  EXPECT_EQ(s.data[0], "a\"{b");
+  auto without = [&](const std::string& field) {
+    std::string t = j;
+    const size_t at = t.find(field);
+    return t.replace(at, field.size(), "");
+  };
+  EXPECT_EQ(error_of([&] { parse_eval_json(without(" \"step\": 4,"), "x.json"); }), "x.json: no field \"step\"");
+  std::string bad = j;
+  bad.replace(bad.find("\"step\": 4"), 9, "\"step\": \"mean_nll: 7 }\"");
+  EXPECT_EQ(error_of([&] { parse_eval_json(bad, "x.json"); }),
+            "x.json: field \"step\" is '\"mean_nll: 7 }\"', expected a number");
 }
 
 TEST(ReportMetrics, AResumedRunsRepeatedStepsReplaceTheEarlierOnes) {
