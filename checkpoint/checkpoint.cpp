@@ -22,7 +22,26 @@ namespace dt {
 namespace fs = std::filesystem;
 
 static const char* kFormat = "difftron-checkpoint";
-static constexpr int kVersion = 1;
+// Version 2: model.n_heads / n_kv_heads of `attention: standard` count its
+// heads; version 1 counted them in pairs (2·n_heads heads of D/(2·n_heads)).
+static constexpr int kVersion = 2;
+
+namespace {
+
+// A version-1 config as version 2 reads it: the same model, so a standard run's
+// head counts double (parameter shapes and the function are unchanged).
+std::string config_of_version_1(const std::string& yaml) {
+  YAML::Node root = YAML::Load(yaml);
+  YAML::Node model = root["model"];
+  if (!model.IsMap() || !model["attention"] || model["attention"].as<std::string>() != "standard") return yaml;
+  for (const char* key : {"n_heads", "n_kv_heads"})
+    if (model[key]) model[key] = 2 * model[key].as<int64_t>();
+  YAML::Emitter e;
+  e << root;
+  return e.c_str();
+}
+
+}  // namespace
 
 uint32_t float_crc32(const float* data, int64_t n) {
   uLong crc = crc32(0L, Z_NULL, 0);
@@ -236,8 +255,9 @@ CheckpointManifest read_manifest(const std::string& dir) {
     const YAML::Node n = YAML::LoadFile(path);
     if (!n["format"] || n["format"].as<std::string>() != kFormat)
       fail(path, ": format is not '", kFormat, "'");
-    if (n["version"].as<int>() != kVersion)
-      fail(path, ": version ", n["version"].as<int>(), " is not supported (expected ", kVersion, ")");
+    const int version = n["version"].as<int>();
+    if (version != kVersion && version != 1)
+      fail(path, ": version ", version, " is not supported (expected 1 or ", kVersion, ")");
     m.step = n["step"].as<int64_t>();
     m.tokens_seen = n["tokens_seen"].as<int64_t>();
     m.data_state = n["data_state"].as<int64_t>();
@@ -248,6 +268,7 @@ CheckpointManifest read_manifest(const std::string& dir) {
     m.dp = n["layout"]["dp"].as<int>();
     m.zero = n["layout"]["zero"].as<int>();
     m.config_yaml = n["config"].as<std::string>();
+    if (version == 1) m.config_yaml = config_of_version_1(m.config_yaml);
     parse_entries(n, path, m);
   } catch (const YAML::Exception& e) {
     fail(path, ": malformed manifest (", e.msg, ")");

@@ -56,12 +56,16 @@ void validate_model(const Config& c) {
   above_zero(c, "model.rope_theta", m.rope_theta);
   above_zero(c, "model.norm_eps", m.norm_eps);
   above_zero(c, "model.init_std", m.init_std);
-  if (m.d_model % (2 * int64_t(m.n_heads)) != 0)
-    bad(c, "model.n_heads", "d_model ", m.d_model, " is not divisible by 2*n_heads=", 2 * int64_t(m.n_heads),
-        " (head_dim = d_model/(2*n_heads) must be an integer)");
+  // head_dim = D / (maps·H): two maps per differential head, one per standard head.
+  const int64_t maps = m.maps_per_head(), sub_heads = maps * int64_t(m.n_heads);
+  const std::string formula = maps == 2 ? "d_model/(2*n_heads)" : "d_model/n_heads";
+  const std::string divisor = maps == 2 ? "2*n_heads=" : "n_heads=";
+  if (m.d_model % sub_heads != 0)
+    bad(c, "model.n_heads", "d_model ", m.d_model, " is not divisible by ", divisor, sub_heads, " (head_dim = ",
+        formula, " must be an integer)");
   if (m.head_dim() % 2 != 0)
-    bad(c, "model.n_heads", "head_dim = d_model/(2*n_heads) = ", m.d_model, "/", 2 * m.n_heads, " = ",
-        m.head_dim(), " is odd (RoPE rotates pairs of dimensions, so head_dim must be even)");
+    bad(c, "model.n_heads", "head_dim = ", formula, " = ", m.d_model, "/", sub_heads, " = ", m.head_dim(),
+        " is odd (RoPE rotates pairs of dimensions, so head_dim must be even)");
   if (m.n_heads % m.n_kv_heads != 0)
     bad(c, "model.n_kv_heads", "n_heads ", m.n_heads, " is not divisible by n_kv_heads ", m.n_kv_heads,
         " (each kv head serves n_heads/n_kv_heads heads)");
@@ -159,7 +163,8 @@ void validate_config(const Config& c) {
   // The CUDA attention kernels are built for these head dims (kernels/cuda/flash_attention.cuh).
   const int d = c.model.head_dim();
   if (c.runtime.device == "cuda" && d != 64 && d != 128)
-    bad(c, "model.n_heads", "runtime.device: cuda needs head_dim = d_model/(2·n_heads) of 64 or 128, got ", d,
+    bad(c, "model.n_heads", "runtime.device: cuda needs head_dim = ",
+        c.model.maps_per_head() == 2 ? "d_model/(2·n_heads)" : "d_model/n_heads", " of 64 or 128, got ", d,
         " (d_model ", c.model.d_model, ", n_heads ", c.model.n_heads, ")");
   at_least(c, "runtime.threads", c.runtime.threads, 0);
   at_least(c, "runtime.step_timeout_s", c.runtime.step_timeout_s, 0.0);

@@ -15,8 +15,8 @@ struct ModelConfig {
   int64_t vocab_size = 0;   // padded vocabulary V
   int d_model = 0;          // D
   int n_layers = 0;         // L
-  int n_heads = 0;          // H: differential heads (standard attention uses 2H heads)
-  int n_kv_heads = 0;       // KV (H % KV == 0)
+  int n_heads = 0;          // H: heads of the model's kind (diff: differential heads of two sub-heads)
+  int n_kv_heads = 0;       // KV (H % KV == 0), counted like n_heads
   int ffn_hidden = 0;       // Fh
   double rope_theta = 10000.0;
   double norm_eps = 1e-5;
@@ -25,8 +25,11 @@ struct ModelConfig {
   double init_std = 0.02;
   Recompute recompute = Recompute::None;
 
-  int head_dim() const { return d_model / (2 * n_heads); }  // d = D / (2H)
-  int kv_dim() const { return 2 * n_kv_heads * head_dim(); }  // rows of Wk and Wv
+  // Attention maps per head: a differential head has two sub-heads, each with
+  // its own q and k of head_dim; a standard head has one.
+  int maps_per_head() const { return attention == AttentionKind::Diff ? 2 : 1; }
+  int head_dim() const { return d_model / (maps_per_head() * n_heads); }  // d = D/(2H) diff, D/H standard
+  int kv_dim() const { return maps_per_head() * n_kv_heads * head_dim(); }  // rows of Wk and Wv
   // λ_init = 0.8 − 0.6·exp(−0.3·l), l 0-based (DESIGN §2).
   static double lambda_init(int layer);
   friend bool operator==(const ModelConfig&, const ModelConfig&) = default;

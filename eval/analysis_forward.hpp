@@ -45,7 +45,7 @@ struct AnalysisOptions {
 // One query row of one head's attention, over keys 0..row.
 struct AttentionRow {
   int layer = 0;
-  int head = 0;          // DIFF: differential head 0..H−1; standard: head 0..2H−1
+  int head = 0;          // head 0..H−1 of the model's kind (DIFF: differential head)
   int64_t row = 0;       // query position
   std::vector<float> a1;  // softmax probabilities (DIFF: the first map A1)
   std::vector<float> a2;  // DIFF: the second map A2; empty for standard attention

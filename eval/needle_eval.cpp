@@ -88,7 +88,7 @@ NeedleEvalResult evaluate_needles(const Transformer& model, const Tokenizer& tok
   if (opt.trials < 1) fail("needle retrieval: ", opt.trials, " trials; expected at least 1");
   const ModelConfig& cfg = model.config();
   const bool diff = cfg.attention == AttentionKind::Diff;
-  const int heads = diff ? cfg.n_heads : 2 * cfg.n_heads;
+  const int heads = cfg.n_heads;  // the heads of the model's kind: differential heads or softmax heads
   AnalysisForward af(model);
   af.options().logit_bits = opt.logit_bits;
   const bool allocation = opt.allocation && opt.logit_bits == 0;

@@ -90,15 +90,16 @@ void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
   const LayerWeights& W = cw_.layers[l - l0_];
   LayerWeights& G = g_.layers[l - l0_];
   const bool diff = cfg_.attention == AttentionKind::Diff;
-  const int maps = diff ? 2 : 1, cp = par_.cp, r = par_.cp_rank, C = T_ / 2;
-  const int64_t B = B_, T = T_, d = cfg_.head_dim(), heads = diff ? Hl_ : 2 * Hl_, dvw = diff ? 2 * d : d;
+  const AttnGeometry& g = geom_;
+  const int maps = g.maps, cp = par_.cp, r = par_.cp_rank, C = T_ / 2;
+  const int64_t B = B_, T = T_;
   Communicator& ring = *par_.cp_comm;
   Tensor O[2], lse[2];
   attention_map_outputs(layer_ctx(l), A, O, lse);
   // Gradient of the merged attention output(s). λ stays on the op's device: the
   // combine backward adds the λ-vector gradients itself, and the block backward
   // scales map 2's gradient by −λ.
-  Tensor dO = d_att.view({B, T, heads, dvw});
+  Tensor dO = d_att.view({B, T, g.heads, g.dv});
   const DiffLambda lam{W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(l))};
   if (diff) {
     diff_combine_backward(ring_.dpre, G.subln, {G.lq1, G.lk1, G.lq2, G.lk2}, dO, A.diff.o1, A.diff.o2, A.diff.rstd,
@@ -112,8 +113,8 @@ void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
   for (int s = 0; s < cp; ++s) {
     const int owner = (r - s + cp) % cp;
     for_visible_blocks(r, owner, cp, C, [&](const AttnBlock& blk) {
-      attention_block_backward(maps, dq_, dk, dv.view({B, T, 2 * KVl_ / maps, dvw}), dO, &lam, O, lse, A.q, k,
-                               v.view({B, T, 2 * KVl_ / maps, dvw}), blk);
+      attention_block_backward(maps, dq_, dk, dv.view({B, T, g.kv, g.dv}), dO, &lam, O, lse, A.q, k,
+                               v.view({B, T, g.kv, g.dv}), blk);
     });
     // Every block moves on with its gradient; after cp hops each is home.
     const int slot = s % 2;

@@ -14,7 +14,7 @@ using namespace ops;
 AttnGeometry attn_geometry(const ModelConfig& c, int tp) {
   const int64_t H = c.n_heads / tp, KV = c.n_kv_heads / tp, d = c.head_dim();
   if (c.attention == AttentionKind::Diff) return {2, H, KV, d, 2 * d};
-  return {1, 2 * H, 2 * KV, d, d};
+  return {1, H, KV, d, d};
 }
 
 // diff keeps both maps for the combine; standard attention's single map is

@@ -29,14 +29,17 @@ namespace dt {
 
 // Attention as the block ops see it on one tp rank: `maps` softmax maps per
 // output head share one V head. diff: Hl heads of 2 maps, dv = 2d;
-// standard: 2Hl heads of 1 map, dv = d. Either way heads·dv = D/tp.
+// standard: Hl heads of 1 map, dv = d (d = D/H). Either way heads·dv = D/tp.
 struct AttnGeometry {
   int maps = 1;
   int64_t heads = 0, kv = 0;  // output heads; V heads (kv head g serves heads g·heads/kv ..)
   int64_t d = 0, dv = 0;      // q/k head size; V head size
-  int64_t q_cols() const { return heads * maps * d; }  // rows of Wq: q (N, q_cols)
-  int64_t k_cols() const { return kv * maps * d; }     // rows of Wk
-  int64_t v_cols() const { return kv * dv; }           // rows of Wv
+  int64_t q_heads() const { return heads * maps; }    // q (B,T,q_heads,d): sub-heads 2h, 2h+1 for diff
+  int64_t k_heads() const { return kv * maps; }       // k (B,T,k_heads,d)
+  int64_t q_cols() const { return q_heads() * d; }    // rows of Wq
+  int64_t k_cols() const { return k_heads() * d; }    // rows of Wk
+  int64_t v_cols() const { return kv * dv; }          // rows of Wv
+  int64_t out_cols() const { return heads * dv; }     // the heads' output, columns of Wo
 };
 AttnGeometry attn_geometry(const ModelConfig& c, int tp = 1);
 
@@ -53,10 +56,10 @@ struct LayerWeights {
 struct LayerActs {
   Tensor x;            // (N,D) layer input (residual stream)
   Tensor ln1, rstd1;   // (N,D), (N)
-  Tensor q, k, v;      // (B,T,2Hl,d), (B,T,2KVl,d), v (N,kvl), after RoPE; k, v unused with a cache
+  Tensor q, k, v;      // (B,T,q_heads,d), (B,T,k_heads,d), v (N,v_cols), after RoPE; k, v unused with a cache
   Tensor att;          // (N,Dl) attention output before Wo
   ops::DiffAttnCache diff;  // diff: the maps' outputs o1, o2 (B,T,Hl,2d), lse1, lse2 (B,Hl,T), rstd (B,T,Hl)
-  Tensor lse;          // (B,2Hl,T) standard attention
+  Tensor lse;          // (B,Hl,T) standard attention
   Tensor xm;           // (N,D) residual after attention
   Tensor ln2, rstd2;   // (N,D), (N)
   Tensor h1, h3, act;  // (N,Fl)

@@ -4,6 +4,7 @@
 #include <initializer_list>
 
 #include "core/error.hpp"
+#include "model/layer.hpp"
 
 namespace dt {
 namespace {
@@ -84,18 +85,17 @@ TransformerBytes transformer_bytes(const ModelConfig& m, int64_t micro_batch, in
     return r;
   }
   const int64_t N = tokens.value();
-  const int64_t Hl = m.n_heads / pl.tp, KVl = m.n_kv_heads / pl.tp, Fl = m.ffn_hidden / pl.tp;
-  const int64_t Vl = m.vocab_size / pl.tp, Dl = 2 * Hl * d, kvl = 2 * KVl * d;
-  const bool diff = m.attention == AttentionKind::Diff;
+  const AttnGeometry g = attn_geometry(m, pl.tp);
+  const int64_t Fl = m.ffn_hidden / pl.tp, Vl = m.vocab_size / pl.tp, H = g.heads;
   auto attention_part = [&](ArenaSize& a) {
-    a.add(act, {N, D}), a.add(f32, {N});                   // ln1, rstd1
-    a.add(act, {B, T, 2 * Hl, d}), a.add(act, {B, T, 2 * KVl, d});  // q, k
-    a.add(act, {N, kvl}), a.add(act, {N, Dl});             // v, att
-    if (diff) {
-      a.add(act, {B, T, Hl, 2 * d}), a.add(act, {B, T, Hl, 2 * d});  // o1, o2
-      a.add(f32, {B, Hl, T}), a.add(f32, {B, Hl, T}), a.add(f32, {B, T, Hl});  // lse1, lse2, rstd
+    a.add(act, {N, D}), a.add(f32, {N});                                  // ln1, rstd1
+    a.add(act, {B, T, g.q_heads(), d}), a.add(act, {B, T, g.k_heads(), d});  // q, k
+    a.add(act, {N, g.v_cols()}), a.add(act, {N, g.out_cols()});          // v, att
+    if (g.maps == 2) {
+      a.add(act, {B, T, H, g.dv}), a.add(act, {B, T, H, g.dv});            // o1, o2
+      a.add(f32, {B, H, T}), a.add(f32, {B, H, T}), a.add(f32, {B, T, H});  // lse1, lse2, rstd
     } else {
-      a.add(f32, {B, 2 * Hl, T});  // lse
+      a.add(f32, {B, H, T});  // lse
     }
   };
   auto mlp_part = [&](ArenaSize& a) {
@@ -117,18 +117,18 @@ TransformerBytes transformer_bytes(const ModelConfig& m, int64_t micro_batch, in
   acts.add(slot, act_slots);
   acts.add(f32, {T, d});  // rope
   if (par.cp > 1) {
-    const int64_t heads = diff ? Hl : 2 * Hl;
     for (int i = 0; i < 2; ++i) {
-      acts.add(act, {B, T, 2 * KVl, d}), acts.add(act, {N, kvl});  // ring_k, ring_v
-      acts.add(act, {B, T, 2 * KVl, d}), acts.add(act, {N, kvl});  // ring_dk, ring_dv
-      acts.add(act, {B, T, heads, Dl / heads}), acts.add(f32, {B, heads, T});  // blk_out, blk_lse
+      acts.add(act, {B, T, g.k_heads(), d}), acts.add(act, {N, g.v_cols()});  // ring_k, ring_v
+      acts.add(act, {B, T, g.k_heads(), d}), acts.add(act, {N, g.v_cols()});  // ring_dk, ring_dv
+      acts.add(act, {B, T, H, g.dv}), acts.add(f32, {B, H, T});               // blk_out, blk_lse
     }
-    acts.add(act, {B, T, heads, Dl / heads});  // cp_dpre
+    acts.add(act, {B, T, H, g.dv});  // cp_dpre
   }
   for (int i = 0; i < 3; ++i) acts.add(act, {N, D});   // dx, dout, dln
-  acts.add(act, {N, Dl});                               // dtmp
+  acts.add(act, {N, g.out_cols()});                     // dtmp
   for (int i = 0; i < 3; ++i) acts.add(act, {N, Fl});  // dact, dh1, dh3
-  acts.add(act, {B, T, 2 * Hl, d}), acts.add(act, {B, T, 2 * KVl, d}), acts.add(act, {N, kvl});  // dq, dk, dv
+  acts.add(act, {B, T, g.q_heads(), d}), acts.add(act, {B, T, g.k_heads(), d});  // dq, dk
+  acts.add(act, {N, g.v_cols()});                                               // dv
   r.activations = acts.used;
   return r;
 }

@@ -21,8 +21,6 @@ Transformer::Transformer(const ModelConfig& cfg, int micro_batch, int seq_len, c
     fail("model.tie_embeddings with parallel.pp > 1 is not supported (embedding and head sit on different stages); "
          "expected tie_embeddings: false or pp: 1");
   std::tie(l0_, l1_) = stage_layers(cfg_.n_layers, pl.pp, pl.pp_stage);
-  Hl_ = cfg_.n_heads / pl.tp;
-  KVl_ = cfg_.n_kv_heads / pl.tp;
   Fl_ = cfg_.ffn_hidden / pl.tp;
   Vl_ = cfg_.vocab_size / pl.tp;
   v0_ = Vl_ * pl.tp_rank;
@@ -105,25 +103,25 @@ void Transformer::build_params(Arena& a, std::vector<Tensor>& views, Weights& w)
 void Transformer::build_acts(Arena& a) {
   // Activations in act_; statistics (rstd, lse, losses) and the RoPE table in f32.
   auto act = [&](std::initializer_list<int64_t> dims) { return a.alloc(act_, dims); };
-  const int64_t B = B_, T = T_, N = B * T, D = cfg_.d_model, d = cfg_.head_dim();
-  const int64_t Dl = 2 * Hl_ * d, kvl = 2 * KVl_ * d;
+  const AttnGeometry& g = geom_;
+  const int64_t B = B_, T = T_, N = B * T, D = cfg_.d_model, d = g.d;
   const bool diff = cfg_.attention == AttentionKind::Diff;
   const Recompute rc = cfg_.recompute;
   auto attention_part = [&](LayerActs& L) {
     L.ln1 = act({N, D});
     L.rstd1 = a.alloc_f32({N});
-    L.q = act({B, T, 2 * Hl_, d});
-    L.k = act({B, T, 2 * KVl_, d});
-    L.v = act({N, kvl});
-    L.att = act({N, Dl});
+    L.q = act({B, T, g.q_heads(), d});
+    L.k = act({B, T, g.k_heads(), d});
+    L.v = act({N, g.v_cols()});
+    L.att = act({N, g.out_cols()});
     if (diff) {
-      L.diff.o1 = act({B, T, Hl_, 2 * d});
-      L.diff.o2 = act({B, T, Hl_, 2 * d});
-      L.diff.lse1 = a.alloc_f32({B, Hl_, T});
-      L.diff.lse2 = a.alloc_f32({B, Hl_, T});
-      L.diff.rstd = a.alloc_f32({B, T, Hl_});
+      L.diff.o1 = act({B, T, g.heads, g.dv});
+      L.diff.o2 = act({B, T, g.heads, g.dv});
+      L.diff.lse1 = a.alloc_f32({B, g.heads, T});
+      L.diff.lse2 = a.alloc_f32({B, g.heads, T});
+      L.diff.rstd = a.alloc_f32({B, T, g.heads});
     } else {
-      L.lse = a.alloc_f32({B, 2 * Hl_, T});
+      L.lse = a.alloc_f32({B, g.heads, T});
     }
   };
   auto mlp_part = [&](LayerActs& L) {
@@ -160,27 +158,26 @@ void Transformer::build_acts(Arena& a) {
   ring_ = {};
   if (par_.cp > 1) {
     ring_.comm = par_.cp_comm, ring_.rank = par_.cp_rank, ring_.size = par_.cp;
-    const int64_t heads = geom_.heads;
     for (int i = 0; i < 2; ++i) {
-      ring_.k[i] = act({B, T, 2 * KVl_, d});
-      ring_.v[i] = act({N, kvl});
-      ring_.dk[i] = act({B, T, 2 * KVl_, d});
-      ring_.dv[i] = act({N, kvl});
-      ring_.blk_out[i] = act({B, T, heads, Dl / heads});
-      ring_.blk_lse[i] = a.alloc_f32({B, heads, T});
+      ring_.k[i] = act({B, T, g.k_heads(), d});
+      ring_.v[i] = act({N, g.v_cols()});
+      ring_.dk[i] = act({B, T, g.k_heads(), d});
+      ring_.dv[i] = act({N, g.v_cols()});
+      ring_.blk_out[i] = act({B, T, g.heads, g.dv});
+      ring_.blk_lse[i] = a.alloc_f32({B, g.heads, T});
     }
-    ring_.dpre = act({B, T, heads, Dl / heads});
+    ring_.dpre = act({B, T, g.heads, g.dv});
   }
   dx_ = act({N, D});
   dout_ = act({N, D});
   dln_ = act({N, D});
-  dtmp_ = act({N, Dl});
+  dtmp_ = act({N, g.out_cols()});
   dact_ = act({N, Fl_});
   dh1_ = act({N, Fl_});
   dh3_ = act({N, Fl_});
-  dq_ = act({B, T, 2 * Hl_, d});
-  dk_ = act({B, T, 2 * KVl_, d});
-  dv_ = act({N, kvl});
+  dq_ = act({B, T, g.q_heads(), d});
+  dk_ = act({B, T, g.k_heads(), d});
+  dv_ = act({N, g.v_cols()});
 }
 
 // The matrices the GEMMs read (registry: has_compute_copy): on CUDA a bf16

@@ -161,7 +161,7 @@ class Transformer {
   AttnGeometry geom_;
   DType act_ = DType::F32;  // activations: f32 on the CPU, bf16 on CUDA
   int B_, T_, nslots_, l0_, l1_;
-  int64_t Hl_, KVl_, Fl_, Vl_, v0_;
+  int64_t Fl_, Vl_, v0_;
   std::vector<ParamSpec> local_specs_;
   std::vector<TpSlice> slices_;
   Arena param_arena_, grad_arena_, act_arena_, compute_arena_;

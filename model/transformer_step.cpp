@@ -55,23 +55,24 @@ void Transformer::attention_backward(SlotActs& S, int l, Tensor d_att) {
   LayerActs& A = S.layers[l - l0_];
   const LayerWeights& W = cw_.layers[l - l0_];
   LayerWeights& G = g_.layers[l - l0_];
-  const int64_t B = B_, T = T_, d = cfg_.head_dim(), N = B * T;
+  const AttnGeometry& g = geom_;
+  const int64_t B = B_, T = T_, N = B * T;
   if (par_.cp > 1) {
     cp_attention_backward(A, l, d_att);
   } else if (cfg_.attention == AttentionKind::Diff) {
     const DiffLambda lam{W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(l))};
-    diff_attention_backward(dq_, dk_, dv_.view({B, T, KVl_, 2 * d}), {G.lq1, G.lk1, G.lq2, G.lk2}, G.subln,
-                            d_att.view({B, T, Hl_, 2 * d}), A.q, A.k, A.v.view({B, T, KVl_, 2 * d}), lam, W.subln,
+    diff_attention_backward(dq_, dk_, dv_.view({B, T, g.kv, g.dv}), {G.lq1, G.lk1, G.lq2, G.lk2}, G.subln,
+                            d_att.view({B, T, g.heads, g.dv}), A.q, A.k, A.v.view({B, T, g.kv, g.dv}), lam, W.subln,
                             A.diff, float(cfg_.norm_eps));
   } else {
-    ops::attention_backward(dq_, dk_, dv_.view({B, T, 2 * KVl_, d}), d_att.view({B, T, 2 * Hl_, d}), A.q, A.k,
-                            A.v.view({B, T, 2 * KVl_, d}), A.att.view({B, T, 2 * Hl_, d}), A.lse);
+    ops::attention_backward(dq_, dk_, dv_.view({B, T, g.kv, g.dv}), d_att.view({B, T, g.heads, g.dv}), A.q, A.k,
+                            A.v.view({B, T, g.kv, g.dv}), A.att.view({B, T, g.heads, g.dv}), A.lse);
   }
   rope_backward(dq_, rope_);
   rope_backward(dk_, rope_);
   // dln1 = dq·Wq + dk·Wk + dv·Wv, summed over tp (column-parallel inputs).
-  column_parallel_backward(dln_, G.wq, dq_.view({N, 2 * Hl_ * d}), A.ln1, W.wq, false);
-  column_parallel_backward(dln_, G.wk, dk_.view({N, 2 * KVl_ * d}), A.ln1, W.wk, true);
+  column_parallel_backward(dln_, G.wq, dq_.view({N, g.q_cols()}), A.ln1, W.wq, false);
+  column_parallel_backward(dln_, G.wk, dk_.view({N, g.k_cols()}), A.ln1, W.wk, true);
   column_parallel_backward(dln_, G.wv, dv_, A.ln1, W.wv, true);
   column_parallel_input_grad_sum(tp_, dln_);
 }

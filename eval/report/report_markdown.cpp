@@ -92,7 +92,7 @@ std::string scale_table(const std::vector<ReportRun>& runs) {
   prop("attention", [](const ReportRun& r) {
     const ModelConfig& m = r.config.model;
     return r.is_diff() ? "DIFF: " + std::to_string(m.n_heads) + " heads × 2 maps of d = " + std::to_string(m.head_dim())
-                       : "softmax: " + std::to_string(2 * m.n_heads) + " heads of d = " + std::to_string(m.head_dim());
+                       : "softmax: " + std::to_string(m.n_heads) + " heads of d = " + std::to_string(m.head_dim());
   });
   prop("parameters", [](const ReportRun& r) { return fmt_grouped(r.params); });
   prop("of which λ vectors and g_sub", [](const ReportRun& r) { return fmt_grouped(r.diff_only_params); });

@@ -41,7 +41,8 @@ ReferenceFile::ReferenceFile(const std::string& path) {
   cfg_.attention = json_value(json, "attention") == "diff" ? AttentionKind::Diff : AttentionKind::Standard;
   cfg_.tie_embeddings = json_value(json, "tie_embeddings") == "true";
   if (std::stoi(json_value(json, "head_dim")) != cfg_.head_dim())
-    throw std::runtime_error("head_dim in " + path + " disagrees with d_model/(2·n_heads)");
+    throw std::runtime_error("head_dim in " + path +
+                             " disagrees with d_model/(2·n_heads) for diff, d_model/n_heads otherwise");
 }
 
 ReferenceFile::~ReferenceFile() { H5Fclose(file_); }

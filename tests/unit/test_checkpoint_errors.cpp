@@ -465,6 +465,26 @@ TEST_F(CheckpointTest, UnpaddedNamesOfOlderVersionsAreFoundAndLoaded) {
   EXPECT_EQ(direct->steps_done(), 2);
 }
 
+// Version-1 checkpoints counted a standard model's heads in pairs (it ran
+// 2·n_heads heads of D/(2·n_heads)); read now, their config names the same
+// model with the heads counted one by one. A diff model's count is unchanged.
+TEST_F(CheckpointTest, Version1ConfigCountsStandardHeadsOneByOne) {
+  const std::string v1 = edited_copy(make_checkpoint(), "v1", "version: 2", "version: 1");
+  EXPECT_EQ(load_saved_config_text(read_manifest(v1).config_yaml, v1).model.n_heads, 2);
+  std::string m = read_text(v1 + "/manifest.yaml");
+  ASSERT_NE(m.find("attention: diff"), std::string::npos);
+  m.replace(m.find("attention: diff"), 15, "attention: standard");
+  write_text(v1 + "/manifest.yaml", m);
+  const ModelConfig c = load_saved_config_text(read_manifest(v1).config_yaml, v1).model;
+  EXPECT_EQ(c.attention, AttentionKind::Standard);
+  EXPECT_EQ(c.n_heads, 4);
+  EXPECT_EQ(c.n_kv_heads, 4);
+  EXPECT_EQ(c.head_dim(), 8);  // d_model 32 / 4: the 2 × 2 heads of 8 it ran
+  // A version of the future is refused by name.
+  const std::string v9 = edited_copy(v1, "v9", "version: 1", "version: 9");
+  expect_one_line_naming(resume_error(*make_trainer({.ck_dir = root_ + "/ck9"}), v9), {"version 9", "not supported"});
+}
+
 TEST_F(CheckpointTest, ResumeAutoWithoutCheckpointsStartsFresh) {
   fs::create_directories(root_ + "/empty");
   for (const std::string dir : {root_ + "/empty", root_ + "/does_not_exist"}) {

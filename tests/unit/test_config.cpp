@@ -106,11 +106,19 @@ TEST(ConfigShipped, Diff3bMatchesThePaperRecipe) {
   EXPECT_DOUBLE_EQ(c.train.min_lr, 1.28e-5);
 }
 
-TEST(ConfigShipped, Transformer3bDiffersFromDiff3bOnlyInAttentionAndPaths) {
+// The paper's baseline: 24 softmax heads of 128, where DIFF-3B has 12
+// differential heads of two 128-wide sub-heads (the same parameter shapes).
+TEST(ConfigShipped, Transformer3bDiffersFromDiff3bOnlyInAttentionHeadsAndPaths) {
   auto diff = dt::load_config_file(kConfigs + "/diff-3b.yaml");
   auto std3b = dt::load_config_file(kConfigs + "/transformer-3b.yaml");
   EXPECT_EQ(std3b.model.attention, dt::AttentionKind::Standard);
+  EXPECT_EQ(std3b.model.n_heads, 24);
+  EXPECT_EQ(std3b.model.n_kv_heads, 24);
+  EXPECT_EQ(std3b.model.head_dim(), 128);
+  EXPECT_EQ(std3b.model.kv_dim(), diff.model.kv_dim());
   std3b.model.attention = diff.model.attention;
+  std3b.model.n_heads = diff.model.n_heads;
+  std3b.model.n_kv_heads = diff.model.n_kv_heads;
   std3b.train.run_dir = diff.train.run_dir;
   std3b.checkpoint.dir = diff.checkpoint.dir;
   std3b.source = diff.source;
@@ -203,6 +211,12 @@ TEST(ConfigErrors, OutOfRangeValuesNameTheKey) {
 TEST(ConfigErrors, HeadDimMustBeAnInteger) {
   expect_set_error("model.n_heads=3", "model.n_heads",
                    "d_model 128 is not divisible by 2*n_heads=6 (head_dim = d_model/(2*n_heads) must be an integer)");
+  // Standard attention counts its own heads: d = D / H.
+  expect_error(kMinimal, {"model.attention=standard", "model.n_heads=3", "model.n_kv_heads=1"}, "model.n_heads",
+               "d_model 128 is not divisible by n_heads=3 (head_dim = d_model/n_heads must be an integer)");
+  const auto standard = load(kMinimal, {"model.attention=standard", "model.n_heads=4", "model.n_kv_heads=2"});
+  EXPECT_EQ(standard.model.head_dim(), 32);
+  EXPECT_EQ(standard.model.kv_dim(), 64);
 }
 
 TEST(ConfigErrors, HeadDimMustBeEvenForRope) {
