@@ -17,6 +17,7 @@
 #include <mpi.h>
 
 #include "comm/mpi_communicator.hpp"
+#include "core/config_schema.hpp"
 #include "core/error.hpp"
 #include "kernels/gemm_peak.hpp"
 #include "model/registry.hpp"
@@ -68,7 +69,7 @@ int main(int argc, char** argv) {
     const double gflops = tok_s * flops_per_token / 1e9;
     if (rank != 0) return 0;
     std::printf("\n%s: %s attention, %lld matmul params, %.1f MFLOP/token, %lld tokens/step\n", path.c_str(),
-                cfg.model.attention == dt::AttentionKind::Diff ? "diff" : "standard",
+                dt::config_schema::choice_name(dt::config_schema::kAttention, cfg.model.attention),
                 (long long)dt::matmul_param_count(cfg.model), flops_per_token / 1e6, (long long)tokens_per_step);
     std::printf("tokens/s: %.1f\nachieved: %.1f GFLOP/s\nMFU: %.1f%% of %.1f GFLOP/s\n", tok_s, gflops,
                 100.0 * gflops / peak, peak);

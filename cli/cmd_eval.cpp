@@ -130,7 +130,7 @@ void write_outputs(const std::string& out, const EvalModel& em, const EvalArgs& 
   plot.y_label = "Cumulative average NLL (nats)";
   plot.log_x = true;
   Series s;
-  s.label = std::string(em.config.model.attention == AttentionKind::Diff ? "DIFF" : "Transformer") + ", " +
+  s.label = std::string(model_kind_name(em.config.model.attention, true)) + ", " +
             std::to_string(r.windows) + " windows";
   for (int p = 1; p <= T; ++p) s.x.push_back(p), s.y.push_back(cum[p - 1]);
   plot.series.push_back(std::move(s));

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config_schema.hpp"
 #include "core/error.hpp"
 #include "cli/cli_args.hpp"
 #include "cli/commands.hpp"
@@ -30,7 +31,8 @@ double layer_lambda(const std::vector<float>& q1, const std::vector<float>& k1, 
 void print_lambdas(const CheckpointModel& cm) {
   const ModelConfig& m = cm.config.model;
   if (m.attention != AttentionKind::Diff) {
-    std::printf("lambda: none (standard attention)\n");
+    std::printf("lambda: %s\n", m.attention == AttentionKind::DiffV2 ? "per token, from lambda_proj (diff_v2)"
+                                                                       : "none (standard attention)");
     return;
   }
   std::printf("lambda (per layer, in double: exp(lambda_q1.lambda_k1) - exp(lambda_q2.lambda_k2) + lambda_init):\n");
@@ -100,7 +102,7 @@ int cmd_inspect(int argc, char** argv) {
               man.files.size());
   std::printf("model: attention %s  vocab %lld  d_model %d  layers %d  heads %d  kv heads %d  head_dim %d  "
               "ffn %d  rope_theta %g  tie_embeddings %s\n",
-              m.attention == AttentionKind::Diff ? "diff" : "standard", static_cast<long long>(m.vocab_size),
+              config_schema::choice_name(config_schema::kAttention, m.attention), static_cast<long long>(m.vocab_size),
               m.d_model, m.n_layers, m.n_heads, m.n_kv_heads, m.head_dim(), m.ffn_hidden, m.rope_theta,
               m.tie_embeddings ? "true" : "false");
   std::printf("train: seq_len %d  batch %lld  seed %llu\n", t.seq_len, static_cast<long long>(t.batch_size),

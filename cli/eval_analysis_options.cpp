@@ -92,7 +92,7 @@ void check_analysis_args(const AnalysisArgs& a, const std::vector<std::string>& 
 std::vector<std::string> run_analyses(const EvalModel& em, const AnalysisArgs& a, const std::vector<std::string>& data,
                                       int seq_len, const std::string& out) {
   const Transformer& model = *em.model;
-  const std::string label = std::string(em.config.model.attention == AttentionKind::Diff ? "DIFF" : "Transformer") +
+  const std::string label = std::string(model_kind_name(em.config.model.attention, true)) +
                             ", step " + std::to_string(em.step);
   std::vector<std::string> wrote;
   std::unique_ptr<Tokenizer> tok;

@@ -13,6 +13,18 @@ namespace dt {
 // λ_init = 0.8 − 0.6·exp(−0.3·l), l the 0-based layer index (DESIGN §2).
 double ModelConfig::lambda_init(int layer) { return 0.8 - 0.6 * std::exp(-0.3 * layer); }
 
+const char* model_kind_name(AttentionKind kind, bool short_name) {
+  switch (kind) {
+    case AttentionKind::Diff:
+      return short_name ? "DIFF" : "DIFF Transformer";
+    case AttentionKind::Standard:
+      return "Transformer";
+    case AttentionKind::DiffV2:
+      return short_name ? "DIFF V2" : "DIFF V2 Transformer";
+  }
+  return "?";
+}
+
 // A token budget that is not a whole number of batches rounds up: the last
 // step is a full batch, so a run sees at least max_tokens tokens.
 int64_t Config::total_steps() const {

@@ -7,7 +7,10 @@
 
 namespace dt {
 
-enum class AttentionKind { Diff, Standard };
+// diff: DIFF Transformer; standard: the baseline; diff_v2: DIFF V2 (DESIGN §2).
+enum class AttentionKind { Diff, Standard, DiffV2 };
+// "DIFF Transformer", "Transformer", "DIFF V2 Transformer"; short: "DIFF", "Transformer", "DIFF V2".
+const char* model_kind_name(AttentionKind kind, bool short_name = false);
 // Activation recomputation: what the backward recomputes instead of storing.
 enum class Recompute { None, Attention, Full };
 
@@ -15,7 +18,8 @@ struct ModelConfig {
   int64_t vocab_size = 0;   // padded vocabulary V
   int d_model = 0;          // D
   int n_layers = 0;         // L
-  int n_heads = 0;          // H: heads of the model's kind (diff: differential heads of two sub-heads)
+  int n_heads = 0;          // H: heads of the model's kind (diff: differential heads of two sub-heads;
+                            // diff_v2: output heads, each of two query heads)
   int n_kv_heads = 0;       // KV (H % KV == 0), counted like n_heads
   int ffn_hidden = 0;       // Fh
   double rope_theta = 10000.0;
@@ -30,6 +34,8 @@ struct ModelConfig {
   int maps_per_head() const { return attention == AttentionKind::Diff ? 2 : 1; }
   int head_dim() const { return d_model / (maps_per_head() * n_heads); }  // d = D/(2H) diff, D/H standard
   int kv_dim() const { return maps_per_head() * n_kv_heads * head_dim(); }  // rows of Wk and Wv
+  // Rows of Wq: D, or 2D for diff_v2 (2H query heads of D/H).
+  int q_dim() const { return attention == AttentionKind::DiffV2 ? 2 * d_model : d_model; }
   // λ_init = 0.8 − 0.6·exp(−0.3·l), l 0-based (DESIGN §2).
   static double lambda_init(int layer);
   friend bool operator==(const ModelConfig&, const ModelConfig&) = default;

@@ -14,8 +14,8 @@ struct Choice {
   const char* name;
   E value;
 };
-constexpr Choice<AttentionKind> kAttention[] = {{"diff", AttentionKind::Diff},
-                                                {"standard", AttentionKind::Standard}};
+constexpr Choice<AttentionKind> kAttention[] = {
+    {"diff", AttentionKind::Diff}, {"standard", AttentionKind::Standard}, {"diff_v2", AttentionKind::DiffV2}};
 constexpr Choice<Recompute> kRecompute[] = {
     {"none", Recompute::None}, {"attention", Recompute::Attention}, {"full", Recompute::Full}};
 constexpr Choice<LrDecay> kDecay[] = {

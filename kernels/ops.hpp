@@ -189,4 +189,12 @@ void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, const D
 void diff_combine_backward(Tensor dpre, Tensor dg_sub, const DiffLambdaGrads& dlam, Tensor dout, Tensor o1,
                            Tensor o2, Tensor rstd, const DiffLambda& lam, Tensor g_sub);
 
+// ---- DIFF V2 combine (DESIGN §2, diff_v2) ---------------------------------------
+// o (B,T,2H,d): attention over 2H query heads; lam (B·T,H): λ before the sigmoid.
+// out (B,T,H,d) = o[.., 2h, :] − σ(lam[.., h])·o[.., 2h+1, :]
+void diff_v2_combine_forward(Tensor out, Tensor o, Tensor lam);
+// Overwrites d_o (B,T,2H,d): d_o[2h] = dout[h], d_o[2h+1] = −σ·dout[h]; and
+// dlam (B·T,H) = −σ(1 − σ)·⟨dout[h], o[2h+1]⟩ (σ = σ(lam)).
+void diff_v2_combine_backward(Tensor d_o, Tensor dlam, Tensor dout, Tensor o, Tensor lam);
+
 }  // namespace dt::ops

@@ -99,11 +99,15 @@ void Transformer::cp_attention_backward(LayerActs& A, int l, Tensor d_att) {
   // Gradient of the merged attention output(s). λ stays on the op's device: the
   // combine backward adds the λ-vector gradients itself, and the block backward
   // scales map 2's gradient by −λ.
-  Tensor dO = d_att.view({B, T, g.heads, g.dv});
+  // diff_v2: the combine's backward gives the gradient of the 2Hl heads' output and dλ.
+  Tensor dO = d_att.view({B, T, g.out_heads, g.out_cols() / g.out_heads});
   const DiffLambda lam{W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(l))};
   if (diff) {
     diff_combine_backward(ring_.dpre, G.subln, {G.lq1, G.lk1, G.lq2, G.lk2}, dO, A.diff.o1, A.diff.o2, A.diff.rstd,
                           lam, W.subln);
+    dO = ring_.dpre;
+  } else if (cfg_.attention == AttentionKind::DiffV2) {
+    diff_v2_combine_backward(ring_.dpre, dlam_, d_att, A.o, A.lam);
     dO = ring_.dpre;
   }
   fill_zero(dq_);

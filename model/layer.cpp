@@ -13,8 +13,9 @@ using namespace ops;
 
 AttnGeometry attn_geometry(const ModelConfig& c, int tp) {
   const int64_t H = c.n_heads / tp, KV = c.n_kv_heads / tp, d = c.head_dim();
-  if (c.attention == AttentionKind::Diff) return {2, H, KV, d, 2 * d};
-  return {1, H, KV, d, d};
+  if (c.attention == AttentionKind::Diff) return {2, H, KV, d, 2 * d, H};
+  if (c.attention == AttentionKind::DiffV2) return {1, 2 * H, KV, d, d, H};
+  return {1, H, KV, d, d, H};
 }
 
 // diff keeps both maps for the combine; standard attention's single map is
@@ -22,6 +23,8 @@ AttnGeometry attn_geometry(const ModelConfig& c, int tp) {
 void attention_map_outputs(const LayerCtx& c, LayerActs& A, Tensor O[2], Tensor L[2]) {
   if (c.g.maps == 2) {
     O[0] = A.diff.o1, O[1] = A.diff.o2, L[0] = A.diff.lse1, L[1] = A.diff.lse2;
+  } else if (c.cfg->attention == AttentionKind::DiffV2) {
+    O[0] = A.o, L[0] = A.lse;
   } else {
     O[0] = A.att.view({c.B, c.T, c.g.heads, c.g.dv}), L[0] = A.lse;
   }
@@ -33,8 +36,10 @@ DiffLambda lambda_of(const LayerWeights& W, int layer) {
   return {W.lq1, W.lk1, W.lq2, W.lk2, float(ModelConfig::lambda_init(layer))};
 }
 
-// The heads' outputs from the maps' outputs. diff: out = RMSNorm(o1 − λ·o2; g_sub)·(1 − λ_init).
+// The heads' outputs from the maps' outputs. diff: out = RMSNorm(o1 − λ·o2; g_sub)·(1 − λ_init);
+// diff_v2: out_h = o_2h − σ(λ_h)·o_2h+1 with λ (N,Hl) from the λ projection.
 void combine_maps(const LayerCtx& c, const LayerWeights& W, LayerActs& A) {
+  if (c.cfg->attention == AttentionKind::DiffV2) diff_v2_combine_forward(A.att, A.o, A.lam);
   if (c.cfg->attention != AttentionKind::Diff) return;
   diff_combine_forward(A.att.view({c.B, c.T, c.g.heads, c.g.dv}), A.diff.rstd, A.diff.o1, A.diff.o2,
                        lambda_of(W, c.layer), W.subln, float(c.cfg->norm_eps));
@@ -43,11 +48,16 @@ void combine_maps(const LayerCtx& c, const LayerWeights& W, LayerActs& A) {
 // Training: maps and combine in one fused kernel that saves the backward's state.
 void fused_attention(const LayerCtx& c, const LayerWeights& W, LayerActs& A) {
   const int64_t B = c.B, T = c.T;
-  const Tensor out = A.att.view({B, T, c.g.heads, c.g.dv}), v = A.v.view({B, T, c.g.kv, c.g.dv});
-  if (c.cfg->attention == AttentionKind::Diff)
-    diff_attention_forward(out, A.diff, A.q, A.k, v, lambda_of(W, c.layer), W.subln, float(c.cfg->norm_eps));
-  else
-    ops::attention_forward(out, A.lse, A.q, A.k, v);
+  const Tensor v = A.v.view({B, T, c.g.kv, c.g.dv});
+  if (c.cfg->attention == AttentionKind::Diff) {
+    diff_attention_forward(A.att.view({B, T, c.g.heads, c.g.dv}), A.diff, A.q, A.k, v, lambda_of(W, c.layer),
+                           W.subln, float(c.cfg->norm_eps));
+  } else if (c.cfg->attention == AttentionKind::DiffV2) {
+    ops::attention_forward(A.o, A.lse, A.q, A.k, v);
+    combine_maps(c, W, A);
+  } else {
+    ops::attention_forward(A.att.view({B, T, c.g.heads, c.g.dv}), A.lse, A.q, A.k, v);
+  }
 }
 
 // Queries of positions p .. p+n−1 against every cached key 0 .. p+n−1, by the
@@ -142,6 +152,7 @@ void attention_sublayer_forward(const LayerCtx& c, const LayerWeights& W, LayerA
   column_parallel_forward(A.q.view({N, g.q_cols()}), A.ln1, W.wq);
   column_parallel_forward(k.view({N, g.k_cols()}), A.ln1, W.wk);
   column_parallel_forward(v, A.ln1, W.wv);
+  if (c.cfg->attention == AttentionKind::DiffV2) column_parallel_forward(A.lam, A.ln1, W.wlam);
   rope_forward(A.q, c.rope);
   rope_forward(k, c.rope);
   if (c.cache) {
@@ -190,10 +201,11 @@ void SequenceBuffers::alloc(Arena& a, const ModelConfig& c, int64_t n) {
   ln_ = a.alloc_f32({n, D});
   rstd_ = a.alloc_f32({n});
   q_ = a.alloc_f32({n, g_.q_cols()});
-  att_ = a.alloc_f32({n, D});
+  att_ = a.alloc_f32({n, g_.out_cols()});
+  lam_ = a.alloc_f32({n, g_.out_heads});
   for (int m = 0; m < 2; ++m) {
-    o_[m] = a.alloc_f32({n, D});
-    bo_[m] = a.alloc_f32({n, D});
+    o_[m] = a.alloc_f32({n, g_.heads * g_.dv});
+    bo_[m] = a.alloc_f32({n, g_.heads * g_.dv});
     lse_[m] = a.alloc_f32({g_.heads * n});
     blse_[m] = a.alloc_f32({g_.heads * n});
   }
@@ -215,6 +227,8 @@ LayerActs SequenceBuffers::acts(int64_t n) const {
   A.att = att_.slice0(0, n);
   A.diff.o1 = o_[0].slice0(0, n).view({1, n, heads, dv});
   A.diff.o2 = o_[1].slice0(0, n).view({1, n, heads, dv});
+  A.o = A.diff.o1;
+  A.lam = lam_.slice0(0, n);
   A.diff.lse1 = A.lse = lse(lse_[0]);
   A.diff.lse2 = lse(lse_[1]);
   A.diff.rstd = Tensor(sub_rstd_.ptr, DType::F32, {1, n, heads}, sub_rstd_.device);

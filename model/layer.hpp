@@ -28,18 +28,20 @@
 namespace dt {
 
 // Attention as the block ops see it on one tp rank: `maps` softmax maps per
-// output head share one V head. diff: Hl heads of 2 maps, dv = 2d;
-// standard: Hl heads of 1 map, dv = d (d = D/H). Either way heads·dv = D/tp.
+// head share one V head. diff: Hl heads of 2 maps, dv = 2d; standard: Hl
+// heads of 1 map, dv = d (d = D/H); diff_v2: 2Hl heads of 1 map, dv = d
+// (d = D/H), combined in pairs into Hl output heads. Output heads·dv = D/tp.
 struct AttnGeometry {
   int maps = 1;
-  int64_t heads = 0, kv = 0;  // output heads; V heads (kv head g serves heads g·heads/kv ..)
+  int64_t heads = 0, kv = 0;  // heads of the block ops; V heads (kv head g serves heads g·heads/kv ..)
   int64_t d = 0, dv = 0;      // q/k head size; V head size
+  int64_t out_heads = 0;      // heads after the combine (diff_v2: heads / 2; else heads)
   int64_t q_heads() const { return heads * maps; }    // q (B,T,q_heads,d): sub-heads 2h, 2h+1 for diff
   int64_t k_heads() const { return kv * maps; }       // k (B,T,k_heads,d)
   int64_t q_cols() const { return q_heads() * d; }    // rows of Wq
   int64_t k_cols() const { return k_heads() * d; }    // rows of Wk
   int64_t v_cols() const { return kv * dv; }          // rows of Wv
-  int64_t out_cols() const { return heads * dv; }     // the heads' output, columns of Wo
+  int64_t out_cols() const { return out_heads * dv; } // the heads' output, columns of Wo
 };
 AttnGeometry attn_geometry(const ModelConfig& c, int tp = 1);
 
@@ -47,6 +49,7 @@ AttnGeometry attn_geometry(const ModelConfig& c, int tp = 1);
 struct LayerWeights {
   Tensor attn_norm, wq, wk, wv, wo;   // (D) (Dl,D) (kvl,D) (kvl,D) (D,Dl); Dl = D/tp, kvl = 2·KV·d/tp
   Tensor lq1, lk1, lq2, lk2, subln;   // (d) ×4, (2d); diff attention only
+  Tensor wlam;                        // (Hl,D) diff_v2's λ projection only
   Tensor mlp_norm, w1, w2, w3;        // (D) (Fl,D) (D,Fl) (Fl,D); Fl = Fh/tp
 };
 
@@ -59,7 +62,8 @@ struct LayerActs {
   Tensor q, k, v;      // (B,T,q_heads,d), (B,T,k_heads,d), v (N,v_cols), after RoPE; k, v unused with a cache
   Tensor att;          // (N,Dl) attention output before Wo
   ops::DiffAttnCache diff;  // diff: the maps' outputs o1, o2 (B,T,Hl,2d), lse1, lse2 (B,Hl,T), rstd (B,T,Hl)
-  Tensor lse;          // (B,Hl,T) standard attention
+  Tensor lse;          // (B,heads,T) standard attention and diff_v2
+  Tensor o, lam;       // diff_v2: attention output (B,T,2Hl,d) before the combine; λ (N,Hl) before σ
   Tensor xm;           // (N,D) residual after attention
   Tensor ln2, rstd2;   // (N,D), (N)
   Tensor h1, h3, act;  // (N,Fl)
@@ -152,7 +156,7 @@ struct SequenceBuffers {
 
  private:
   AttnGeometry g_;
-  Tensor tokens_, rope_, ln_, rstd_, q_, att_, o_[2], lse_[2], bo_[2], blse_[2], sub_rstd_, h1_, h3_, act_;
+  Tensor tokens_, rope_, ln_, rstd_, q_, att_, lam_, o_[2], lse_[2], bo_[2], blse_[2], sub_rstd_, h1_, h3_, act_;
 };
 
 }  // namespace dt

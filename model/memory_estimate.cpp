@@ -97,6 +97,7 @@ TransformerBytes transformer_bytes(const ModelConfig& m, int64_t micro_batch, in
     } else {
       a.add(f32, {B, H, T});  // lse
     }
+    if (m.attention == AttentionKind::DiffV2) a.add(act, {B, T, H, g.dv}), a.add(act, {N, g.out_heads});  // o, lam
   };
   auto mlp_part = [&](ArenaSize& a) {
     a.add(act, {N, D}), a.add(act, {N, D}), a.add(f32, {N});                     // xm, ln2, rstd2
@@ -129,6 +130,7 @@ TransformerBytes transformer_bytes(const ModelConfig& m, int64_t micro_batch, in
   for (int i = 0; i < 3; ++i) acts.add(act, {N, Fl});  // dact, dh1, dh3
   acts.add(act, {B, T, g.q_heads(), d}), acts.add(act, {B, T, g.k_heads(), d});  // dq, dk
   acts.add(act, {N, g.v_cols()});                                               // dv
+  if (m.attention == AttentionKind::DiffV2) acts.add(act, {B, T, H, g.dv}), acts.add(act, {N, g.out_heads});  // d_o, dlam
   r.activations = acts.used;
   return r;
 }

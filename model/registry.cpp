@@ -44,7 +44,7 @@ std::vector<ParamSpec> layer_params(const ModelConfig& m, int l) {
   const std::string pre = "layers." + std::to_string(l) + ".";
   std::vector<ParamSpec> r;
   add(r, pre + "attn_norm.weight", {D}, TpSplit::Replicated, l, false, 0);
-  add(r, pre + "attn.q_proj.weight", {D, D}, TpSplit::DiffHeadRows, l, true, std_);
+  add(r, pre + "attn.q_proj.weight", {m.q_dim(), D}, TpSplit::HeadRows, l, true, std_);
   add(r, pre + "attn.k_proj.weight", {KVd, D}, TpSplit::KvHeadRows, l, true, std_);
   add(r, pre + "attn.v_proj.weight", {KVd, D}, TpSplit::KvHeadRows, l, true, std_);
   add(r, pre + "attn.out_proj.weight", {D, D}, TpSplit::Columns, l, true, std_out);
@@ -54,6 +54,9 @@ std::vector<ParamSpec> layer_params(const ModelConfig& m, int l) {
       add(r, pre + "attn." + v, {d}, TpSplit::Replicated, l, false, 0.1, true);
     add(r, pre + "attn.subln.weight", {2 * d}, TpSplit::Replicated, l, false, 0, true);
   }
+  // diff_v2: λ[t, h] = x_t · W_λ[h] per token and head; rows split over tp with q's heads.
+  if (m.attention == AttentionKind::DiffV2)
+    add(r, pre + "attn.lambda_proj.weight", {m.n_heads, D}, TpSplit::HeadRows, l, true, std_);
   add(r, pre + "mlp_norm.weight", {D}, TpSplit::Replicated, l, false, 0);
   add(r, pre + "mlp.w1.weight", {F, D}, TpSplit::FfnRows, l, true, std_);
   add(r, pre + "mlp.w2.weight", {D, F}, TpSplit::Columns, l, true, std_out);
@@ -97,7 +100,7 @@ TpSlice tp_slice(const ParamSpec& p, int tp_rank, int tp) {
   switch (p.split) {
     case TpSplit::Replicated:
       break;
-    case TpSplit::DiffHeadRows:  // whole heads are contiguous rows, so every split is a row range
+    case TpSplit::HeadRows:  // whole heads are contiguous rows, so every split is a row range
     case TpSplit::KvHeadRows:
     case TpSplit::FfnRows:
     case TpSplit::VocabRows:
@@ -114,15 +117,17 @@ TpSlice tp_slice(const ParamSpec& p, int tp_rank, int tp) {
 
 int64_t matmul_param_count(const ModelConfig& m) {
   const int64_t D = m.d_model, F = m.ffn_hidden, KVd = m.kv_dim();
-  const int64_t per_layer = 2 * D * D + 2 * KVd * D + 3 * F * D;
+  const int64_t lambda_proj = m.attention == AttentionKind::DiffV2 ? int64_t(m.n_heads) * D : 0;
+  const int64_t per_layer = int64_t(m.q_dim()) * D + D * D + 2 * KVd * D + lambda_proj + 3 * F * D;
   return m.n_layers * per_layer + m.vocab_size * D;
 }
 
 double train_flops_per_token(const ModelConfig& m, int seq_len) {
-  // Scores and probabilities·V each cost 2·T·(2H·d) = 2·T·D multiply-adds per
-  // token for both attention kinds (diff: 2H maps of d for QKᵀ, H heads of 2d
-  // for PV); the causal mask halves the average T. Backward is twice forward.
-  const double attn_fwd = m.n_layers * 2.0 * 2.0 * double(seq_len) * m.d_model / 2.0;
+  // Scores and probabilities·V each cost 2·T·q_dim multiply-adds per token:
+  // q_dim = D for diff (2H maps of d for QKᵀ, H heads of 2d for PV) and
+  // standard, 2D for diff_v2 (2H query heads of D/H); the causal mask halves
+  // the average T. Backward is twice forward.
+  const double attn_fwd = m.n_layers * 2.0 * 2.0 * double(seq_len) * m.q_dim() / 2.0;
   return 6.0 * double(matmul_param_count(m)) + 3.0 * attn_fwd;
 }
 

@@ -15,7 +15,7 @@ namespace dt {
 
 enum class TpSplit {
   Replicated,    // norms, λ vectors, g_sub
-  DiffHeadRows,  // Wq: rows in units of one differential head (2d rows)
+  HeadRows,      // Wq, diff_v2's W_λ: rows in units of one head (of the model's kind)
   KvHeadRows,    // Wk, Wv: rows in units of one kv head (2d rows)
   FfnRows,       // W1, W3: rows
   Columns,       // Wo, W2: input columns (row-parallel linear)

@@ -66,6 +66,7 @@ static Tensor& weight_field(Weights& w, const ParamSpec& p, int first_layer) {
       {"attn.out_proj.weight", &LayerWeights::wo},     {"attn.lambda_q1", &LayerWeights::lq1},
       {"attn.lambda_k1", &LayerWeights::lk1},          {"attn.lambda_q2", &LayerWeights::lq2},
       {"attn.lambda_k2", &LayerWeights::lk2},          {"attn.subln.weight", &LayerWeights::subln},
+      {"attn.lambda_proj.weight", &LayerWeights::wlam},
       {"mlp_norm.weight", &LayerWeights::mlp_norm},    {"mlp.w1.weight", &LayerWeights::w1},
       {"mlp.w2.weight", &LayerWeights::w2},            {"mlp.w3.weight", &LayerWeights::w3}};
   if (p.name == "embed.weight") return w.embed;
@@ -105,7 +106,7 @@ void Transformer::build_acts(Arena& a) {
   auto act = [&](std::initializer_list<int64_t> dims) { return a.alloc(act_, dims); };
   const AttnGeometry& g = geom_;
   const int64_t B = B_, T = T_, N = B * T, D = cfg_.d_model, d = g.d;
-  const bool diff = cfg_.attention == AttentionKind::Diff;
+  const bool diff = cfg_.attention == AttentionKind::Diff, v2 = cfg_.attention == AttentionKind::DiffV2;
   const Recompute rc = cfg_.recompute;
   auto attention_part = [&](LayerActs& L) {
     L.ln1 = act({N, D});
@@ -122,6 +123,10 @@ void Transformer::build_acts(Arena& a) {
       L.diff.rstd = a.alloc_f32({B, T, g.heads});
     } else {
       L.lse = a.alloc_f32({B, g.heads, T});
+    }
+    if (v2) {
+      L.o = act({B, T, g.heads, g.dv});
+      L.lam = act({N, g.out_heads});
     }
   };
   auto mlp_part = [&](LayerActs& L) {
@@ -178,6 +183,8 @@ void Transformer::build_acts(Arena& a) {
   dq_ = act({B, T, g.q_heads(), d});
   dk_ = act({B, T, g.k_heads(), d});
   dv_ = act({N, g.v_cols()});
+  d_o_ = dlam_ = {};
+  if (v2) d_o_ = act({B, T, g.heads, g.dv}), dlam_ = act({N, g.out_heads});
 }
 
 // The matrices the GEMMs read (registry: has_compute_copy): on CUDA a bf16

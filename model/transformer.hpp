@@ -176,6 +176,7 @@ class Transformer {
   CpRing ring_;  // context-parallel ring buffers (cp > 1)
   // Backward scratch, shared by all layers and slots.
   Tensor dx_, dout_, dln_, dtmp_, dact_, dh1_, dh3_, dq_, dk_, dv_;
+  Tensor d_o_, dlam_;  // diff_v2: d loss/d(attention output) (B,T,2Hl,d) and /dλ (N,Hl)
 };
 
 }  // namespace dt

@@ -64,6 +64,10 @@ void Transformer::attention_backward(SlotActs& S, int l, Tensor d_att) {
     diff_attention_backward(dq_, dk_, dv_.view({B, T, g.kv, g.dv}), {G.lq1, G.lk1, G.lq2, G.lk2}, G.subln,
                             d_att.view({B, T, g.heads, g.dv}), A.q, A.k, A.v.view({B, T, g.kv, g.dv}), lam, W.subln,
                             A.diff, float(cfg_.norm_eps));
+  } else if (cfg_.attention == AttentionKind::DiffV2) {
+    diff_v2_combine_backward(d_o_, dlam_, d_att, A.o, A.lam);
+    ops::attention_backward(dq_, dk_, dv_.view({B, T, g.kv, g.dv}), d_o_, A.q, A.k, A.v.view({B, T, g.kv, g.dv}),
+                            A.o, A.lse);
   } else {
     ops::attention_backward(dq_, dk_, dv_.view({B, T, g.kv, g.dv}), d_att.view({B, T, g.heads, g.dv}), A.q, A.k,
                             A.v.view({B, T, g.kv, g.dv}), A.att.view({B, T, g.heads, g.dv}), A.lse);
@@ -74,6 +78,7 @@ void Transformer::attention_backward(SlotActs& S, int l, Tensor d_att) {
   column_parallel_backward(dln_, G.wq, dq_.view({N, g.q_cols()}), A.ln1, W.wq, false);
   column_parallel_backward(dln_, G.wk, dk_.view({N, g.k_cols()}), A.ln1, W.wk, true);
   column_parallel_backward(dln_, G.wv, dv_, A.ln1, W.wv, true);
+  if (cfg_.attention == AttentionKind::DiffV2) column_parallel_backward(dln_, G.wlam, dlam_, A.ln1, W.wlam, true);
   column_parallel_input_grad_sum(tp_, dln_);
 }
 

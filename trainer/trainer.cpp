@@ -138,7 +138,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   if (is_logger()) {
     int64_t nparams = 0;
     for (const ParamSpec& p : param_registry(cfg_.model)) nparams += p.numel();
-    log_info("model: ", cfg_.model.attention == AttentionKind::Diff ? "DIFF Transformer" : "Transformer", ", ",
+    log_info("model: ", model_kind_name(cfg_.model.attention), ", ",
              nparams, " parameters, ", cfg_.model.n_layers, " layers, d_model ", cfg_.model.d_model, ", ",
              train_flops_per_token(cfg_.model, T) / 1e6, " MFLOP/token");
     log_info("layout: tp ", shape.tp, " × pp ", shape.pp, " × dp ", shape.dp, cfg_.parallel.zero ? " (ZeRO-1)" : "",

@@ -76,6 +76,9 @@ void diff_combine_forward(Tensor out, Tensor rstd, Tensor o1, Tensor o2, const o
 void diff_combine_backward(Tensor dpre, Tensor dg_sub, const ops::DiffLambdaGrads& dlam, Tensor dout, Tensor o1,
                            Tensor o2, Tensor rstd, const ops::DiffLambda& lam, Tensor g_sub);
 
+void diff_v2_combine_forward(Tensor out, Tensor o, Tensor lam);
+void diff_v2_combine_backward(Tensor d_o, Tensor dlam, Tensor dout, Tensor o, Tensor lam);
+
 // Achieved bf16 GEMM throughput (TFLOP/s) of cuBLASLt on an n×n×n product, the
 // peak against which benchmarks report MFU.
 double measure_gemm_tflops(int device, int n);

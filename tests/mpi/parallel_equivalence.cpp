@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
       const char* attention;
       int kv;
     };
-    for (const Case& c : {Case{"diff", 4}, Case{"standard", 4}, Case{"diff", 2}}) {
+    for (const Case& c : {Case{"diff", 4}, Case{"standard", 4}, Case{"diff", 2}, Case{"diff_v2", 2}}) {
       if (c.kv % tp != 0) continue;  // GQA with 2 kv heads splits over tp ≤ 2
       if (cp > 1 && std::string(c.attention) == "standard" && tp > 1) continue;  // keep the cp runs short
       Trainer ref(load_config_text(tiny_yaml(c.attention, c.kv, {}, steps, data, "", shape)), MPI_COMM_SELF);

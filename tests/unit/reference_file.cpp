@@ -38,7 +38,11 @@ ReferenceFile::ReferenceFile(const std::string& path) {
   cfg_.ffn_hidden = std::stoi(json_value(json, "ffn_hidden"));
   cfg_.rope_theta = std::stod(json_value(json, "rope_theta"));
   cfg_.norm_eps = std::stod(json_value(json, "norm_eps"));
-  cfg_.attention = json_value(json, "attention") == "diff" ? AttentionKind::Diff : AttentionKind::Standard;
+  const std::string kind = json_value(json, "attention");
+  if (kind == "diff") cfg_.attention = AttentionKind::Diff;
+  else if (kind == "diff_v2") cfg_.attention = AttentionKind::DiffV2;
+  else if (kind == "standard") cfg_.attention = AttentionKind::Standard;
+  else throw std::runtime_error(path + ": unknown attention '" + kind + "'");
   cfg_.tie_embeddings = json_value(json, "tie_embeddings") == "true";
   if (std::stoi(json_value(json, "head_dim")) != cfg_.head_dim())
     throw std::runtime_error("head_dim in " + path +

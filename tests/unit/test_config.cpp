@@ -217,6 +217,14 @@ TEST(ConfigErrors, HeadDimMustBeAnInteger) {
   const auto standard = load(kMinimal, {"model.attention=standard", "model.n_heads=4", "model.n_kv_heads=2"});
   EXPECT_EQ(standard.model.head_dim(), 32);
   EXPECT_EQ(standard.model.kv_dim(), 64);
+  // DIFF V2: H output heads of d = D/H, 2H query heads (Wq has 2D rows), KV kv heads of d.
+  const auto v2 = load(kMinimal, {"model.attention=diff_v2", "model.n_heads=4", "model.n_kv_heads=2"});
+  EXPECT_EQ(v2.model.attention, dt::AttentionKind::DiffV2);
+  EXPECT_EQ(v2.model.head_dim(), 32);
+  EXPECT_EQ(v2.model.q_dim(), 256);
+  EXPECT_EQ(v2.model.kv_dim(), 64);
+  expect_error(kMinimal, {"model.attention=diff_v2", "model.n_heads=3", "model.n_kv_heads=1"}, "model.n_heads",
+               "d_model 128 is not divisible by n_heads=3");
 }
 
 TEST(ConfigErrors, HeadDimMustBeEvenForRope) {
@@ -243,7 +251,7 @@ TEST(ConfigErrors, WarmupMustFitInTheRun) {
 }
 
 TEST(ConfigErrors, UnknownEnumValueListsTheChoices) {
-  expect_set_error("model.attention=linear", "model.attention", "diff or standard");
+  expect_set_error("model.attention=linear", "model.attention", "diff, standard or diff_v2");
   expect_set_error("train.decay=step", "train.decay", "linear, cosine or constant");
   expect_set_error("runtime.device=tpu", "runtime.device", "cpu or cuda");
 }

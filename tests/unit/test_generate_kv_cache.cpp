@@ -55,6 +55,7 @@ void make_attention_matter(Transformer& m) {
   Weights w = m.weights();
   for (LayerWeights& L : w.layers) {
     scale(L.wq, 12.f), scale(L.wk, 12.f), scale(L.wo, 20.f), scale(L.w2, 20.f);
+    if (m.config().attention == AttentionKind::DiffV2) scale(L.wlam, 40.f);  // λ of either sign, not all ≈ 0
     jitter(L.attn_norm, 0.3f), jitter(L.mlp_norm, 0.3f);
     if (m.config().attention == AttentionKind::Diff) {
       jitter(L.subln, 0.3f);
@@ -93,6 +94,7 @@ const Shape kShapes[] = {
     {"DiffGqa", AttentionKind::Diff, 4, 2, 64},
     {"StandardMha", AttentionKind::Standard, 2, 2, 32},
     {"StandardGqa", AttentionKind::Standard, 2, 1, 32},
+    {"DiffV2Gqa", AttentionKind::DiffV2, 2, 1, 32},
 };
 INSTANTIATE_TEST_SUITE_P(Kinds, KvCacheTest, ::testing::ValuesIn(kShapes),
                          [](const auto& info) { return std::string(info.param.name); });

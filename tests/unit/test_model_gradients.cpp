@@ -89,6 +89,9 @@ TEST(ModelGradients, DiffGqaTiedMatchesFiniteDifferences) {
 TEST(ModelGradients, StandardGqaMatchesFiniteDifferences) {
   check_gradients(tiny_config(AttentionKind::Standard, 2, 1, false));
 }
+TEST(ModelGradients, DiffV2GqaMatchesFiniteDifferences) {
+  check_gradients(tiny_config(AttentionKind::DiffV2, 2, 1, false));
+}
 
 }  // namespace
 }  // namespace dt

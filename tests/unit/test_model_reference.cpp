@@ -78,6 +78,8 @@ TEST(ModelMatchesReference, DiffMha) { check_against_reference("diff_mha.h5"); }
 TEST(ModelMatchesReference, DiffGqa) { check_against_reference("diff_gqa.h5"); }
 TEST(ModelMatchesReference, DiffTiedEmbeddingsTheta640k) { check_against_reference("diff_tied_theta.h5"); }
 TEST(ModelMatchesReference, StandardGqa) { check_against_reference("standard_gqa.h5"); }
+TEST(ModelMatchesReference, DiffV2Gqa) { check_against_reference("diff_v2_gqa.h5"); }
+TEST(ModelMatchesReference, DiffV2MhaTheta640k) { check_against_reference("diff_v2_mha.h5"); }
 
 }  // namespace
 }  // namespace dt

@@ -51,6 +51,7 @@ void check(AttentionKind kind) {
 
 TEST(Recompute, DiffGivesIdenticalLossAndGradients) { check(AttentionKind::Diff); }
 TEST(Recompute, StandardGivesIdenticalLossAndGradients) { check(AttentionKind::Standard); }
+TEST(Recompute, DiffV2GivesIdenticalLossAndGradients) { check(AttentionKind::DiffV2); }
 
 }  // namespace
 }  // namespace dt
