@@ -1,5 +1,6 @@
 #include "checkpoint/hf_layout.hpp"
 
+#include <cmath>
 #include <map>
 
 #include "core/config_schema.hpp"
@@ -132,9 +133,14 @@ double number_field(const Json& c, const std::string& key, const std::string& wh
   return c[key].get<double>();
 }
 
+// A count as an integer (64), any other number as JSON writes it (1e-05, 10000.0).
+std::string number_text(double v, bool count) { return count ? std::to_string(int64_t(v)) : json_text_of(Json(v)); }
+
 void expect_equal(const std::string& where, const std::string& key, double got, double want, const std::string& from) {
+  const bool count = key.find("eps") == std::string::npos && key.find("theta") == std::string::npos &&
+                     got == std::floor(got) && std::abs(got) < 9e15;
   if (got != want)
-    fail(where, ": ", key, ": ", json_text_of(Json(got)), " in config.json, ", json_text_of(Json(want)),
+    fail(where, ": ", key, ": ", number_text(got, count), " in config.json, ", number_text(want, count),
          " from the run's ", from);
 }
 
