@@ -106,8 +106,10 @@ Json hf_config_json(const Config& cfg, const std::string& torch_dtype, int64_t b
   j["hidden_act"] = "silu";
   j["max_position_embeddings"] = cfg.train.seq_len;
   j["rms_norm_eps"] = m.norm_eps;
+  // RoPE as transformers 4.x reads it (rope_theta, rope_scaling) and as 5.x does (rope_parameters).
   j["rope_theta"] = m.rope_theta;
   j["rope_scaling"] = nullptr;
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", m.rope_theta}};
   j["attention_bias"] = false;
   j["attention_dropout"] = 0.0;
   if (L.diff) j["lambda_std_dev"] = 0.1;  // the λ init of DESIGN §2

@@ -267,11 +267,22 @@ TEST(HfImport, ModelTypeAndConfigMismatchesAreOneLineErrors) {
   why = import_error(dir, diff, dir.file("hf"));
   EXPECT_NE(why.find("model_type llama cannot initialise a model.attention: diff run"), std::string::npos) << why;
   j = good;
-  j["rope_theta"] = 500000.0;
+  j["rope_parameters"]["rope_theta"] = 500000.0;
   std::ofstream(cfg) << j.dump();
   why = import_error(dir, diff, dir.file("hf"));
-  EXPECT_NE(why.find("rope_theta: 500000.0 in config.json, 10000.0 from the run's model.rope_theta"),
+  EXPECT_NE(why.find("rope_parameters.rope_theta: 500000.0 in config.json, 10000.0 from the run's model.rope_theta"),
             std::string::npos) << why;
+  j.erase("rope_parameters");  // transformers 4.x: rope_theta at the top
+  j["rope_theta"] = 20000.0;
+  std::ofstream(cfg) << j.dump();
+  why = import_error(dir, diff, dir.file("hf"));
+  EXPECT_NE(why.find(": rope_theta: 20000.0 in config.json, 10000.0"), std::string::npos) << why;
+  j["rope_theta"] = 10000.0;
+  j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
+  std::ofstream(cfg) << j.dump();
+  why = import_error(dir, diff, dir.file("hf"));
+  EXPECT_NE(why.find("a RoPE scaling ({\"rope_type\":\"linear\",\"factor\":2.0}): unsupported"), std::string::npos)
+      << why;
   fs::remove(cfg);
   why = import_error(dir, diff, dir.file("hf"));
   EXPECT_NE(why.find(cfg + ": cannot open"), std::string::npos) << why;
