@@ -86,6 +86,13 @@ TEST(HfImport, LlamaRoundTripIsBitExact) {
   const std::vector<float> a = trainer_logits(*tr), b = checkpoint_logits(ck);
   ASSERT_EQ(a.size(), b.size());
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0);  // only permutations: no arithmetic
+  // A stored lm_head.weight of a tied model is ignored, as transformers ties it to the embedding.
+  StTensors t = read_st(dir.file("hf/model.safetensors"));
+  t["lm_head.weight"] = t.at("model.embed_tokens.weight");
+  std::fill(t["lm_head.weight"].raw.begin(), t["lm_head.weight"].raw.end(), uint8_t(0x3f));
+  write_st(dir.file("hf/model.safetensors"), t);
+  auto again = import_run(dir.path, model, dir.file("hf"));
+  expect_params_as_stored(*again, ck);
 }
 
 TEST(HfExport, ShardedIndexMatchesItsShardsAndImportsLikeOneFile) {
