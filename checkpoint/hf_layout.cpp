@@ -19,17 +19,17 @@ HfLayout hf_layout(const ModelConfig& m) {
       // DiffLlama builds V of head h from kv heads g and g+KV (g = h·KV/H): the
       // grouping difftron uses whenever H % KV == 0, which the config requires.
       if (g.maps != 2 || g.dv != 2 * g.d || g.heads % g.kv != 0)
-        fail("export --format hf: attention diff with ", g.heads, " heads and ", g.kv,
+        fail("Hugging Face format: attention diff with ", g.heads, " heads and ", g.kv,
              " kv heads has no DiffLlama layout; expected heads a multiple of kv heads");
       break;
     case AttentionKind::Standard:
       L.model_type = "llama", L.architecture = "LlamaForCausalLM";
       if (g.maps != 1 || g.dv != g.d || g.heads % g.kv != 0)
-        fail("export --format hf: attention standard with ", g.heads, " heads and ", g.kv,
+        fail("Hugging Face format: attention standard with ", g.heads, " heads and ", g.kv,
              " kv heads has no Llama layout; expected heads a multiple of kv heads");
       break;
     default:
-      fail("export --format hf: attention ", config_schema::choice_name(config_schema::kAttention, m.attention),
+      fail("Hugging Face format: attention ", config_schema::choice_name(config_schema::kAttention, m.attention),
            " has no Hugging Face model; supported: diff (DiffLlama), standard (Llama)");
   }
   L.q_heads = g.heads * g.maps;
@@ -75,7 +75,7 @@ HfTensor hf_tensor(const HfLayout& L, const ParamSpec& spec) {
   const std::string pre = "layers." + std::to_string(spec.layer) + ".";
   const auto it = spec.name.rfind(pre, 0) == 0 ? layer_names().find(spec.name.substr(pre.size())) : layer_names().end();
   if (it == layer_names().end())
-    fail("export --format hf: parameter ", spec.name, " has no counterpart in the ", L.architecture, " model");
+    fail("Hugging Face format: parameter ", spec.name, " has no counterpart in the ", L.architecture, " model");
   if (!it->second.empty()) t.name = "model." + pre + it->second;
   const int maps = L.diff ? 2 : 1;
   const int64_t d = L.head_dim, rows = spec.shape[0];
