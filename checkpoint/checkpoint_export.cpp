@@ -45,6 +45,13 @@ void check_export_output(const std::string& ckpt_dir, const std::string& out) {
   if (fs::exists(st) && !fs::is_regular_file(st))
     fail("export output ", out, " is ", file_kind(st), ", not a regular file; expected a new file name or a regular "
          "file to replace");
+  check_outside_checkpoint(ckpt_dir, out);
+}
+
+}  // namespace
+
+void check_outside_checkpoint(const std::string& ckpt_dir, const std::string& out) {
+  std::error_code ec;
   const fs::path dir = fs::canonical(ckpt_dir, ec);
   if (ec) fail("checkpoint ", ckpt_dir, ": ", ec.message());
   const fs::path target = fs::weakly_canonical(fs::absolute(out), ec);
@@ -52,8 +59,6 @@ void check_export_output(const std::string& ckpt_dir, const std::string& out) {
   if (std::mismatch(dir.begin(), dir.end(), target.begin(), target.end()).first == dir.end())
     fail("export output ", out, " is inside the checkpoint ", ckpt_dir, " being read; expected a path outside it");
 }
-
-}  // namespace
 
 CheckpointModel open_checkpoint_model(const std::string& path) {
   const std::string dir = resolve_checkpoint_dir(path);

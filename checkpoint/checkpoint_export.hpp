@@ -28,6 +28,10 @@ CheckpointModel open_checkpoint_model(const std::string& path);
 // n_kv_heads, head_dim, ffn_hidden, rope_theta, norm_eps, attention, tie_embeddings.
 std::string model_config_json(const ModelConfig& m);
 
+// Fails unless `out` lies outside the checkpoint directory ckpt_dir (an
+// export never writes into what it reads).
+void check_outside_checkpoint(const std::string& ckpt_dir, const std::string& out);
+
 // Writes every parameter of the checkpoint at `ckpt` (a step directory or a
 // root, as above) to one safetensors file `out`: fp32, [out, in] row-major,
 // registry names in registry order; __metadata__ holds format "pt",

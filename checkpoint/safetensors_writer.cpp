@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstdio>
 #include <filesystem>
@@ -31,6 +32,20 @@ void put_u64_le(std::string& s, uint64_t v) {
 
 }  // namespace
 
+uint16_t bf16_bits_rne(float x) {
+  const uint32_t u = std::bit_cast<uint32_t>(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x0040u);  // NaN: keep it a (quiet) NaN
+  // Adding 0x7fff plus the lowest kept bit rounds half to even; a carry into
+  // the exponent is the correct rounding (up to inf on overflow).
+  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+int64_t safetensors_dtype_bytes(const std::string& dtype) {
+  if (dtype == "F32") return 4;
+  if (dtype == "BF16") return 2;
+  fail("safetensors: dtype ", dtype, " is not written; expected F32 or BF16");
+}
+
 std::string safetensors_header(const std::vector<SafetensorsEntry>& tensors,
                                const std::vector<std::pair<std::string, std::string>>& metadata) {
   Json h = Json::object();  // ordered: __metadata__ first, then the tensors in file order
@@ -42,8 +57,8 @@ std::string safetensors_header(const std::vector<SafetensorsEntry>& tensors,
   for (const SafetensorsEntry& t : tensors) {
     if (t.name == "__metadata__") fail("safetensors: a tensor may not be named __metadata__");
     if (h.contains(t.name)) fail("safetensors: tensor ", t.name, " is declared twice");
-    const int64_t end = offset + numel_of(t.shape) * int64_t(sizeof(float));
-    h[t.name] = Json{{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, end}}};
+    const int64_t end = offset + numel_of(t.shape) * safetensors_dtype_bytes(t.dtype);
+    h[t.name] = Json{{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, end}}};
     offset = end;
   }
   std::string text = json_text_of(h);  // compact, as the safetensors files of other tools
@@ -90,7 +105,18 @@ void SafetensorsWriter::write(const std::string& name, const float* data, int64_
   DT_CHECK(next_ < tensors_.size(), "safetensors: more tensors written than declared");
   const SafetensorsEntry& t = tensors_[next_];
   DT_CHECK(t.name == name && numel_of(t.shape) == numel, "safetensors: expected ", t.name, ", got ", name);
-  put(data, size_t(numel) * sizeof(float));
+  if (t.dtype == "F32") {
+    put(data, size_t(numel) * sizeof(float));
+  } else {
+    // In blocks, so a large tensor is not held twice.
+    std::vector<uint16_t> bits;
+    for (int64_t i = 0; i < numel; i += 1 << 16) {
+      const int64_t n = std::min<int64_t>(numel - i, 1 << 16);
+      bits.resize(size_t(n));
+      for (int64_t k = 0; k < n; ++k) bits[size_t(k)] = bf16_bits_rne(data[i + k]);
+      put(bits.data(), size_t(n) * sizeof(uint16_t));
+    }
+  }
   ++next_;
 }
 

@@ -1,6 +1,6 @@
-// A safetensors file writer (fp32 only). The format:
+// A safetensors file writer (fp32, or bf16 rounded to nearest even). The format:
 //   [8 bytes: N, little-endian u64]
-//   [N bytes: JSON header {"__metadata__": {str: str}, "<name>": {"dtype": "F32",
+//   [N bytes: JSON header {"__metadata__": {str: str}, "<name>": {"dtype": "F32" or "BF16",
 //             "shape": [...], "data_offsets": [begin, end]}, ...}, padded with
 //             spaces so the data starts on an 8-byte boundary]
 //   [the tensors' raw little-endian bytes, contiguous, offsets relative to here]
@@ -21,7 +21,13 @@ namespace dt {
 struct SafetensorsEntry {
   std::string name;
   std::vector<int64_t> shape;
+  std::string dtype = "F32";  // or "BF16": write() rounds each float to nearest even
 };
+
+// bf16 bits of x rounded to nearest even (ties to even; overflow to ±inf; NaN stays a NaN).
+uint16_t bf16_bits_rne(float x);
+// Bytes of one element of a safetensors dtype this writer produces (F32 4, BF16 2).
+int64_t safetensors_dtype_bytes(const std::string& dtype);
 
 // The whole header (JSON plus padding) for these tensors, laid out in the
 // given order; exposed so tests can check the layout without writing a file.
@@ -38,7 +44,8 @@ class SafetensorsWriter {
   SafetensorsWriter(const SafetensorsWriter&) = delete;
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
 
-  // The next tensor's data, in the order given to the constructor.
+  // The next tensor's data, in the order given to the constructor, converted
+  // to its entry's dtype.
   void write(const std::string& name, const float* data, int64_t numel);
   // Checks every tensor was written, fsyncs and renames the temporary to <path>.
   void finish();

@@ -35,7 +35,9 @@ class Trainer {
   // A fresh run refuses a run directory or checkpoint directory that holds
   // another run; force = true removes that run's checkpoints and metrics instead.
   void set_force(bool force) { force_ = force; }
-  // Starts from a checkpoint's weights only (fresh optimizer, schedule and data).
+  // Starts from a checkpoint's weights only (fresh optimizer, schedule and
+  // data): a step directory, or hf:DIR for a Hugging Face DiffLlama / Llama
+  // model directory (g_sub = 1; checkpoint/hf_import.hpp).
   void init_from(const std::string& dir);
   // Writes <checkpoint.dir>/step_<N> atomically; every rank calls it. A failed
   // save removes its temporary directory and keeps the previous checkpoint;
@@ -66,6 +68,7 @@ class Trainer {
   // This rank's slices of the weights (and of the Adam moments) from ck; ""
   // when every rank loaded, else on every rank the same one-line error.
   std::string load_weights(const class CheckpointReader& ck, bool with_optimizer);
+  void init_from_hf(const std::string& dir);
   // Refuses to start a fresh run over another one (unless force_).
   void check_fresh_run();
 

@@ -16,6 +16,7 @@
 #include "core/log.hpp"
 #include "core/watchdog.hpp"
 #include "checkpoint/checkpoint.hpp"
+#include "checkpoint/hf_import.hpp"
 #include "trainer/run_guard.hpp"
 #include "trainer/trainer.hpp"
 
@@ -352,7 +353,29 @@ void Trainer::check_fresh_run() {
   log_info("--force: removed the previous run's ", clear_previous_run(cfg_));
 }
 
+// hf:DIR, a Hugging Face DiffLlama or Llama model (checkpoint/hf_import.hpp):
+// each rank reads its own slices of the weights, as from a checkpoint.
+void Trainer::init_from_hf(const std::string& dir) {
+  std::optional<HfCheckpoint> hf;
+  std::vector<float> stage;
+  const float* dev_base = model_->flat_params().f32();
+  float* base = host_copy(model_->flat_params(), stage);
+  const std::string error = agree_on_load(grid_->world(), [&] {
+    hf.emplace(dir, cfg_.model);
+    for (size_t i = 0; i < model_->params().size(); ++i)
+      hf->read(model_->registry()[i], model_->slices()[i], base + (model_->params()[i].f32() - dev_base));
+  });
+  if (!error.empty()) fail("checkpoint.init_from: ", error);
+  copy_back(model_->flat_params(), stage);
+  model_->sync_compute_weights();
+  if (is_logger()) {
+    for (const std::string& n : hf->notes()) log_info("init_from: ", n);
+    log_info("init_from: weights of the Hugging Face model hf:", dir, "; fresh optimizer and data");
+  }
+}
+
 void Trainer::init_from(const std::string& dir) {
+  if (dir.rfind("hf:", 0) == 0) return init_from_hf(dir.substr(3));
   CheckpointReader ck(dir, Verify::what_is_read);
   const std::string error = load_weights(ck, false);
   if (!error.empty()) fail(error);
