@@ -28,13 +28,16 @@ HfLayout hf_layout(const ModelConfig& m) {
         fail("Hugging Face format: attention standard with ", g.heads, " heads and ", g.kv,
              " kv heads has no Llama layout; expected heads a multiple of kv heads");
       break;
-    default:
-      fail("Hugging Face format: attention ", config_schema::choice_name(config_schema::kAttention, m.attention),
-           " has no Hugging Face model; supported: diff (DiffLlama), standard (Llama)");
+    case AttentionKind::DiffV2:
+      // transformers has no class for DIFF V2: the Llama layout (names, RoPE
+      // pairing) plus self_attn.lambda_proj, under a model_type of our own.
+      L.model_type = "difftron_diff_v2", L.architecture = "DifftronDiffV2ForCausalLM", L.v2 = true;
+      break;
   }
   L.q_heads = g.heads * g.maps;
   L.kv_heads = g.kv * g.maps;
   L.head_dim = g.d;
+  L.config_heads = L.v2 ? g.out_heads : L.q_heads;
   return L;
 }
 
@@ -61,7 +64,8 @@ const std::map<std::string, std::string>& layer_names() {
       {"attn.lambda_k1", "self_attn.lambda_k1"},         {"attn.lambda_q2", "self_attn.lambda_q2"},
       {"attn.lambda_k2", "self_attn.lambda_k2"},         {"attn.subln.weight", ""},
       {"mlp_norm.weight", "post_attention_layernorm.weight"}, {"mlp.w1.weight", "mlp.gate_proj.weight"},
-      {"mlp.w2.weight", "mlp.down_proj.weight"},         {"mlp.w3.weight", "mlp.up_proj.weight"}};
+      {"mlp.w2.weight", "mlp.down_proj.weight"},         {"mlp.w3.weight", "mlp.up_proj.weight"},
+      {"attn.lambda_proj.weight", "self_attn.lambda_proj.weight"}};
   return names;
 }
 
@@ -100,7 +104,8 @@ Json hf_config_json(const Config& cfg, const std::string& torch_dtype, int64_t b
   j["hidden_size"] = m.d_model;
   j["intermediate_size"] = m.ffn_hidden;
   j["num_hidden_layers"] = m.n_layers;
-  j["num_attention_heads"] = L.q_heads;
+  j["num_attention_heads"] = L.config_heads;
+  if (L.v2) j["num_query_heads"] = L.q_heads;  // 2H: query heads 2h, 2h+1 feed output head h
   j["num_key_value_heads"] = L.kv_heads;
   j["head_dim"] = L.head_dim;
   j["hidden_act"] = "silu";
@@ -151,9 +156,9 @@ void expect_equal(const std::string& where, const std::string& key, double got, 
 void check_hf_config(const Json& c, const ModelConfig& m, const std::string& where) {
   if (!c.is_object()) fail(where, ": ", json_kind(c), ", expected a JSON object");
   const std::string type = c.contains("model_type") && c["model_type"].is_string() ? c["model_type"].get<std::string>() : "";
-  if (type != "diffllama" && type != "llama")
+  if (type != "diffllama" && type != "llama" && type != "difftron_diff_v2")
     fail(where, ": model_type ", type.empty() ? "missing" : "'" + type + "'",
-         ": unsupported; expected diffllama (DiffLlama) or llama (Llama)");
+         ": unsupported; expected diffllama (DiffLlama), llama (Llama) or difftron_diff_v2");
   const HfLayout L = hf_layout(m);
   if (type != L.model_type)
     fail(where, ": model_type ", type, " cannot initialise a model.attention: ",
@@ -172,7 +177,7 @@ void check_hf_config(const Json& c, const ModelConfig& m, const std::string& whe
       {"hidden_size", double(m.d_model), "model.d_model", nullptr},
       {"intermediate_size", double(m.ffn_hidden), "model.ffn_hidden", nullptr},
       {"num_hidden_layers", double(m.n_layers), "model.n_layers", nullptr},
-      {"num_attention_heads", double(L.q_heads), "model.n_heads (as HF counts heads)", nullptr},
+      {"num_attention_heads", double(L.config_heads), "model.n_heads (as HF counts heads)", nullptr},
       {"num_key_value_heads", double(L.kv_heads), "model.n_kv_heads (as HF counts heads)", &heads},
       {"rms_norm_eps", m.norm_eps, "model.norm_eps", &eps_dflt},
   };

@@ -1,6 +1,8 @@
 // The mapping between difftron's parameters (DESIGN §2) and the Hugging Face
 // transformers models DiffLlamaForCausalLM (attention: diff) and
-// LlamaForCausalLM (attention: standard), shared by `export --format hf` and
+// LlamaForCausalLM (attention: standard), and for attention: diff_v2 (which
+// transformers lacks) the Llama layout plus self_attn.lambda_proj with
+// model_type difftron_diff_v2 (query heads in DESIGN order), shared by `export --format hf` and
 // `checkpoint.init_from: hf:DIR`. What transformers does (modeling_diffllama.py,
 // modeling_llama.py), and how difftron's tensors become its tensors:
 //   - sub-heads in halves: DiffLlama's query heads 0..H−1 are the first
@@ -33,10 +35,11 @@ namespace dt {
 // The HF model a difftron model becomes; hf_layout refuses (one line) a
 // model HF cannot represent.
 struct HfLayout {
-  std::string model_type;    // "diffllama" or "llama"
-  std::string architecture;  // "DiffLlamaForCausalLM" or "LlamaForCausalLM"
-  bool diff = false;
+  std::string model_type;    // "diffllama", "llama" or "difftron_diff_v2" (no transformers class)
+  std::string architecture;  // "DiffLlamaForCausalLM", "LlamaForCausalLM", "DifftronDiffV2ForCausalLM"
+  bool diff = false, v2 = false;
   int64_t q_heads = 0, kv_heads = 0, head_dim = 0;  // as HF counts them (diff: sub-heads, 2H and 2KV)
+  int64_t config_heads = 0;  // config.json's num_attention_heads: q_heads, or H for diff_v2
 };
 HfLayout hf_layout(const ModelConfig& m);
 

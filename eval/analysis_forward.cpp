@@ -91,16 +91,47 @@ void AnalysisForward::on_logits(int layer, int64_t, int, int64_t p0, float* S, i
   for (int64_t i = 0; i < rows; ++i) quantize_absmax(S + i * keys, p0 + i + 1, bits);
 }
 
+void AnalysisForward::on_v2_gates(int, int64_t p0, const float* lam, int64_t rows, int64_t out_heads) {
+  gates_.assign(opt_.capture_rows.size() * size_t(out_heads), 0.f);
+  for (size_t i = 0; i < opt_.capture_rows.size(); ++i) {
+    const int64_t row = opt_.capture_rows[i];
+    if (row < p0 || row >= p0 + rows) continue;
+    for (int64_t h = 0; h < out_heads; ++h)
+      gates_[i * size_t(out_heads) + size_t(h)] = 1.f / (1.f + std::exp(-lam[(row - p0) * out_heads + h]));
+  }
+}
+
 void AnalysisForward::on_probs(int layer, int64_t head, int map, int64_t p0, const float* A, int64_t rows,
                                int64_t keys) {
+  if (cfg_.attention == AttentionKind::DiffV2) {
+    // Query head 2h adds output head h's rows (a1); 2h+1 fills their a2, found by row.
+    const int64_t h = head / 2, out_heads = cfg_.n_heads;
+    for (size_t i = 0; i < opt_.capture_rows.size(); ++i) {
+      const int64_t row = opt_.capture_rows[i];
+      if (row < p0 || row >= p0 + rows) continue;
+      const float* a = A + (row - p0) * keys;
+      if (head % 2 == 0) {
+        rows_.push_back({layer, int(h), row, std::vector<float>(a, a + row + 1), {},
+                         gates_[i * size_t(out_heads) + size_t(h)]});
+        continue;
+      }
+      for (auto r = rows_.rbegin(); r != rows_.rend(); ++r)
+        if (r->layer == layer && r->head == h && r->row == row && r->a2.empty()) {
+          r->a2.assign(a, a + row + 1);
+          break;
+        }
+    }
+    return;
+  }
   // Map 0 adds one AttentionRow per captured row in this block; map 1 (DIFF)
   // fills their a2 in the same order.
   if (map == 0) first_capture_ = rows_.size();
   size_t next = first_capture_;
+  const float lam = lambda_.empty() ? 0.f : lambda_[size_t(layer)];
   for (int64_t row : opt_.capture_rows) {
     if (row < p0 || row >= p0 + rows) continue;
     const float* a = A + (row - p0) * keys;
-    if (map == 0) rows_.push_back({layer, int(head), row, std::vector<float>(a, a + row + 1), {}});
+    if (map == 0) rows_.push_back({layer, int(head), row, std::vector<float>(a, a + row + 1), {}, lam});
     else rows_[next++].a2.assign(a, a + row + 1);
   }
 }

@@ -47,8 +47,9 @@ struct AttentionRow {
   int layer = 0;
   int head = 0;          // head 0..H−1 of the model's kind (DIFF: differential head)
   int64_t row = 0;       // query position
-  std::vector<float> a1;  // softmax probabilities (DIFF: the first map A1)
-  std::vector<float> a2;  // DIFF: the second map A2; empty for standard attention
+  std::vector<float> a1;  // softmax probabilities (DIFF: the first map A1; DIFF V2: query head 2h)
+  std::vector<float> a2;  // DIFF: the second map A2; DIFF V2: query head 2h+1; empty for standard
+  float lambda = 0.f;     // the effective map is a1 − lambda·a2: DIFF's λ of the layer, DIFF V2's σ(λ[row, h])
 };
 
 class AnalysisForward : private AttentionObserver {
@@ -85,6 +86,7 @@ class AnalysisForward : private AttentionObserver {
   int64_t max_score_floats() const override { return opt_.max_score_floats; }
   void on_logits(int layer, int64_t head, int map, int64_t p0, float* S, int64_t rows, int64_t keys) override;
   void on_probs(int layer, int64_t head, int map, int64_t p0, const float* A, int64_t rows, int64_t keys) override;
+  void on_v2_gates(int layer, int64_t p0, const float* lam, int64_t rows, int64_t out_heads) override;
   // Room for n more positions in the cache and n rows in the buffers.
   void reserve(int64_t n);
 
@@ -93,6 +95,7 @@ class AnalysisForward : private AttentionObserver {
   AnalysisOptions opt_;
   int64_t pos_ = 0, n_last_ = 0;
   size_t first_capture_ = 0;   // rows_ index of the current block's first captured row (map 0)
+  std::vector<float> gates_;   // diff_v2: σ(λ) (captured row, out head) of the current layer
 
   Arena cache_arena_, buf_arena_;
   KvCache cache_;              // grows by doubling

@@ -58,13 +58,13 @@ namespace {
 void add_allocation(std::vector<std::vector<AllocationShare>>& acc, const AnalysisForward& af,
                     const NeedleSample& s, int heads) {
   const Needle& ans = s.needles[size_t(s.query)];
-  const bool diff = !af.lambdas().empty();
   for (const AttentionRow& r : af.attention_rows()) {
-    const float lam = diff ? af.lambdas()[size_t(r.layer)] : 0.f;
+    const bool diff = !r.a2.empty();
+    const float lam = r.lambda;  // DIFF: λ of the layer; DIFF V2: σ(λ) of the row and head
     for (size_t m = 0; m < acc.size(); ++m) {
       AllocationShare sh;
       for (int64_t j = 0; j <= r.row; ++j) {
-        // maps: softmax | diff = a1 − λ·a2, a1, a2
+        // maps: softmax | effective = a1 − λ·a2, a1, a2
         const double a = !diff ? r.a1[size_t(j)]
                          : m == 0 ? double(r.a1[size_t(j)]) - double(lam) * r.a2[size_t(j)]
                          : m == 1 ? r.a1[size_t(j)]
@@ -87,7 +87,6 @@ NeedleEvalResult evaluate_needles(const Transformer& model, const Tokenizer& tok
   if (opt.depths.empty()) fail("needle retrieval: no depths (--depths)");
   if (opt.trials < 1) fail("needle retrieval: ", opt.trials, " trials; expected at least 1");
   const ModelConfig& cfg = model.config();
-  const bool diff = cfg.attention == AttentionKind::Diff;
   const int heads = cfg.n_heads;  // the heads of the model's kind: differential heads or softmax heads
   AnalysisForward af(model);
   af.options().logit_bits = opt.logit_bits;
@@ -101,7 +100,8 @@ NeedleEvalResult evaluate_needles(const Transformer& model, const Tokenizer& tok
   res.samples_per_cell = int64_t(opt.trials) * opt.queries;
   res.accuracy.assign(opt.depths.size() * opt.lengths.size(), 0.0);
   if (allocation) {
-    res.maps = diff ? std::vector<std::string>{"diff", "a1", "a2"} : std::vector<std::string>{"softmax"};
+    res.maps = cfg.attention != AttentionKind::Standard ? std::vector<std::string>{"diff", "a1", "a2"}
+                                                        : std::vector<std::string>{"softmax"};
     res.allocation.assign(res.maps.size(), std::vector<AllocationShare>(size_t(cfg.n_layers)));
   }
 

@@ -49,7 +49,8 @@ struct NeedleEvalResult {
   int needles = 0, queries = 0;
   // Allocation at the last prompt position (the one predicting the answer),
   // per layer, averaged over heads and every sample: maps[m] names
-  // allocation[m]: "diff" (A1 − λ·A2), "a1", "a2" for DIFF; "softmax" for the baseline.
+  // allocation[m]: "diff" (A1 − λ·A2), "a1", "a2" for DIFF and DIFF V2 (λ = σ(λ_t) per row and
+  // head, A1/A2 its query heads 2h, 2h+1); "softmax" for the baseline.
   std::vector<std::string> maps;
   std::vector<std::vector<AllocationShare>> allocation;  // [map][layer]
   int64_t allocation_samples = 0;

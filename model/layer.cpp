@@ -98,6 +98,7 @@ void observed_attention(const LayerCtx& c, LayerActs& A) {
   const int64_t nq = g.heads * maps, nk = g.kv * maps;
   Tensor O[2], L[2];
   attention_map_outputs(c, A, O, L);
+  if (c.cfg->attention == AttentionKind::DiffV2) obs.on_v2_gates(c.layer, p0, A.lam.f32(), n, g.out_heads);
   const int64_t nb = std::clamp<int64_t>(obs.max_score_floats() / P, 1, n);
   std::vector<float> qh(size_t(nb * d)), kh(size_t(P * d)), vh(size_t(P * dv)), S(size_t(nb * P)), oh(size_t(nb * dv));
   const float scale = float(1.0 / std::sqrt(double(d)));

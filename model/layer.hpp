@@ -88,6 +88,11 @@ class AttentionObserver {
   virtual void on_logits(int layer, int64_t head, int map, int64_t p0, float* S, int64_t rows, int64_t keys) = 0;
   // A (rows, keys): the softmax probabilities, zero beyond each row's causal range.
   virtual void on_probs(int layer, int64_t head, int map, int64_t p0, const float* A, int64_t rows, int64_t keys) = 0;
+  // diff_v2, before the layer's heads: lam (rows, out_heads) is λ before the
+  // sigmoid of positions p0 .. p0+rows−1; output head h is query head 2h minus
+  // σ(lam[., h]) times query head 2h+1 (the heads on_probs reports).
+  virtual void on_v2_gates(int /*layer*/, int64_t /*p0*/, const float* /*lam*/, int64_t /*rows*/,
+                           int64_t /*out_heads*/) {}
 };
 
 // Context-parallel ring state (model/context_parallel_attention.cpp): the K/V

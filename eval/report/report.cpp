@@ -91,14 +91,13 @@ std::string report_slug(const std::string& name) {
   return s.empty() ? "run" : s;
 }
 
-std::vector<ClaimCheck> check_paper_claims(const std::vector<ReportRun>& runs) {
-  if (runs.size() != 2 || runs[0].is_diff() == runs[1].is_diff()) return {};
-  const ReportRun& d = runs[0].is_diff() ? runs[0] : runs[1];
-  const ReportRun& t = runs[0].is_diff() ? runs[1] : runs[0];
+namespace {
+
+// The claims for one differential run d (DIFF or DIFF V2) against the baseline t.
+void add_claims(std::vector<ClaimCheck>& out, const ReportRun& d, const ReportRun& t) {
   auto both = [&](double a, double b, int decimals) {
     return d.name + " " + fmt_fixed(a, decimals) + " vs " + t.name + " " + fmt_fixed(b, decimals);
   };
-  std::vector<ClaimCheck> out;
   constexpr double kTie = 1e-4;  // differences below the CSVs' printed precision count as ties
 
   const double dl = d.perplexity.mean_nll, tl = t.perplexity.mean_nll;
@@ -134,6 +133,19 @@ std::vector<ClaimCheck> check_paper_claims(const std::vector<ReportRun>& runs) {
                    "loss increase at " + bits + " bits: " + d.name + " " + fmt_signed(dq, 4) + " vs " + t.name + " " +
                        fmt_signed(tq, 4),
                    verdict(dq < tq - kTie, dq > tq + kTie)});
+}
+
+}  // namespace
+
+std::vector<ClaimCheck> check_paper_claims(const std::vector<ReportRun>& runs) {
+  // One baseline (standard attention) and one or more differential runs
+  // (DIFF, DIFF V2): each differential run's claims against the baseline.
+  const auto standard = std::count_if(runs.begin(), runs.end(), [](const ReportRun& r) { return !r.is_diff(); });
+  if (standard != 1 || runs.size() < 2) return {};
+  const ReportRun& t = *std::find_if(runs.begin(), runs.end(), [](const ReportRun& r) { return !r.is_diff(); });
+  std::vector<ClaimCheck> out;
+  for (const ReportRun& d : runs)
+    if (d.is_diff()) add_claims(out, d, t);
   return out;
 }
 

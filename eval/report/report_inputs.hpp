@@ -97,7 +97,8 @@ struct ReportRun {
   std::vector<ActivationRow> activation;
   std::vector<QuantizationRow> quantization;
 
-  bool is_diff() const { return config.model.attention == AttentionKind::Diff; }
+  // DIFF or DIFF V2: attention as a difference of two softmax maps.
+  bool is_diff() const { return config.model.attention != AttentionKind::Standard; }
   const ActivationRow& activation_all() const;  // the "all" row
   // The "mean" row of the map that carries the model's attention: "diff" for
   // DIFF, "softmax" for the baseline.

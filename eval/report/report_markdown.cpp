@@ -91,8 +91,15 @@ std::string scale_table(const std::vector<ReportRun>& runs) {
   auto prop = [&](const std::string& what, auto get) { md += md_row(concat({what}, per_run(runs, get))); };
   prop("attention", [](const ReportRun& r) {
     const ModelConfig& m = r.config.model;
-    return r.is_diff() ? "DIFF: " + std::to_string(m.n_heads) + " heads × 2 maps of d = " + std::to_string(m.head_dim())
-                       : "softmax: " + std::to_string(m.n_heads) + " heads of d = " + std::to_string(m.head_dim());
+    const std::string d = std::to_string(m.head_dim()), H = std::to_string(m.n_heads);
+    switch (m.attention) {
+      case AttentionKind::Diff:
+        return "DIFF: " + H + " heads × 2 maps of d = " + d;
+      case AttentionKind::DiffV2:
+        return "DIFF V2: " + H + " heads of 2 query heads of d = " + d + ", σ(λ) per token";
+      default:
+        return "softmax: " + H + " heads of d = " + d;
+    }
   });
   prop("parameters", [](const ReportRun& r) { return fmt_grouped(r.params); });
   prop("of which λ vectors and g_sub", [](const ReportRun& r) { return fmt_grouped(r.diff_only_params); });

@@ -95,6 +95,29 @@ TEST(HfImport, LlamaRoundTripIsBitExact) {
   expect_params_as_stored(*again, ck);
 }
 
+// transformers has no DIFF V2 class: the export names its own model_type, lays
+// the query heads out in DESIGN order with Llama's RoPE pairing and adds
+// lambda_proj; importing it back is a permutation only, so bit exact.
+TEST(HfImport, DiffV2RoundTripIsBitExact) {
+  ScratchDir dir;
+  const std::string model = "n_heads: 2, n_kv_heads: 1, attention: diff_v2";
+  const std::string ck = hf_tiny_checkpoint(dir.path, model);
+  export_hf(ck, dir.file("hf"), {});
+  const HfDir hf = read_hf_dir(dir.file("hf"));
+  EXPECT_EQ(hf.config["model_type"], "difftron_diff_v2");
+  EXPECT_EQ(hf.config["num_attention_heads"], 2);
+  EXPECT_EQ(hf.config["num_query_heads"], 4);
+  EXPECT_EQ(hf.config["num_key_value_heads"], 1);
+  EXPECT_EQ(hf.config["head_dim"], 16);
+  EXPECT_EQ(hf.t.at("model.layers.1.self_attn.q_proj.weight").shape, (std::vector<int64_t>{64, 32}));
+  EXPECT_EQ(hf.t.at("model.layers.1.self_attn.lambda_proj.weight").shape, (std::vector<int64_t>{2, 32}));
+  auto tr = import_run(dir.path, model, dir.file("hf"));
+  expect_params_as_stored(*tr, ck);
+  const std::vector<float> a = trainer_logits(*tr), b = checkpoint_logits(ck);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0);
+}
+
 TEST(HfExport, ShardedIndexMatchesItsShardsAndImportsLikeOneFile) {
   ScratchDir dir;
   const std::string model = "n_heads: 2, n_kv_heads: 2, attention: diff";
@@ -267,7 +290,7 @@ TEST(HfImport, ModelTypeAndConfigMismatchesAreOneLineErrors) {
   j["model_type"] = "gpt2";
   std::ofstream(cfg) << j.dump();
   why = import_error(dir, diff, dir.file("hf"));
-  EXPECT_NE(why.find("model_type 'gpt2': unsupported; expected diffllama (DiffLlama) or llama (Llama)"),
+  EXPECT_NE(why.find("model_type 'gpt2': unsupported; expected diffllama (DiffLlama), llama (Llama) or difftron_diff_v2"),
             std::string::npos) << why;
   j["model_type"] = "llama";  // a Llama model into a diff run
   std::ofstream(cfg) << j.dump();
