@@ -1,5 +1,8 @@
 #include "data/hf_tokenizer.hpp"
 
+#include <unicode/bytestream.h>
+#include <unicode/normalizer2.h>
+
 #include <algorithm>
 
 #include "core/error.hpp"
@@ -19,6 +22,23 @@ size_t whitespace_at(std::string_view text, size_t i) {
   if (b(0) == 0xE2 && b(1) == 0x81 && b(2) == 0x9F) return 3;  // U+205F
   if (b(0) == 0xE3 && b(1) == 0x80 && b(2) == 0x80) return 3;  // U+3000
   return 0;
+}
+
+// NFC of valid UTF-8 `text`, in `buffer` if it changes.
+std::string_view nfc(std::string_view text, std::string& buffer) {
+  bool ascii = true;
+  for (const char c : text) ascii &= static_cast<unsigned char>(c) < 0x80;
+  if (ascii) return text;  // ASCII is NFC
+  UErrorCode err = U_ZERO_ERROR;
+  const icu::Normalizer2* n = icu::Normalizer2::getNFCInstance(err);
+  const icu::StringPiece piece(text.data(), static_cast<int32_t>(text.size()));
+  if (U_SUCCESS(err) && n->isNormalizedUTF8(piece, err) && U_SUCCESS(err)) return text;
+  buffer.clear();
+  icu::StringByteSink<std::string> sink(&buffer, static_cast<int32_t>(text.size()));
+  err = U_ZERO_ERROR;
+  n->normalizeUTF8(0, piece, sink, nullptr, err);
+  if (U_FAILURE(err)) fail("tokenizer: NFC normalization failed: ", u_errorName(err));
+  return buffer;
 }
 
 }  // namespace
@@ -73,9 +93,8 @@ struct HfTokenizer::Matcher {
 
 HfTokenizer::HfTokenizer(const std::string& path)
     : path_(path), name_(tokenizer_name(path)), model_(read_hf_tokenizer_json(path)) {
-  // `tokenizers` first cuts out the tokens with normalized: false, then those
-  // with normalized: true from what is left; without a normalizer the only
-  // effect of the two passes is which of two overlapping tokens wins.
+  // `tokenizers` first cuts out the tokens with normalized: false, then
+  // normalizes what is left and cuts out those with normalized: true.
   for (int special = 0; special < 2; ++special)
     for (int normalized = 0; normalized < 2; ++normalized) {
       std::vector<const HfAddedToken*> tokens;
@@ -130,13 +149,19 @@ std::vector<int32_t> HfTokenizer::encode_impl(std::string_view text, bool specia
   if (!is_valid_utf8(text)) text = repaired = replace_invalid_utf8(text);
   std::vector<int32_t> out;
   out.reserve(text.size() / 4 + 16);
-  const Matcher& raw = *matchers_[special][0];
-  const Matcher& normalized = *matchers_[special][1];
-  auto token = [&](int32_t id) { out.push_back(id); };
-  raw.split(text, token, [&](std::string_view gap) {
-    normalized.split(gap, token, [&](std::string_view g) { encode_segment(g, out); });
-  });
+  matchers_[special][0]->split(
+      text, [&](int32_t id) { out.push_back(id); },
+      [&](std::string_view gap) { encode_between_raw_tokens(gap, special, out); });
   return out;
+}
+
+// Text between tokens with normalized: false: normalize, then cut out the
+// tokens with normalized: true, as `tokenizers` does.
+void HfTokenizer::encode_between_raw_tokens(std::string_view text, bool special, std::vector<int32_t>& out) const {
+  std::string buffer;
+  if (model_.nfc) text = nfc(text, buffer);
+  matchers_[special][1]->split(
+      text, [&](int32_t id) { out.push_back(id); }, [&](std::string_view g) { encode_segment(g, out); });
 }
 
 std::string HfTokenizer::decode(std::span<const int32_t> ids) const {

@@ -19,11 +19,14 @@
 //                special ones only by encode_with_special (`--allow-special`),
 //                else their text is ordinary text, as for tiktoken.
 //   decoder      ByteLevel: ids -> bytes; EOS decodes to nothing.
-//   normalizer   none (null). post_processor is not applied: encode gives the
-//                ids of the text alone (no BOS), like the tiktoken tokenizer.
+//   normalizer   none, or NFC (Qwen 2; by ICU) applied to the text between
+//                added tokens, so decode(encode(x)) is NFC(x).
+//   post_processor  not applied: encode gives the ids of the text alone (no
+//                BOS), like the tiktoken tokenizer.
 // Anything else (Unigram / WordPiece / WordLevel models, Metaspace
-// (SentencePiece-style) pre-tokenizers, byte_fallback BPE, normalizers, Split
-// behaviors other than Isolated) fails at load with one line naming the file.
+// (SentencePiece-style) pre-tokenizers, byte_fallback BPE, other normalizers,
+// Split behaviors other than Isolated, single_word added tokens) fails at load
+// with one line naming the file.
 //
 // EOS: the eos_token of a tokenizer_config.json beside the file if there is
 // one, else the first special added token among <|endoftext|>,
@@ -68,6 +71,7 @@ struct HfTokenizerModel {
   bool add_prefix_space = false;
   std::unique_ptr<Pretokenizer> byte_level_regex;  // ByteLevel use_regex: the GPT-2 pattern; else null
   bool ignore_merges = false;
+  bool nfc = false;  // normalizer NFC
   int32_t eos_id = -1;
   int64_t vocab_size = 0;
 };
@@ -93,6 +97,7 @@ class HfTokenizer final : public Tokenizer {
   template <typename F>
   void pretokenize(size_t stage, std::string_view text, F& f) const;
   void encode_segment(std::string_view text, std::vector<int32_t>& out) const;
+  void encode_between_raw_tokens(std::string_view text, bool special, std::vector<int32_t>& out) const;
   void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
 
   std::string path_, name_;

@@ -325,8 +325,14 @@ HfTokenizerModel read_hf_tokenizer_json(const std::string& path) {
   HfTokenizerModel m;
   // The cheap checks first, so an unsupported file fails before its vocab is read.
   const J& model = check_model(r, root);
-  if (const J* n = r.member(root, "normalizer"))
-    r.bad("normalizer '", r.type_of(*n, "normalizer"), "' is not supported (only none)");
+  if (const J* n = r.member(root, "normalizer")) {
+    const std::string type = r.type_of(*n, "normalizer");
+    const J* list = type == "Sequence" ? r.member(*n, "normalizers") : nullptr;
+    const bool one_nfc = list && list->is_array() && list->size() == 1 && (*list)[0].is_object() &&
+                         (*list)[0].value("type", "") == "NFC";
+    if (type != "NFC" && !one_nfc) r.bad("normalizer '", type, "' is not supported (only none or NFC)");
+    m.nfc = true;
+  }
   read_pre_tokenizer(r, r.member(root, "pre_tokenizer"), m);
   const J* decoder = r.member(root, "decoder");
   if (!decoder) r.bad("decoder is missing (byte-level BPE needs ByteLevel)");

@@ -42,7 +42,7 @@ def byte_level(add_prefix_space, use_regex):
     return {"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": True, "use_regex": use_regex}
 
 
-def tokenizer(merges, extra_vocab, added_tokens, pre_tokenizer, ignore_merges, merges_as_pairs=False):
+def tokenizer(merges, extra_vocab, added_tokens, pre_tokenizer, ignore_merges, merges_as_pairs=False, normalizer=None):
     vocab = {CHAR[b]: b for b in range(256)}
     next_id = 256
     for a, b in merges:  # each merge's result is the next id, in merge order
@@ -54,7 +54,7 @@ def tokenizer(merges, extra_vocab, added_tokens, pre_tokenizer, ignore_merges, m
     return {
         "version": "1.0", "truncation": None, "padding": None,
         "added_tokens": added_tokens,
-        "normalizer": None,
+        "normalizer": normalizer,
         "pre_tokenizer": pre_tokenizer,
         "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
         "decoder": byte_level(True, True),
@@ -103,8 +103,8 @@ write("llama3_style", tokenizer(
         byte_level(False, False)]},
     ignore_merges=True))
 
-# Qwen 2 style: Split (single digits) then ByteLevel, merges as [a, b] pairs,
-# EOS named by tokenizer_config.json. "你" is E4 BD A0: 'ä' '½' and, since A0
+# Qwen 2 style: NFC, Split (single digits) then ByteLevel, merges as [a, b]
+# pairs, EOS named by tokenizer_config.json. "你" is E4 BD A0: 'ä' '½' and, since A0
 # is not printable, U+0142 'ł'. Ids: merges 256..260; <|endoftext|> 261,
 # <|im_start|> 262, <|im_end|> 263 (EOS by the config).
 write("qwen2_style", tokenizer(
@@ -115,6 +115,6 @@ write("qwen2_style", tokenizer(
     pre_tokenizer={"type": "Sequence", "pretokenizers": [
         {"type": "Split", "pattern": {"Regex": QWEN2_PATTERN}, "behavior": "Isolated", "invert": False},
         byte_level(False, False)]},
-    ignore_merges=False, merges_as_pairs=True),
+    ignore_merges=False, merges_as_pairs=True, normalizer={"type": "NFC"}),
     config={"eos_token": {"__type": "AddedToken", "content": "<|im_end|>", "lstrip": False, "normalized": False,
                           "rstrip": False, "single_word": False}})

@@ -150,8 +150,8 @@ TEST(HfTokenizerLlama3Style, SpecialTokensEosAndVocabSize) {
   }
 }
 
-// --- Qwen 2 style: Split (single digits) + ByteLevel, merges as pairs, EOS
-// from tokenizer_config.json. Merges: r0 Ġ h=256, r1 Ġh i=257, r2 ä ½=258,
+// --- Qwen 2 style: NFC, Split (single digits) + ByteLevel, merges as pairs,
+// EOS from tokenizer_config.json. Merges: r0 Ġ h=256, r1 Ġh i=257, r2 ä ½=258,
 // r3 ä½ ł=259 ("你" = E4 BD A0; A0 is 'ł' U+0142 in the alphabet), r4 1 2=260;
 // <|endoftext|> 261, <|im_start|> 262, <|im_end|> 263.
 
@@ -162,6 +162,16 @@ TEST(HfTokenizerQwen2Style, MultiByteCharactersMergeThroughTheByteAlphabet) {
   EXPECT_EQ(tok.encode(" hi\xE4\xBD\xA0" "12"), (Ids{257, 259, 49, 50}));
   EXPECT_EQ(tok.decode(Ids{259}), "\xE4\xBD\xA0");
   EXPECT_EQ(tok.encode_with_special("<|im_start|>hi<|im_end|>"), (Ids{262, 104, 105, 263}));
+}
+
+TEST(HfTokenizerQwen2Style, TextIsNfcNormalizedBeforePreTokenization) {
+  dt::HfTokenizer tok(fixture("qwen2_style"));
+  // "cafe" + U+0301 (combining acute) is "café" in NFC: é = U+00E9 = C3 A9;
+  // one piece, no merges apply -> c a f C3 A9.
+  const Ids want = {99, 97, 102, 195, 169};
+  EXPECT_EQ(tok.encode("cafe\xCC\x81"), want);
+  EXPECT_EQ(tok.encode("caf\xC3\xA9"), want);
+  EXPECT_EQ(tok.decode(tok.encode("cafe\xCC\x81")), "caf\xC3\xA9");
 }
 
 TEST(HfTokenizerQwen2Style, EosComesFromTokenizerConfig) {
