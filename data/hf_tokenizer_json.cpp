@@ -18,7 +18,8 @@ namespace {
 using J = nlohmann::json;  // unordered: a vocab object has 10^5 keys
 
 // GPT-2's ByteLevel pre-tokenizer pattern (use_regex: true), as `tokenizers` defines it.
-constexpr const char* kByteLevelPattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr const char* kByteLevelPattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 // byte -> code point of its character in the byte-level alphabet.
 const std::array<uint32_t, 256>& byte_chars() {
