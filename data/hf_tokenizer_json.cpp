@@ -327,12 +327,14 @@ HfTokenizerModel read_hf_tokenizer_json(const std::string& path) {
   // The cheap checks first, so an unsupported file fails before its vocab is read.
   const J& model = check_model(r, root);
   if (const J* n = r.member(root, "normalizer")) {
+    // NFC, or a Sequence of none or NFC alone (DeepSeek V3 writes an empty one).
     const std::string type = r.type_of(*n, "normalizer");
     const J* list = type == "Sequence" ? r.member(*n, "normalizers") : nullptr;
+    const bool empty = list && list->is_array() && list->empty();
     const bool one_nfc = list && list->is_array() && list->size() == 1 && (*list)[0].is_object() &&
                          (*list)[0].value("type", "") == "NFC";
-    if (type != "NFC" && !one_nfc) r.bad("normalizer '", type, "' is not supported (only none or NFC)");
-    m.nfc = true;
+    if (type != "NFC" && !one_nfc && !empty) r.bad("normalizer '", type, "' is not supported (only none or NFC)");
+    m.nfc = !empty;
   }
   read_pre_tokenizer(r, r.member(root, "pre_tokenizer"), m);
   const J* decoder = r.member(root, "decoder");

@@ -1,6 +1,7 @@
-// Pre-tokenization for tiktoken encodings: a regex splits text into pieces
-// (words, numbers, punctuation runs, whitespace) and BPE runs on each piece
-// separately. The regexes are those of the reference encoder, gpt-tokenizer
+// Pre-tokenization: a regex splits text into pieces (words, numbers,
+// punctuation runs, whitespace) and BPE runs on each piece separately. The
+// tiktoken encodings have built-in patterns; a tokenizer.json brings its own
+// (Pretokenizer::compile, data/hf_tokenizer.hpp). The regexes are those of the reference encoder, gpt-tokenizer
 // 4.0.0 (JavaScript, `u` flag), translated to PCRE2 so that every piece
 // boundary agrees with it; pretokenize.cpp says how.
 //
