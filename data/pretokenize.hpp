@@ -1,9 +1,10 @@
 // Pre-tokenization: a regex splits text into pieces (words, numbers,
 // punctuation runs, whitespace) and BPE runs on each piece separately. The
 // tiktoken encodings have built-in patterns; a tokenizer.json brings its own
-// (Pretokenizer::compile, data/hf_tokenizer.hpp). The regexes are those of the reference encoder, gpt-tokenizer
-// 4.0.0 (JavaScript, `u` flag), translated to PCRE2 so that every piece
-// boundary agrees with it; pretokenize.cpp says how.
+// (Pretokenizer::compile, data/hf_tokenizer.hpp). The built-in ones are
+// those of the reference encoder, gpt-tokenizer 4.0.0 (JavaScript, `u` flag),
+// translated to PCRE2 so that every piece boundary agrees with it;
+// pretokenize.cpp says how.
 //
 // Input must be valid UTF-8. Invalid input is first repaired with
 // replace_invalid_utf8, the rule the reference applies on its way in (its
