@@ -41,7 +41,9 @@ bool parse_args(int argc, char** argv, GenerateArgs& a) {
                 "the newest complete checkpoint in it)");
   cl.value("--prompt", "TEXT", "the text to continue (required, non-empty)",
            [&a](const std::string& v) { a.prompt = v; });
-  cl.text("--tokenizer", a.tokenizer, "SPEC", "'byte' or a .tiktoken rank file (default: the run's data.tokenizer)");
+  cl.text("--tokenizer", a.tokenizer, "SPEC",
+          "'byte', a Hugging Face tokenizer.json (byte-level BPE) or a .tiktoken\n"
+          "rank file (default: the run's data.tokenizer)");
   cl.integer("--max-new-tokens", a.opt.max_new_tokens, 0, 1 << 24, "N", "new tokens at most (default 64)");
   cl.value("--temperature", "T", "softmax temperature (default 1.0; 0: greedy, the most likely token)",
            [&sampling](const std::string& v) {

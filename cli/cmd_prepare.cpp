@@ -63,7 +63,10 @@ bool parse(int argc, char** argv, PrepareOptions& o) {
           "the dataset directory: shards and their manifest dataset.yaml,\n"
           "written last (created if missing; written in DIR.tmp-PID beside\n"
           "it and renamed when complete)");
-  cl.text("--tokenizer", o.tokenizer, "SPEC", "tokenizer (default: byte)");
+  cl.text("--tokenizer", o.tokenizer, "SPEC",
+          "byte (the default), a Hugging Face tokenizer.json of a byte-level\n"
+          "BPE model (any *.json), or a tiktoken rank file such as\n"
+          "data/tokenizers/cl100k_base.tiktoken");
   cl.integer<int64_t>("--shard-tokens", o.shard_tokens, 1, INT64_MAX, "N",
                       "tokens per shard at most (default: 50000000); a document is\n"
                       "never split, so one longer than N gets a shard of its own");

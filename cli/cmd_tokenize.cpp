@@ -11,7 +11,6 @@
 
 #include "core/error.hpp"
 #include "cli/cli_args.hpp"
-#include "data/tiktoken.hpp"
 #include "data/tokenizer.hpp"
 #include "cli/commands.hpp"
 
@@ -50,14 +49,17 @@ int cmd_tokenize(int argc, char** argv) {
   CommandLine cl("tokenize", "usage: difftron tokenize --tokenizer FILE|byte [--decode] [--allow-special]\n",
                  "Encodes stdin (bytes) and prints the token ids, separated by spaces, on one line.\n");
   cl.text("--tokenizer", spec, "SPEC",
-          "byte, or a tiktoken rank file (data/tokenizers/cl100k_base.tiktoken,\n"
-          "data/tokenizers/r50k_base.tiktoken; launch/fetch_tokenizers.sh gets them)");
+          "byte, a Hugging Face tokenizer.json of a byte-level BPE model\n"
+          "(GPT-2, Llama 3, Qwen 2 style; any *.json), or a tiktoken rank file\n"
+          "(data/tokenizers/cl100k_base.tiktoken, data/tokenizers/r50k_base.tiktoken;\n"
+          "launch/fetch_tokenizers.sh gets them)");
   cl.flag("--decode", decode,
           "read whitespace-separated ids from stdin and write their bytes\n"
           "(EOS writes nothing)");
   cl.flag("--allow-special", allow_special,
           "encode special-token text (<|endoftext|>, ...) as its special id;\n"
-          "by default it is ordinary text");
+          "by default it is ordinary text (a tokenizer.json's non-special\n"
+          "added tokens are always recognised)");
   if (!cl.parse(argc, argv)) return 0;
   if (spec.empty()) throw UsageError("missing --tokenizer FILE|byte (" + cl.see_help() + ")");
   if (decode && allow_special) throw UsageError("--allow-special applies to encoding, not --decode");
@@ -69,9 +71,7 @@ int cmd_tokenize(int argc, char** argv) {
     return std::fflush(stdout) == 0 ? 0 : 1;
   }
   // The byte tokenizer has no special-token text, so --allow-special changes nothing there.
-  const auto* tiktoken = dynamic_cast<const TiktokenTokenizer*>(tok.get());
-  const std::vector<int32_t> ids =
-      allow_special && tiktoken ? tiktoken->encode_with_special(input) : tok->encode(input);
+  const std::vector<int32_t> ids = allow_special ? tok->encode_with_special(input) : tok->encode(input);
   std::string line;
   line.reserve(ids.size() * 6 + 1);
   for (size_t i = 0; i < ids.size(); ++i) {

@@ -112,16 +112,26 @@ struct Pretokenizer::Impl {
 
 bool Pretokenizer::has_pattern(std::string_view encoding) { return template_for(encoding) != nullptr; }
 
+Pretokenizer::Pretokenizer() : impl_(std::make_unique<Impl>()) {}
+
 Pretokenizer::Pretokenizer(std::string_view encoding) : impl_(std::make_unique<Impl>()) {
   const char* tmpl = template_for(encoding);
   DT_CHECK(tmpl, "no pre-tokenizer pattern for encoding ", encoding);
-  const std::string pattern = expand(tmpl);
+  compile_pattern(expand(tmpl), 0, "pre-tokenizer pattern for " + std::string(encoding));
+}
+
+std::unique_ptr<Pretokenizer> Pretokenizer::compile(std::string_view pattern, bool literal, const std::string& what) {
+  std::unique_ptr<Pretokenizer> p(new Pretokenizer());
+  p->compile_pattern(std::string(pattern), literal ? PCRE2_LITERAL : 0, what);
+  return p;
+}
+
+void Pretokenizer::compile_pattern(const std::string& pattern, uint32_t options, const std::string& what) {
   int err = 0;
   PCRE2_SIZE offset = 0;
   impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                              PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &offset, nullptr);
-  DT_CHECK(impl_->code, "pre-tokenizer pattern for ", encoding, " does not compile at offset ", offset, ": ",
-           pcre2_message(err));
+                              options | PCRE2_UTF | PCRE2_UCP, &err, &offset, nullptr);
+  if (!impl_->code) fail(what, " does not compile at offset ", offset, ": ", pcre2_message(err));
   // Without JIT support (some platforms) the interpreter gives the same pieces, slower.
   impl_->jit = pcre2_jit_compile(impl_->code, PCRE2_JIT_COMPLETE) == 0;
 }
@@ -130,9 +140,10 @@ Pretokenizer::~Pretokenizer() = default;
 
 bool Pretokenizer::jit() const { return impl_->jit; }
 
-bool Pretokenizer::next(std::string_view text, size_t from, size_t& begin, size_t& end) const {
+bool Pretokenizer::find(std::string_view text, size_t from, size_t& begin, size_t& end) const {
   thread_local ThreadMatch tm;
   // pcre2_jit_match skips pcre2_match's argument checks (~10% of a piece's cost).
+  // The text is valid UTF-8 (callers repair it first), so PCRE2 need not check it.
   const auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   const int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, text.size(), from, 0, tm.data, tm.context)
                             : pcre2_match(impl_->code, subject, text.size(), from, PCRE2_NO_UTF_CHECK, tm.data,
@@ -142,6 +153,11 @@ bool Pretokenizer::next(std::string_view text, size_t from, size_t& begin, size_
   const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(tm.data);
   begin = ov[0];
   end = ov[1];
+  return true;
+}
+
+bool Pretokenizer::next(std::string_view text, size_t from, size_t& begin, size_t& end) const {
+  if (!find(text, from, begin, end)) return false;
   DT_CHECK(end > begin, "empty pre-token at byte ", begin);
   return true;
 }

@@ -1,6 +1,5 @@
 #include "data/tiktoken.hpp"
 
-#include <atomic>
 #include <cstring>
 #include <filesystem>
 
@@ -31,28 +30,6 @@ const std::vector<EncodingSpec>& encodings() {
   return all;
 }
 
-// A per-thread, direct-mapped cache of piece -> ids for pieces that needed
-// merging (a piece that is itself a token costs one lookup and skips it).
-// Entries carry their tokenizer's key, so tokenizers share the cache safely.
-constexpr size_t kCacheEntries = 1 << 13;  // ~0.8 MiB a thread
-constexpr size_t kCacheKeyBytes = 38;
-constexpr size_t kCacheIds = 10;
-struct CacheEntry {
-  uint64_t owner = 0;  // 0: empty
-  uint64_t hash = 0;
-  uint8_t len = 0, n_ids = 0;
-  char key[kCacheKeyBytes];
-  int32_t ids[kCacheIds];
-};
-static_assert(kCacheKeyBytes < 256 && kCacheIds < 256);
-
-CacheEntry* thread_cache() {
-  thread_local std::unique_ptr<CacheEntry[]> cache(new CacheEntry[kCacheEntries]);
-  return cache.get();
-}
-
-std::atomic<uint64_t> next_cache_owner{1};
-
 std::string supported_list() {
   std::string s;
   for (const auto& e : encodings()) s += (s.empty() ? "" : ", ") + std::string(e.name);
@@ -67,7 +44,7 @@ std::vector<std::string> TiktokenTokenizer::supported_encodings() {
   return names;
 }
 
-TiktokenTokenizer::TiktokenTokenizer(const std::string& path) : cache_owner_(next_cache_owner++) {
+TiktokenTokenizer::TiktokenTokenizer(const std::string& path) {
   encoding_ = std::filesystem::path(path).stem().string();
   const EncodingSpec* spec = nullptr;
   for (const auto& e : encodings())
@@ -96,32 +73,12 @@ TiktokenTokenizer::TiktokenTokenizer(const std::string& path) : cache_owner_(nex
 TiktokenTokenizer::~TiktokenTokenizer() = default;
 
 void TiktokenTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
+  // A piece that is itself a token costs one lookup and skips the cache.
   if (const int32_t id = ranks_.find(piece); id >= 0) {
     out.push_back(id);
     return;
   }
-  if (piece.size() > kCacheKeyBytes) {
-    bpe_merge(ranks_, piece, out);
-    return;
-  }
-  const uint64_t h = RankTable::hash(piece);
-  CacheEntry& e = thread_cache()[h & (kCacheEntries - 1)];
-  if (e.owner == cache_owner_ && e.hash == h && e.len == piece.size() &&
-      std::memcmp(e.key, piece.data(), piece.size()) == 0) {
-    out.insert(out.end(), e.ids, e.ids + e.n_ids);
-    return;
-  }
-  const size_t before = out.size();
-  bpe_merge(ranks_, piece, out);
-  const size_t n = out.size() - before;
-  if (n <= kCacheIds) {
-    e.owner = cache_owner_;
-    e.hash = h;
-    e.len = static_cast<uint8_t>(piece.size());
-    e.n_ids = static_cast<uint8_t>(n);
-    std::memcpy(e.key, piece.data(), piece.size());
-    std::copy(out.begin() + before, out.end(), e.ids);
-  }
+  cache_.encode(piece, out, [this](std::string_view p, std::vector<int32_t>& o) { bpe_merge(ranks_, p, o); });
 }
 
 void TiktokenTokenizer::encode_ordinary(std::string_view text, std::vector<int32_t>& out) const {

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "data/bpe_cache.hpp"
 #include "data/pretokenize.hpp"
 #include "data/tiktoken_ranks.hpp"
 #include "data/tokenizer.hpp"
@@ -36,7 +37,7 @@ class TiktokenTokenizer final : public Tokenizer {
   std::vector<int32_t> encode(std::string_view text) const override;
   // As encode, but each occurrence of a special token's text becomes its id
   // (leftmost first), as tiktoken's encode(allowed_special="all") does.
-  std::vector<int32_t> encode_with_special(std::string_view text) const;
+  std::vector<int32_t> encode_with_special(std::string_view text) const override;
   // Ids to bytes; special ids give their text, except EOS, which gives nothing.
   // An id outside [0, vocab_size) or one no token has is an error.
   std::string decode(std::span<const int32_t> ids) const override;
@@ -59,7 +60,7 @@ class TiktokenTokenizer final : public Tokenizer {
   std::vector<std::pair<std::string, int32_t>> specials_;
   int32_t eos_id_ = -1;
   int64_t vocab_size_ = 0;
-  uint64_t cache_owner_;  // this tokenizer's key in the per-thread piece cache
+  BpeCache cache_;  // pieces that needed merging
 };
 
 // make_tokenizer's path for rank files (data/tokenizer.cpp).

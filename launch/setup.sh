@@ -15,6 +15,7 @@ PACKAGES=(
   libgtest-dev googletest           # tests
   zlib1g-dev                        # gzip inputs to prepare
   libpcre2-dev                      # tokenizer pre-tokenizer regexes (PCRE2)
+  libicu-dev                        # NFC normalization of tokenizer.json files (ICU)
   nlohmann-json3-dev                # JSON: metrics.jsonl, eval.json, safetensors headers
   libsimdjson-dev                   # JSON: prepare's JSON-lines reader (the hot path)
   libpng-dev                        # PNG: the report's and eval's plots
