@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
                   world, peak);
 
     dt::Trainer trainer(cfg);
-    const int64_t tokens_per_step = cfg.train.batch_size * cfg.train.seq_len;
+    const int64_t tokens_per_step = cfg.train.global_batch_size * cfg.train.seq_len;
     const double flops_per_token = dt::train_flops_per_token(cfg.model, cfg.train.seq_len);
     trainer.train_step(0);  // warm-up: first-touch of arenas and scratch
     double seconds = 0;

@@ -38,8 +38,8 @@ int main(int argc, char** argv) {
     const dt::ModelConfig& m = c.model;
     double P = 0;
     for (const dt::ParamSpec& p : dt::param_registry(m)) P += double(p.numel());
-    const double T = c.train.seq_len, D = m.d_model, b = double(c.parallel.micro_batch);
-    const double global_seqs = double(c.train.batch_size);
+    const double T = c.train.seq_len, D = m.d_model, b = double(c.parallel.micro_batch_size);
+    const double global_seqs = double(c.train.global_batch_size);
     std::printf("%s: %.3g parameters, L %d, D %d, T %d, %g sequences per step, micro-batch %g\n", path.c_str(), P,
                 m.n_layers, m.d_model, c.train.seq_len, global_seqs, b);
     std::printf("activations %g bytes, gradients %g bytes per element; GB per step per rank:\n\n", act_bytes,

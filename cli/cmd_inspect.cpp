@@ -105,7 +105,7 @@ int cmd_inspect(int argc, char** argv) {
               config_schema::choice_name(config_schema::kAttention, m.attention), static_cast<long long>(m.vocab_size),
               m.d_model, m.n_layers, m.n_heads, m.n_kv_heads, m.head_dim(), m.ffn_hidden, m.rope_theta,
               m.tie_embeddings ? "true" : "false");
-  std::printf("train: seq_len %d  batch %lld  seed %llu\n", t.seq_len, static_cast<long long>(t.batch_size),
+  std::printf("train: seq_len %d  batch %lld  seed %llu\n", t.seq_len, static_cast<long long>(t.global_batch_size),
               static_cast<unsigned long long>(man.seed));
   print_lambdas(cm);
   print_tensors(cm);

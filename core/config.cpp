@@ -29,7 +29,7 @@ const char* model_kind_name(AttentionKind kind, bool short_name) {
 // step is a full batch, so a run sees at least max_tokens tokens.
 int64_t Config::total_steps() const {
   if (train.max_steps > 0) return train.max_steps;
-  const int64_t per_step = train.batch_size * train.seq_len;
+  const int64_t per_step = train.global_batch_size * train.seq_len;
   if (per_step <= 0) return 0;  // not validated; validate_config rejects this
   return (train.max_tokens + per_step - 1) / per_step;
 }
@@ -86,7 +86,7 @@ void validate_model(const Config& c) {
 void validate_train(const Config& c) {
   const TrainConfig& t = c.train;
   at_least(c, "train.seq_len", t.seq_len, 1);
-  at_least<int64_t>(c, "train.global_batch_size", t.batch_size, 1);
+  at_least<int64_t>(c, "train.global_batch_size", t.global_batch_size, 1);
   at_least<int64_t>(c, "train.max_steps", t.max_steps, 0);
   at_least<int64_t>(c, "train.max_tokens", t.max_tokens, 0);
   if (t.max_steps > 0 && t.max_tokens > 0)
@@ -113,7 +113,7 @@ void validate_train(const Config& c) {
 
 void validate_data(const Config& c) {
   if (c.data.tokenizer.empty())
-    bad(c, "data.tokenizer", "expected \"byte\" or a tiktoken rank file, got an empty string");
+    bad(c, "data.tokenizer", "expected \"byte\", a tiktoken rank file or a tokenizer.json, got an empty string");
   for (size_t i = 0; i < c.data.datasets.size(); ++i) {
     const DatasetSpec& d = c.data.datasets[i];
     const std::string p = "data.datasets[" + std::to_string(i) + "]";
@@ -131,13 +131,13 @@ void validate_parallel(const Config& c) {
   at_least(c, "parallel.pp", p.pp, 1);
   at_least(c, "parallel.cp", p.cp, 1);
   if (p.zero != 0 && p.zero != 1) bad(c, "parallel.zero", "expected 0 or 1 (ZeRO stage), got ", p.zero);
-  at_least<int64_t>(c, "parallel.micro_batch_size", p.micro_batch, 1);
-  if (p.micro_batch > INT_MAX)
-    bad(c, "parallel.micro_batch_size", "expected at most ", INT_MAX, " sequences per micro-batch, got ", p.micro_batch);
+  at_least<int64_t>(c, "parallel.micro_batch_size", p.micro_batch_size, 1);
+  if (p.micro_batch_size > INT_MAX)
+    bad(c, "parallel.micro_batch_size", "expected at most ", INT_MAX, " sequences per micro-batch, got ", p.micro_batch_size);
   if (!(p.grad_bucket_mb >= 0)) bad(c, "parallel.grad_bucket_mb", "expected a size in MB ≥ 0, got ", p.grad_bucket_mb);
-  if (c.train.batch_size % p.micro_batch != 0)
-    bad(c, "train.global_batch_size", "global_batch_size ", c.train.batch_size,
-        " is not divisible by parallel.micro_batch_size ", p.micro_batch,
+  if (c.train.global_batch_size % p.micro_batch_size != 0)
+    bad(c, "train.global_batch_size", "global_batch_size ", c.train.global_batch_size,
+        " is not divisible by parallel.micro_batch_size ", p.micro_batch_size,
         " (an optimizer step accumulates whole micro-batches)");
   // Tensor parallelism splits whole kv heads (and their differential heads),
   // FFN rows and vocabulary rows evenly (DESIGN §4).
@@ -189,14 +189,14 @@ void validate_layout(const Config& c, int world_size) {
     fail(c.source, ": parallel: world size ", world_size, " is not a multiple of tp*pp*cp = ", p.tp, "*", p.pp,
          "*", p.cp, " = ", group, " (launch a multiple of ", group, " ranks or change parallel.tp/pp/cp)");
   const int dp = world_size / group;
-  if (c.train.batch_size % (p.micro_batch * dp) != 0)
-    fail(c.source, ": train.global_batch_size: ", c.train.batch_size,
+  if (c.train.global_batch_size % (p.micro_batch_size * dp) != 0)
+    fail(c.source, ": train.global_batch_size: ", c.train.global_batch_size,
          " is not divisible by parallel.micro_batch_size*dp = ",
-         p.micro_batch, "*", dp, " = ", p.micro_batch * dp, " (dp = world size ", world_size, " / tp*pp*cp ",
+         p.micro_batch_size, "*", dp, " = ", p.micro_batch_size * dp, " (dp = world size ", world_size, " / tp*pp*cp ",
          group, ")");
   // The pipeline schedule counts micro-batches in an int.
   if (c.grad_accum_steps(dp) > INT_MAX)
-    fail(c.source, ": train.global_batch_size: ", c.train.batch_size, " / (parallel.micro_batch_size*dp = ", p.micro_batch * dp,
+    fail(c.source, ": train.global_batch_size: ", c.train.global_batch_size, " / (parallel.micro_batch_size*dp = ", p.micro_batch_size * dp,
          ") = ", c.grad_accum_steps(dp), " micro-batches per step; expected at most ", INT_MAX);
 }
 

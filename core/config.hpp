@@ -45,7 +45,7 @@ enum class LrDecay { Linear, Cosine, Constant };
 
 struct TrainConfig {
   int seq_len = 0;            // T
-  int64_t batch_size = 0;     // train.global_batch_size: sequences per optimizer step, all dp ranks
+  int64_t global_batch_size = 0;  // sequences per optimizer step, all dp ranks
   int64_t max_steps = 0;      // exactly one of max_steps / max_tokens is set
   int64_t max_tokens = 0;
   double lr = 3e-4;
@@ -68,7 +68,7 @@ struct DatasetSpec {
 };
 
 struct DataConfig {
-  std::string tokenizer = "byte";  // "byte" or a tiktoken rank file
+  std::string tokenizer = "byte";  // "byte", a tiktoken rank file or a Hugging Face tokenizer.json
   std::vector<DatasetSpec> datasets;
   // Long-context data: windows that lie inside a document of at least
   // long_doc_tokens tokens are drawn long_doc_factor times as often (0 = off).
@@ -80,7 +80,7 @@ struct DataConfig {
 struct ParallelConfig {
   int tp = 1, pp = 1, cp = 1;
   int zero = 0;            // 0 or 1
-  int64_t micro_batch = 1;  // parallel.micro_batch_size: sequences per micro-batch per dp rank
+  int64_t micro_batch_size = 1;  // sequences per micro-batch per dp rank
   // Gradients are reduced over data parallelism in buckets of about this many
   // MB, each started as soon as the backward has finished it (0: one per layer).
   double grad_bucket_mb = 25;
@@ -123,8 +123,8 @@ struct Config {
 
   // Sequences per micro-batch summed over data-parallel ranks, and the number
   // of micro-batches accumulated per optimizer step.
-  int64_t grad_accum_steps(int dp) const { return train.batch_size / (parallel.micro_batch * dp); }
-  // max_steps, or ceil(max_tokens / (batch_size·seq_len)): a token budget that
+  int64_t grad_accum_steps(int dp) const { return train.global_batch_size / (parallel.micro_batch_size * dp); }
+  // max_steps, or ceil(max_tokens / (global_batch_size·seq_len)): a token budget that
   // is not a whole number of batches rounds up to one more full step.
   int64_t total_steps() const;
   // Every field, `source` included (tests compare a round trip with it set equal).

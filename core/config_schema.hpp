@@ -56,7 +56,7 @@ void visit_config(C& c, V& v) {
   v.choice("recompute", c.model.recompute, kRecompute);
   v.section("train");
   v.field("seq_len", c.train.seq_len, kRequired);
-  v.field("global_batch_size", c.train.batch_size, kRequired);
+  v.field("global_batch_size", c.train.global_batch_size, kRequired);
   v.field("max_steps", c.train.max_steps, kUnsetWhenZero);
   v.field("max_tokens", c.train.max_tokens, kUnsetWhenZero);
   v.field("lr", c.train.lr);
@@ -81,7 +81,7 @@ void visit_config(C& c, V& v) {
   v.field("pp", c.parallel.pp);
   v.field("cp", c.parallel.cp);
   v.field("zero", c.parallel.zero);
-  v.field("micro_batch_size", c.parallel.micro_batch);
+  v.field("micro_batch_size", c.parallel.micro_batch_size);
   v.field("grad_bucket_mb", c.parallel.grad_bucket_mb);
   v.section("checkpoint");
   v.field("dir", c.checkpoint.dir);

@@ -20,7 +20,7 @@ EvalModel load_model_for_eval(const std::string& ckpt, int batch, int seq_len, s
       fail("rope_theta: ", *rope_theta, " is not a RoPE base; expected a number > 0");
     em.config.model.rope_theta = *rope_theta;
   }
-  if (batch <= 0) batch = int(em.config.parallel.micro_batch);
+  if (batch <= 0) batch = int(em.config.parallel.micro_batch_size);
   if (seq_len <= 0) seq_len = em.config.train.seq_len;
   const TransformerBytes need = transformer_bytes(em.config.model, batch, seq_len);
   require_memory(em.dir + ": its model for " + std::to_string(batch) + " × " + std::to_string(seq_len) + " tokens",

@@ -21,7 +21,7 @@ struct EvalModel {
 // ckpt: a step_<N> directory, or a checkpoint root (its newest complete
 // checkpoint). Builds a single-process Transformer (default ModelParallel)
 // for `batch` sequences of `seq_len` tokens per forward (<= 0: the run's
-// parallel.micro_batch / train.seq_len) and copies every parameter bit for
+// parallel.micro_batch_size / train.seq_len) and copies every parameter bit for
 // bit from the checkpoint. rope_theta replaces the config's RoPE base (e.g.
 // to evaluate beyond the trained context). Every file's checksum is verified;
 // problems are one-line dt::Errors naming the path, tensor or value.

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# DIFF Transformer vs Transformer at equal size, on the CPU: trains
-# configs/compare-diff.yaml and configs/compare-standard.yaml (identical but
-# for model.attention) on the quickstart corpus, runs every evaluation of
-# `difftron eval` on both final checkpoints, and writes a side-by-side report
-# (Markdown + PNG plots) with `difftron report`. About 3-5 minutes of training
-# per model on two free cores, plus a few minutes of evaluation.
+# DIFF Transformer vs DIFF V2 vs Transformer at matched size, on the CPU:
+# trains configs/compare-diff.yaml, configs/compare-diff-v2.yaml and
+# configs/compare-standard.yaml (identical but for the attention and what
+# keeps the non-embedding parameter counts equal) on the quickstart corpus,
+# runs every evaluation of `difftron eval` on each final checkpoint, and
+# writes a side-by-side report (Markdown + PNG plots) with `difftron report`.
+# About 3-5 minutes of training per model on two free cores, plus a few
+# minutes of evaluation. KINDS="diff standard" compares two of them.
 #
 # A rerun only redoes what is missing: a run whose final checkpoint exists is
 # not retrained (an interrupted one resumes from its newest checkpoint), and an
@@ -29,12 +31,14 @@
 #   QUANT_BITS      attention-logit bit widths (default 16,8,6,4)
 #   QUANT_RETRIEVAL=1  also measure needle retrieval at each bit width (reruns the needle
 #                   grid once per width: several times slower)
-#   FORCE=1         retrain and re-evaluate both models from scratch
-#   SKIP_BUILD=1    use build/difftron as it is (default: setup if never built, then an
+#   KINDS           the models to compare (default "diff diff-v2 standard")
+#   FORCE=1         retrain and re-evaluate every model from scratch
+#   DIFFTRON        the binary (default build/difftron)
+#   SKIP_BUILD=1    use $DIFFTRON as it is (default: setup if never built, then an
 #                   incremental build, a no-op when up to date)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DIFFTRON=build/difftron
+DIFFTRON=${DIFFTRON:-build/difftron}
 OUT=${OUT:-runs/compare/report}
 HELDOUT_BYTES=${HELDOUT_BYTES:-400000}
 PPL_TOKENS=${PPL_TOKENS:-262144}
@@ -45,6 +49,11 @@ NEEDLES=${NEEDLES:-2}
 QUERIES=${QUERIES:-2}
 TRIALS=${TRIALS:-4}
 QUANT_BITS=${QUANT_BITS:-16,8,6,4}
+read -r -a KIND_LIST <<<"${KINDS:-diff diff-v2 standard}"
+declare -A LABEL=([diff]=DIFF [diff-v2]="DIFF-V2" [standard]=Transformer)
+for kind in "${KIND_LIST[@]}"; do
+  [ -n "${LABEL[$kind]:-}" ] || { echo "compare: KINDS: unknown model '$kind' (expected diff, diff-v2, standard)" >&2; exit 2; }
+done
 say() { echo "compare: $*"; }
 
 # ---- build and data -------------------------------------------------------------
@@ -93,7 +102,7 @@ say "evaluation data: $EVAL_DATA"
 # ---- train ----------------------------------------------------------------------
 steps_of() { sed -n 's/^  max_steps: *\([0-9]*\).*/\1/p' "$1"; }
 declare -A CKPT
-for kind in diff standard; do
+for kind in "${KIND_LIST[@]}"; do
   cfg=configs/compare-$kind.yaml
   run=runs/compare/$kind
   steps=${STEPS:-$(steps_of "$cfg")}
@@ -116,7 +125,7 @@ for kind in diff standard; do
 done
 
 # ---- evaluate -------------------------------------------------------------------
-for kind in diff standard; do
+for kind in "${KIND_LIST[@]}"; do
   ev=runs/compare/$kind/eval
   manifest=${CKPT[$kind]}/manifest.yaml
   mkdir -p "$ev"
@@ -147,9 +156,10 @@ for kind in diff standard; do
 done
 
 # ---- report ---------------------------------------------------------------------
-args=(--run DIFF=runs/compare/diff --eval DIFF=runs/compare/diff/eval
-      --run Transformer=runs/compare/standard --eval Transformer=runs/compare/standard/eval --out "$OUT"
-      --title "DIFF Transformer vs Transformer at equal size (CPU, byte-level, quickstart corpus)")
+args=(--out "$OUT" --title "DIFF Transformer, DIFF V2 and Transformer at equal size (CPU, byte-level, quickstart corpus)")
+for kind in "${KIND_LIST[@]}"; do
+  args+=(--run "${LABEL[$kind]}=runs/compare/$kind" --eval "${LABEL[$kind]}=runs/compare/$kind/eval")
+done
 [ -z "$note" ] || args+=(--note "$note")
 args+=(--note "Needle retrieval: $NEEDLES needles, $QUERIES queried, lengths $NEEDLE_LENGTHS tokens, depths $NEEDLE_DEPTHS, $TRIALS draws per cell ($((TRIALS * QUERIES)) answers each). Activation statistics and quantization: $EVAL_TOKENS tokens; perplexity: up to $PPL_TOKENS tokens.")
 "$DIFFTRON" report "${args[@]}"

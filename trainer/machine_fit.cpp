@@ -13,7 +13,7 @@
 namespace dt {
 
 RankBytes estimate_rank_bytes(const Config& c, const GridShape& shape, const GridCoord& at, Device dev) {
-  const int64_t B = c.parallel.micro_batch, T = c.train.seq_len, accum = c.grad_accum_steps(shape.dp);
+  const int64_t B = c.parallel.micro_batch_size, T = c.train.seq_len, accum = c.grad_accum_steps(shape.dp);
   ModelParallel par;  // as the Trainer builds it
   par.place = {at.tp, shape.tp, at.pp, shape.pp};
   par.cp_rank = at.cp;
@@ -48,7 +48,7 @@ void check_run_fits_machine(const Config& c, const ProcessGrid& grid, Device dev
                            ", model.d_model " + std::to_string(m.d_model) + ", model.ffn_hidden " +
                            std::to_string(m.ffn_hidden) + ", model.vocab_size " + std::to_string(m.vocab_size) +
                            ", train.seq_len " + std::to_string(c.train.seq_len) + ", parallel.micro_batch_size " +
-                           std::to_string(c.parallel.micro_batch) + ")";
+                           std::to_string(c.parallel.micro_batch_size) + ")";
   const std::string remedy = "a smaller model, micro-batch or seq_len, or more ranks to share it (parallel.tp, "
                              "parallel.pp, parallel.zero: 1 with data parallelism)";
   const std::string parts = r.model.parts() + ", optimizer state " + format_bytes(r.optimizer);

@@ -79,7 +79,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm) : cfg_(cfg) {
   _mm_setcsr(_mm_getcsr() | 0x8040);  // FTZ | DAZ
 #endif
 
-  const int B = int(cfg_.parallel.micro_batch), T = cfg_.train.seq_len;
+  const int B = int(cfg_.parallel.micro_batch_size), T = cfg_.train.seq_len;
   const int64_t accum = cfg_.grad_accum_steps(shape.dp);
   if (grid_->first_stage() || grid_->last_stage()) {
     if (cfg_.data.datasets.empty())
@@ -195,7 +195,7 @@ StepStats Trainer::train_step(int64_t step) {
   const auto t0 = std::chrono::steady_clock::now();
   maybe_inject_failure(mpi_world_rank(), step + 1);
   const bool last = grid_->last_stage();
-  const int64_t tokens_per_step = cfg_.train.batch_size * cfg_.train.seq_len;
+  const int64_t tokens_per_step = cfg_.train.global_batch_size * cfg_.train.seq_len;
   const int64_t total = cfg_.total_steps();
   const bool log_step = (step + 1) % cfg_.train.log_every == 0 || step + 1 == total;
   // The loss is the mean over every target of the global batch, so each
@@ -333,7 +333,7 @@ StepStats Trainer::run() {
     if (!cfg_.checkpoint.dir.empty()) require_writable_dir("checkpoint.dir", cfg_.checkpoint.dir);
     progress = std::make_unique<ProgressLog>(cfg_.train.run_dir, steps_done_);
     write_file_atomically(cfg_.train.run_dir + "/config.yaml", config_to_yaml(cfg_));
-    log_info("training steps ", steps_done_ + 1, "..", total, " of ", cfg_.train.batch_size * cfg_.train.seq_len,
+    log_info("training steps ", steps_done_ + 1, "..", total, " of ", cfg_.train.global_batch_size * cfg_.train.seq_len,
              " tokens; metrics in ", cfg_.train.run_dir, "/metrics.jsonl");
   }
   // Slurm sends SIGTERM (or the --signal of the batch script, often SIGUSR1)

@@ -154,8 +154,8 @@ bool Trainer::save_checkpoint() {
     attempt([&] {
       CheckpointManifest m;
       m.step = steps_done_;
-      m.tokens_seen = steps_done_ * cfg_.train.batch_size * cfg_.train.seq_len;
-      m.data_state = steps_done_ * cfg_.train.batch_size;
+      m.tokens_seen = steps_done_ * cfg_.train.global_batch_size * cfg_.train.seq_len;
+      m.data_state = steps_done_ * cfg_.train.global_batch_size;
       m.total_steps = cfg_.total_steps();
       m.seed = cfg_.train.seed;
       m.tp = grid_->shape().tp, m.pp = grid_->shape().pp, m.dp = grid_->shape().dp, m.zero = cfg_.parallel.zero;

@@ -112,7 +112,7 @@ std::string scale_table(const std::vector<ReportRun>& runs) {
   });
   prop("sequence length", [](const ReportRun& r) { return std::to_string(r.config.train.seq_len); });
   prop("tokens per step",
-       [](const ReportRun& r) { return fmt_grouped(r.config.train.batch_size * r.config.train.seq_len); });
+       [](const ReportRun& r) { return fmt_grouped(r.config.train.global_batch_size * r.config.train.seq_len); });
   prop("steps", [](const ReportRun& r) { return fmt_grouped(r.metrics.back().step); });
   prop("tokens seen", [](const ReportRun& r) { return fmt_grouped(r.metrics.back().tokens_seen); });
   prop("training data", [](const ReportRun& r) {

@@ -12,15 +12,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 # ctest runs tests side by side: idle OpenMP threads must not spin against them.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
-passed=0
-fail() { echo "FAIL: $*" >&2; echo "$passed passed, 1 failed"; exit 1; }
-ok() { passed=$((passed + 1)); echo "ok: $*"; }
-expect_one_line_error() {
-  local rc=0
-  "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
-  [ "$rc" -ne 0 ] || fail "'$*' succeeded; expected an error"
-  [ "$(wc -l <"$WORK/err")" -eq 1 ] || fail "'$*' printed $(wc -l <"$WORK/err") lines on stderr, expected one: $(cat "$WORK/err")"
-}
+source "$(dirname "$0")/lib/errors.bash"
 is_png() { [ -s "$1" ] && [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
 rows() { tail -n +2 "$1" | wc -l; }                 # data rows of a CSV
 fields() { awk -F, '{print NF}' "$1" | sort -u; }   # distinct field counts (one value: a rectangle)

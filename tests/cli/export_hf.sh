@@ -12,17 +12,7 @@ WORK=$(mktemp -d /tmp/dt_cli_export_hf_XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
-PASSED=0
-fail() { echo "FAIL: $*" >&2; echo "$PASSED passed, 1 failed"; exit 1; }
-pass() { PASSED=$((PASSED + 1)); }
-expect_one_line_error() {
-  local rc=0
-  "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
-  [ "$rc" -ne 0 ] || fail "'$*' exited 0, expected an error"
-  [ "$(wc -l <"$WORK/err")" -eq 1 ] \
-    || fail "'$*' printed $(wc -l <"$WORK/err") lines on stderr, expected one: $(cat "$WORK/err")"
-  grep -q 'error' "$WORK/err" || fail "'$*': no error line: $(cat "$WORK/err")"
-}
+source "$(dirname "$0")/lib/errors.bash"
 json() { python3 -c "import json, sys; print(json.load(open(sys.argv[1]))$2)" "$1"; }
 
 "$BIN" prepare --input /usr/share/common-licenses --output "$WORK/shards" >/dev/null 2>"$WORK/log" \
@@ -47,7 +37,7 @@ grep -q "^tokenizer: none written (data.tokenizer is 'byte'" "$WORK/out" || fail
 [ "$(json "$WORK/hf/config.json" "['num_attention_heads']")" = 4 ] || fail "num_attention_heads (2H sub-heads)"
 [ "$(json "$WORK/hf/config.json" "['eos_token_id']")" = 256 ] || fail "eos_token_id of the byte tokenizer"
 [ -z "$(find "$WORK" -maxdepth 1 -name 'hf.tmp*')" ] || fail "export left a temporary directory"
-pass
+ok
 
 # ---- sharded bf16
 "$BIN" export "$WORK/ckpt" --format hf "$WORK/hf_bf16" --dtype bf16 --max-shard-size 20KB >"$WORK/out" \
@@ -55,7 +45,7 @@ pass
 [ -f "$WORK/hf_bf16/model.safetensors.index.json" ] && [ -f "$WORK/hf_bf16/model-00001-of-00004.safetensors" ] \
   || fail "no index or shards: $(ls "$WORK/hf_bf16")"
 [ "$(json "$WORK/hf_bf16/config.json" "['torch_dtype']")" = bfloat16 ] || fail "torch_dtype"
-pass
+ok
 
 # ---- a run started from the HF directory
 "$BIN" train "$WORK/tiny.yaml" --set checkpoint.init_from="hf:$WORK/hf_bf16" --set checkpoint.dir="$WORK/ckpt2" \
@@ -63,7 +53,7 @@ pass
   || fail "train from hf: $(cat "$WORK/err")"
 grep -q "init_from: weights of the Hugging Face model hf:$WORK/hf_bf16" "$WORK/out" "$WORK/err" \
   || fail "no init_from line: $(cat "$WORK/out")"
-pass
+ok
 
 # ---- bad input
 mkdir "$WORK/full" && echo keep >"$WORK/full/x"
@@ -82,8 +72,8 @@ expect_one_line_error "$BIN" train "$WORK/tiny.yaml" --set checkpoint.init_from=
   --set model.attention=standard --set checkpoint.dir="$WORK/ckpt4" --set train.run_dir="$WORK/run4"
 grep -q "model_type diffllama cannot initialise a model.attention: standard run" "$WORK/err" \
   || fail "diffllama into standard: $(cat "$WORK/err")"
-pass
+ok
 
 "$BIN" export --help | grep -q 'difftron export PATH --format hf OUT_DIR' || fail "export --help"
-pass
-echo "$PASSED passed, 0 failed"
+ok
+echo "$passed passed, 0 failed"

@@ -10,16 +10,7 @@ WORK=$(mktemp -d /tmp/dt_cli_generate_XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
-passed=0
-fail() { echo "FAIL: $*" >&2; echo "$passed passed, 1 failed"; exit 1; }
-ok() { passed=$((passed + 1)); echo "ok: $*"; }
-# A command that must exit non-zero with exactly one line on stderr.
-expect_one_line_error() {
-  local rc=0
-  "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
-  [ "$rc" -ne 0 ] || fail "'$*' succeeded; expected an error"
-  [ "$(wc -l <"$WORK/err")" -eq 1 ] || fail "'$*' printed $(wc -l <"$WORK/err") lines on stderr, expected one: $(cat "$WORK/err")"
-}
+source "$(dirname "$0")/lib/errors.bash"
 
 "$BIN" prepare --input /usr/share/common-licenses --output "$WORK/shards" >/dev/null 2>&1 || fail "prepare failed"
 # Diff attention with grouped-query heads (2 differential heads, 1 kv head).

@@ -13,18 +13,7 @@ WORK=$(mktemp -d /tmp/dt_cli_inspect_export_XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
-PASSED=0
-fail() { echo "FAIL: $*" >&2; echo "$PASSED passed, 1 failed"; exit 1; }
-pass() { PASSED=$((PASSED + 1)); }
-# Runs a command that must exit non-zero with exactly one line on stderr.
-expect_one_line_error() {
-  local rc=0
-  "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
-  [ "$rc" -ne 0 ] || fail "'$*' exited 0, expected an error"
-  [ "$(wc -l <"$WORK/err")" -eq 1 ] \
-    || fail "'$*' printed $(wc -l <"$WORK/err") lines on stderr, expected one: $(cat "$WORK/err")"
-  grep -q 'error' "$WORK/err" || fail "'$*': no error line: $(cat "$WORK/err")"
-}
+source "$(dirname "$0")/lib/errors.bash"
 
 # ---- a tiny diff model with grouped kv heads: 4 steps, checkpoints at 2 and 4
 "$BIN" prepare --input /usr/share/common-licenses --output "$WORK/shards" >/dev/null 2>"$WORK/log" \
@@ -38,7 +27,7 @@ checkpoint: {dir: $WORK/ckpt, every_steps: 2, keep_last: 3}
 EOF
 "$BIN" train "$WORK/tiny.yaml" >/dev/null 2>"$WORK/log" || fail "train failed: $(cat "$WORK/log")"
 [ -f "$WORK/ckpt/step_00000002/manifest.yaml" ] && [ -f "$WORK/ckpt/step_00000004/manifest.yaml" ] || fail "no checkpoints written"
-pass
+ok
 
 # ---- inspect: the root resolves to the newest checkpoint
 "$BIN" inspect "$WORK/ckpt" >"$WORK/inspect" 2>"$WORK/err" || fail "inspect exited non-zero: $(cat "$WORK/err")"
@@ -55,9 +44,9 @@ grep -q '^train: seq_len 64  batch 8' "$WORK/inspect" || fail "train line: $(gre
 grep -q '^  layers.2.attn.lambda_k2 *\[16\] *f32 .* m,v$' "$WORK/inspect" || fail "no tensor row for lambda_k2"
 grep -q '^adam moments: 45 of 45 tensors$' "$WORK/inspect" || fail "moments line: $(grep '^adam' "$WORK/inspect")"
 grep -q '^checksums: 1 files OK$' "$WORK/inspect" || fail "no checksum line: $(tail -1 "$WORK/inspect")"
-pass
+ok
 "$BIN" inspect "$WORK/ckpt/step_00000002" | grep -q '^step: 2 of 4' || fail "inspect of step_00000002 does not show step 2"
-pass
+ok
 
 # ---- export and validate with the independent reader
 OUT="$WORK/model.safetensors"
@@ -76,7 +65,7 @@ grep -q '^metadata step: 4$' "$WORK/read" && grep -q '^metadata format: pt$' "$W
 grep -q '^tensor lm_head.weight F32 \[320, 64\]$' "$WORK/read" || fail "no lm_head.weight [320, 64]"
 [ "$(python3 "$SRC/tests/tools/read_safetensors.py" "$OUT" --tensor layers.0.attn.lambda_q1 | wc -l)" -eq 16 ] \
   || fail "--tensor does not print 16 values of lambda_q1"
-pass
+ok
 
 # ---- inspect's λ and norms against the exported tensors, computed in float64
 python3 - "$SRC/tests/tools" "$OUT" "$WORK/inspect" <<'EOF' || fail "inspect disagrees with the exported tensors"
@@ -106,7 +95,7 @@ for name, norm_s, _ in rows:
     if abs(float(norm_s) - norm) > 0.5e-6 * norm + 1e-30:
         sys.exit(f"{name}: l2_norm printed {norm_s}, computed {norm!r}")
 EOF
-pass
+ok
 
 # ---- a standard model with tied embeddings: no λ, no lm_head.weight
 "$BIN" train "$WORK/tiny.yaml" --set model.attention=standard --set model.tie_embeddings=true \
@@ -120,7 +109,7 @@ grep -q 'tie_embeddings true' "$WORK/inspect_tied" || fail "tied inspect does no
 python3 "$SRC/tests/tools/read_safetensors.py" "$WORK/tied.safetensors" >"$WORK/read" || fail "reader rejected the tied file"
 grep -q '^tensor embed.weight F32' "$WORK/read" && ! grep -q 'lm_head\|lambda\|subln' "$WORK/read" \
   || fail "tied export: expected embed.weight and no lm_head, lambda or subln: $(cat "$WORK/read")"
-pass
+ok
 
 # ---- bad input: one line, non-zero exit
 cp -r "$WORK/ckpt/step_00000004" "$WORK/corrupt"
@@ -135,29 +124,29 @@ EOF
 expect_one_line_error "$BIN" inspect "$WORK/corrupt"
 grep -q "$WORK/corrupt/shard_0.h5: checksum mismatch" "$WORK/err" || fail "corrupt shard not named: $(cat "$WORK/err")"
 [ ! -s "$WORK/out" ] || fail "inspect of a corrupt checkpoint printed a report: $(head -3 "$WORK/out")"
-pass
+ok
 expect_one_line_error "$BIN" export "$WORK/corrupt" --format safetensors "$WORK/corrupt.safetensors"
 grep -q 'shard_0.h5' "$WORK/err" && [ ! -e "$WORK/corrupt.safetensors" ] \
   && [ -z "$(find "$WORK" -maxdepth 1 -name 'corrupt.safetensors.tmp*')" ] \
   || fail "export of a corrupt checkpoint: $(cat "$WORK/err")"
-pass
+ok
 expect_one_line_error "$BIN" export "$WORK/ckpt" --format bogus "$WORK/x.bin"
 grep -q "bogus.*safetensors" "$WORK/err" \
   || fail "--format bogus does not name the supported formats: $(cat "$WORK/err")"
 [ ! -e "$WORK/x.bin" ] || fail "--format bogus wrote a file"
-pass
+ok
 expect_one_line_error "$BIN" inspect "$WORK/shards"
 grep -q "$WORK/shards: no manifest.yaml" "$WORK/err" || fail "non-checkpoint not named: $(cat "$WORK/err")"
-pass
+ok
 expect_one_line_error "$BIN" inspect "$WORK/no_such_dir"
 expect_one_line_error "$BIN" inspect
 expect_one_line_error "$BIN" export "$WORK/ckpt" --format safetensors "$WORK/no_such_dir/m.safetensors"
-pass
+ok
 
 # ---- --help
 "$BIN" inspect --help | grep -q 'usage: difftron inspect PATH' || fail "inspect --help"
 "$BIN" export --help | grep -q 'usage: difftron export PATH --format safetensors OUT' || fail "export --help"
 "$BIN" --help | grep -q '  inspect PATH' || fail "difftron --help does not list inspect"
-pass
+ok
 
-echo "$PASSED passed, 0 failed"
+echo "$passed passed, 0 failed"

@@ -99,7 +99,7 @@ TEST(ConfigShipped, Diff3bMatchesThePaperRecipe) {
   EXPECT_EQ(c.model.d_model, 3072);
   EXPECT_EQ(c.model.head_dim(), 128);
   EXPECT_EQ(c.model.attention, dt::AttentionKind::Diff);
-  EXPECT_EQ(c.train.batch_size * c.train.seq_len, 4194304);  // "4M-token batches"
+  EXPECT_EQ(c.train.global_batch_size * c.train.seq_len, 4194304);  // "4M-token batches"
   EXPECT_EQ(c.train.max_tokens, 1000000000000);
   EXPECT_EQ(c.total_steps(), 238419);  // ceil(1e12 / 4194304)
   EXPECT_EQ(c.train.decay, dt::LrDecay::Linear);
@@ -139,7 +139,7 @@ TEST(ConfigDefaults, AbsentKeysTakeTheHeaderDefaults) {
   EXPECT_EQ(c.model.rope_theta, d.model.rope_theta);
   EXPECT_EQ(c.model.attention, dt::AttentionKind::Diff);
   EXPECT_EQ(c.train.lr, d.train.lr);
-  EXPECT_EQ(c.parallel.micro_batch, 1);
+  EXPECT_EQ(c.parallel.micro_batch_size, 1);
   EXPECT_EQ(c.runtime.device, "cpu");
   EXPECT_TRUE(c.data.datasets.empty());  // allowed here; training refuses later
 }
@@ -331,8 +331,8 @@ TEST(ConfigSaved, OldBatchKeysOfASavedConfigReadAsTheNewOnes) {
   std::string y = std::string(kMinimal) + "parallel:\n  micro_batch: 4\n";
   y.replace(y.find("global_batch_size"), 17, "batch_size");
   const dt::Config c = dt::load_saved_config_text(y, "manifest.yaml");
-  EXPECT_EQ(c.train.batch_size, 8);
-  EXPECT_EQ(c.parallel.micro_batch, 4);
+  EXPECT_EQ(c.train.global_batch_size, 8);
+  EXPECT_EQ(c.parallel.micro_batch_size, 4);
 }
 
 TEST(ConfigLayout, WorldMustBeAMultipleOfTheModelParallelGroup) {

@@ -252,6 +252,33 @@ TEST(CudaOps, SwiGluForwardAndBackwardMatchCpu) {
   }
 }
 
+// DIFF V2's combine: an elementwise product and difference, and a dot product of
+// d = 64 fp32 terms for dλ (warp-reduced on the GPU, sequential on the CPU).
+TEST(CudaOps, DiffV2CombineForwardAndBackwardMatchCpu) {
+  DT_SKIP_WITHOUT_CUDA_GPU();
+  std::mt19937 rng(1007);
+  const int64_t N = 37, H = 3, d = 64;
+  for (DType t : {BF16, F32}) {
+    auto o = rand_as(t, N * 2 * H * d, rng), lam = rand_as(t, N * H, rng, 2.0), dout = rand_as(t, N * H * d, rng);
+    std::vector<float> out(size_t(N * H * d), 123.f), d_o(size_t(N * 2 * H * d), 123.f), dlam(size_t(N * H), 123.f);
+    GpuTensor go(t, {1, N, 2 * H, d}, o), glam(t, {N, H}, lam), gdout(t, {1, N, H, d}, dout), gout(t, {1, N, H, d}),
+        gd_o(t, {1, N, 2 * H, d}), gdlam(t, {N, H});
+    gout.poison();
+    gd_o.poison();
+    gdlam.poison();
+    ops::diff_v2_combine_forward(cpu_f32(out.data(), {1, N, H, d}), cpu_f32(o.data(), {1, N, 2 * H, d}),
+                                 cpu_f32(lam.data(), {N, H}));
+    ops::diff_v2_combine_forward(gout, go, glam);
+    ops::diff_v2_combine_backward(cpu_f32(d_o.data(), {1, N, 2 * H, d}), cpu_f32(dlam.data(), {N, H}),
+                                  cpu_f32(dout.data(), {1, N, H, d}), cpu_f32(o.data(), {1, N, 2 * H, d}),
+                                  cpu_f32(lam.data(), {N, H}));
+    ops::diff_v2_combine_backward(gd_o, gdlam, gdout, go, glam);
+    EXPECT_TRUE(close_to(gout.download(), out, elementwise(t), tag("diff_v2 out", t)));
+    EXPECT_TRUE(close_to(gd_o.download(), d_o, elementwise(t), tag("diff_v2 d_o", t)));
+    EXPECT_TRUE(close_to(gdlam.download(), dlam, elementwise(t), tag("diff_v2 dlam", t)));
+  }
+}
+
 // ---- cross-entropy --------------------------------------------------------------------
 // Losses (f32) are an fp32 log-sum-exp minus a logit, from identical logits: a few
 // roundoffs of the logit scale, 1e-5·(1 + max|z|) per row (device exp/log are within a
