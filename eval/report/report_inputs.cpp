@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -262,10 +263,15 @@ ReportRun load_report_run(const std::string& name, const std::string& run_dir, c
   const std::string cfg = run_dir + "/config.yaml";
   if (!std::filesystem::is_regular_file(cfg)) fail(cfg, ": missing (written by difftron train)");
   r.config = load_saved_config_file(cfg);
+  // The tensors a standard-attention model of the same config lacks (λ vectors
+  // and g_sub, or DIFF V2's lambda_proj), from the registry, not from names.
+  ModelConfig baseline = r.config.model;
+  baseline.attention = AttentionKind::Standard;
+  std::set<std::string> in_baseline;
+  for (const ParamSpec& p : param_registry(baseline)) in_baseline.insert(p.name);
   for (const ParamSpec& p : param_registry(r.config.model)) {
     r.params += p.numel();
-    if (p.name.find(".lambda_") != std::string::npos || p.name.find(".subln.") != std::string::npos)
-      r.diff_only_params += p.numel();
+    if (!in_baseline.count(p.name)) r.diff_only_params += p.numel();
   }
   r.metrics = read_metrics(run_dir + "/metrics.jsonl");
   const std::string ej = eval_dir + "/eval.json";

@@ -89,7 +89,7 @@ struct ReportRun {
   std::string name, run_dir, eval_dir;
   Config config;                // run_dir/config.yaml
   int64_t params = 0;           // every parameter of the model (param_registry)
-  int64_t diff_only_params = 0;  // λ vectors and g_sub (0 for the baseline)
+  int64_t diff_only_params = 0;  // tensors the baseline lacks: λ vectors and g_sub, or lambda_proj (0 for it)
   std::vector<MetricPoint> metrics;
   PerplexitySummary perplexity;
   NeedleGrid needle;

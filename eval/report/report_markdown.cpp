@@ -102,7 +102,7 @@ std::string scale_table(const std::vector<ReportRun>& runs) {
     }
   });
   prop("parameters", [](const ReportRun& r) { return fmt_grouped(r.params); });
-  prop("of which λ vectors and g_sub", [](const ReportRun& r) { return fmt_grouped(r.diff_only_params); });
+  prop("of which λ (vectors and g_sub, or lambda_proj)", [](const ReportRun& r) { return fmt_grouped(r.diff_only_params); });
   prop("d_model × layers, FFN", [](const ReportRun& r) {
     const ModelConfig& m = r.config.model;
     return std::to_string(m.d_model) + " × " + std::to_string(m.n_layers) + ", " + std::to_string(m.ffn_hidden);

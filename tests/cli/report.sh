@@ -96,7 +96,7 @@ ok "every section, the scale caveat and the side-by-side heatmaps"
 # Numbers carried from the inputs. d = 64 / 4 = 16; DIFF adds 2 layers x (4d + 2d) = 192 parameters;
 # the train loss is the mean of 1.9 + 3/step over the ten logged steps.
 grep -qF "| parameters | 141,824 | 141,632 |" "$MD" || fail "parameter row: $(grep parameters "$MD")"
-grep -qF "| of which λ vectors and g_sub | 192 | 0 |" "$MD" || fail "λ row"
+grep -qF "| of which λ (vectors and g_sub, or lambda_proj) | 192 | 0 |" "$MD" || fail "λ row"
 grep -qF "| tokens seen | 102,400 | 102,400 |" "$MD" || fail "tokens row: $(grep 'tokens seen' "$MD")"
 grep -qF "| DIFF | 1.9879 | 1.9000 | 6.686 | -0.1000 | 2,048 |" "$MD" || fail "final loss row: $(grep '^| DIFF | 1' "$MD")"
 grep -qF "| **mean** |  | **0.542** | **0.458** |" "$MD" || fail "needle means: $(grep mean "$MD")"

@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "core/config_schema.hpp"
 #include "data/tokenizer.hpp"
 #include "test_data_loader_stream_util.hpp"
 #include "checkpoint/checkpoint_export.hpp"
@@ -215,7 +216,7 @@ void expect_export_matches_checkpoint(const std::string& ckpt, const std::string
   EXPECT_EQ(c.at("ffn_hidden").num, m.ffn_hidden);
   EXPECT_EQ(c.at("rope_theta").num, m.rope_theta);
   EXPECT_EQ(c.at("norm_eps").num, m.norm_eps);
-  EXPECT_EQ(c.at("attention").str, m.attention == AttentionKind::Diff ? "diff" : "standard");
+  EXPECT_EQ(c.at("attention").str, config_schema::choice_name(config_schema::kAttention, m.attention));
   EXPECT_EQ(c.at("tie_embeddings").b, m.tie_embeddings);
 }
 
@@ -231,6 +232,21 @@ TEST(ExportSafetensors, DiffModelHoldsEveryCheckpointTensorExactly) {
   EXPECT_EQ(f.shapes.at("layers.1.attn.lambda_k2"), (std::vector<int64_t>{8}));  // d = 32 / (2·2)
   EXPECT_EQ(f.shapes.at("layers.0.attn.k_proj.weight"), (std::vector<int64_t>{16, 32}));  // [2·KV·d, D]
   EXPECT_EQ(f.shapes.at("lm_head.weight"), (std::vector<int64_t>{320, 32}));
+}
+
+// DIFF V2 (DESIGN §2): Wq [2·H·d, D], Wk [KV·d, D], lambda_proj [H, D]; no λ vectors or g_sub.
+TEST(ExportSafetensors, DiffV2ModelHasLambdaProjAndNoLambdaVectors) {
+  ScratchDir dir;
+  train_tiny_checkpoint(dir.path, "attention: diff_v2");
+  const std::string out = dir.file("v2.safetensors");
+  export_safetensors(dir.file("ckpt/step_00000002"), out);
+  expect_export_matches_checkpoint(dir.file("ckpt/step_00000002"), out);
+  const StFile f = read_safetensors(out);
+  EXPECT_EQ(f.shapes.at("layers.1.attn.q_proj.weight"), (std::vector<int64_t>{64, 32}));  // d = 32 / 2
+  EXPECT_EQ(f.shapes.at("layers.1.attn.k_proj.weight"), (std::vector<int64_t>{16, 32}));
+  EXPECT_EQ(f.shapes.at("layers.1.attn.lambda_proj.weight"), (std::vector<int64_t>{2, 32}));
+  EXPECT_EQ(f.data.count("layers.1.attn.lambda_q1"), 0u);
+  EXPECT_EQ(f.data.count("layers.1.attn.subln.weight"), 0u);
 }
 
 TEST(ExportSafetensors, TiedStandardModelHasOnlyTheEmbeddingAndNoLambda) {

@@ -47,6 +47,7 @@ void expect_estimate_matches(const ModelConfig& c, int B, int T, ModelParallel p
 TEST(MemoryEstimate, EqualsTheArenasOfABuiltModel) {
   expect_estimate_matches(small(), 2, 24);
   expect_estimate_matches(small(AttentionKind::Standard), 3, 17);
+  expect_estimate_matches(small(AttentionKind::DiffV2), 3, 17);
   ModelConfig gqa = small();
   gqa.n_kv_heads = 1, gqa.tie_embeddings = true;
   expect_estimate_matches(gqa, 1, 33);
@@ -67,7 +68,8 @@ TEST(MemoryEstimate, EqualsTheArenasOfEachParallelPart) {
   tp.place = {1, 2, 0, 1};
   tp.pad_multiple = 3;
   expect_estimate_matches(small(AttentionKind::Standard), 2, 16, tp);
-  for (AttentionKind kind : {AttentionKind::Diff, AttentionKind::Standard}) {
+  expect_estimate_matches(small(AttentionKind::DiffV2), 2, 16, tp);
+  for (AttentionKind kind : {AttentionKind::Diff, AttentionKind::Standard, AttentionKind::DiffV2}) {
     ModelParallel cp;  // context parallelism: the ring buffers
     cp.cp = 2, cp.cp_rank = 1, cp.pad_multiple = 2;
     expect_estimate_matches(small(kind), 2, 16, cp);

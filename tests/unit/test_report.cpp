@@ -217,7 +217,7 @@ TEST_F(ReportTest, WritesEverySectionAndPlotSideBySide) {
                         "![Training loss](loss_curves.png)", "## Multi-needle retrieval", "![DIFF](needle_heatmap_diff.png)",
                         "## Attention allocation", "## Activation outliers", "![Loss vs bits](quantization.png)",
                         "- Held-out data: a test note.",
-                        "| parameters | 45,824 | 45,728 |", "| of which λ vectors and g_sub | 96 | 0 |"})
+                        "| parameters | 45,824 | 45,728 |", "| of which λ (vectors and g_sub, or lambda_proj) | 96 | 0 |"})
     EXPECT_NE(md.find(s), std::string::npos) << s;
   // Values from the inputs: the final loss table (train loss: the mean of all three logged losses 4, 3, 2;
   // Δ vs the baseline), needle means and cells, outlier ratio, 4-bit deltas.

@@ -16,12 +16,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-TEST(Training, TinyModelLearnsBelowUnigramEntropy) {
+void learns_below_unigram_entropy(const std::string& attention) {
   const dt_test::ScratchDir scratch;  // its own: other checkouts run this test at the same time
   const std::string& dir = scratch.path;
   const double entropy = dt_test::write_licence_shard(dir + "/shards");
   const std::string yaml = R"(
-model: {vocab_size: 320, d_model: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_hidden: 176}
+model: {vocab_size: 320, d_model: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_hidden: 176, attention: )" +
+                           attention + R"(}
 train: {seq_len: 64, global_batch_size: 16, max_steps: 150, lr: 3.0e-3, min_lr: 3.0e-4, warmup_steps: 10,
         log_every: 50, run_dir: )" + dir + R"(/run}
 data: {datasets: [{path: )" + dir + R"(/shards, weight: 1.0}]}
@@ -40,6 +41,9 @@ runtime: {threads: 1}
   EXPECT_LT(last.loss, entropy - 0.5) << "unigram entropy " << entropy;
   EXPECT_TRUE(fs::exists(dir + "/run/metrics.jsonl"));
 }
+
+TEST(Training, TinyModelLearnsBelowUnigramEntropy) { learns_below_unigram_entropy("diff"); }
+TEST(Training, TinyDiffV2ModelLearnsBelowUnigramEntropy) { learns_below_unigram_entropy("diff_v2"); }
 
 }  // namespace
 }  // namespace dt
