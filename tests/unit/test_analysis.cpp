@@ -131,11 +131,53 @@ TEST_P(AnalysisForwardCases, QueryRowBlocksGiveTheSameLogitsAndCaptures) {
 
 INSTANTIATE_TEST_SUITE_P(Kinds, AnalysisForwardCases,
                          testing::Values(Case{AttentionKind::Diff, 2, 1}, Case{AttentionKind::Diff, 2, 2},
-                                         Case{AttentionKind::Standard, 2, 1}, Case{AttentionKind::Standard, 4, 2}),
+                                         Case{AttentionKind::Standard, 2, 1}, Case{AttentionKind::Standard, 4, 2},
+                                         Case{AttentionKind::DiffV2, 2, 1}),
                          [](const testing::TestParamInfo<Case>& i) {
-                           return std::string(i.param.kind == AttentionKind::Diff ? "Diff" : "Standard") + "_H" +
-                                  std::to_string(i.param.n_heads) + "_KV" + std::to_string(i.param.n_kv_heads);
+                           const char* kind = i.param.kind == AttentionKind::Diff       ? "Diff"
+                                              : i.param.kind == AttentionKind::DiffV2 ? "DiffV2"
+                                                                                      : "Standard";
+                           return std::string(kind) + "_H" + std::to_string(i.param.n_heads) + "_KV" +
+                                  std::to_string(i.param.n_kv_heads);
                          });
+
+// DIFF V2's captured rows: per output head, query heads 2h and 2h+1 as a1 and
+// a2 (each a distribution), and lambda = σ(λ[row, h]) with λ = RMSNorm(x)·W_λᵀ,
+// here checked for layer 0 against the ops applied to the weights directly.
+TEST(AnalysisForwardDiffV2, CapturesBothQueryHeadsAndTheTokensGate) {
+  const int T = 21;
+  auto model = tiny_model({AttentionKind::DiffV2, 2, 1}, T);
+  const ModelConfig& cfg = model->config();
+  const int64_t D = cfg.d_model, H = cfg.n_heads;
+  const std::vector<int32_t> tok = random_tokens(T, cfg.vocab_size, 4);
+  AnalysisOptions opt;
+  opt.capture_rows = {3, T - 1};
+  AnalysisForward af(*model, opt);
+  af.forward(tok);
+  const LayerWeights& W = model->weights().layers[0];
+  std::vector<float> x(size_t(T * D)), ln(size_t(T * D)), rstd(static_cast<size_t>(T)), lam(size_t(T * H));
+  ops::embedding_forward(cpu_f32(x.data(), {T, D}), cpu_i32(const_cast<int32_t*>(tok.data()), {T}),
+                         model->weights().embed);
+  ops::rmsnorm_forward(cpu_f32(ln.data(), {T, D}), cpu_f32(rstd.data(), {T}), cpu_f32(x.data(), {T, D}),
+                       W.attn_norm, float(cfg.norm_eps));
+  ops::linear_forward(cpu_f32(lam.data(), {T, H}), cpu_f32(ln.data(), {T, D}), W.wlam);
+  ASSERT_EQ(af.attention_rows().size(), size_t(cfg.n_layers * H * 2));
+  int checked = 0;
+  for (const AttentionRow& r : af.attention_rows()) {
+    ASSERT_EQ(r.a1.size(), size_t(r.row + 1));
+    ASSERT_EQ(r.a2.size(), size_t(r.row + 1));
+    double s1 = 0, s2 = 0;
+    for (size_t j = 0; j < r.a1.size(); ++j) s1 += r.a1[j], s2 += r.a2[j];
+    EXPECT_NEAR(s1, 1.0, 1e-5);
+    EXPECT_NEAR(s2, 1.0, 1e-5);
+    EXPECT_GT(r.lambda, 0.f);
+    EXPECT_LT(r.lambda, 1.f);
+    if (r.layer != 0) continue;
+    EXPECT_NEAR(r.lambda, 1.0 / (1.0 + std::exp(-double(lam[size_t(r.row * H + r.head)]))), 1e-6);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2 * H);
+}
 
 TEST(QuantizeAbsmax, RoundsToTheRowScale) {
   // bits 3: scale = 1/3; −0.5·3 = −1.5 rounds away from zero to −2; 0.26·3 → 1.
