@@ -143,4 +143,39 @@ void backward(const Problem& p, int i0, int i1, const float* dO, int lddo, const
   }
 }
 
+Heads heads_of(int maps, const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
+  require_cpu(q, op);
+  DT_CHECK(maps == 1 || maps == 2, op, ": maps must be 1 or 2");
+  DT_CHECK(q.ndim == 4 && k.ndim == 4 && v.ndim == 4, op, " expects (B,T,heads,dim) tensors");
+  DT_CHECK(q.dim(2) % maps == 0 && k.dim(2) % maps == 0, op, ": q and k need ", maps, " sub-heads per head");
+  Heads s{int(q.dim(0)), int(q.dim(1)), int(k.dim(1)), int(q.dim(2)) / maps, int(k.dim(2)) / maps,
+          int(q.dim(3)), int(v.dim(3)), maps};
+  DT_CHECK(k.dim(0) == s.B && v.dim(0) == s.B && v.dim(1) == s.Tk && v.dim(2) == s.kv && k.dim(3) == s.d &&
+               s.heads % s.kv == 0,
+           op, ": q ", q.shape_str(), " k ", k.shape_str(), " v ", v.shape_str());
+  return s;
+}
+
+Problem head_problem(const Heads& s, const float* q, const float* k, const float* v, int b, int h,
+                     const AttnBlock& blk) {
+  const int g = h / (s.heads / s.kv);
+  Problem p;
+  p.M = s.maps;
+  p.T = blk.nq, p.d = s.d, p.dv = s.dv;
+  p.causal = blk.causal;
+  p.Tk = blk.nk;
+  p.scale = 1.f / std::sqrt(float(s.d));
+  p.ldq = s.heads * s.maps * s.d, p.ldk = s.kv * s.maps * s.d, p.ldv = s.kv * s.dv;
+  for (int m = 0; m < s.maps; ++m) {
+    p.q[m] = q + ((size_t(b) * s.Tq + blk.q0) * s.heads * s.maps + size_t(h) * s.maps + m) * s.d;
+    p.k[m] = k + ((size_t(b) * s.Tk + blk.k0) * s.kv * s.maps + size_t(g) * s.maps + m) * s.d;
+  }
+  p.v = v + ((size_t(b) * s.Tk + blk.k0) * s.kv + g) * s.dv;
+  return p;
+}
+
+Problem head_problem(const Heads& s, const float* q, const float* k, const float* v, int b, int h) {
+  return head_problem(s, q, k, v, b, h, {0, s.Tq, 0, s.Tq, true});
+}
+
 }  // namespace dt::ops::tiles

@@ -7,6 +7,8 @@
 // product is an OpenBLAS GEMM on strided views (no copies). Each V tile (and in
 // the backward each dO·Vᵀ product) is computed once and shared by the M maps.
 #pragma once
+#include "core/tensor.hpp"
+#include "kernels/ops.hpp"
 
 namespace dt::ops::tiles {
 
@@ -37,5 +39,19 @@ void forward(const Problem& p, int i0, int i1, float* const out[2], int ldo, flo
 void backward(const Problem& p, int i0, int i1, const float* dO, int lddo, const float dscale[2],
               const float* const O[2], int ldo, const float* const lse[2], float* const dq[2],
               int lddq, float* const dk[2], int lddk, float* dv, int lddv);
+
+// The heads of one attention call: q (B,Tq,heads·maps,d), k (B,Tk,kv·maps,d),
+// v (B,Tk,kv,dv); map m of head h uses query sub-head h·maps+m and key
+// sub-head g·maps+m of kv head g = h / (heads/kv). Checked on construction
+// (one line naming the op and the shapes).
+struct Heads {
+  int B, Tq, Tk, heads, kv, d, dv, maps;
+};
+Heads heads_of(int maps, const Tensor& q, const Tensor& k, const Tensor& v, const char* op);
+// The problem of head h of sequence b over the rows and keys of blk.
+Problem head_problem(const Heads& s, const float* q, const float* k, const float* v, int b, int h,
+                     const AttnBlock& blk);
+// The whole causal sequence (Tq == Tk): blk = {0, Tq, 0, Tq, causal}.
+Problem head_problem(const Heads& s, const float* q, const float* k, const float* v, int b, int h);
 
 }  // namespace dt::ops::tiles

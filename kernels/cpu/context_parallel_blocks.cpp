@@ -13,47 +13,10 @@
 
 namespace dt::ops {
 
-namespace {
-
-struct Shape {
-  int B, Tq, Tk, heads, kv, d, dv, maps;
-};
-
-Shape shape_of(int maps, const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
-  require_cpu(q, op);
-  DT_CHECK(maps == 1 || maps == 2, op, ": maps must be 1 or 2");
-  DT_CHECK(q.ndim == 4 && k.ndim == 4 && v.ndim == 4, op, " expects (B,T,heads,dim) tensors");
-  Shape s{int(q.dim(0)), int(q.dim(1)), int(k.dim(1)), int(q.dim(2)) / maps, int(k.dim(2)) / maps,
-          int(q.dim(3)), int(v.dim(3)), maps};
-  DT_CHECK(v.dim(2) == s.kv && k.dim(3) == s.d && s.heads % s.kv == 0, op, ": q ", q.shape_str(), " k ",
-           k.shape_str(), " v ", v.shape_str());
-  return s;
-}
-
-tiles::Problem problem(const Shape& s, const float* q, const float* k, const float* v, int b, int h,
-                       const AttnBlock& blk) {
-  const int g = h / (s.heads / s.kv);
-  tiles::Problem p;
-  p.M = s.maps;
-  p.T = blk.nq, p.d = s.d, p.dv = s.dv;
-  p.causal = blk.causal;
-  p.Tk = blk.nk;
-  p.scale = 1.f / std::sqrt(float(s.d));
-  p.ldq = s.heads * s.maps * s.d, p.ldk = s.kv * s.maps * s.d, p.ldv = s.kv * s.dv;
-  for (int m = 0; m < s.maps; ++m) {
-    p.q[m] = q + ((size_t(b) * s.Tq + blk.q0) * s.heads * s.maps + size_t(h) * s.maps + m) * s.d;
-    p.k[m] = k + ((size_t(b) * s.Tk + blk.k0) * s.kv * s.maps + size_t(g) * s.maps + m) * s.d;
-  }
-  p.v = v + ((size_t(b) * s.Tk + blk.k0) * s.kv + g) * s.dv;
-  return p;
-}
-
-}  // namespace
-
 void attention_block_forward(int maps, const Tensor out[2], const Tensor lse[2], Tensor q, Tensor k, Tensor v,
                              const AttnBlock& blk) {
   DT_ON_CUDA(q, attention_block_forward(maps, out, lse, q, k, v, blk));
-  const Shape s = shape_of(maps, q, k, v, "attention_block_forward");
+  const tiles::Heads s = tiles::heads_of(maps, q, k, v, "attention_block_forward");
   DT_CHECK(!blk.causal || blk.nq == blk.nk, "a causal block pairs equal query and key ranges");
   const int ntiles = (blk.nq + tiles::kBq - 1) / tiles::kBq;
   const int ld = s.heads * s.dv;
@@ -61,7 +24,7 @@ void attention_block_forward(int maps, const Tensor out[2], const Tensor lse[2],
   for (int b = 0; b < s.B; ++b)
     for (int h = 0; h < s.heads; ++h)
       for (int t = 0; t < ntiles; ++t) {
-        const tiles::Problem p = problem(s, q.f32(), k.f32(), v.f32(), b, h, blk);
+        const tiles::Problem p = tiles::head_problem(s, q.f32(), k.f32(), v.f32(), b, h, blk);
         float* O[2] = {nullptr, nullptr};
         float* L[2] = {nullptr, nullptr};
         for (int m = 0; m < maps; ++m) {
@@ -77,7 +40,7 @@ void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor 
                               const Tensor O[2], const Tensor lse[2], Tensor q, Tensor k, Tensor v,
                               const AttnBlock& blk) {
   DT_ON_CUDA(q, attention_block_backward(maps, dq, dk, dv, dO, lam, O, lse, q, k, v, blk));
-  const Shape s = shape_of(maps, q, k, v, "attention_block_backward");
+  const tiles::Heads s = tiles::heads_of(maps, q, k, v, "attention_block_backward");
   DT_CHECK(maps == 1 || lam, "attention_block_backward: the differential maps need λ (lam is null)");
   // Map 2's output is scaled by −λ in the combine: its gradient is −λ·dO.
   const float dscale[2] = {1.f, maps == 2 ? -diff_lambda(*lam) : 0.f};
@@ -87,7 +50,7 @@ void attention_block_backward(int maps, Tensor dq, Tensor dk, Tensor dv, Tensor 
   for (int b = 0; b < s.B; ++b)
     for (int g = 0; g < s.kv; ++g)
       for (int h = g * group; h < (g + 1) * group; ++h) {
-        const tiles::Problem p = problem(s, q.f32(), k.f32(), v.f32(), b, h, blk);
+        const tiles::Problem p = tiles::head_problem(s, q.f32(), k.f32(), v.f32(), b, h, blk);
         const size_t row0 = (size_t(b) * s.Tq + blk.q0) * s.heads + h;
         const float* Om[2] = {nullptr, nullptr};
         const float* Lm[2] = {nullptr, nullptr};

@@ -13,35 +13,11 @@ namespace dt::ops {
 
 namespace {
 
-struct Dims {
-  int B, T, H, KV, d;  // dv = 2d
-};
-
-Dims check_dims(const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
-  require_cpu(q, op);
-  DT_CHECK(q.ndim == 4 && k.ndim == 4 && v.ndim == 4, op, " expects (B,T,heads,dim) tensors");
-  DT_CHECK(q.dim(2) % 2 == 0 && k.dim(2) % 2 == 0, op, ": q and k need 2 sub-heads per head");
-  Dims s{int(q.dim(0)), int(q.dim(1)), int(q.dim(2) / 2), int(k.dim(2) / 2), int(q.dim(3))};
-  DT_CHECK(k.dim(0) == s.B && k.dim(1) == s.T && k.dim(3) == s.d, op, " k ", k.shape_str());
-  DT_CHECK(v.dim(0) == s.B && v.dim(1) == s.T && v.dim(2) == s.KV && v.dim(3) == 2 * s.d, op, " v ",
-           v.shape_str(), " expected (B,T,KV,2d)");
-  DT_CHECK(s.H % s.KV == 0, op, ": heads ", s.H, " not a multiple of kv heads ", s.KV);
+// Differential heads: two sub-heads of q and k per head, V of 2d (DESIGN §2).
+tiles::Heads check_dims(const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
+  const tiles::Heads s = tiles::heads_of(2, q, k, v, op);
+  DT_CHECK(s.Tk == s.Tq && s.dv == 2 * s.d, op, " v ", v.shape_str(), " expected (B,T,KV,2d) over q's positions");
   return s;
-}
-
-tiles::Problem problem(const Dims& s, const float* q, const float* k, const float* v, int b, int h) {
-  const int g = h / (s.H / s.KV);
-  tiles::Problem p;
-  p.M = 2;
-  p.T = s.T, p.d = s.d, p.dv = 2 * s.d;
-  p.scale = 1.f / std::sqrt(float(s.d));
-  p.ldq = 2 * s.H * s.d, p.ldk = 2 * s.KV * s.d, p.ldv = s.KV * 2 * s.d;
-  for (int m = 0; m < 2; ++m) {
-    p.q[m] = q + (size_t(b) * s.T * 2 * s.H + 2 * h + m) * s.d;
-    p.k[m] = k + (size_t(b) * s.T * 2 * s.KV + 2 * g + m) * s.d;
-  }
-  p.v = v + (size_t(b) * s.T * s.KV + g) * 2 * s.d;
-  return p;
 }
 
 double dot(const Tensor& a, const Tensor& b) {
@@ -68,31 +44,31 @@ void diff_lambda_into(Tensor out, const DiffLambda& lam) {
 void diff_attention_forward(Tensor out, const DiffAttnCache& cache, Tensor q, Tensor k, Tensor v,
                             const DiffLambda& lam, Tensor g_sub, float eps) {
   DT_ON_CUDA(q, diff_attention_forward(out, cache, q, k, v, lam, g_sub, eps));
-  const Dims s = check_dims(q, k, v, "diff_attention_forward");
+  const tiles::Heads s = check_dims(q, k, v, "diff_attention_forward");
   const int dv = 2 * s.d;
-  DT_CHECK(out.numel() == int64_t(s.B) * s.T * s.H * dv && g_sub.numel() == dv);
+  DT_CHECK(out.numel() == int64_t(s.B) * s.Tq * s.heads * dv && g_sub.numel() == dv);
   DT_CHECK(cache.o1.numel() == out.numel() && cache.o2.numel() == out.numel());
-  DT_CHECK(cache.lse1.numel() == int64_t(s.B) * s.H * s.T && cache.rstd.numel() == int64_t(s.B) * s.T * s.H);
+  DT_CHECK(cache.lse1.numel() == int64_t(s.B) * s.heads * s.Tq && cache.rstd.numel() == int64_t(s.B) * s.Tq * s.heads);
   const float lambda = diff_lambda(lam);
   const float post = 1.f - lam.lambda_init;
   const float *qp = q.f32(), *kp = k.f32(), *vp = v.f32(), *gp = g_sub.f32();
   float *op = out.f32(), *o1 = cache.o1.f32(), *o2 = cache.o2.f32(), *l1 = cache.lse1.f32(),
         *l2 = cache.lse2.f32(), *rs = cache.rstd.f32();
-  const int ntiles = (s.T + tiles::kBq - 1) / tiles::kBq;
-  const int ld = s.H * dv;
+  const int ntiles = (s.Tq + tiles::kBq - 1) / tiles::kBq;
+  const int ld = s.heads * dv;
 #pragma omp parallel for collapse(3) schedule(dynamic)
   for (int b = 0; b < s.B; ++b)
-    for (int h = 0; h < s.H; ++h)
+    for (int h = 0; h < s.heads; ++h)
       for (int t = 0; t < ntiles; ++t) {
-        const tiles::Problem p = problem(s, qp, kp, vp, b, h);
-        const size_t row0 = size_t(b) * s.T * s.H + h;  // (b, t=0, h) in (B,T,H,·) tensors
+        const tiles::Problem p = tiles::head_problem(s, qp, kp, vp, b, h);
+        const size_t row0 = size_t(b) * s.Tq * s.heads + h;  // (b, t=0, h) in (B,T,H,·) tensors
         float* O[2] = {o1 + row0 * dv, o2 + row0 * dv};
-        float* L[2] = {l1 + (size_t(b) * s.H + h) * s.T, l2 + (size_t(b) * s.H + h) * s.T};
-        const int i0 = t * tiles::kBq, i1 = std::min(s.T, i0 + tiles::kBq);
+        float* L[2] = {l1 + (size_t(b) * s.heads + h) * s.Tq, l2 + (size_t(b) * s.heads + h) * s.Tq};
+        const int i0 = t * tiles::kBq, i1 = std::min(s.Tq, i0 + tiles::kBq);
         tiles::forward(p, i0, i1, O, ld, L);
         // Epilogue on each row: the difference, the per-head RMSNorm and the scale.
         for (int i = i0; i < i1; ++i)
-          rs[row0 + size_t(i) * s.H] = combine_row_forward(op + (row0 + size_t(i) * s.H) * dv, O[0] + size_t(i) * ld,
+          rs[row0 + size_t(i) * s.heads] = combine_row_forward(op + (row0 + size_t(i) * s.heads) * dv, O[0] + size_t(i) * ld,
                                                            O[1] + size_t(i) * ld, lambda, gp, post, dv, eps);
       }
 }
@@ -102,8 +78,8 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const DiffLambdaGr
                              Tensor g_sub, const DiffAttnCache& cache, float eps) {
   DT_ON_CUDA(q, diff_attention_backward(dq, dk, dv, dlam, dg_sub, dout, q, k, v, lam, g_sub, cache, eps));
   (void)eps;  // the saved rstd already holds it
-  const Dims s = check_dims(q, k, v, "diff_attention_backward");
-  const int d = s.d, dvw = 2 * s.d, ld = s.H * dvw, group = s.H / s.KV;
+  const tiles::Heads s = check_dims(q, k, v, "diff_attention_backward");
+  const int d = s.d, dvw = 2 * s.d, ld = s.heads * dvw, group = s.heads / s.kv;
   const float lambda = diff_lambda(lam);
   const float post = 1.f - lam.lambda_init;
   const float *qp = q.f32(), *kp = k.f32(), *vp = v.f32(), *gp = g_sub.f32(), *dop = dout.f32();
@@ -112,40 +88,40 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const DiffLambdaGr
   float *dqp = dq.f32(), *dkp = dk.f32(), *dvp = dv.f32();
   // Per-task partial sums of dg_sub (2d) and dλ (1), added in task order after
   // the loop so the result does not depend on scheduling.
-  const int ntasks = s.B * s.KV;
+  const int ntasks = s.B * s.kv;
   static std::vector<double> partial;
   partial.assign(size_t(ntasks) * (dvw + 1), 0.0);
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (int b = 0; b < s.B; ++b)
-    for (int g = 0; g < s.KV; ++g) {
-      double* part = partial.data() + size_t(b * s.KV + g) * (dvw + 1);
-      float* dk_g[2] = {dkp + (size_t(b) * s.T * 2 * s.KV + 2 * g) * d,
-                        dkp + (size_t(b) * s.T * 2 * s.KV + 2 * g + 1) * d};
-      float* dv_g = dvp + (size_t(b) * s.T * s.KV + g) * dvw;
-      for (int t = 0; t < s.T; ++t) {
-        std::memset(dk_g[0] + size_t(t) * 2 * s.KV * d, 0, sizeof(float) * 2 * d);  // both sub-heads
-        std::memset(dv_g + size_t(t) * s.KV * dvw, 0, sizeof(float) * dvw);
+    for (int g = 0; g < s.kv; ++g) {
+      double* part = partial.data() + size_t(b * s.kv + g) * (dvw + 1);
+      float* dk_g[2] = {dkp + (size_t(b) * s.Tq * 2 * s.kv + 2 * g) * d,
+                        dkp + (size_t(b) * s.Tq * 2 * s.kv + 2 * g + 1) * d};
+      float* dv_g = dvp + (size_t(b) * s.Tq * s.kv + g) * dvw;
+      for (int t = 0; t < s.Tq; ++t) {
+        std::memset(dk_g[0] + size_t(t) * 2 * s.kv * d, 0, sizeof(float) * 2 * d);  // both sub-heads
+        std::memset(dv_g + size_t(t) * s.kv * dvw, 0, sizeof(float) * dvw);
         for (int h = g * group; h < (g + 1) * group; ++h)  // this group's dq rows, both sub-heads
-          std::memset(dqp + ((size_t(b) * s.T + t) * 2 * s.H + 2 * h) * d, 0, sizeof(float) * 2 * d);
+          std::memset(dqp + ((size_t(b) * s.Tq + t) * 2 * s.heads + 2 * h) * d, 0, sizeof(float) * 2 * d);
       }
       float* dpre = thread_scratch(6, size_t(tiles::kBq) * dvw);  // d(o1 − λ·o2) for one tile
       for (int h = g * group; h < (g + 1) * group; ++h) {
-        const tiles::Problem p = problem(s, qp, kp, vp, b, h);
-        const size_t row0 = size_t(b) * s.T * s.H + h;
+        const tiles::Problem p = tiles::head_problem(s, qp, kp, vp, b, h);
+        const size_t row0 = size_t(b) * s.Tq * s.heads + h;
         const float* O[2] = {o1 + row0 * dvw, o2 + row0 * dvw};
-        const float* L[2] = {l1 + (size_t(b) * s.H + h) * s.T, l2 + (size_t(b) * s.H + h) * s.T};
-        float* dQ[2] = {dqp + (size_t(b) * s.T * 2 * s.H + 2 * h) * d,
-                        dqp + (size_t(b) * s.T * 2 * s.H + 2 * h + 1) * d};
-        for (int i0 = 0; i0 < s.T; i0 += tiles::kBq) {
-          const int i1 = std::min(s.T, i0 + tiles::kBq);
+        const float* L[2] = {l1 + (size_t(b) * s.heads + h) * s.Tq, l2 + (size_t(b) * s.heads + h) * s.Tq};
+        float* dQ[2] = {dqp + (size_t(b) * s.Tq * 2 * s.heads + 2 * h) * d,
+                        dqp + (size_t(b) * s.Tq * 2 * s.heads + 2 * h + 1) * d};
+        for (int i0 = 0; i0 < s.Tq; i0 += tiles::kBq) {
+          const int i1 = std::min(s.Tq, i0 + tiles::kBq);
           // RMSNorm backward per row, with x = o1 − λ·o2 recomputed and gain g_sub·(1−λ_init).
           for (int i = i0; i < i1; ++i)
-            part[dvw] += combine_row_backward(dpre + size_t(i - i0) * dvw, part, dop + (row0 + size_t(i) * s.H) * dvw,
-                                              O[0] + size_t(i) * ld, O[1] + size_t(i) * ld, rs[row0 + size_t(i) * s.H],
+            part[dvw] += combine_row_backward(dpre + size_t(i - i0) * dvw, part, dop + (row0 + size_t(i) * s.heads) * dvw,
+                                              O[0] + size_t(i) * ld, O[1] + size_t(i) * ld, rs[row0 + size_t(i) * s.heads],
                                               lambda, gp, post, dvw);
           const float dscale[2] = {1.f, -lambda};
-          tiles::backward(p, i0, i1, dpre - size_t(i0) * dvw, dvw, dscale, O, ld, L, dQ, 2 * s.H * d, dk_g,
-                          2 * s.KV * d, dv_g, s.KV * dvw);
+          tiles::backward(p, i0, i1, dpre - size_t(i0) * dvw, dvw, dscale, O, ld, L, dQ, 2 * s.heads * d, dk_g,
+                          2 * s.kv * d, dv_g, s.kv * dvw);
         }
       }
     }
