@@ -91,17 +91,9 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(Problem p, Backwa
                                                             float* dq_acc) {
   using C = Bwd<D, MAPS>;
   DT_DYNAMIC_SMEM(unsigned char, smem);
-  bf16* sK = reinterpret_cast<bf16*>(smem + C::kK);
-  bf16* sV = reinterpret_cast<bf16*>(smem + C::kV);
-  bf16* sQ = reinterpret_cast<bf16*>(smem + C::kQ);
-  bf16* sdO = reinterpret_cast<bf16*>(smem + C::kdO);
-  float* sS = reinterpret_cast<float*>(smem + C::kS);
-  float* sG = reinterpret_cast<float*>(smem + C::kG);
+  const auto [sK, sV, sQ, sdO, sdS, sS, sG, sL, sDelta] = step_tiles<C>(smem);
   bf16* sPc = reinterpret_cast<bf16*>(smem + C::kPc);
-  bf16* sdS = reinterpret_cast<bf16*>(smem + C::kdS);
   float* sdQ = reinterpret_cast<float*>(smem + C::kdQ);
-  float* sL = reinterpret_cast<float*>(smem + C::kL);
-  float* sDelta = reinterpret_cast<float*>(smem + C::kDelta);
 
   const int warp = threadIdx.x / 32;
   const int j0 = blockIdx.x * C::BK, g = blockIdx.y, b = blockIdx.z;
@@ -168,14 +160,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(Problem p, Backwa
         const int m = f / kQF, fi = (f % kQF) / (D / 16), fj = f % (D / 16);
         FragC acc;
         wmma::fill_fragment(acc, 0.f);
-#pragma unroll 2
-        for (int kk = 0; kk < C::BK; kk += 16) {
-          FragA a;
-          FragB bk;
-          wmma::load_matrix_sync(a, sdS + (m * C::BQ + fi * 16) * C::LDP + kk, C::LDP);
-          wmma::load_matrix_sync(bk, sK + (m * C::BK + kk) * C::LDK + fj * 16, C::LDK);
-          wmma::mma_sync(acc, a, bk, acc);
-        }
+        dq_fragment<C>(acc, sdS, sK, m, fi, fj);
         wmma::store_matrix_sync(sdQ + (m * C::BQ + fi * 16) * C::LDQ32 + fj * 16, acc, C::LDQ32, wmma::mem_row_major);
       }
       __syncthreads();

@@ -23,6 +23,35 @@ struct BwdTiles {
   static constexpr int LDS = BK + 4, LDQ32 = D + 4, LDV32 = DV + 4;  // f32: S/G, dQ/dK, dV rows
 };
 
+// The shared-memory regions both backward kernels use, at their layout C's
+// offsets (C::kK, ...): the key side (K, V), the query side (Q, dO, lse, Δ) and
+// one step's scores (S, G) and dS.
+struct StepTiles {
+  bf16 *sK, *sV, *sQ, *sdO, *sdS;
+  float *sS, *sG, *sL, *sDelta;
+};
+template <class C>
+__device__ __forceinline__ StepTiles step_tiles(unsigned char* smem) {
+  auto bf = [smem](size_t off) { return reinterpret_cast<bf16*>(smem + off); };
+  auto f32 = [smem](size_t off) { return reinterpret_cast<float*>(smem + off); };
+  return {bf(C::kK), bf(C::kV), bf(C::kQ), bf(C::kdO), bf(C::kdS), f32(C::kS), f32(C::kG), f32(C::kL), f32(C::kDelta)};
+}
+
+// acc (16×16) += dS_m rows [16·fi, 16·fi+16) (16×BK) · K_m columns [16·fj, 16·fj+16)
+// (BK×16): one fragment of this step's dQ_m. sdS [MAPS][BQ][LDP], sK [MAPS][BK][LDK].
+template <class C>
+__device__ __forceinline__ void dq_fragment(FragC& acc, const bf16* sdS, const bf16* sK, int m, int fi, int fj) {
+  using namespace nvcuda;
+#pragma unroll 2
+  for (int kk = 0; kk < C::BK; kk += 16) {
+    FragA a;
+    FragB bk;
+    wmma::load_matrix_sync(a, sdS + (m * C::BQ + fi * 16) * C::LDP + kk, C::LDP);
+    wmma::load_matrix_sync(bk, sK + (m * C::BK + kk) * C::LDK + fj * 16, C::LDK);
+    wmma::mma_sync(acc, a, bk, acc);
+  }
+}
+
 // sS_m (BQ×BK) = Q_m K_mᵀ for each map, sG (BQ×BK) = dO Vᵀ, in f32. sQ [MAPS][BQ][LDK],
 // sK [MAPS][BK][LDK], sdO [BQ][LDV], sV [BK][LDV] bf16; sS [MAPS][BQ][LDS], sG [BQ][LDS].
 template <class C>

@@ -57,15 +57,7 @@ template <int D, int MAPS>
 __global__ void __launch_bounds__(kThreads, 1) dq_kernel(Problem p, BackwardIo io, const float* delta) {
   using C = BwdDq<D, MAPS>;
   DT_DYNAMIC_SMEM(unsigned char, smem);
-  bf16* sQ = reinterpret_cast<bf16*>(smem + C::kQ);
-  bf16* sdO = reinterpret_cast<bf16*>(smem + C::kdO);
-  float* sL = reinterpret_cast<float*>(smem + C::kL);
-  float* sDelta = reinterpret_cast<float*>(smem + C::kDelta);
-  bf16* sK = reinterpret_cast<bf16*>(smem + C::kK);
-  bf16* sV = reinterpret_cast<bf16*>(smem + C::kV);
-  float* sS = reinterpret_cast<float*>(smem + C::kS);
-  float* sG = reinterpret_cast<float*>(smem + C::kG);
-  bf16* sdS = reinterpret_cast<bf16*>(smem + C::kdS);
+  const auto [sK, sV, sQ, sdO, sdS, sS, sG, sL, sDelta] = step_tiles<C>(smem);
 
   const int warp = threadIdx.x / 32;
   const int i0 = blockIdx.x * C::BQ, h = blockIdx.y, b = blockIdx.z;
@@ -98,14 +90,7 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(Problem p, BackwardIo i
 #pragma unroll
     for (int t = 0; t < C::NDQ; ++t) {
       const int f = warp + t * kWarps, m = f / C::kQF, fi = (f % C::kQF) / (D / 16), fj = f % (D / 16);
-#pragma unroll 2
-      for (int kk = 0; kk < C::BK; kk += 16) {
-        FragA a;
-        FragB bk;
-        wmma::load_matrix_sync(a, sdS + (m * C::BQ + fi * 16) * C::LDP + kk, C::LDP);
-        wmma::load_matrix_sync(bk, sK + (m * C::BK + kk) * C::LDK + fj * 16, C::LDK);
-        wmma::mma_sync(acc[t], a, bk, acc[t]);
-      }
+      dq_fragment<C>(acc[t], sdS, sK, m, fi, fj);
     }
   }
   __syncthreads();  // the key side becomes the fp32 dQ tiles

@@ -61,6 +61,16 @@ double rel_diff(const float* a, const float* b, size_t n) {
   return e / std::max(max_abs(b, n), 1e-30);
 }
 
+// A captured row of a differential model: both maps over keys 0..row, each summing to 1.
+void expect_two_distributions(const AttentionRow& r) {
+  ASSERT_EQ(r.a1.size(), size_t(r.row + 1));
+  ASSERT_EQ(r.a2.size(), size_t(r.row + 1));
+  double s1 = 0, s2 = 0;
+  for (size_t j = 0; j < r.a1.size(); ++j) s1 += r.a1[j], s2 += r.a2[j];
+  EXPECT_NEAR(s1, 1.0, 1e-5) << "layer " << r.layer << " head " << r.head << " row " << r.row;
+  EXPECT_NEAR(s2, 1.0, 1e-5) << "layer " << r.layer << " head " << r.head << " row " << r.row;
+}
+
 class AnalysisForwardCases : public testing::TestWithParam<Case> {};
 
 TEST_P(AnalysisForwardCases, LogitsAndLossEqualTheTransformerForward) {
@@ -164,12 +174,7 @@ TEST(AnalysisForwardDiffV2, CapturesBothQueryHeadsAndTheTokensGate) {
   ASSERT_EQ(af.attention_rows().size(), size_t(cfg.n_layers * H * 2));
   int checked = 0;
   for (const AttentionRow& r : af.attention_rows()) {
-    ASSERT_EQ(r.a1.size(), size_t(r.row + 1));
-    ASSERT_EQ(r.a2.size(), size_t(r.row + 1));
-    double s1 = 0, s2 = 0;
-    for (size_t j = 0; j < r.a1.size(); ++j) s1 += r.a1[j], s2 += r.a2[j];
-    EXPECT_NEAR(s1, 1.0, 1e-5);
-    EXPECT_NEAR(s2, 1.0, 1e-5);
+    expect_two_distributions(r);
     EXPECT_GT(r.lambda, 0.f);
     EXPECT_LT(r.lambda, 1.f);
     if (r.layer != 0) continue;
@@ -306,12 +311,7 @@ TEST(ActivationStats, MatchADirectComputationOfLayerZeroLogitsAndTheFinalResidua
   // layer 0's row T−1 is the softmax of the scores above.
   ASSERT_EQ(af.attention_rows().size(), size_t(cfg.n_layers * cfg.n_heads * 2));
   for (const AttentionRow& r : af.attention_rows()) {
-    ASSERT_EQ(r.a1.size(), size_t(r.row + 1));
-    ASSERT_EQ(r.a2.size(), size_t(r.row + 1));
-    double s1 = 0, s2 = 0;
-    for (size_t j = 0; j < r.a1.size(); ++j) s1 += r.a1[j], s2 += r.a2[j];
-    EXPECT_NEAR(s1, 1.0, 1e-5);
-    EXPECT_NEAR(s2, 1.0, 1e-5);
+    expect_two_distributions(r);
     if (r.layer != 0 || r.row != T - 1) continue;
     for (int m = 0; m < 2; ++m) {
       const std::vector<double>& sc = row_last[size_t(2 * r.head + m)];
