@@ -1,11 +1,10 @@
 #include "checkpoint/hf_import.hpp"
 
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/json.hpp"
 #include "checkpoint/checkpoint.hpp"
 
@@ -16,11 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 Json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open (an HF model directory holds config.json and model.safetensors)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_json(ss.str(), path);
+  return parse_json(read_whole_file(path, "(an HF model directory holds config.json and model.safetensors)"), path);
 }
 
 // A shard name from the index: a plain file name inside the directory.

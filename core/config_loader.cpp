@@ -10,13 +10,13 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <optional>
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/config.hpp"
 #include "core/config_schema.hpp"
 
@@ -363,12 +363,7 @@ Config load(const std::string& yaml, const std::vector<std::string>& overrides, 
 std::string read_config_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) fail(path, ": is a directory; expected a YAML config file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open config file (", std::strerror(errno), ")");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) fail(path, ": cannot read config file (", std::strerror(errno), ")");
-  return text.str();
+  return read_whole_file(path, "config file");
 }
 
 }  // namespace

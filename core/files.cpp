@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "core/error.hpp"
 
@@ -77,6 +79,15 @@ void write_file_atomically(const std::string& path, const std::string& text) {
   }
   const size_t slash = path.find_last_of('/');
   fsync_dir(slash == std::string::npos ? "." : path.substr(0, slash + (slash == 0)));
+}
+
+std::string read_whole_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, ": cannot open ", what, " (", std::strerror(errno), ")");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) fail(path, ": cannot read ", what, " (", std::strerror(errno), ")");
+  return text.str();
 }
 
 }  // namespace dt

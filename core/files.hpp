@@ -29,6 +29,10 @@ void write_file_atomically(const std::string& path, const std::string& text);
 void fsync_file(const std::string& path);
 void fsync_dir(const std::string& path);
 
+// The whole file as bytes, or one line "PATH: cannot open WHAT (reason)" /
+// "cannot read WHAT" (what: e.g. "config file").
+std::string read_whole_file(const std::string& path, const std::string& what);
+
 // Appends `text` to the open descriptor, every byte, or fails naming `path`.
 void write_all(int fd, const std::string& text, const std::string& path);
 

@@ -4,11 +4,11 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/json.hpp"
 #include "data/hf_tokenizer.hpp"
 
@@ -252,9 +252,7 @@ void choose_eos(const Reader& r, HfTokenizerModel& m) {
   const std::filesystem::path config = std::filesystem::path(r.path).parent_path() / "tokenizer_config.json";
   std::error_code ec;
   if (std::filesystem::exists(config, ec)) {
-    std::ifstream in(config, std::ios::binary);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) fail("cannot read ", config.string());
+    const std::string text = read_whole_file(config.string(), "tokenizer config");
     J c;
     try {
       c = J::parse(text);
@@ -311,10 +309,7 @@ bool byte_level_bytes(std::string_view text, std::string& bytes) {
 }
 
 HfTokenizerModel read_hf_tokenizer_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open tokenizer file ", path, " (", std::strerror(errno), ")");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) fail("cannot read tokenizer file ", path);
+  const std::string text = read_whole_file(path, "tokenizer file");
   const Reader r{path};
   J root;
   try {

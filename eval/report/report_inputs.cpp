@@ -3,12 +3,12 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <set>
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/json.hpp"
 #include "model/registry.hpp"
 
@@ -18,11 +18,8 @@ namespace {
 
 // The whole file; a missing one fails with what writes it.
 std::string slurp(const std::string& path, const char* written_by) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(path, ": missing (written by ", written_by, ")");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  if (!std::filesystem::exists(path)) fail(path, ": missing (written by ", written_by, ")");
+  return read_whole_file(path, "file");
 }
 
 std::optional<double> to_number(std::string_view s) {
