@@ -59,6 +59,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 // The CUDA keywords as plain C++: device functions are ordinary functions and
 // a static __shared__ array is one host static (blocks run one at a time), kept
@@ -69,12 +70,22 @@
 
 namespace emu {
 
+// A cp.async copy this thread issued and has not yet waited for (ptx.cpp).
+struct AsyncCopy {
+  unsigned char* dst;
+  const unsigned char* src;  // null: zero fill (src-size 0)
+  unsigned bytes;
+};
+
 // The running CUDA thread, as the scheduler (launch.cpp) sees it.
 struct Thread {
   uint3 tid;
   unsigned linear, lane, warp;
   unsigned shfl_parity;  // which of the two shuffle buffers the next shuffle uses
   uint64_t wmma_ops;     // warp-collective wmma calls so far (lanes of a warp must agree)
+  unsigned xchg_parity = 0;  // which exchange buffer the next mma/ldmatrix uses (ptx.cpp)
+  std::vector<AsyncCopy> cp_open;                 // cp.async issued since the last commit_group
+  std::vector<std::vector<AsyncCopy>> cp_groups;  // committed groups not yet waited for, oldest first
 };
 inline Thread* cur = nullptr;
 inline uint3 block_idx_now;
@@ -82,6 +93,9 @@ inline dim3 grid_dim_now, block_dim_now;
 inline unsigned char* dynamic_smem_now = nullptr;
 inline size_t dynamic_smem_bytes_now = 0;               // as the launch asked
 inline uint64_t* shfl_buf_now[2] = {nullptr, nullptr};  // [parity][thread]
+// The warp-collective PTX instructions' exchange (ptx.cpp): kXchgWords per thread.
+constexpr unsigned kXchgWords = 4;
+inline uint64_t* xchg_buf_now[2] = {nullptr, nullptr};  // [parity][thread·kXchgWords + word]
 
 // Barriers: the calling fiber waits until the others of its block (or warp)
 // arrive at the same source line. token: a value every lane of a warp must agree on.

@@ -57,6 +57,7 @@ struct Run {
   void* ctx = nullptr;
   std::string fault;  // non-empty: the launch failed
   std::vector<uint64_t> shfl[2];
+  std::vector<uint64_t> xchg[2];  // the PTX instructions' exchange (ptx.cpp)
   unsigned char* smem = nullptr;  // this launch's dynamic shared memory
   size_t smem_bytes = 0;
 };
@@ -151,7 +152,7 @@ void run_block(bool descending) {
   for (unsigned i = 0; i < n; ++i) {
     Fiber& f = run.fibers[i];
     const unsigned bx = block_dim_now.x, by = block_dim_now.y;
-    f.t = Thread{make_uint3(i % bx, i / bx % by, i / (bx * by)), i, i % 32, i / 32, 0, 0};
+    f.t = Thread{make_uint3(i % bx, i / bx % by, i / (bx * by)), i, i % 32, i / 32, 0, 0, 0, {}, {}};
     f.state = State::kDone;  // (counted ready just below)
     f.asan_fake_stack = nullptr;
     set_state(f, State::kReady);
@@ -261,6 +262,9 @@ void run_grid(const char* name, dim3 grid, dim3 block, size_t smem_bytes, Body b
   for (auto& b : run.shfl) b.assign(run.nthreads, 0);
   shfl_buf_now[0] = run.shfl[0].data();
   shfl_buf_now[1] = run.shfl[1].data();
+  for (auto& b : run.xchg) b.assign(size_t(run.nthreads) * kXchgWords, 0);
+  xchg_buf_now[0] = run.xchg[0].data();
+  xchg_buf_now[1] = run.xchg[1].data();
   run.smem = mem::shared_for_launch(smem_bytes);  // bytes past smem_bytes are a bounds fault
   run.smem_bytes = smem_bytes;
   dynamic_smem_now = run.smem;
