@@ -27,11 +27,7 @@ using flash::kWarps;
 
 // ---- λ -------------------------------------------------------------------------
 
-struct LambdaVecs {
-  FBuf q1, k1, q2, k2;  // (d) each
-  int d;
-  float lambda_init;
-};
+using flash::LambdaVecs;
 
 LambdaVecs lambda_vecs(const ops::DiffLambda& lam, const char* op) {
   const int64_t d = lam.q1.numel();
@@ -279,11 +275,10 @@ void diff_attention_forward(Tensor out, const ops::DiffAttnCache& cache, Tensor 
   DT_CHECK(out.numel() == rows * n && cache.lse1.numel() == rows && cache.lse2.numel() == rows &&
                cache.rstd.numel() == rows,
            op, ": out ", out.shape_str(), " lse ", cache.lse1.shape_str(), " rstd ", cache.rstd.shape_str());
-  DeviceScalars* s = flash::device_scalars();
-  const Combine c = combine_args(cache.o1, cache.o2, g_sub, rows, n, lam.lambda_init, &s->lambda, op);
-  compute_lambda(lambda_vecs(lam, op), s);
-  flash::forward(p, {{c.o1, c.o2}, {cache.lse1.f32(), cache.lse2.f32()}});
-  launch_combine_forward(c, fbuf(out, op), cache.rstd.f32(), eps);
+  const Combine c = combine_args(cache.o1, cache.o2, g_sub, rows, n, lam.lambda_init, nullptr, op);  // (checks)
+  // One launch: the flash kernel computes λ, both maps and the combine in its epilogue.
+  const flash::CombineOut cb{lambda_vecs(lam, op), c.g, fbuf(out, op), cache.rstd.f32(), eps};
+  flash::forward(p, {{c.o1, c.o2}, {cache.lse1.f32(), cache.lse2.f32()}}, &cb);
 }
 
 // dq, dk, dv (BF16) overwritten; dlam (F32) and dg_sub (2d, F32) +=; dout BF16

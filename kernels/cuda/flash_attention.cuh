@@ -46,6 +46,24 @@ struct ForwardOut {
   float* lse[2];
 };
 
+// λ = exp(q1·k1) − exp(q2·k2) + λ_init from the four (d) vectors.
+struct LambdaVecs {
+  FBuf q1, k1, q2, k2;
+  int d;
+  float lambda_init;
+};
+
+// The differential forward's epilogue, fused into the flash kernel (maps 2):
+// out (B,T,H,2d) = RMSNorm(o1 − λ·o2; g (2d))·(1 − λ_init), rstd (B,T,H) its
+// statistics, with λ computed in the kernel from lam.
+struct CombineOut {
+  LambdaVecs lam;
+  FBuf g;
+  FBuf out;
+  float* rstd;
+  float eps;
+};
+
 // Map m receives the output gradient dscale[m]·dO. dq, dk, dv are written for
 // this problem's rows: overwritten, or added to when accumulate.
 struct BackwardIo {
@@ -59,7 +77,9 @@ struct BackwardIo {
   bool accumulate;
 };
 
-void forward(const Problem& p, const ForwardOut& o);
+// One launch. With combine (maps 2, one causal problem over the whole
+// sequence) the kernel also writes the differential output and its rstd.
+void forward(const Problem& p, const ForwardOut& o, const CombineOut* combine = nullptr);
 // Deterministic (ops::deterministic(), the default): dK/dV and dQ come from two
 // kernels that each own their outputs (flash_attention_backward.cu, _dq.cu);
 // otherwise one kernel adds dQ with fp32 atomics.

@@ -1,187 +1,318 @@
-// Flash attention forward (kernels/cuda/flash_attention.cuh): one block per
-// (query tile, query head, sequence) walks the key tiles with an online
-// softmax per map. Each K/V tile is loaded into shared memory once and feeds
-// both maps of a differential head (one V tile, two P·V products).
+// Flash attention forward (kernels/cuda/flash_attention.cuh), FlashAttention-2
+// structure on mma.sync m16n8k16 fragments (kernels/cuda/ptx.cuh), whose
+// register layout the PTX ISA documents, so S, P and O never leave registers.
 //
-// Per key tile, with tensor cores (wmma bf16 16×16×16, fp32 accumulation):
-//   S_m = Q_m K_mᵀ            (fp32, shared memory)
-//   P_m = exp(S_m·scale − max) (bf16), running max / sum per row, O_m rows rescaled
-//   O_m += P_m V              (O_m accumulator in fp32 shared memory)
-// The epilogue writes O_m / sum and lse = max + log(sum).
+// One block of 8 warps per (query tile, query head, sequence). Warp w works on
+// map m = w / (8 / MAPS) and query rows 16·(w % (8 / MAPS)) .. +16 of the tile:
+// standard attention (MAPS 1) takes 128 query rows per block, differential
+// attention (MAPS 2) 64 rows of both maps, so the two maps of a row live in
+// two warps that share every V tile. Per 64-key tile, double-buffered in
+// shared memory by cp.async (the next tile loads while this one computes):
+//   S = Q_m K_mᵀ          (16×64 per warp, fp32 registers; Q fragments held all along)
+//   online softmax         (running max and per-lane partial sums for rows g, g+8)
+//   O_m += P V             (P re-packed from S's registers as the A fragment)
+// Causal tiles past a warp's last row are skipped; GQA by indexing.
+//
+// The differential forward is this one launch: with CombineOut the map-2 warps
+// hand their normalised O2 rows to the map-1 warps through shared memory after
+// the loop, and those write out = RMSNorm(o1 − λ·o2; g)·(1 − λ_init), rstd, and
+// both maps' O and lse for the backward; λ is computed in the kernel.
+//
+// Registers and shared memory (ptxas -v, sm_90, for d 64 / 128): see bench/bench_cuda.cu's header.
 #include "kernels/cuda/flash_attention.cuh"
+#include "kernels/cuda/ptx.cuh"
 
 namespace dt::cuda_ops::flash {
 
 namespace {
 
-using namespace nvcuda;
-
 // Tile sizes and the shared-memory layout of one (D, MAPS) instance. Rows are
-// padded (+8 bf16, +4 f32) against bank conflicts; every section holds a
-// multiple of 16 rows, so every wmma pointer stays 32-byte aligned.
+// padded by 8 bf16 (16 bytes), so the 8 rows an ldmatrix reads fall in
+// distinct bank groups. Layout: [Q][K][V], one buffer each: as in
+// FlashAttention-2, V(t) loads while S = QKᵀ runs and K(t+1) while O += PV
+// runs. After the loop the combine's O2 rows (f32) reuse the area. Q's
+// fragments stay in registers except where the O accumulators (16 × 2d fp32
+// per warp: 128 registers at d 128) leave no room.
 template <int D, int MAPS>
 struct Fwd {
   static constexpr int DV = MAPS * D;
-  static constexpr int BQ = MAPS == 1 ? 64 : 32;       // query rows per block
-  static constexpr int BK = MAPS * D == 256 ? 32 : 64;  // keys per tile
-  static constexpr int LDQ = D + 8, LDV = DV + 8, LDP = BK + 8;  // bf16 row pitch
-  static constexpr int LDS = BK + 4, LDO = DV + 4;              // f32 row pitch
-  static constexpr size_t kQ = 0;                                         // bf16 [MAPS][BQ][LDQ]
-  static constexpr size_t kK = kQ + sizeof(bf16) * MAPS * BQ * LDQ;       // bf16 [MAPS][BK][LDQ]
-  static constexpr size_t kV = kK + sizeof(bf16) * MAPS * BK * LDQ;       // bf16 [BK][LDV]
-  static constexpr size_t kS = kV + sizeof(bf16) * BK * LDV;              // f32  [MAPS][BQ][LDS]
-  static constexpr size_t kP = kS + sizeof(float) * MAPS * BQ * LDS;      // bf16 [MAPS][BQ][LDP]
-  static constexpr size_t kO = kP + sizeof(bf16) * MAPS * BQ * LDP;       // f32  [MAPS][BQ][LDO]
-  static constexpr size_t kStats = kO + sizeof(float) * MAPS * BQ * LDO;  // f32 max [MAPS·BQ], sum [MAPS·BQ]
-  static constexpr size_t kBytes = kStats + sizeof(float) * 2 * MAPS * BQ;
+  static constexpr int kGroups = kWarps / MAPS;  // 16-row groups per map
+  static constexpr int BQ = 16 * kGroups;        // query rows per block
+  static constexpr int BK = 64;                  // keys per tile
+  static constexpr bool kQInRegs = DV <= 128;
+  static constexpr int LDK = D + 8, LDV = DV + 8, LDX = DV + 4;
+  static constexpr int kQTile = MAPS * BQ * LDK, kKTile = MAPS * BK * LDK, kVTile = BK * LDV;  // bf16 elements
+  static constexpr size_t kBytes = sizeof(bf16) * (kQTile + kKTile + kVTile);
+  static_assert(sizeof(float) * BQ * LDX <= kBytes, "the combine's rows do not fit");
   static_assert(kBytes <= kMaxSmem, "forward tiles exceed sm_80 shared memory");
-  static_assert(BK % 32 == 0 && BQ % 16 == 0, "a warp covers a key row in 32-column steps");
 };
 
-// grid (query tiles, heads, B); block kThreads.
-template <int D, int MAPS>
-__global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, ForwardOut o) {
-  using C = Fwd<D, MAPS>;
-  DT_DYNAMIC_SMEM(unsigned char, smem);
-  bf16* sQ = reinterpret_cast<bf16*>(smem + C::kQ);
-  bf16* sK = reinterpret_cast<bf16*>(smem + C::kK);
-  bf16* sV = reinterpret_cast<bf16*>(smem + C::kV);
-  float* sS = reinterpret_cast<float*>(smem + C::kS);
-  bf16* sP = reinterpret_cast<bf16*>(smem + C::kP);
-  float* sO = reinterpret_cast<float*>(smem + C::kO);
-  float* sMax = reinterpret_cast<float*>(smem + C::kStats);
-  float* sSum = sMax + MAPS * C::BQ;
-
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int i0 = (gridDim.x - 1 - blockIdx.x) * C::BQ;  // causal: the longest tiles start first
-  const int h = blockIdx.y, b = blockIdx.z, g = h / (p.heads / p.kv);
-  const int rows = min(C::BQ, p.nq - i0);
-  const float scale = 1.f / sqrtf(float(D));
-
-  // Row strides and the first row of this block's q (map m at +m·D), k (map m
-  // at +m·D) and v.
-  const int64_t q_ld = int64_t(p.heads) * MAPS * D, k_ld = int64_t(p.kv) * MAPS * D, v_ld = int64_t(p.kv) * C::DV;
-  const bf16* q = p.q + ((int64_t(b) * p.Tq + p.q0 + i0) * p.heads * MAPS + h * MAPS) * D;
-  const bf16* k = p.k + ((int64_t(b) * p.Tk + p.k0) * p.kv * MAPS + g * MAPS) * D;
-  const bf16* v = p.v + ((int64_t(b) * p.Tk + p.k0) * p.kv + g) * C::DV;
-
-  for (int m = 0; m < MAPS; ++m) load_tile<C::BQ, D>(sQ + m * C::BQ * C::LDQ, C::LDQ, q + m * D, q_ld, rows);
-  for (int e = threadIdx.x; e < MAPS * C::BQ * C::LDO; e += kThreads) sO[e] = 0.f;
-  for (int e = threadIdx.x; e < MAPS * C::BQ; e += kThreads) sMax[e] = -INFINITY, sSum[e] = 0.f;
-
-  // Causal: keys after the tile's last row are invisible to all its rows.
-  const int kend = p.causal ? min(i0 + C::BQ, p.nq) : p.nk;
-  for (int j0 = 0; j0 < kend; j0 += C::BK) {
-    const int keys = min(C::BK, p.nk - j0);
-    __syncthreads();  // the previous tile's P·V is done with sK, sV, sP
-    for (int m = 0; m < MAPS; ++m)
-      load_tile<C::BK, D>(sK + m * C::BK * C::LDQ, C::LDQ, k + j0 * k_ld + m * D, k_ld, keys);
-    load_tile<C::BK, C::DV>(sV, C::LDV, v + j0 * v_ld, v_ld, keys);
-    __syncthreads();
-
-    // S_m (BQ×BK) = Q_m (BQ×D) · K_mᵀ; K_m row-major is Kᵀ column-major.
-    constexpr int kSF = (C::BQ / 16) * (C::BK / 16);
-    for (int f = warp; f < MAPS * kSF; f += kWarps) {
-      const int m = f / kSF, fi = (f % kSF) / (C::BK / 16), fj = f % (C::BK / 16);
-      FragC acc;
-      wmma::fill_fragment(acc, 0.f);
-#pragma unroll
-      for (int kk = 0; kk < D; kk += 16) {
-        FragA a;
-        FragBt bt;
-        wmma::load_matrix_sync(a, sQ + (m * C::BQ + fi * 16) * C::LDQ + kk, C::LDQ);
-        wmma::load_matrix_sync(bt, sK + (m * C::BK + fj * 16) * C::LDQ + kk, C::LDQ);
-        wmma::mma_sync(acc, a, bt, acc);
-      }
-      wmma::store_matrix_sync(sS + (m * C::BQ + fi * 16) * C::LDS + fj * 16, acc, C::LDS, wmma::mem_row_major);
-    }
-    __syncthreads();
-
-    // Online softmax: one warp per row `row` = m·BQ + r (the same index into
-    // sS, sP, sO, sMax, sSum); lane covers columns lane + 32·t.
-    for (int row = warp; row < MAPS * C::BQ; row += kWarps) {
-      const int i = i0 + row % C::BQ;
-      float x[C::BK / 32];
-      float tile_max = -INFINITY;
-#pragma unroll
-      for (int t = 0; t < C::BK / 32; ++t) {
-        const int c = lane + 32 * t, j = j0 + c;
-        const bool visible = j < p.nk && (!p.causal || j <= i);
-        x[t] = visible ? sS[row * C::LDS + c] * scale : -INFINITY;
-        tile_max = fmaxf(tile_max, x[t]);
-      }
-      tile_max = warp_max(tile_max);
-      // Every row sees key 0 in the first tile, so new_max is finite from
-      // then on; corr = 0 on the first tile (old max −inf, O still zero).
-      const float old_max = sMax[row], new_max = fmaxf(old_max, tile_max);
-      const float corr = __expf(old_max - new_max);
-      float tile_sum = 0.f;
-#pragma unroll
-      for (int t = 0; t < C::BK / 32; ++t) {
-        const float pr = __expf(x[t] - new_max);  // masked: exp(−inf) = 0
-        tile_sum += pr;
-        sP[row * C::LDP + lane + 32 * t] = __float2bfloat16(pr);
-      }
-      tile_sum = warp_sum(tile_sum);
-      __syncwarp();  // every lane has read sMax[row] before lane 0 rewrites it
-      if (lane == 0) {
-        sMax[row] = new_max;
-        sSum[row] = sSum[row] * corr + tile_sum;
-      }
-      for (int c = lane; c < C::DV; c += 32) sO[row * C::LDO + c] *= corr;
-    }
-    __syncthreads();
-
-    // O_m (BQ×DV) += P_m (BQ×BK) · V (BK×DV): the one V tile feeds every map.
-    constexpr int kOF = (C::BQ / 16) * (C::DV / 16);
-    for (int f = warp; f < MAPS * kOF; f += kWarps) {
-      const int m = f / kOF, fi = (f % kOF) / (C::DV / 16), fj = f % (C::DV / 16);
-      float* out_frag = sO + (m * C::BQ + fi * 16) * C::LDO + fj * 16;
-      FragC acc;
-      wmma::load_matrix_sync(acc, out_frag, C::LDO, wmma::mem_row_major);
-#pragma unroll
-      for (int kk = 0; kk < C::BK; kk += 16) {
-        FragA a;
-        FragB bv;
-        wmma::load_matrix_sync(a, sP + (m * C::BQ + fi * 16) * C::LDP + kk, C::LDP);
-        wmma::load_matrix_sync(bv, sV + kk * C::LDV + fj * 16, C::LDV);
-        wmma::mma_sync(acc, a, bv, acc);
-      }
-      wmma::store_matrix_sync(out_frag, acc, C::LDO, wmma::mem_row_major);
-    }
-  }
-  __syncthreads();
-
-  // Epilogue: out[m] row = O_m / sum, lse[m] = max + log(sum), valid rows only.
-  for (int row = warp; row < MAPS * C::BQ; row += kWarps) {
-    const int m = row / C::BQ, r = row % C::BQ;
-    if (r >= rows) continue;
-    const FBuf out = m == 0 ? o.out[0] : o.out[1];  // (a select keeps the kernel parameters off the stack)
-    float* lse = m == 0 ? o.lse[0] : o.lse[1];
-    const float inv = 1.f / sSum[row];
-    const int64_t orow = ((int64_t(b) * p.Tq + p.q0 + i0 + r) * p.heads + h) * C::DV;
-    for (int c = lane; c < C::DV; c += 32) out.st(orow + c, sO[row * C::LDO + c] * inv);
-    if (lane == 0) lse[(int64_t(b) * p.heads + h) * p.Tq + p.q0 + i0 + r] = sMax[row] + logf(sSum[row]);
+// Shared tile (ROWS×COLS bf16, pitch LD) = global rows g + r·stride, rows
+// r ≥ nvalid zero-filled; 16-byte cp.async chunks spread over the block.
+template <int ROWS, int COLS, int LD>
+__device__ __forceinline__ void async_tile(bf16* s, const bf16* g, int64_t stride, int nvalid) {
+  constexpr int kChunks = COLS / 8;
+  for (int e = threadIdx.x; e < ROWS * kChunks; e += kThreads) {
+    const int r = e / kChunks, c = (e % kChunks) * 8;
+    const bool valid = r < nvalid;
+    ptx::cp_async_16(s + r * LD + c, valid ? g + r * stride + c : g, valid);
   }
 }
 
-template <int D, int MAPS>
-void launch_forward(const Problem& p, const ForwardOut& o) {
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+// λ of the combine, computed by one warp (double sums, as lambda_kernel).
+__device__ float warp_lambda(const LambdaVecs& l) {
+  double a = 0.0, b = 0.0;
+  for (int j = threadIdx.x % 32; j < l.d; j += 32) {
+    a += double(l.q1.ld(j)) * l.k1.ld(j);
+    b += double(l.q2.ld(j)) * l.k2.ld(j);
+  }
+  a = warp_sum(a);
+  b = warp_sum(b);
+  return float(exp(a) - exp(b) + l.lambda_init);
+}
+
+// grid (query tiles, heads, B); block kThreads.
+template <int D, int MAPS, bool COMBINE>
+__global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, ForwardOut o, CombineOut cb) {
+  using C = Fwd<D, MAPS>;
+  constexpr int BK = C::BK, DV = C::DV, LDK = C::LDK, LDV = C::LDV;
+  DT_DYNAMIC_SMEM(unsigned char, smem);
+  bf16* sQ = reinterpret_cast<bf16*>(smem);
+  bf16* sK = sQ + C::kQTile;
+  bf16* sV = sK + C::kKTile;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;        // fragment row group and thread in group
+  const int mi = lane / 8, mq = lane % 8;      // ldmatrix: this lane addresses row mq of matrix mi
+  const int m = warp / C::kGroups, r0 = 16 * (warp % C::kGroups);  // this warp's map and first row
+  const int i0 = (gridDim.x - 1 - blockIdx.x) * C::BQ;  // causal: the longest tiles start first
+  const int h = blockIdx.y, b = blockIdx.z, kvh = h / (p.heads / p.kv);
+  const int rows = min(C::BQ, p.nq - i0);
+  const float scale = 1.f / sqrtf(float(D));
+
+  const int64_t q_ld = int64_t(p.heads) * MAPS * D, k_ld = int64_t(p.kv) * MAPS * D, v_ld = int64_t(p.kv) * DV;
+  const bf16* q = p.q + ((int64_t(b) * p.Tq + p.q0 + i0) * p.heads * MAPS + h * MAPS) * D;
+  const bf16* k = p.k + ((int64_t(b) * p.Tk + p.k0) * p.kv * MAPS + kvh * MAPS) * D;
+  const bf16* v = p.v + ((int64_t(b) * p.Tk + p.k0) * p.kv + kvh) * DV;
+  auto load_k = [&](int j0) {
+    for (int mm = 0; mm < MAPS; ++mm)
+      async_tile<BK, D, LDK>(sK + mm * BK * LDK, k + j0 * k_ld + mm * D, k_ld, min(BK, p.nk - j0));
+    ptx::cp_async_commit();
+  };
+  auto load_v = [&](int j0) {
+    async_tile<BK, DV, LDV>(sV, v + j0 * v_ld, v_ld, min(BK, p.nk - j0));
+    ptx::cp_async_commit();
+  };
+
+  // Prologue: Q and the first K tile.
+  for (int mm = 0; mm < MAPS; ++mm) async_tile<C::BQ, D, LDK>(sQ + mm * C::BQ * LDK, q + mm * D, q_ld, rows);
+  load_k(0);
+  ptx::cp_async_wait<0>();
+  __syncthreads();
+  // This warp's A fragment of Q for head-dim step kk (rows r0..r0+16 of map m).
+  const bf16* q_frag_row = sQ + (m * C::BQ + r0 + (mi % 2) * 8 + mq) * LDK + (mi / 2) * 8;
+  uint32_t qf[C::kQInRegs ? D / 16 : 1][4];
+  if constexpr (C::kQInRegs) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) ptx::ldmatrix_x4(qf[kk], q_frag_row + kk * 16);
+  }
+
+  float o_acc[DV / 8][4];
+#pragma unroll
+  for (int c = 0; c < DV / 8; ++c) o_acc[c][0] = o_acc[c][1] = o_acc[c][2] = o_acc[c][3] = 0.f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};  // rows g, g+8; sums per lane
+  const int row_lo = i0 + r0;  // this warp's first query row (problem-relative)
+
+  // Causal: keys after the tile's last row are invisible to all its rows.
+  const int kend = p.causal ? min(i0 + C::BQ, p.nq) : p.nk;
+  const int ntiles = (kend + BK - 1) / BK;
+  for (int it = 0; it < ntiles; ++it) {
+    const int j0 = it * BK;
+    load_v(j0);  // lands while S = QKᵀ runs
+    // Every key of this tile is after every row of this warp: nothing to add.
+    const bool skip = p.causal && j0 > row_lo + 15;
+    float s[BK / 8][4];
+    float corr[2] = {1.f, 1.f};
+    if (!skip) {
+      const bf16* sk = sK + m * BK * LDK;
+#pragma unroll
+      for (int j = 0; j < BK / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t qs[4];
+        if constexpr (!C::kQInRegs) ptx::ldmatrix_x4(qs, q_frag_row + kk * 16);
+        const uint32_t(&qa)[4] = C::kQInRegs ? qf[C::kQInRegs ? kk : 0] : qs;
+#pragma unroll
+        for (int jp = 0; jp < BK / 16; ++jp) {
+          uint32_t kb[4];
+          ptx::ldmatrix_x4(kb, sk + ((2 * jp + mi / 2) * 8 + mq) * LDK + kk * 16 + (mi % 2) * 8);
+          const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
+          ptx::mma(s[2 * jp], qa, b0);
+          ptx::mma(s[2 * jp + 1], qa, b1);
+        }
+      }
+      // Masked (invisible) keys are −inf; a tile entirely visible to the warp skips the test.
+      const bool full = j0 + BK <= p.nk && (!p.causal || j0 + BK - 1 <= row_lo);
+      float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int j = 0; j < BK / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = j0 + j * 8 + 2 * t + e % 2, row = row_lo + g + 8 * (e / 2);
+          const bool visible = full || (key < p.nk && (!p.causal || key <= row));
+          s[j][e] = visible ? s[j][e] * scale : -INFINITY;
+          tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
+        }
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        // Every row sees key 0 in the first tile, so the max is finite from then
+        // on; corr = 0 on the first tile (old max −inf, O still zero).
+        const float new_max = fmaxf(row_max[hh], quad_max(tile_max[hh]));
+        corr[hh] = __expf(row_max[hh] - new_max);
+        row_max[hh] = new_max;
+        row_sum[hh] *= corr[hh];
+      }
+#pragma unroll
+      for (int j = 0; j < BK / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          s[j][e] = __expf(s[j][e] - row_max[e / 2]);  // masked: exp(−inf) = 0
+          row_sum[e / 2] += s[j][e];
+        }
+    }
+    ptx::cp_async_wait<0>();
+    __syncthreads();  // V has landed; every warp is done with K
+    if (it + 1 < ntiles) load_k(j0 + BK);  // lands while O += PV runs
+    if (!skip) {
+#pragma unroll
+      for (int c = 0; c < DV / 8; ++c) {
+        o_acc[c][0] *= corr[0], o_acc[c][1] *= corr[0];
+        o_acc[c][2] *= corr[1], o_acc[c][3] *= corr[1];
+      }
+      // O += P·V: P's A fragment for keys 16ks..+16 is S's n-tiles 2ks and 2ks+1.
+#pragma unroll
+      for (int ks = 0; ks < BK / 16; ++ks) {
+        const uint32_t pa[4] = {ptx::pack_bf16(s[2 * ks][0], s[2 * ks][1]), ptx::pack_bf16(s[2 * ks][2], s[2 * ks][3]),
+                                ptx::pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]),
+                                ptx::pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+#pragma unroll
+        for (int cp = 0; cp < DV / 16; ++cp) {
+          uint32_t vb[4];
+          ptx::ldmatrix_x4_trans(vb, sV + (ks * 16 + (mi % 2) * 8 + mq) * LDV + (2 * cp + mi / 2) * 8);
+          const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
+          ptx::mma(o_acc[2 * cp], pa, b0);
+          ptx::mma(o_acc[2 * cp + 1], pa, b1);
+        }
+      }
+    }
+    ptx::cp_async_wait<0>();
+    __syncthreads();  // the next K has landed; every warp is done with V
+  }
+
+  // Epilogue: O / sum and lse = max + log(sum) for rows g and g+8 of the warp.
+  float inv[2], lse[2];
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const float sum = quad_sum(row_sum[hh]);
+    inv[hh] = 1.f / sum;
+    lse[hh] = row_max[hh] + logf(sum);
+  }
+  const FBuf out = m == 0 ? o.out[0] : o.out[1];  // (a select keeps the kernel parameters off the stack)
+  float* lse_out = m == 0 ? o.lse[0] : o.lse[1];
+  auto out_row = [&](int r) { return ((int64_t(b) * p.Tq + p.q0 + i0 + r) * p.heads + h) * DV; };
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int r = r0 + g + 8 * hh;
+    if (r >= rows) continue;
+    const int64_t orow = out_row(r);
+#pragma unroll
+    for (int c = 0; c < DV / 8; ++c) {
+      out.st(orow + c * 8 + 2 * t, o_acc[c][2 * hh] * inv[hh]);
+      out.st(orow + c * 8 + 2 * t + 1, o_acc[c][2 * hh + 1] * inv[hh]);
+    }
+    if (t == 0) lse_out[(int64_t(b) * p.heads + h) * p.Tq + p.q0 + i0 + r] = lse[hh];
+  }
+  if constexpr (COMBINE) {
+    // Map 2's normalised rows to shared memory (f32, pitch LDX); map 1's warps combine.
+    float* sx = reinterpret_cast<float*>(smem);
+    if (m == 1) {
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+        for (int c = 0; c < DV / 8; ++c) {
+          float* x = sx + (r0 + g + 8 * hh) * C::LDX + c * 8 + 2 * t;
+          x[0] = o_acc[c][2 * hh] * inv[hh];
+          x[1] = o_acc[c][2 * hh + 1] * inv[hh];
+        }
+    }
+    __syncthreads();
+    if (m == 0) {
+      const float lambda = warp_lambda(cb.lam), post = 1.f - cb.lam.lambda_init;
+      float ss[2] = {0.f, 0.f};
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+        for (int c = 0; c < DV / 8; ++c) {
+          const float* x = sx + (r0 + g + 8 * hh) * C::LDX + c * 8 + 2 * t;
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float y = o_acc[c][2 * hh + e] * inv[hh] - lambda * x[e];
+            o_acc[c][2 * hh + e] = y;  // o_acc now holds y = o1 − λ·o2
+            ss[hh] += y * y;
+          }
+        }
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const float rstd = 1.f / sqrtf(quad_sum(ss[hh]) / float(DV) + cb.eps);
+        const int r = r0 + g + 8 * hh;
+        if (r >= rows) continue;
+        const int64_t orow = out_row(r);
+#pragma unroll
+        for (int c = 0; c < DV / 8; ++c)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = c * 8 + 2 * t + e;
+            cb.out.st(orow + col, o_acc[c][2 * hh + e] * rstd * cb.g.ld(col) * post);
+          }
+        if (t == 0) cb.rstd[orow / DV] = rstd;
+      }
+    }
+  }
+}
+
+template <int D, int MAPS, bool COMBINE>
+void launch_forward(const Problem& p, const ForwardOut& o, const CombineOut& cb) {
   using C = Fwd<D, MAPS>;
   static bool configured[kMaxDevices] = {};
-  opt_in_smem(forward_kernel<D, MAPS>, C::kBytes, configured);
+  opt_in_smem(forward_kernel<D, MAPS, COMBINE>, C::kBytes, configured);
   const dim3 grid((p.nq + C::BQ - 1) / C::BQ, p.heads, p.B);
-  DT_LAUNCH((forward_kernel<D, MAPS>), grid, kThreads, C::kBytes, p, o);
+  DT_LAUNCH((forward_kernel<D, MAPS, COMBINE>), grid, kThreads, C::kBytes, p, o, cb);
 }
 
 }  // namespace
 
-void forward(const Problem& p, const ForwardOut& o) {
+void forward(const Problem& p, const ForwardOut& o, const CombineOut* combine) {
   if (p.nq == 0) return;
-  if (p.d == 64 && p.maps == 1) return launch_forward<64, 1>(p, o);
-  if (p.d == 128 && p.maps == 1) return launch_forward<128, 1>(p, o);
-  if (p.d == 64 && p.maps == 2) return launch_forward<64, 2>(p, o);
-  if (p.d == 128 && p.maps == 2) return launch_forward<128, 2>(p, o);
+  if (combine) {
+    if (p.maps != 2 || !p.causal || p.q0 != 0 || p.k0 != 0 || p.nq != p.Tq)
+      fail("flash attention forward: the fused combine needs the whole causal differential problem");
+    if (p.d == 64) return launch_forward<64, 2, true>(p, o, *combine);
+    if (p.d == 128) return launch_forward<128, 2, true>(p, o, *combine);
+  }
+  const CombineOut none{};
+  if (p.d == 64 && p.maps == 1) return launch_forward<64, 1, false>(p, o, none);
+  if (p.d == 128 && p.maps == 1) return launch_forward<128, 1, false>(p, o, none);
+  if (p.d == 64 && p.maps == 2) return launch_forward<64, 2, false>(p, o, none);
+  if (p.d == 128 && p.maps == 2) return launch_forward<128, 2, false>(p, o, none);
   fail("flash attention forward: head dim ", p.d, " with ", p.maps, " maps is not supported (d 64 or 128, maps 1 or 2)");
 }
 
