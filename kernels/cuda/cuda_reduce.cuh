@@ -51,7 +51,7 @@ enum ScratchSlot {
   kScratchHostResult,
   kScratchRmsnormDg,
   kScratchAttnDelta,    // flash backward: Δ = rowsum(dO∘O) per map
-  kScratchAttnDqAcc,    // flash backward, atomic mode only: fp32 dQ accumulator
+  kScratchAttnDoBf16,   // flash backward: a bf16 copy of an f32 dO
   kScratchAttnDpre,     // differential backward: d(o1 − λ·o2) in bf16
   kScratchAttnScalars,  // λ, dλ and the per-map dscale
   kScratchCombinePartials,  // differential combine backward: per-block dg_sub and dλ partials

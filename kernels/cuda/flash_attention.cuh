@@ -9,13 +9,13 @@
 // lse[m] (B,heads,Tq), natural log, F32. Scale 1/sqrt(d).
 #pragma once
 #include <cuda_bf16.h>
-#include <mma.h>
 
 #include <cstdint>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.hpp"
 #include "kernels/cuda/cuda_reduce.cuh"  // warp_sum, warp_max, block_sum
+#include "kernels/cuda/ptx.cuh"
 
 namespace dt::cuda_ops::flash {
 
@@ -75,14 +75,16 @@ struct BackwardIo {
   bf16* dk;
   bf16* dv;
   bool accumulate;
+  // Δ_m[i] = dscale_m·(dO[i]·O_m[i]) (maps, B, heads, nq) when the caller has it
+  // (needs a bf16 dO); null: the backward computes it.
+  const float* delta;
 };
 
 // One launch. With combine (maps 2, one causal problem over the whole
 // sequence) the kernel also writes the differential output and its rstd.
 void forward(const Problem& p, const ForwardOut& o, const CombineOut* combine = nullptr);
-// Deterministic (ops::deterministic(), the default): dK/dV and dQ come from two
-// kernels that each own their outputs (flash_attention_backward.cu, _dq.cu);
-// otherwise one kernel adds dQ with fp32 atomics.
+// dK/dV and dQ from two kernels that each own their outputs (no atomics,
+// flash_attention_backward.cu and _dq.cu), after Δ unless io.delta has it.
 void backward(const Problem& p, const BackwardIo& io);
 
 // Device-resident scalars of the attention ops, so the differential ops never
@@ -150,40 +152,53 @@ inline Problem problem_of(int maps, const Tensor& q, const Tensor& k, const Tens
 
 // ---- device helpers ------------------------------------------------------------
 
-// Tensor-core tiles: bf16 16×16×16 with fp32 accumulation. The "t" forms read
-// a row-major tile as its transpose (column-major): K for Kᵀ, P for Pᵀ.
-using FragA = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, bf16, nvcuda::wmma::row_major>;
-using FragAt = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, bf16, nvcuda::wmma::col_major>;
-using FragB = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, bf16, nvcuda::wmma::row_major>;
-using FragBt = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, bf16, nvcuda::wmma::col_major>;
-using FragC = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>;
-
-// Shared tile s (ROWS×COLS bf16, rows lds apart) = global rows g + r·stride for
-// r < nvalid, zero below (a zero row never turns a masked 0·x into NaN).
-// Copies 16-byte chunks; needs COLS, lds and stride multiples of 8 and g 16-byte aligned.
-template <int ROWS, int COLS>
-__device__ __forceinline__ void load_tile(bf16* s, int lds, const bf16* g, int64_t stride, int nvalid) {
+// Shared tile (ROWS×COLS bf16, pitch LD) = global rows g + r·stride, rows
+// r ≥ nvalid zero-filled (a zero row never turns a masked 0·x into NaN);
+// 16-byte cp.async chunks spread over the block. COLS, LD and stride multiples
+// of 8, g 16-byte aligned.
+template <int ROWS, int COLS, int LD>
+__device__ __forceinline__ void async_tile(bf16* s, const bf16* g, int64_t stride, int nvalid) {
   constexpr int kChunks = COLS / 8;
   for (int e = threadIdx.x; e < ROWS * kChunks; e += kThreads) {
     const int r = e / kChunks, c = (e % kChunks) * 8;
-    uint4 x = make_uint4(0, 0, 0, 0);
-    if (r < nvalid) x = *reinterpret_cast<const uint4*>(g + r * stride + c);
-    *reinterpret_cast<uint4*>(s + r * lds + c) = x;
+    const bool valid = r < nvalid;
+    ptx::cp_async_16(s + r * LD + c, valid ? g + r * stride + c : g, valid);
   }
 }
 
-// The same from an f32 or bf16 tensor (element offset off), rounded to bf16.
-template <int ROWS, int COLS>
-__device__ __forceinline__ void load_tile(bf16* s, int lds, FBuf g, int64_t off, int64_t stride, int nvalid) {
-  if (g.bf16) {
-    load_tile<ROWS, COLS>(s, lds, static_cast<const bf16*>(g.p) + off, stride, nvalid);
-    return;
-  }
-  const float* f = static_cast<const float*>(g.p) + off;
-  for (int e = threadIdx.x; e < ROWS * COLS; e += kThreads) {
-    const int r = e / COLS, c = e % COLS;
-    s[r * lds + c] = __float2bfloat16(r < nvalid ? f[r * stride + c] : 0.f);
-  }
+// Max and sum over the 4 lanes of a quad: the lanes holding one row of an mma fragment.
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+// The A fragment of a 16×16 tile whose rows are the C fragments c0 (columns
+// 0-7) and c1 (columns 8-15) of a product, rounded to bf16: P or dS re-used as
+// an operand without leaving registers.
+__device__ __forceinline__ void a_from_c(uint32_t (&a)[4], const float (&c0)[4], const float (&c1)[4]) {
+  a[0] = ptx::pack_bf16(c0[0], c0[1]);
+  a[1] = ptx::pack_bf16(c0[2], c0[3]);
+  a[2] = ptx::pack_bf16(c1[0], c1[1]);
+  a[3] = ptx::pack_bf16(c1[2], c1[3]);
+}
+
+// ldmatrix addressing of lane `lane` for a 16×16 bf16 block at row r, column c of
+// a row-major tile with pitch ld:
+//   a_rows: the A fragment (rows r..r+16, columns c..c+16);
+//   b_pair: two B fragments of a [n][k] tile (n rows r..r+16 as two 8-row n-tiles, k columns c..c+16);
+//   b_pair_trans (.trans): two B fragments of a [k][n] tile (k rows r..r+16, n columns c..c+16 as two n-tiles).
+__device__ __forceinline__ int a_rows(int lane, int r, int c, int ld) {
+  return (r + (lane / 8 % 2) * 8 + lane % 8) * ld + c + (lane / 16) * 8;
+}
+__device__ __forceinline__ int b_pair(int lane, int r, int c, int ld) {
+  return (r + (lane / 16) * 8 + lane % 8) * ld + c + (lane / 8 % 2) * 8;
+}
+__device__ __forceinline__ int b_pair_trans(int lane, int r, int c, int ld) {
+  return (r + (lane / 8 % 2) * 8 + lane % 8) * ld + c + (lane / 16) * 8;
 }
 
 }  // namespace dt::cuda_ops::flash

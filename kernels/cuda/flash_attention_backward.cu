@@ -1,27 +1,25 @@
-// Flash attention backward (FlashAttention-2 style; kernels/cuda/flash_attention.cuh,
-// the shared steps in flash_attention_backward.cuh; CPU twin: tiles::backward in
-// kernels/cpu/attention_tile_engine.cpp).
+// Flash attention backward (FlashAttention-2 structure on mma.sync fragments,
+// kernels/cuda/ptx.cuh; the shared steps in flash_attention_backward.cuh; CPU
+// twin: tiles::backward in kernels/cpu/attention_tile_engine.cpp).
 //
-// 1. delta_kernel:    Δ_m[i] = dscale_m · (dO[i] · O_m[i])  (one warp per query row)
-// 2. backward_kernel: one block per (key tile, kv head, sequence) owns dK_m and
-//    dV of its keys (wmma accumulators in registers) and loops over every
-//    query head of the kv group and every query tile that can see its keys
-//    (causal: the tiles at and after it). Per query tile, with the scores
-//    recomputed from the saved lse:
-//      S_m = Q_m K_mᵀ,  P_m = exp(S_m·scale − lse_m),  G = dO Vᵀ (shared by the maps)
-//      dV   += Σ_m dscale_m P_mᵀ dO
-//      dS_m  = P_m ∘ (dscale_m G − Δ_m)
-//      dK_m += scale · dS_mᵀ Q_m
-//    and, only when ops::deterministic() is false:
-//      dQ_m += scale · dS_m K_m   (fp32 atomicAdd into a scratch accumulator,
-//                                  4·B·nq·heads·maps·d bytes; then dq_store_kernel)
-// 3. deterministic (the default): dq_pass (flash_attention_backward_dq.cu), one
-//    block per (query tile, query head, sequence) that recomputes S_m, G and dS_m
-//    over the visible key tiles and accumulates dQ_m in registers. Every dq
-//    element has one writer and a fixed summation order; the price is the
-//    recomputed Q Kᵀ and dO Vᵀ (per query/key tile pair the atomic mode's 5
-//    tile products become 7 for one map, 8 become 11 for two), and no memory
-//    beyond Δ (4·maps·B·heads·nq bytes, as in the atomic mode).
+// 1. delta_kernel: Δ_m[i] = dscale_m · (dO[i] · O_m[i]) (one warp per query
+//    row), and a bf16 copy of dO when it is f32. Skipped when the caller
+//    brings Δ (the differential combine's backward computes it on the way).
+// 2. dkdv_kernel: one block per (key tile, kv head, sequence) owns dK_m and dV
+//    of its keys in registers and walks every query head of the kv group and
+//    every query tile that can see its keys (causal: the tiles at and after
+//    it), the next query tile (Q, dO, lse, Δ) loading by cp.async while this
+//    one computes. Warp w owns 16 keys of map m = w / (8 / MAPS): 128 keys per
+//    block for standard attention, 64 (both maps) for differential. Per query
+//    tile, in registers, as transposes (keys × queries):
+//      Sᵀ_m = K_m Q_mᵀ,  Gᵀ = V dOᵀ,  Pᵀ_m = exp(Sᵀ_m·scale − lse_m),
+//      dSᵀ_m = Pᵀ_m ∘ (dscale_m Gᵀ − Δ_m),
+//      dV += (Σ_m dscale_m Pᵀ_m) dO,  dK_m += dSᵀ_m Q_m  (the scale in the epilogue).
+//    Differential heads: the two warps of a key row split Gᵀ's sum over V's 2d
+//    columns and dV's columns between them and swap the halves of Gᵀ and their
+//    dscale_m Pᵀ_m through shared memory, so nothing is computed twice.
+// 3. dq_pass (flash_attention_backward_dq.cu): dQ, one writer per element.
+// No atomics anywhere: the result does not depend on the scheduling.
 #include <algorithm>
 
 #include "kernels/cuda/flash_attention_backward.cuh"
@@ -30,44 +28,27 @@ namespace dt::cuda_ops::flash {
 
 namespace {
 
-using namespace nvcuda;
-
-// Tile sizes and shared-memory layout of one (D, MAPS) instance. The K/V tile
-// stays for the whole block; the query-side region is reused by the epilogue
-// for the fp32 dK/dV tiles.
-template <int D_, int MAPS_>
-struct Bwd : BwdTiles<D_, MAPS_, 32, MAPS_ * D_ == 256 ? 32 : 64> {  // 32 query rows per step
-  using T = BwdTiles<D_, MAPS_, 32, MAPS_ * D_ == 256 ? 32 : 64>;
-  using T::BK, T::BQ, T::D, T::DV, T::LDK, T::LDP, T::LDQ32, T::LDS, T::LDV, T::LDV32, T::MAPS;
-  static constexpr size_t kK = 0;                                 // bf16 [MAPS][BK][LDK]
-  static constexpr size_t kV = kK + sizeof(bf16) * MAPS * BK * LDK;  // bf16 [BK][LDV]
-  static constexpr size_t kRegion = kV + sizeof(bf16) * BK * LDV;
-  // Query-side region, per step.
-  static constexpr size_t kQ = kRegion;                                 // bf16 [MAPS][BQ][LDK]
-  static constexpr size_t kdO = kQ + sizeof(bf16) * MAPS * BQ * LDK;     // bf16 [BQ][LDV]
-  static constexpr size_t kS = kdO + sizeof(bf16) * BQ * LDV;            // f32  [MAPS][BQ][LDS]
-  static constexpr size_t kG = kS + sizeof(float) * MAPS * BQ * LDS;     // f32  [BQ][LDS]
-  static constexpr size_t kPc = kG + sizeof(float) * BQ * LDS;           // bf16 [BQ][LDP]
-  static constexpr size_t kdS = kPc + sizeof(bf16) * BQ * LDP;           // bf16 [MAPS][BQ][LDP]
-  static constexpr size_t kdQ = kdS + sizeof(bf16) * MAPS * BQ * LDP;    // f32  [MAPS][BQ][LDQ32]
-  static constexpr size_t kL = kdQ + sizeof(float) * MAPS * BQ * LDQ32;  // f32 lse [MAPS·BQ]
-  static constexpr size_t kDelta = kL + sizeof(float) * MAPS * BQ;       // f32 Δ   [MAPS·BQ]
-  static constexpr size_t kLoopEnd = kDelta + sizeof(float) * MAPS * BQ;
-  // Epilogue, same region.
-  static constexpr size_t kdK32 = kRegion;                                // f32 [MAPS][BK][LDQ32]
-  static constexpr size_t kdV32 = kdK32 + sizeof(float) * MAPS * BK * LDQ32;  // f32 [BK][LDV32]
-  static constexpr size_t kEpilogueEnd = kdV32 + sizeof(float) * BK * LDV32;
-  static constexpr size_t kBytes = kLoopEnd > kEpilogueEnd ? kLoopEnd : kEpilogueEnd;
+// Layout (bytes): K [MAPS][BKB][LDK], V [BKB][LDV], two query-step buffers
+// {Q [MAPS][BQ][LDK], dO [BQ][LDV]} (bf16, rows padded by 8), the differential
+// exchange [kWarps][16][LDX] f32, two stats buffers {lse, Δ}[MAPS][BQ] f32.
+template <int D, int MAPS>
+struct BwdKv {
+  static constexpr int DV = MAPS * D;
+  static constexpr int kGroups = kWarps / MAPS;
+  static constexpr int BKB = 16 * kGroups;    // keys per block
+  static constexpr int BQ = D == 128 ? 32 : 64;  // query rows per step
+  static constexpr int LDK = D + 8, LDV = DV + 8, LDX = BQ + 4;
+  static constexpr int kKTile = MAPS * BKB * LDK, kVTile = BKB * LDV;
+  static constexpr int kQStep = MAPS * BQ * LDK, kStep = kQStep + BQ * LDV;  // bf16 elements
+  static constexpr size_t kX = sizeof(bf16) * (kKTile + kVTile + 2 * kStep);
+  static constexpr size_t kStats = kX + (MAPS == 2 ? sizeof(float) * kWarps * 16 * LDX : 0);
+  static constexpr size_t kBytes = kStats + sizeof(float) * 2 * (2 * MAPS * BQ);
   static_assert(kBytes <= kMaxSmem, "backward tiles exceed sm_80 shared memory");
-  // dK_m and dV fragments held by each warp for the whole block.
-  static constexpr int kDkFrags = MAPS * (BK / 16) * (D / 16);
-  static constexpr int kDvFrags = (BK / 16) * (DV / 16);
-  static constexpr int NDK = kDkFrags / kWarps, NDV = kDvFrags / kWarps;
-  static_assert(kDkFrags % kWarps == 0 && kDvFrags % kWarps == 0, "dK/dV fragments split evenly over the warps");
 };
 
-// delta (maps,B,heads,nq) = dscale_m · rowsum(dO ∘ O_m); one warp per (b, h, i).
-__global__ void delta_kernel(Problem p, BackwardIo io, float* delta) {
+// delta (maps, B, heads, nq) = dscale_m · rowsum(dO ∘ O_m); one warp per (b, h, i).
+// dO_bf16, when not null, receives dO's row rounded to bf16 (same layout as dO).
+__global__ void delta_kernel(Problem p, BackwardIo io, float* delta, bf16* dO_bf16) {
   const int64_t row = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;  // (b·heads + h)·nq + i
   const int lane = threadIdx.x % 32;
   const int64_t rows = int64_t(p.B) * p.heads * p.nq;
@@ -82,151 +63,191 @@ __global__ void delta_kernel(Problem p, BackwardIo io, float* delta) {
     s = warp_sum(s);
     if (lane == 0) delta[m * rows + row] = io.dscale[m] * s;
   }
+  if (dO_bf16)
+    for (int c = lane; c < dv; c += 32) dO_bf16[orow + c] = __float2bfloat16(io.dO.ld(orow + c));
 }
 
-// grid (key tiles, kv heads, B); block kThreads. dq_acc null: no dQ here (the
-// deterministic dq_pass computes it).
+// grid (key tiles, kv heads, B); block kThreads. dO bf16 (B,Tq,heads,DV).
 template <int D, int MAPS>
-__global__ void __launch_bounds__(kThreads, 1) backward_kernel(Problem p, BackwardIo io, const float* delta,
-                                                            float* dq_acc) {
-  using C = Bwd<D, MAPS>;
+__global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(Problem p, BackwardIo io, const bf16* dO,
+                                                          const float* delta) {
+  using C = BwdKv<D, MAPS>;
+  constexpr int BQ = C::BQ, BKB = C::BKB, DV = C::DV, LDK = C::LDK, LDV = C::LDV;
   DT_DYNAMIC_SMEM(unsigned char, smem);
-  const auto [sK, sV, sQ, sdO, sdS, sS, sG, sL, sDelta] = step_tiles<C>(smem);
-  bf16* sPc = reinterpret_cast<bf16*>(smem + C::kPc);
-  float* sdQ = reinterpret_cast<float*>(smem + C::kdQ);
+  bf16* sK = reinterpret_cast<bf16*>(smem);
+  bf16* sV = sK + C::kKTile;
+  bf16* sSteps = sV + C::kVTile;
+  float* sX = reinterpret_cast<float*>(smem + C::kX);
+  float* sStats = reinterpret_cast<float*>(smem + C::kStats);
 
-  const int warp = threadIdx.x / 32;
-  const int j0 = blockIdx.x * C::BK, g = blockIdx.y, b = blockIdx.z;
-  const int keys = min(C::BK, p.nk - j0);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int m = warp / C::kGroups, kr0 = 16 * (warp % C::kGroups);  // this warp's map and first key (block-relative)
+  const int c0 = MAPS == 2 ? m * D : 0;                              // this warp's dV columns [c0, c0 + D)
+  const int j0 = blockIdx.x * BKB, kvh = blockIdx.y, b = blockIdx.z;
+  const int keys = min(BKB, p.nk - j0), k_lo = j0 + kr0;
   const int group = p.heads / p.kv;
-  const float scale = 1.f / sqrtf(float(D));
-  float ds[MAPS];
-  for (int m = 0; m < MAPS; ++m) ds[m] = io.dscale[m];
-
+  const float scale = 1.f / sqrtf(float(D)), dscale = io.dscale[m];
+  const int64_t q_ld = int64_t(p.heads) * MAPS * D, k_ld = int64_t(p.kv) * MAPS * D, v_ld = int64_t(p.kv) * DV;
   const int64_t krow0 = int64_t(b) * p.Tk + p.k0 + j0;  // this block's first key row in k, v, dk, dv
-  load_key_side<C>(sK, sV, p, b, g, j0, keys);
 
-  FragC acc_dk[C::NDK], acc_dv[C::NDV];  // fragment f = warp + t·kWarps of dK (all maps) and dV
-#pragma unroll
-  for (int t = 0; t < C::NDK; ++t) wmma::fill_fragment(acc_dk[t], 0.f);
-#pragma unroll
-  for (int t = 0; t < C::NDV; ++t) wmma::fill_fragment(acc_dv[t], 0.f);
+  for (int mm = 0; mm < MAPS; ++mm)
+    async_tile<BKB, D, LDK>(sK + mm * BKB * LDK, p.k + (krow0 * p.kv * MAPS + kvh * MAPS + mm) * D, k_ld, keys);
+  async_tile<BKB, DV, LDV>(sV, p.v + (krow0 * p.kv + kvh) * DV, v_ld, keys);
 
-  // Causal: query rows before j0 see none of these keys.
-  const int first_i0 = p.causal ? (j0 / C::BQ) * C::BQ : 0;
-  for (int h = g * group; h < (g + 1) * group; ++h)
-    for (int i0 = first_i0; i0 < p.nq; i0 += C::BQ) {
-      const int rows = min(C::BQ, p.nq - i0);
-      __syncthreads();  // the previous step is done with the query-side region
-      load_query_side<C>(sQ, sdO, p, io, b, h, i0, rows);
-      load_row_stats<C>(sL, sDelta, p, io, delta, b, h, i0, rows);
-      __syncthreads();
-      scores_and_dp<C>(sQ, sK, sdO, sV, sS, sG);
-      __syncthreads();
-      probs_and_ds<C>(sS, sG, sL, sDelta, ds, i0, j0, rows, keys, p.causal, scale, sdS, sPc);
-      __syncthreads();
+  // Steps s = (query head h, query tile i0): every head of the group, the tiles that see these keys.
+  const int first_i0 = p.causal ? (j0 / BQ) * BQ : 0;
+  const int qtiles = (p.nq - first_i0 + BQ - 1) / BQ, nsteps = group * qtiles;
+  auto head_of = [&](int s) { return kvh * group + s / qtiles; };
+  auto i0_of = [&](int s) { return first_i0 + (s % qtiles) * BQ; };
+  auto load_step = [&](int buf, int s) {
+    const int h = head_of(s), i0 = i0_of(s), rows = min(BQ, p.nq - i0);
+    const int64_t qrow0 = int64_t(b) * p.Tq + p.q0 + i0;
+    bf16* sq = sSteps + buf * C::kStep;
+    for (int mm = 0; mm < MAPS; ++mm)
+      async_tile<BQ, D, LDK>(sq + mm * BQ * LDK, p.q + (qrow0 * p.heads * MAPS + h * MAPS + mm) * D, q_ld, rows);
+    async_tile<BQ, DV, LDV>(sq + C::kQStep, dO + (qrow0 * p.heads + h) * DV, int64_t(p.heads) * DV, rows);
+    // lse and Δ by plain loads: visible after the step's closing barrier. Padded rows: 0.
+    float* st = sStats + buf * 2 * MAPS * BQ;
+    for (int e = threadIdx.x; e < MAPS * BQ; e += kThreads) {
+      const int mm = e / BQ, r = e % BQ, i = i0 + r;
+      const float* lse = mm == 0 ? io.lse[0] : io.lse[1];
+      st[2 * mm * BQ + r] = i < p.nq ? lse[(int64_t(b) * p.heads + h) * p.Tq + p.q0 + i] : 0.f;
+      st[(2 * mm + 1) * BQ + r] = i < p.nq ? delta[delta_index(p, mm, b, h, i)] : 0.f;
+    }
+  };
+  if (nsteps > 0) load_step(0, 0);
+  ptx::cp_async_commit();
+  ptx::cp_async_wait<0>();
+  __syncthreads();
 
-      // dV (BK×DV) += Pcᵀ (BK×BQ) · dO (BQ×DV); Pc row-major is Pcᵀ column-major.
+  float dk[D / 8][4], dv[D / 8][4];
 #pragma unroll
-      for (int t = 0; t < C::NDV; ++t) {
-        const int f = warp + t * kWarps, fi = f / (C::DV / 16), fj = f % (C::DV / 16);
-#pragma unroll 1
-        for (int kk = 0; kk < C::BQ; kk += 16) {
-          FragAt at;
-          FragB bo;
-          wmma::load_matrix_sync(at, sPc + kk * C::LDP + fi * 16, C::LDP);
-          wmma::load_matrix_sync(bo, sdO + kk * C::LDV + fj * 16, C::LDV);
-          wmma::mma_sync(acc_dv[t], at, bo, acc_dv[t]);
+  for (int c = 0; c < D / 8; ++c)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dk[c][e] = dv[c][e] = 0.f;
+
+  for (int s = 0; s < nsteps; ++s) {
+    const int buf = s % 2, i0 = i0_of(s);
+    if (s + 1 < nsteps) load_step(buf ^ 1, s + 1);
+    ptx::cp_async_commit();
+    const bf16* sq = sSteps + buf * C::kStep;
+    const bf16* so = sq + C::kQStep;
+    const float* st = sStats + buf * 2 * MAPS * BQ + 2 * m * BQ;  // lse at st[r], Δ at st[BQ + r]
+    // Every query of the step is before every key of this warp (and of its partner).
+    const bool skip = p.causal && i0 + BQ - 1 < k_lo;
+    float sT[BQ / 8][4], gT[BQ / 8][4];  // Sᵀ then dSᵀ; Gᵀ then dscale·Pᵀ
+#pragma unroll
+    for (int j = 0; j < BQ / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) sT[j][e] = gT[j][e] = 0.f;
+    if (!skip) {
+#pragma unroll 2  // (no register array is indexed by kk; full unrolling spills at d 128)
+      for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t ka[4], va[4];
+        ptx::ldmatrix_x4(ka, sK + a_rows(lane, m * BKB + kr0, 16 * kk, LDK));
+        ptx::ldmatrix_x4(va, sV + a_rows(lane, kr0, c0 + 16 * kk, LDV));
+#pragma unroll
+        for (int jp = 0; jp < BQ / 16; ++jp) {
+          uint32_t qb[4], ob[4];
+          ptx::ldmatrix_x4(qb, sq + b_pair(lane, m * BQ + 16 * jp, 16 * kk, LDK));
+          const uint32_t q0b[2] = {qb[0], qb[1]}, q1b[2] = {qb[2], qb[3]};
+          ptx::mma(sT[2 * jp], ka, q0b);
+          ptx::mma(sT[2 * jp + 1], ka, q1b);
+          ptx::ldmatrix_x4(ob, so + b_pair(lane, 16 * jp, c0 + 16 * kk, LDV));
+          const uint32_t o0b[2] = {ob[0], ob[1]}, o1b[2] = {ob[2], ob[3]};
+          ptx::mma(gT[2 * jp], va, o0b);
+          ptx::mma(gT[2 * jp + 1], va, o1b);
         }
-      }
-      // dK_m (BK×D) += dS_mᵀ (BK×BQ) · Q_m (BQ×D); the scale comes in the epilogue.
-      constexpr int kKF = (C::BK / 16) * (D / 16);
-#pragma unroll
-      for (int t = 0; t < C::NDK; ++t) {
-        const int f = warp + t * kWarps, m = f / kKF, fi = (f % kKF) / (D / 16), fj = f % (D / 16);
-#pragma unroll 1
-        for (int kk = 0; kk < C::BQ; kk += 16) {
-          FragAt at;
-          FragB bq;
-          wmma::load_matrix_sync(at, sdS + (m * C::BQ + kk) * C::LDP + fi * 16, C::LDP);
-          wmma::load_matrix_sync(bq, sQ + (m * C::BQ + kk) * C::LDK + fj * 16, C::LDK);
-          wmma::mma_sync(acc_dk[t], at, bq, acc_dk[t]);
-        }
-      }
-      if (!dq_acc) continue;  // uniform: deterministic mode leaves dQ to dq_pass
-      // dQ_m (BQ×D) = dS_m (BQ×BK) · K_m (BK×D), this step's part, to shared memory.
-      constexpr int kQF = (C::BQ / 16) * (D / 16);
-      for (int f = warp; f < MAPS * kQF; f += kWarps) {
-        const int m = f / kQF, fi = (f % kQF) / (D / 16), fj = f % (D / 16);
-        FragC acc;
-        wmma::fill_fragment(acc, 0.f);
-        dq_fragment<C>(acc, sdS, sK, m, fi, fj);
-        wmma::store_matrix_sync(sdQ + (m * C::BQ + fi * 16) * C::LDQ32 + fj * 16, acc, C::LDQ32, wmma::mem_row_major);
-      }
-      __syncthreads();
-      // dq_acc (B,nq,heads·maps,D) += scale · dQ_m for the valid rows.
-      for (int e = threadIdx.x; e < MAPS * C::BQ * D; e += kThreads) {
-        const int m = e / (C::BQ * D), r = e / D % C::BQ, c = e % D;
-        if (r < rows)
-          atomicAdd(dq_acc + ((int64_t(b) * p.nq + i0 + r) * p.heads * MAPS + h * MAPS + m) * D + c,
-                    scale * sdQ[(m * C::BQ + r) * C::LDQ32 + c]);
       }
     }
-  __syncthreads();  // the query-side region becomes the fp32 dK/dV tiles
-
-  float* sdK32 = reinterpret_cast<float*>(smem + C::kdK32);
-  float* sdV32 = reinterpret_cast<float*>(smem + C::kdV32);
-  constexpr int kKF = (C::BK / 16) * (D / 16);
+    // This warp's 16×BQ fragment tile x to the exchange and its partner's added in
+    // map order (both warps then hold the same sum). Whole block: barriers inside.
+    auto swap_halves = [&](float (&x)[BQ / 8][4]) {
+      if constexpr (MAPS == 2) {
+        float* mine = sX + warp * 16 * C::LDX;
+        const float* other = sX + (warp ^ C::kGroups) * 16 * C::LDX;
+        __syncthreads();  // the exchange's previous readers are done
+        if (!skip)
 #pragma unroll
-  for (int t = 0; t < C::NDK; ++t) {
-    const int f = warp + t * kWarps, m = f / kKF, fi = (f % kKF) / (D / 16), fj = f % (D / 16);
-    wmma::store_matrix_sync(sdK32 + (m * C::BK + fi * 16) * C::LDQ32 + fj * 16, acc_dk[t], C::LDQ32,
-                            wmma::mem_row_major);
-  }
+          for (int j = 0; j < BQ / 8; ++j)
 #pragma unroll
-  for (int t = 0; t < C::NDV; ++t) {
-    const int f = warp + t * kWarps, fi = f / (C::DV / 16), fj = f % (C::DV / 16);
-    wmma::store_matrix_sync(sdV32 + fi * 16 * C::LDV32 + fj * 16, acc_dv[t], C::LDV32, wmma::mem_row_major);
+            for (int e = 0; e < 4; ++e) mine[(g + 8 * (e / 2)) * C::LDX + j * 8 + 2 * t + e % 2] = x[j][e];
+        __syncthreads();
+        if (!skip)
+#pragma unroll
+          for (int j = 0; j < BQ / 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const float y = other[(g + 8 * (e / 2)) * C::LDX + j * 8 + 2 * t + e % 2];
+              x[j][e] = m == 0 ? x[j][e] + y : y + x[j][e];
+            }
+      }
+    };
+    swap_halves(gT);  // Gᵀ = V[:, :d] dO[:, :d]ᵀ + V[:, d:] dO[:, d:]ᵀ
+    if (!skip)
+#pragma unroll
+      for (int j = 0; j < BQ / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int r = j * 8 + 2 * t + e % 2, i = i0 + r, key = k_lo + g + 8 * (e / 2);
+          const bool visible = i < p.nq && key < p.nk && (!p.causal || key <= i);
+          const PdS x = p_and_ds(sT[j][e], gT[j][e], st[r], st[BQ + r], dscale, scale, visible);
+          sT[j][e] = x.ds;
+          gT[j][e] = dscale * x.p;
+        }
+    swap_halves(gT);  // Σ_m dscale_m Pᵀ_m
+    if (!skip) {
+      // dV[:, c0:c0+D) += Pcᵀ dO[:, c0:c0+D) and dK_m += dSᵀ_m Q_m: dO and Q are [k][n] operands.
+#pragma unroll
+      for (int ks = 0; ks < BQ / 16; ++ks) {
+        uint32_t pa[4], da[4];
+        a_from_c(pa, gT[2 * ks], gT[2 * ks + 1]);
+        a_from_c(da, sT[2 * ks], sT[2 * ks + 1]);
+#pragma unroll
+        for (int cp = 0; cp < D / 16; ++cp) {
+          uint32_t ob[4], qb[4];
+          ptx::ldmatrix_x4_trans(ob, so + b_pair_trans(lane, 16 * ks, c0 + 16 * cp, LDV));
+          const uint32_t o0b[2] = {ob[0], ob[1]}, o1b[2] = {ob[2], ob[3]};
+          ptx::mma(dv[2 * cp], pa, o0b);
+          ptx::mma(dv[2 * cp + 1], pa, o1b);
+          ptx::ldmatrix_x4_trans(qb, sq + b_pair_trans(lane, m * BQ + 16 * ks, 16 * cp, LDK));
+          const uint32_t q0b[2] = {qb[0], qb[1]}, q1b[2] = {qb[2], qb[3]};
+          ptx::mma(dk[2 * cp], da, q0b);
+          ptx::mma(dk[2 * cp + 1], da, q1b);
+        }
+      }
+    }
+    ptx::cp_async_wait<0>();
+    __syncthreads();  // the next step has landed; every warp is done with this one
   }
-  __syncthreads();
-  // dk (B,Tk,kv·maps,D) and dv (B,Tk,kv,DV) rows of this tile: = or += .
-  for (int e = threadIdx.x; e < MAPS * C::BK * D; e += kThreads) {
-    const int m = e / (C::BK * D), r = e / D % C::BK, c = e % D;
-    if (r >= keys) continue;
-    const int64_t idx = ((krow0 + r) * p.kv * MAPS + g * MAPS + m) * D + c;
-    float x = scale * sdK32[(m * C::BK + r) * C::LDQ32 + c];
-    if (io.accumulate) x += __bfloat162float(io.dk[idx]);
-    io.dk[idx] = __float2bfloat16(x);
-  }
-  for (int e = threadIdx.x; e < C::BK * C::DV; e += kThreads) {
-    const int r = e / C::DV, c = e % C::DV;
-    if (r >= keys) continue;
-    const int64_t idx = ((krow0 + r) * p.kv + g) * C::DV + c;
-    float x = sdV32[r * C::LDV32 + c];
-    if (io.accumulate) x += __bfloat162float(io.dv[idx]);
-    io.dv[idx] = __float2bfloat16(x);
-  }
-}
 
-// dq rows [q0, q0+nq) of (B,Tq,heads·maps,d) = (or +=) acc (B,nq,heads·maps,d).
-__global__ void dq_store_kernel(Problem p, const float* acc, bf16* dq, bool accumulate) {
-  const int64_t width = int64_t(p.heads) * p.maps * p.d, n = int64_t(p.B) * p.nq * width;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t w = e % width, i = e / width % p.nq, b = e / (width * p.nq);
-    const int64_t idx = (b * p.Tq + p.q0 + i) * width + w;
-    float x = acc[e];
-    if (accumulate) x += __bfloat162float(dq[idx]);
-    dq[idx] = __float2bfloat16(x);
+  // dk (B,Tk,kv·maps,D) and dv (B,Tk,kv,DV) rows of this warp's keys: = or += .
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int kr = kr0 + g + 8 * hh;
+    if (kr >= keys) continue;
+    bf16* dkr = io.dk + ((krow0 + kr) * p.kv * MAPS + kvh * MAPS + m) * D;
+    bf16* dvr = io.dv + ((krow0 + kr) * p.kv + kvh) * DV + c0;
+#pragma unroll
+    for (int c = 0; c < D / 8; ++c)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int col = c * 8 + 2 * t + e;
+        float xk = scale * dk[c][2 * hh + e], xv = dv[c][2 * hh + e];
+        if (io.accumulate) xk += __bfloat162float(dkr[col]), xv += __bfloat162float(dvr[col]);
+        dkr[col] = __float2bfloat16(xk);
+        dvr[col] = __float2bfloat16(xv);
+      }
   }
 }
 
 template <int D, int MAPS>
-void launch_backward(const Problem& p, const BackwardIo& io, const float* delta, float* dq_acc) {
-  using C = Bwd<D, MAPS>;
+void launch_dkdv(const Problem& p, const BackwardIo& io, const bf16* dO, const float* delta) {
+  using C = BwdKv<D, MAPS>;
   static bool configured[kMaxDevices] = {};
-  opt_in_smem(backward_kernel<D, MAPS>, C::kBytes, configured);
-  const dim3 grid((p.nk + C::BK - 1) / C::BK, p.kv, p.B);
-  DT_LAUNCH((backward_kernel<D, MAPS>), grid, kThreads, C::kBytes, p, io, delta, dq_acc);
+  opt_in_smem(dkdv_kernel<D, MAPS>, C::kBytes, configured);
+  const dim3 grid((p.nk + C::BKB - 1) / C::BKB, p.kv, p.B);
+  DT_LAUNCH((dkdv_kernel<D, MAPS>), grid, kThreads, C::kBytes, p, io, dO, delta);
 }
 
 }  // namespace
@@ -238,24 +259,24 @@ void backward(const Problem& p, const BackwardIo& io) {
   if ((p.d != 64 && p.d != 128) || (p.maps != 1 && p.maps != 2))
     fail("flash attention backward: head dim ", p.d, " with ", p.maps, " maps is not supported (d 64 or 128, maps 1 or 2)");
   const int64_t rows = int64_t(p.B) * p.heads * p.nq;  // query rows of one map
-  float* delta = static_cast<float*>(op_scratch(kScratchAttnDelta, sizeof(float) * p.maps * rows));
-  const bool det = ops::deterministic();
-  float* dq_acc = nullptr;
-  const size_t acc_bytes = sizeof(float) * rows * p.maps * p.d;
-  if (!det) {
-    dq_acc = static_cast<float*>(op_scratch(kScratchAttnDqAcc, acc_bytes));
-    CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, acc_bytes, cuda_stream()));
+  const float* delta = io.delta;
+  const bf16* dO = static_cast<const bf16*>(io.dO.p);
+  if (!delta || !io.dO.bf16) {
+    DT_CHECK(!io.delta, "flash attention backward: a precomputed Δ needs a bf16 dO");
+    float* d = static_cast<float*>(op_scratch(kScratchAttnDelta, sizeof(float) * p.maps * rows));
+    bf16* copy = nullptr;
+    if (!io.dO.bf16) {  // the kernels' tiles are bf16: dO rounded once, as the tensor cores would see it
+      copy = static_cast<bf16*>(op_scratch(kScratchAttnDoBf16, sizeof(bf16) * p.B * p.Tq * p.heads * p.maps * p.d));
+      dO = copy;
+    }
+    DT_LAUNCH(delta_kernel, blocks_for(rows, kWarps), kThreads, 0, p, io, d, copy);
+    delta = d;
   }
-
-  DT_LAUNCH(delta_kernel, blocks_for(rows, kWarps), kThreads, 0, p, io, delta);
-  if (p.d == 64 && p.maps == 1) launch_backward<64, 1>(p, io, delta, dq_acc);
-  else if (p.d == 128 && p.maps == 1) launch_backward<128, 1>(p, io, delta, dq_acc);
-  else if (p.d == 64 && p.maps == 2) launch_backward<64, 2>(p, io, delta, dq_acc);
-  else launch_backward<128, 2>(p, io, delta, dq_acc);
-  if (det) return dq_pass(p, io, delta);
-  const int64_t n = rows * p.maps * p.d;
-  DT_LAUNCH(dq_store_kernel, int(std::min<int64_t>(blocks_for(n, kThreads), 4096)), kThreads, 0, p, dq_acc, io.dq,
-            io.accumulate);
+  if (p.d == 64 && p.maps == 1) launch_dkdv<64, 1>(p, io, dO, delta);
+  else if (p.d == 128 && p.maps == 1) launch_dkdv<128, 1>(p, io, dO, delta);
+  else if (p.d == 64 && p.maps == 2) launch_dkdv<64, 2>(p, io, dO, delta);
+  else launch_dkdv<128, 2>(p, io, dO, delta);
+  dq_pass(p, io, dO, delta);
 }
 
 }  // namespace dt::cuda_ops::flash

@@ -1,135 +1,201 @@
-// The deterministic dQ pass of the flash backward (flash_attention_backward.cu
-// runs it after the dK/dV kernel when ops::deterministic(); CPU twin: the dq
-// part of tiles::backward in kernels/cpu/attention_tile_engine.cpp).
+// The dQ pass of the flash backward (flash_attention_backward.cu runs it after
+// the dK/dV kernel; CPU twin: the dq part of tiles::backward in
+// kernels/cpu/attention_tile_engine.cpp), on mma.sync fragments.
 //
-// One block per (query tile, query head, sequence) keeps Q_m, dO, lse and Δ of
-// its rows in shared memory and walks the key tiles its rows can see (causal:
-// up to its last row), recomputing per tile
-//   S_m = Q_m K_mᵀ,  G = dO Vᵀ,  dS_m = P_m ∘ (dscale_m G − Δ_m)
-// and accumulating dQ_m += dS_m K_m in wmma registers; the epilogue writes
-// scale · dQ_m once. Each dq element thus has one writer and the key tiles are
-// summed in ascending order, whatever the scheduling. Memory beyond the inputs:
-// none (the atomic mode's fp32 accumulator is not needed); with many key-block
-// copies of dQ (O(T²/tile)) ruled out at 64K tokens, the cost is time: Q Kᵀ and
-// dO Vᵀ are computed a second time.
-#include <algorithm>
-
+// One block of 8 warps per (query tile, query head, sequence) keeps Q_m and dO
+// of its rows in shared memory and walks the key tiles its rows can see
+// (causal: up to its last row), K/V double-buffered by cp.async. Warp w works
+// on map m = w / (8 / MAPS) and 16 query rows, as in the forward, and per key
+// tile computes in registers
+//   S_m = Q_m K_mᵀ,  G = dO Vᵀ,  dS_m = P_m ∘ (dscale_m G − Δ_m),  dQ_m += dS_m K_m
+// with lse and Δ of its two fragment rows in registers. Each dq element has
+// one writer and the key tiles are summed in ascending order: deterministic,
+// no atomics, no memory beyond the inputs. The price is the recomputed S and G
+// (and, for differential heads, G once per map).
 #include "kernels/cuda/flash_attention_backward.cuh"
 
 namespace dt::cuda_ops::flash {
 
 namespace {
 
-using namespace nvcuda;
-
-// 64 query rows per block (the dQ fragments stay in registers: MAPS·4·D/16
-// per block, at most 8 per warp); the key tile as in the dK/dV kernel.
-template <int D_, int MAPS_>
-struct BwdDq : BwdTiles<D_, MAPS_, 64, MAPS_ * D_ == 256 ? 32 : 64> {
-  using T = BwdTiles<D_, MAPS_, 64, MAPS_ * D_ == 256 ? 32 : 64>;
-  using T::BK, T::BQ, T::D, T::DV, T::LDK, T::LDP, T::LDQ32, T::LDS, T::LDV, T::MAPS;
-  // Query side, for the whole block.
-  static constexpr size_t kQ = 0;                                     // bf16 [MAPS][BQ][LDK]
-  static constexpr size_t kdO = kQ + sizeof(bf16) * MAPS * BQ * LDK;   // bf16 [BQ][LDV]
-  static constexpr size_t kL = kdO + sizeof(bf16) * BQ * LDV;          // f32 lse [MAPS·BQ]
-  static constexpr size_t kDelta = kL + sizeof(float) * MAPS * BQ;     // f32 Δ   [MAPS·BQ]
-  static constexpr size_t kRegion = kDelta + sizeof(float) * MAPS * BQ;
-  // Key side, per key tile.
-  static constexpr size_t kK = kRegion;                                // bf16 [MAPS][BK][LDK]
-  static constexpr size_t kV = kK + sizeof(bf16) * MAPS * BK * LDK;    // bf16 [BK][LDV]
-  static constexpr size_t kS = kV + sizeof(bf16) * BK * LDV;           // f32  [MAPS][BQ][LDS]
-  static constexpr size_t kG = kS + sizeof(float) * MAPS * BQ * LDS;   // f32  [BQ][LDS]
-  static constexpr size_t kdS = kG + sizeof(float) * BQ * LDS;         // bf16 [MAPS][BQ][LDP]
-  static constexpr size_t kLoopEnd = kdS + sizeof(bf16) * MAPS * BQ * LDP;
-  // Epilogue over the key side: dQ_m in f32.
-  static constexpr size_t kdQ32 = kRegion;                             // f32 [MAPS][BQ][LDQ32]
-  static constexpr size_t kEpilogueEnd = kdQ32 + sizeof(float) * MAPS * BQ * LDQ32;
-  static constexpr size_t kBytes = kLoopEnd > kEpilogueEnd ? kLoopEnd : kEpilogueEnd;
+// Layout [Q][dO][K0][V0][K1][V1] (bf16, rows padded by 8); keys per tile 64, 32
+// for differential d 128 (to fit two K/V buffers in sm_80's shared memory).
+template <int D, int MAPS>
+struct BwdDq {
+  static constexpr int DV = MAPS * D;
+  static constexpr int kGroups = kWarps / MAPS;
+  static constexpr int BQ = 16 * kGroups;
+  static constexpr int BK = DV == 256 ? 32 : 64;
+  static constexpr bool kQInRegs = DV <= 128;
+  static constexpr int LDK = D + 8, LDV = DV + 8;
+  static constexpr int kQTile = MAPS * BQ * LDK, kOTile = BQ * LDV, kKTile = MAPS * BK * LDK, kVTile = BK * LDV;
+  static constexpr int kBuf = kKTile + kVTile;
+  static constexpr size_t kBytes = sizeof(bf16) * (kQTile + kOTile + 2 * kBuf);
   static_assert(kBytes <= kMaxSmem, "dQ pass tiles exceed sm_80 shared memory");
-  static_assert(kRegion % 32 == 0, "wmma tiles need 32-byte aligned sections");
-  static constexpr int kQF = (BQ / 16) * (D / 16);  // dQ fragments of one map
-  static constexpr int NDQ = MAPS * kQF / kWarps;   // held by each warp
-  static_assert(MAPS * kQF % kWarps == 0, "dQ fragments split evenly over the warps");
 };
 
-// grid (query tiles, query heads, B); block kThreads.
+// grid (query tiles, query heads, B); block kThreads. dO is bf16 (io.dO, or its
+// bf16 copy made by delta_kernel).
 template <int D, int MAPS>
-__global__ void __launch_bounds__(kThreads, 1) dq_kernel(Problem p, BackwardIo io, const float* delta) {
+__global__ void __launch_bounds__(kThreads, 1) dq_kernel(Problem p, BackwardIo io, const bf16* dO, const float* delta) {
   using C = BwdDq<D, MAPS>;
+  constexpr int BK = C::BK, DV = C::DV, LDK = C::LDK, LDV = C::LDV;
   DT_DYNAMIC_SMEM(unsigned char, smem);
-  const auto [sK, sV, sQ, sdO, sdS, sS, sG, sL, sDelta] = step_tiles<C>(smem);
+  bf16* sQ = reinterpret_cast<bf16*>(smem);
+  bf16* sO = sQ + C::kQTile;  // dO
+  bf16* sKV = sO + C::kOTile;
 
-  const int warp = threadIdx.x / 32;
-  const int i0 = blockIdx.x * C::BQ, h = blockIdx.y, b = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int m = warp / C::kGroups, r0 = 16 * (warp % C::kGroups);
+  const int i0 = (gridDim.x - 1 - blockIdx.x) * C::BQ;  // causal: the longest tiles start first
+  const int h = blockIdx.y, b = blockIdx.z, kvh = h / (p.heads / p.kv);
   const int rows = min(C::BQ, p.nq - i0);
-  const int g = h / (p.heads / p.kv);
-  const float scale = 1.f / sqrtf(float(D));
-  float ds[MAPS];
-  for (int m = 0; m < MAPS; ++m) ds[m] = io.dscale[m];
+  const float scale = 1.f / sqrtf(float(D)), dscale = io.dscale[m];
 
   const int64_t qrow0 = int64_t(b) * p.Tq + p.q0 + i0;  // first query row in q, dO, dq
-  load_query_side<C>(sQ, sdO, p, io, b, h, i0, rows);
-  load_row_stats<C>(sL, sDelta, p, io, delta, b, h, i0, rows);
+  const int64_t q_ld = int64_t(p.heads) * MAPS * D, k_ld = int64_t(p.kv) * MAPS * D, v_ld = int64_t(p.kv) * DV;
+  const bf16* k = p.k + ((int64_t(b) * p.Tk + p.k0) * p.kv * MAPS + kvh * MAPS) * D;
+  const bf16* v = p.v + ((int64_t(b) * p.Tk + p.k0) * p.kv + kvh) * DV;
+  auto load_kv = [&](int buf, int j0) {
+    bf16* sk = sKV + buf * C::kBuf;
+    const int keys = min(BK, p.nk - j0);
+    for (int mm = 0; mm < MAPS; ++mm) async_tile<BK, D, LDK>(sk + mm * BK * LDK, k + j0 * k_ld + mm * D, k_ld, keys);
+    async_tile<BK, DV, LDV>(sk + C::kKTile, v + j0 * v_ld, v_ld, keys);
+  };
 
-  FragC acc[C::NDQ];  // fragment f = warp + t·kWarps of dQ (all maps)
-#pragma unroll
-  for (int t = 0; t < C::NDQ; ++t) wmma::fill_fragment(acc[t], 0.f);
+  for (int mm = 0; mm < MAPS; ++mm)
+    async_tile<C::BQ, D, LDK>(sQ + mm * C::BQ * LDK, p.q + (qrow0 * p.heads * MAPS + h * MAPS + mm) * D, q_ld, rows);
+  async_tile<C::BQ, DV, LDV>(sO, dO + (qrow0 * p.heads + h) * DV, int64_t(p.heads) * DV, rows);
+  load_kv(0, 0);
+  ptx::cp_async_commit();
 
-  // Causal: keys after the tile's last row are masked for all of it.
-  const int key_end = p.causal ? min(p.nk, i0 + rows) : p.nk;
-  for (int j0 = 0; j0 < key_end; j0 += C::BK) {
-    const int keys = min(C::BK, p.nk - j0);
-    __syncthreads();  // the previous step is done with the key side
-    load_key_side<C>(sK, sV, p, b, g, j0, keys);
-    __syncthreads();
-    scores_and_dp<C>(sQ, sK, sdO, sV, sS, sG);
-    __syncthreads();
-    probs_and_ds<C>(sS, sG, sL, sDelta, ds, i0, j0, rows, keys, p.causal, scale, sdS, nullptr);
-    __syncthreads();
-    // dQ_m (BQ×D) += dS_m (BQ×BK) · K_m (BK×D)
-#pragma unroll
-    for (int t = 0; t < C::NDQ; ++t) {
-      const int f = warp + t * kWarps, m = f / C::kQF, fi = (f % C::kQF) / (D / 16), fj = f % (D / 16);
-      dq_fragment<C>(acc[t], sdS, sK, m, fi, fj);
-    }
+  // lse and Δ of this lane's rows g and g+8 (padded rows: 0, so their dS is 0).
+  const int row_lo = i0 + r0;
+  float lse[2], dl[2];
+  for (int hh = 0; hh < 2; ++hh) {
+    const int i = row_lo + g + 8 * hh;
+    const float* l = m == 0 ? io.lse[0] : io.lse[1];
+    lse[hh] = i < p.nq ? l[(int64_t(b) * p.heads + h) * p.Tq + p.q0 + i] : 0.f;
+    dl[hh] = i < p.nq ? delta[delta_index(p, m, b, h, i)] : 0.f;
   }
-  __syncthreads();  // the key side becomes the fp32 dQ tiles
-
-  float* sdQ32 = reinterpret_cast<float*>(smem + C::kdQ32);
-#pragma unroll
-  for (int t = 0; t < C::NDQ; ++t) {
-    const int f = warp + t * kWarps, m = f / C::kQF, fi = (f % C::kQF) / (D / 16), fj = f % (D / 16);
-    wmma::store_matrix_sync(sdQ32 + (m * C::BQ + fi * 16) * C::LDQ32 + fj * 16, acc[t], C::LDQ32,
-                            wmma::mem_row_major);
-  }
+  ptx::cp_async_wait<0>();
   __syncthreads();
-  // dq (B,Tq,heads·maps,D) rows of this tile: = or += scale · dQ_m.
-  for (int e = threadIdx.x; e < MAPS * C::BQ * D; e += kThreads) {
-    const int m = e / (C::BQ * D), r = e / D % C::BQ, c = e % D;
+  const bf16* q_frag = sQ + a_rows(lane, m * C::BQ + r0, 0, LDK);
+  const bf16* o_frag = sO + a_rows(lane, r0, 0, LDV);
+  uint32_t qf[C::kQInRegs ? D / 16 : 1][4];
+  if constexpr (C::kQInRegs) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) ptx::ldmatrix_x4(qf[kk], q_frag + kk * 16);
+  }
+
+  float dq[D / 8][4];
+#pragma unroll
+  for (int c = 0; c < D / 8; ++c) dq[c][0] = dq[c][1] = dq[c][2] = dq[c][3] = 0.f;
+
+  const int kend = p.causal ? min(p.nk, i0 + rows) : p.nk;
+  const int ntiles = (kend + BK - 1) / BK;
+  for (int it = 0; it < ntiles; ++it) {
+    const int j0 = it * BK, buf = it % 2;
+    if (it + 1 < ntiles) load_kv(buf ^ 1, j0 + BK);
+    ptx::cp_async_commit();
+    const bf16* sk = sKV + buf * C::kBuf + m * BK * LDK;
+    const bf16* sv = sKV + buf * C::kBuf + C::kKTile;
+    if (!(p.causal && j0 > row_lo + 15)) {  // else every key of the tile is after every row of this warp
+      float s[BK / 8][4], gs[BK / 8][4];
+#pragma unroll
+      for (int j = 0; j < BK / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[j][e] = gs[j][e] = 0.f;
+      // S = Q_m K_mᵀ and G = dO Vᵀ (16 rows × BK keys each).
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t qs[4];
+        if constexpr (!C::kQInRegs) ptx::ldmatrix_x4(qs, q_frag + kk * 16);
+        const uint32_t(&qa)[4] = C::kQInRegs ? qf[C::kQInRegs ? kk : 0] : qs;
+#pragma unroll
+        for (int jp = 0; jp < BK / 16; ++jp) {
+          uint32_t kb[4];
+          ptx::ldmatrix_x4(kb, sk + b_pair(lane, 16 * jp, 16 * kk, LDK));
+          const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
+          ptx::mma(s[2 * jp], qa, b0);
+          ptx::mma(s[2 * jp + 1], qa, b1);
+        }
+      }
+#pragma unroll
+      for (int kk = 0; kk < DV / 16; ++kk) {
+        uint32_t oa[4];
+        ptx::ldmatrix_x4(oa, o_frag + kk * 16);
+#pragma unroll
+        for (int jp = 0; jp < BK / 16; ++jp) {
+          uint32_t vb[4];
+          ptx::ldmatrix_x4(vb, sv + b_pair(lane, 16 * jp, 16 * kk, LDV));
+          const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
+          ptx::mma(gs[2 * jp], oa, b0);
+          ptx::mma(gs[2 * jp + 1], oa, b1);
+        }
+      }
+      // dS (in s), exactly 0 where masked.
+#pragma unroll
+      for (int j = 0; j < BK / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = j0 + j * 8 + 2 * t + e % 2, row = row_lo + g + 8 * (e / 2);
+          const bool visible = key < p.nk && (!p.causal || key <= row);
+          s[j][e] = p_and_ds(s[j][e], gs[j][e], lse[e / 2], dl[e / 2], dscale, scale, visible).ds;
+        }
+      // dQ_m += dS K_m: K_m [key][D] is the [k][n] operand.
+#pragma unroll
+      for (int ks = 0; ks < BK / 16; ++ks) {
+        uint32_t da[4];
+        a_from_c(da, s[2 * ks], s[2 * ks + 1]);
+#pragma unroll
+        for (int cp = 0; cp < D / 16; ++cp) {
+          uint32_t kb[4];
+          ptx::ldmatrix_x4_trans(kb, sk + b_pair_trans(lane, 16 * ks, 16 * cp, LDK));
+          const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
+          ptx::mma(dq[2 * cp], da, b0);
+          ptx::mma(dq[2 * cp + 1], da, b1);
+        }
+      }
+    }
+    ptx::cp_async_wait<0>();
+    __syncthreads();  // the next tile has landed; every warp is done with this one
+  }
+
+  // dq (B,Tq,heads·maps,D) rows g, g+8 of this warp: = or += scale · dQ_m.
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int r = r0 + g + 8 * hh;
     if (r >= rows) continue;
-    const int64_t idx = ((qrow0 + r) * p.heads * MAPS + h * MAPS + m) * D + c;
-    float x = scale * sdQ32[(m * C::BQ + r) * C::LDQ32 + c];
-    if (io.accumulate) x += __bfloat162float(io.dq[idx]);
-    io.dq[idx] = __float2bfloat16(x);
+    bf16* out = io.dq + ((qrow0 + r) * p.heads * MAPS + h * MAPS + m) * D;
+#pragma unroll
+    for (int c = 0; c < D / 8; ++c)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int col = c * 8 + 2 * t + e;
+        float x = scale * dq[c][2 * hh + e];
+        if (io.accumulate) x += __bfloat162float(out[col]);
+        out[col] = __float2bfloat16(x);
+      }
   }
 }
 
 template <int D, int MAPS>
-void launch_dq(const Problem& p, const BackwardIo& io, const float* delta) {
+void launch_dq(const Problem& p, const BackwardIo& io, const bf16* dO, const float* delta) {
   using C = BwdDq<D, MAPS>;
   static bool configured[kMaxDevices] = {};
   opt_in_smem(dq_kernel<D, MAPS>, C::kBytes, configured);
   const dim3 grid((p.nq + C::BQ - 1) / C::BQ, p.heads, p.B);
-  DT_LAUNCH((dq_kernel<D, MAPS>), grid, kThreads, C::kBytes, p, io, delta);
+  DT_LAUNCH((dq_kernel<D, MAPS>), grid, kThreads, C::kBytes, p, io, dO, delta);
 }
 
 }  // namespace
 
-void dq_pass(const Problem& p, const BackwardIo& io, const float* delta) {
-  if (p.d == 64 && p.maps == 1) return launch_dq<64, 1>(p, io, delta);
-  if (p.d == 128 && p.maps == 1) return launch_dq<128, 1>(p, io, delta);
-  if (p.d == 64 && p.maps == 2) return launch_dq<64, 2>(p, io, delta);
-  if (p.d == 128 && p.maps == 2) return launch_dq<128, 2>(p, io, delta);
+void dq_pass(const Problem& p, const BackwardIo& io, const bf16* dO, const float* delta) {
+  if (p.d == 64 && p.maps == 1) return launch_dq<64, 1>(p, io, dO, delta);
+  if (p.d == 128 && p.maps == 1) return launch_dq<128, 1>(p, io, dO, delta);
+  if (p.d == 64 && p.maps == 2) return launch_dq<64, 2>(p, io, dO, delta);
+  if (p.d == 128 && p.maps == 2) return launch_dq<128, 2>(p, io, dO, delta);
   fail("flash attention dQ pass: head dim ", p.d, " with ", p.maps, " maps is not supported (d 64 or 128, maps 1 or 2)");
 }
 

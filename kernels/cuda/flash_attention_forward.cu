@@ -20,7 +20,6 @@
 //
 // Registers and shared memory (ptxas -v, sm_90, for d 64 / 128): see bench/bench_cuda.cu's header.
 #include "kernels/cuda/flash_attention.cuh"
-#include "kernels/cuda/ptx.cuh"
 
 namespace dt::cuda_ops::flash {
 
@@ -47,27 +46,6 @@ struct Fwd {
   static_assert(kBytes <= kMaxSmem, "forward tiles exceed sm_80 shared memory");
 };
 
-// Shared tile (ROWS×COLS bf16, pitch LD) = global rows g + r·stride, rows
-// r ≥ nvalid zero-filled; 16-byte cp.async chunks spread over the block.
-template <int ROWS, int COLS, int LD>
-__device__ __forceinline__ void async_tile(bf16* s, const bf16* g, int64_t stride, int nvalid) {
-  constexpr int kChunks = COLS / 8;
-  for (int e = threadIdx.x; e < ROWS * kChunks; e += kThreads) {
-    const int r = e / kChunks, c = (e % kChunks) * 8;
-    const bool valid = r < nvalid;
-    ptx::cp_async_16(s + r * LD + c, valid ? g + r * stride + c : g, valid);
-  }
-}
-
-__device__ __forceinline__ float quad_max(float x) {
-  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-__device__ __forceinline__ float quad_sum(float x) {
-  x += __shfl_xor_sync(0xffffffffu, x, 1);
-  return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
-
 // λ of the combine, computed by one warp (double sums, as lambda_kernel).
 __device__ float warp_lambda(const LambdaVecs& l) {
   double a = 0.0, b = 0.0;
@@ -92,7 +70,6 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, Forward
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;        // fragment row group and thread in group
-  const int mi = lane / 8, mq = lane % 8;      // ldmatrix: this lane addresses row mq of matrix mi
   const int m = warp / C::kGroups, r0 = 16 * (warp % C::kGroups);  // this warp's map and first row
   const int i0 = (gridDim.x - 1 - blockIdx.x) * C::BQ;  // causal: the longest tiles start first
   const int h = blockIdx.y, b = blockIdx.z, kvh = h / (p.heads / p.kv);
@@ -119,7 +96,7 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, Forward
   ptx::cp_async_wait<0>();
   __syncthreads();
   // This warp's A fragment of Q for head-dim step kk (rows r0..r0+16 of map m).
-  const bf16* q_frag_row = sQ + (m * C::BQ + r0 + (mi % 2) * 8 + mq) * LDK + (mi / 2) * 8;
+  const bf16* q_frag_row = sQ + a_rows(lane, m * C::BQ + r0, 0, LDK);
   uint32_t qf[C::kQInRegs ? D / 16 : 1][4];
   if constexpr (C::kQInRegs) {
 #pragma unroll
@@ -154,7 +131,7 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, Forward
 #pragma unroll
         for (int jp = 0; jp < BK / 16; ++jp) {
           uint32_t kb[4];
-          ptx::ldmatrix_x4(kb, sk + ((2 * jp + mi / 2) * 8 + mq) * LDK + kk * 16 + (mi % 2) * 8);
+          ptx::ldmatrix_x4(kb, sk + b_pair(lane, 16 * jp, 16 * kk, LDK));
           const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
           ptx::mma(s[2 * jp], qa, b0);
           ptx::mma(s[2 * jp + 1], qa, b1);
@@ -201,13 +178,12 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, Forward
       // O += P·V: P's A fragment for keys 16ks..+16 is S's n-tiles 2ks and 2ks+1.
 #pragma unroll
       for (int ks = 0; ks < BK / 16; ++ks) {
-        const uint32_t pa[4] = {ptx::pack_bf16(s[2 * ks][0], s[2 * ks][1]), ptx::pack_bf16(s[2 * ks][2], s[2 * ks][3]),
-                                ptx::pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]),
-                                ptx::pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+        uint32_t pa[4];
+        a_from_c(pa, s[2 * ks], s[2 * ks + 1]);
 #pragma unroll
         for (int cp = 0; cp < DV / 16; ++cp) {
           uint32_t vb[4];
-          ptx::ldmatrix_x4_trans(vb, sV + (ks * 16 + (mi % 2) * 8 + mq) * LDV + (2 * cp + mi / 2) * 8);
+          ptx::ldmatrix_x4_trans(vb, sV + b_pair_trans(lane, 16 * ks, 16 * cp, LDV));
           const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
           ptx::mma(o_acc[2 * cp], pa, b0);
           ptx::mma(o_acc[2 * cp + 1], pa, b1);
