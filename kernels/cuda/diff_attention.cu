@@ -145,9 +145,18 @@ struct CombineGrads {
 };
 constexpr int kMaxCombineBlocks = 1024;
 
+// Where the flash backward's Δ goes when the combine computes it on the way:
+// delta (2, B, H, T) f32, Δ_1 = dpre·o1 and Δ_2 = −λ·(dpre·o2) per row, with dpre
+// as the flash kernels read it (bf16); rows of the combine are (b·T + t)·H + h.
+struct DeltaOut {
+  float* delta;  // null: not wanted
+  int T, H;
+};
+
 // dpre (rows, n) = d loss/d(o1 − λ·o2); this block's Σ over its rows of
-// dout·post·y·r (dg) and of −dpre·o2 (dλ, in double) to `to`.
-__global__ void combine_backward_kernel(Combine c, FBuf dpre, FBuf dout, const float* rstd, CombineGrads to) {
+// dout·post·y·r (dg) and of −dpre·o2 (dλ, in double) to `to`; Δ to dl.
+__global__ void combine_backward_kernel(Combine c, FBuf dpre, FBuf dout, const float* rstd, CombineGrads to,
+                                        DeltaOut dl) {
   __shared__ float dg_part[kWarps][kMaxCols];
   __shared__ double dl_part[kWarps];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -157,15 +166,16 @@ __global__ void combine_backward_kernel(Combine c, FBuf dpre, FBuf dout, const f
   for (int64_t row = int64_t(blockIdx.x) * kWarps + warp; row < c.rows; row += int64_t(gridDim.x) * kWarps) {
     const int64_t base = row * c.n;
     const float r = rstd[row];
-    float y[kPerLane], o2[kPerLane], dp[kPerLane];
+    float y[kPerLane], o1[kPerLane], o2[kPerLane], dp[kPerLane];
     float sdot = 0.f;
 #pragma unroll
     for (int t = 0; t < kPerLane; ++t) {
       const int col = lane + 32 * t;
-      y[t] = o2[t] = dp[t] = 0.f;
+      y[t] = o1[t] = o2[t] = dp[t] = 0.f;
       if (col < c.n) {
+        o1[t] = c.o1.ld(base + col);
         o2[t] = c.o2.ld(base + col);
-        y[t] = c.o1.ld(base + col) - lambda * o2[t];
+        y[t] = o1[t] - lambda * o2[t];
         const float gy = dout.ld(base + col) * c.post;
         dp[t] = gy * c.g.ld(col);
         sdot += dp[t] * y[t];
@@ -173,6 +183,7 @@ __global__ void combine_backward_kernel(Combine c, FBuf dpre, FBuf dout, const f
       }
     }
     const float m = warp_sum(sdot) * r * r / float(c.n);
+    float d1 = 0.f, d2 = 0.f;  // Δ's dot products, from dpre rounded as stored
 #pragma unroll
     for (int t = 0; t < kPerLane; ++t) {
       const int col = lane + 32 * t;
@@ -180,6 +191,19 @@ __global__ void combine_backward_kernel(Combine c, FBuf dpre, FBuf dout, const f
         const float d = r * (dp[t] - y[t] * m);
         dpre.st(base + col, d);
         dl_lane -= double(d) * o2[t];
+        const float dr = dpre.bf16 ? __bfloat162float(__float2bfloat16(d)) : d;
+        d1 += dr * o1[t];
+        d2 += dr * o2[t];
+      }
+    }
+    if (dl.delta) {  // uniform
+      d1 = warp_sum(d1);
+      d2 = warp_sum(d2);
+      if (lane == 0) {
+        const int64_t h = row % dl.H, bt = row / dl.H, t = bt % dl.T, b = bt / dl.T;
+        const int64_t i = (b * dl.H + h) * dl.T + t, map_rows = c.rows;
+        dl.delta[i] = d1;
+        dl.delta[map_rows + i] = -lambda * d2;
       }
     }
   }
@@ -230,7 +254,8 @@ void launch_combine_forward(const Combine& c, FBuf out, float* rstd, float eps) 
 }
 
 // dg (n, F32) +=; *dlambda (device) = d loss/dλ.
-void launch_combine_backward(const Combine& c, FBuf dpre, FBuf dout, const float* rstd, float* dg, double* dlambda) {
+void launch_combine_backward(const Combine& c, FBuf dpre, FBuf dout, const float* rstd, float* dg, double* dlambda,
+                             DeltaOut dl = {}) {
   CUDA_CHECK(cudaMemsetAsync(dlambda, 0, sizeof(double), cuda_stream()));
   if (c.rows == 0) return;
   const int nb = combine_blocks(c.rows);
@@ -241,7 +266,7 @@ void launch_combine_backward(const Combine& c, FBuf dpre, FBuf dout, const float
     to.dl_part = reinterpret_cast<double*>(part);
     to.dg_part = reinterpret_cast<float*>(part + nb * sizeof(double));
   }
-  DT_LAUNCH(combine_backward_kernel, nb, kThreads, 0, c, dpre, dout, rstd, to);
+  DT_LAUNCH(combine_backward_kernel, nb, kThreads, 0, c, dpre, dout, rstd, to, dl);
   if (to.dg_part) DT_LAUNCH(combine_reduce_kernel, int(blocks_for(c.n + 1, kWarps)), kThreads, 0, to, nb, c.n);
 }
 
@@ -309,7 +334,9 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const ops::DiffLam
   compute_lambda(l, s);  // λ and dscale = {1, −λ}
   // dpre (B,T,H,2d) = d loss/d(o1 − λ·o2), bf16 like the dO tiles it feeds.
   const FBuf dpre{op_scratch(kScratchAttnDpre, sizeof(bf16) * rows * n), true};
-  launch_combine_backward(c, dpre, fbuf(dout, op), cache.rstd.f32(), dg_sub.f32(), &s->dlambda);
+  // Δ of both maps on the way (2·rows floats), so the flash backward has no delta pass.
+  const DeltaOut dl{static_cast<float*>(op_scratch(kScratchAttnDelta, sizeof(float) * 2 * rows)), p.Tq, p.heads};
+  launch_combine_backward(c, dpre, fbuf(dout, op), cache.rstd.f32(), dg_sub.f32(), &s->dlambda, dl);
 
   flash::BackwardIo io{};
   io.dO = dpre;
@@ -322,6 +349,7 @@ void diff_attention_backward(Tensor dq, Tensor dk, Tensor dv, const ops::DiffLam
   io.dk = static_cast<bf16*>(dk.ptr);
   io.dv = static_cast<bf16*>(dv.ptr);
   io.accumulate = false;
+  io.delta = dl.delta;
   flash::backward(p, io);
   launch_lambda_backward(dlam, l, &s->dlambda, op);
 }
