@@ -16,8 +16,8 @@
 // memory the launch asked for, is a fault. The blocks of a launch run one
 // after another, and the threads of a block are fibers switched only at
 // barriers. __syncthreads is a block barrier (exited threads count as arrived;
-// all waiting threads must be at the same source line); __syncwarp, shuffles
-// and wmma stores are warp barriers (every lane, at the same line). The first
+// all waiting threads must be at the same source line); __syncwarp, shuffles,
+// mma.sync and ldmatrix are warp barriers (every lane, at the same line). The first
 // warp with a runnable lane runs until all its lanes wait, so it gets as far
 // ahead of the others as the barriers allow, and lanes run one after another
 // between warp barriers; the order is ascending in one block and descending in
@@ -26,18 +26,19 @@
 // wrong value in one direction or the other, and an order-dependent result
 // (float atomics) as different bits between seeds. Shared memory (dynamic and
 // static) and cudaMalloc'd memory start as 0xFF bytes (NaN as f32 and bf16).
-// wmma fragments (mma.h) follow the documented load/store semantics and
-// alignment rules; each lane owns 8 of the 256 accumulator elements, so a lane
-// that skips a wmma call leaves its elements wrong. Launch configurations are
-// checked at the launch (block and grid size, dynamic shared memory against
-// the 48 KB default, the cudaFuncSetAttribute opt-in and the sm_80 maximum); a
-// fault while the kernel runs (deadlock, divergent barrier, misaligned or
-// out-of-range wmma tile, out-of-bounds access) becomes the device's sticky
+// mma.sync.m16n8k16 and ldmatrix (ptx.hpp) give each lane exactly the
+// elements the PTX ISA's fragment tables give it, computed from the other
+// lanes' registers, so a misindexed fragment computes wrong numbers; cp.async
+// leaves its destination NaN until the thread's wait_group retires it. Launch
+// configurations are checked at the launch (block and grid size, dynamic
+// shared memory against the 48 KB default, the cudaFuncSetAttribute opt-in and
+// the sm_80 maximum); a fault while the kernel runs (deadlock, divergent
+// barrier, a misaligned or out-of-range ldmatrix/cp.async address, an
+// out-of-bounds access) becomes the device's sticky
 // error, which every later runtime call returns, as on a GPU.
 //
 // What it cannot model: the weak memory model and inter-block concurrency
-// (atomics are trivially atomic); the hardware fragment layout (kernels must
-// not touch fragment elements); tensor-core and special-function rounding
+// (atomics are trivially atomic); tensor-core and special-function rounding
 // (products and sums are plain fp32; of __expf's approximation only the
 // rounding of x·log2 e is reproduced); misaligned vector loads (x86 allows
 // them); the size of static __shared__ arrays (not counted against the 48
@@ -82,8 +83,7 @@ struct Thread {
   uint3 tid;
   unsigned linear, lane, warp;
   unsigned shfl_parity;  // which of the two shuffle buffers the next shuffle uses
-  uint64_t wmma_ops;     // warp-collective wmma calls so far (lanes of a warp must agree)
-  unsigned xchg_parity = 0;  // which exchange buffer the next mma/ldmatrix uses (ptx.cpp)
+  uint64_t xchg_count = 0;  // mma/ldmatrix meetings so far; the parity picks the exchange buffer (ptx.cpp)
   std::vector<AsyncCopy> cp_open;                 // cp.async issued since the last commit_group
   std::vector<std::vector<AsyncCopy>> cp_groups;  // committed groups not yet waited for, oldest first
 };
@@ -94,7 +94,7 @@ inline unsigned char* dynamic_smem_now = nullptr;
 inline size_t dynamic_smem_bytes_now = 0;               // as the launch asked
 inline uint64_t* shfl_buf_now[2] = {nullptr, nullptr};  // [parity][thread]
 // The warp-collective PTX instructions' exchange (ptx.cpp): kXchgWords per thread.
-constexpr unsigned kXchgWords = 4;
+constexpr unsigned kXchgWords = 6;
 inline uint64_t* xchg_buf_now[2] = {nullptr, nullptr};  // [parity][thread·kXchgWords + word]
 
 // Barriers: the calling fiber waits until the others of its block (or warp)

@@ -33,7 +33,7 @@ struct Fiber {
 struct Site {
   const char* file = "";
   unsigned line = 0;
-  bool operator==(const Site& o) const { return line == o.line && std::strcmp(file, o.file) == 0; }
+  bool operator==(const Site& o) const { return line == o.line && (file == o.file || std::strcmp(file, o.file) == 0); }
   std::string str() const { return std::string(file) + ":" + std::to_string(line); }
 };
 Site site_of(const std::source_location& s) { return {s.file_name(), unsigned(s.line())}; }
@@ -152,7 +152,7 @@ void run_block(bool descending) {
   for (unsigned i = 0; i < n; ++i) {
     Fiber& f = run.fibers[i];
     const unsigned bx = block_dim_now.x, by = block_dim_now.y;
-    f.t = Thread{make_uint3(i % bx, i / bx % by, i / (bx * by)), i, i % 32, i / 32, 0, 0, 0, {}, {}};
+    f.t = Thread{make_uint3(i % bx, i / bx % by, i / (bx * by)), i, i % 32, i / 32, 0, 0, {}, {}};
     f.state = State::kDone;  // (counted ready just below)
     f.asan_fake_stack = nullptr;
     set_state(f, State::kReady);
@@ -232,7 +232,7 @@ void warp_barrier(const std::source_location& s, uint64_t token, const char* wha
   } else if (!(site == w.site)) {
     fault(std::string("diverged warp: other lanes wait in ") + w.what + " at " + w.site.str(), s);
   } else if (token != w.token) {
-    fault(std::string("diverged warp: lanes reach ") + what + " after different numbers of wmma operations", s);
+    fault(std::string("diverged warp: lanes reach ") + what + " with different tokens", s);
   }
   if (++w.arrived == w.lanes) return release_warp(w, f.t.warp);
   set_state(f, State::kAtWarpBarrier);

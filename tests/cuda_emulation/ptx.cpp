@@ -30,11 +30,10 @@ uint32_t half_of(uint32_t word, int half) { return half == 0 ? word & 0xffffu : 
 // The warp's exchange slots for this instruction: publish kXchgWords words, meet.
 // Returns the first slot of lane 0 of this warp. Consecutive instructions
 // alternate buffers, so one barrier suffices (as for shuffles).
-const uint64_t* exchange(const uint64_t (&mine)[kXchgWords], const std::source_location& site, const char* what) {
+uint64_t* exchange(const uint64_t (&mine)[kXchgWords], const std::source_location& site, const char* what) {
   check_full_mask(0xffffffffu, site);
   Thread& t = *cur;
-  uint64_t* buf = xchg_buf_now[t.xchg_parity];
-  t.xchg_parity ^= 1u;
+  uint64_t* buf = xchg_buf_now[t.xchg_count++ % 2];
   std::memcpy(buf + size_t(t.linear) * kXchgWords, mine, sizeof mine);
   warp_barrier(site, 0, what);
   return buf + size_t(t.warp) * 32 * kXchgWords;
@@ -61,34 +60,53 @@ void perform(const AsyncCopy& c) {
   std::memcpy(c.dst, c.src, c.bytes);
 }
 
+
+// The warp's product, computed once by the first lane to resume after the
+// meeting and left in each lane's slot (words 0-1: its four results); word 5 of
+// lane 0 marks the meeting it was computed for.
+void warp_product(uint64_t* warp, uint64_t generation) {
+  // Register j of lane l: a0..a3 in words 0-1, b0, b1 in word 2, c0..c3 in words 3-4.
+  auto word = [&](unsigned lane, unsigned j) {
+    const uint64_t w = warp[size_t(lane) * kXchgWords + j / 2];
+    return uint32_t(j % 2 == 0 ? w : w >> 32);
+  };
+  // A (16×16, row): element (r, k) is lane (r % 8)·4 + (k % 8)/2, register (r / 8) +
+  // 2·(k / 8), half k % 2. B (16×8, col): element (k, n) is lane n·4 + (k % 8)/2,
+  // register k / 8, half k % 2.
+  float A[16][16], B[16][8];
+  for (unsigned r = 0; r < 16; ++r)
+    for (unsigned k = 0; k < 16; ++k)
+      A[r][k] = bf16_bits_to_float(half_of(word((r % 8) * 4 + (k % 8) / 2, r / 8 + 2 * (k / 8)), int(k % 2)));
+  for (unsigned k = 0; k < 16; ++k)
+    for (unsigned n = 0; n < 8; ++n) B[k][n] = bf16_bits_to_float(half_of(word(n * 4 + (k % 8) / 2, 4 + k / 8), int(k % 2)));
+  // C/D (16×8): c_i of lane l is row l/4 + 8·(i / 2), column 2·(l % 4) + i % 2.
+  float D[32][4];
+  for (unsigned lane = 0; lane < 32; ++lane)
+    for (unsigned i = 0; i < 4; ++i) {
+      const unsigned row = lane / 4 + 8 * (i / 2), col = 2 * (lane % 4) + i % 2;
+      const uint32_t cbits = word(lane, 6 + i);
+      float s;
+      std::memcpy(&s, &cbits, sizeof s);
+      for (unsigned k = 0; k < 16; ++k) s += A[row][k] * B[k][col];
+      D[lane][i] = s;
+    }
+  for (unsigned lane = 0; lane < 32; ++lane) std::memcpy(warp + size_t(lane) * kXchgWords, D[lane], sizeof D[lane]);
+  warp[5] = generation;
+}
+
 }  // namespace
 
 void mma_m16n8k16_bf16(float (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
                        const std::source_location& site) {
-  const uint64_t mine[kXchgWords] = {a[0] | uint64_t(a[1]) << 32, a[2] | uint64_t(a[3]) << 32, b[0] | uint64_t(b[1]) << 32, 0};
-  const uint64_t* warp = exchange(mine, site, "mma.sync");
-  // Register j of lane l: word j of its slots (a0..a3 in words 0..3, b0, b1 in 4, 5).
-  auto reg = [&](unsigned lane, unsigned j) {
-    const uint64_t w = warp[size_t(lane) * kXchgWords + j / 2];
-    return uint32_t(j % 2 == 0 ? w : w >> 32);
-  };
-  // A (16×16, row): element (r, k) is a_i of lane (r % 8)·4 + (k % 8)/2, register
-  // (r / 8) + 2·(k / 8), half k % 2. B (16×8, col): element (k, n) is b_i of lane
-  // n·4 + (k % 8)/2, register k / 8, half k % 2.
-  auto A = [&](unsigned r, unsigned k) {
-    return bf16_bits_to_float(half_of(reg((r % 8) * 4 + (k % 8) / 2, r / 8 + 2 * (k / 8)), int(k % 2)));
-  };
-  auto B = [&](unsigned k, unsigned n) {
-    return bf16_bits_to_float(half_of(reg(n * 4 + (k % 8) / 2, 4 + k / 8), int(k % 2)));
-  };
-  // C/D (16×8): c_i of lane l is row l/4 + 8·(i / 2), column 2·(l % 4) + i % 2.
-  const unsigned lane = cur->lane, group = lane / 4, tig = lane % 4;
-  for (unsigned i = 0; i < 4; ++i) {
-    const unsigned row = group + 8 * (i / 2), col = 2 * tig + i % 2;
-    float s = acc[i];
-    for (unsigned k = 0; k < 16; ++k) s += A(row, k) * B(k, col);
-    acc[i] = s;
-  }
+  uint32_t cbits[4];
+  std::memcpy(cbits, acc, sizeof cbits);
+  const uint64_t generation = cur->xchg_count + 1;  // this meeting, the same in every lane
+  const uint64_t mine[kXchgWords] = {a[0] | uint64_t(a[1]) << 32, a[2] | uint64_t(a[3]) << 32,
+                                     b[0] | uint64_t(b[1]) << 32, cbits[0] | uint64_t(cbits[1]) << 32,
+                                     cbits[2] | uint64_t(cbits[3]) << 32, 0};
+  uint64_t* warp = exchange(mine, site, "mma.sync");
+  if (warp[5] != generation) warp_product(warp, generation);
+  std::memcpy(acc, warp + size_t(cur->lane) * kXchgWords, sizeof acc);
 }
 
 void ldmatrix(uint32_t* r, int num, bool trans, const void* row, const std::source_location& site) {
