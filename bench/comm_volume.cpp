@@ -9,9 +9,10 @@
 //        ZeRO-1 reduce-scatter of gradients + all-gather of parameters — the
 //        same 2(dp−1)/dp·P/(tp·pp)·grad_bytes either way; independent of the batch.
 //   tp:  per layer and micro-batch, 2 all-reduces of (b·T, D) activations in the
-//        forward (after Wo and W2) and 2 in the backward (inputs of Wq/Wk/Wv and
-//        W1/W3), plus the embedding (forward) and LM-head input (backward)
-//        all-reduces and three (b·T) cross-entropy statistics on the last stage.
+//        forward (after Wo and W2) and 2 of fp32 input gradients in the backward
+//        (inputs of Wq/Wk/Wv and W1/W3, summed by the GEMMs in fp32), plus the
+//        embedding (forward) and LM-head input (backward, fp32) all-reduces and
+//        three (b·T) cross-entropy statistics on the last stage.
 //   pp:  per micro-batch, one (b·T, D) activation sent forward and its gradient
 //        sent back across each stage boundary (an interior stage sends both ways).
 #include <cstdio>
@@ -53,9 +54,9 @@ int main(int argc, char** argv) {
       const double micro_per_rank = global_seqs / (l.dp * b);  // micro-batches per rank per step
       const double dp_bytes = 2.0 * (l.dp - 1) / l.dp * P / (l.tp * l.pp) * grad_bytes;
       const double layers = double(m.n_layers) / l.pp;
-      const double act = b * T * D * act_bytes;
+      const double act = b * T * D * act_bytes, dln = b * T * D * 4.0;
       const double ring_ar = 2.0 * (l.tp - 1) / l.tp;
-      const double tp_bytes = micro_per_rank * ring_ar * (4.0 * layers * act + 2.0 * act / l.pp) +
+      const double tp_bytes = micro_per_rank * ring_ar * (2.0 * layers * (act + dln) + (act + dln) / l.pp) +
                               micro_per_rank * ring_ar * 3 * b * T * 4 / l.pp;
       const double pp_bytes = l.pp > 1 ? micro_per_rank * 2.0 * act * (l.pp > 2 ? 2.0 : 1.0) : 0.0;
       std::printf("%4d %4d %5d | %9.2f %9.2f %9.2f | %9.2f\n", l.tp, l.pp, l.dp, dp_bytes / 1e9, tp_bytes / 1e9,

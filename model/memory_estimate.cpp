@@ -125,7 +125,7 @@ TransformerBytes transformer_bytes(const ModelConfig& m, int64_t micro_batch, in
     }
     acts.add(act, {B, T, H, g.dv});  // cp_dpre
   }
-  for (int i = 0; i < 3; ++i) acts.add(act, {N, D});   // dx, dout, dln
+  acts.add(act, {N, D}), acts.add(act, {N, D}), acts.add(f32, {N, D});  // dx, dout, dln (fp32 sums)
   acts.add(act, {N, g.out_cols()});                     // dtmp
   for (int i = 0; i < 3; ++i) acts.add(act, {N, Fl});  // dact, dh1, dh3
   acts.add(act, {B, T, g.q_heads(), d}), acts.add(act, {B, T, g.k_heads(), d});  // dq, dk

@@ -175,7 +175,9 @@ void Transformer::build_acts(Arena& a) {
   }
   dx_ = act({N, D});
   dout_ = act({N, D});
-  dln_ = act({N, D});
+  // Input gradients of the projections (Wq, Wk, Wv, W_λ; W1, W3; the head) are
+  // summed by the GEMMs in fp32, not rounded to bf16 after each one.
+  dln_ = a.alloc_f32({N, D});
   dtmp_ = act({N, g.out_cols()});
   dact_ = act({N, Fl_});
   dh1_ = act({N, Fl_});
