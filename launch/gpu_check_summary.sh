@@ -64,8 +64,6 @@ summary() {
       rows=$(awk 'NF == 6 && $1 ~ /^[0-9]+$/ && ($2 == "standard" || $2 == "diff") {
                     printf "  %-10s %5s %12s %12s\n", $2, $1, $4, $6 }' "$b")
       echo "$rows"
-      # the atomic (runtime.deterministic: false) backward against the deterministic one
-      sed -nE 's/^ *([0-9]+) atomic backward \(runtime.deterministic: false\): standard [0-9.]+ ms \(([0-9.]+)x deterministic\), diff [0-9.]+ ms \(([0-9.]+)x\)$/  atomic bwd time, batch \1: standard \2x, diff \3x the deterministic/p' "$b"
       local n_rows
       n_rows=$(grep -c . <<<"$rows")
       printf '%-44s %s\n' "  kernel rows" "$n_rows  $(verdict "$([ "$n_rows" -gt 0 ] && echo 1 || echo 0)")"
@@ -79,6 +77,9 @@ summary() {
                             $1, v["step"], v["tokens/s"], v["achieved"], v["MFU"], v["GEMM"] }' "$b")
       echo "$steps"
       printf '%-44s %s\n' "  step rows" "$(verdict "$([ -n "$steps" ] && echo 1 || echo 0)")"
+      # issue 16's targets, each beside its figure, as bench_cuda printed them
+      echo "bench_cuda targets:"
+      sed -nE 's/^target: /  /p' "$b"
     else
       local why=""
       grep -q 'nothing measured' "$b" 2>/dev/null && why=" (nothing measured)"

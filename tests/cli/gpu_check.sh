@@ -75,6 +75,10 @@ attention kernels, T 4096, d 128: standard 32 heads of d vs diff 16 heads x 2 ma
 training step, 3B shapes with 2 layers, seq 4096, micro-batch 1, recompute (from config), 3 timed steps
 diff      configs/diff-3b.yaml           step 0.100 s  tokens/s 40960  achieved 400.0 TFLOP/s  MFU 40.4% (target >= 45%)  of measured GEMM 57.1%  loss 11.700
 standard  configs/transformer-3b.yaml    step 0.095 s  tokens/s 43116  achieved 410.0 TFLOP/s  MFU 41.4% (target >= 45%)  of measured GEMM 58.6%  loss 11.700
+
+targets (issue 16):
+target: standard attention forward, T 4096, batch 4                        300.00 TFLOP/s     (target >= 300 TFLOP/s) met
+target: DIFF step MFU (diff-3b shapes, T 4096)                              40.40 %           (target >= 45 %) NOT met
 EOF
 echo "model: DIFF Transformer, 3067648 parameters, 4 layers, d_model 256, 19.4642 MFLOP/token" >"$log/train-cuda.log"
 for step in 5 10 15; do
@@ -88,7 +92,9 @@ bash "$src/launch/gpu_check_summary.sh" "$log" >"$tmp/summary" 2>&1 || fail "the
 for want in "1 passed, 0 failed, 0 skipped  ok" "MFU peak: 989.4 TFLOP/s per GPU" "diff +1 +280.0 +230.0" \
   "diff: step 0.100 s, 40960 tokens/s, 400.0 TFLOP/s, MFU 40.4% of the peak, 57.1% of the measured GEMM" \
   "on cuda: 200000 tokens/s, MFU 0.39% of the peak, 0.56% of the measured GEMM" \
-  "3 logged steps, max rel diff 1.00e-02.*tolerance 0.05  ok"; do
+  "3 logged steps, max rel diff 1.00e-02.*tolerance 0.05  ok" \
+  "^  standard attention forward, T 4096, batch 4 +300.00 TFLOP/s +\(target >= 300 TFLOP/s\) met" \
+  "^  DIFF step MFU .* NOT met"; do
   grep -qE -- "$want" "$tmp/summary" || fail "the summary lacks '$want'" "$tmp/summary"
 done
 [ "$(wc -l <"$log/loss_compare.tsv")" = 4 ] || fail "loss_compare.tsv is not a header and 3 steps" "$log/loss_compare.tsv"
