@@ -201,4 +201,71 @@ __device__ __forceinline__ int b_pair_trans(int lane, int r, int c, int ld) {
   return (r + (lane / 8 % 2) * 8 + lane % 8) * ld + c + (lane / 16) * 8;
 }
 
+// A warp's A fragments of a 16-row tile with K columns (Q in the forward and
+// the dQ pass): loaded once into registers (IN_REGS) or by ldmatrix at each use.
+// row: this lane's ldmatrix row (a_rows). A functor for mma_a_bt.
+template <int K, bool IN_REGS>
+struct AFrags {
+  const bf16* row;
+  uint32_t f[IN_REGS ? K / 16 : 1][4];
+  __device__ explicit AFrags(const bf16* r) : row(r) {
+    if constexpr (IN_REGS) {
+#pragma unroll
+      for (int kk = 0; kk < K / 16; ++kk) ptx::ldmatrix_x4(f[kk], row + 16 * kk);
+    }
+  }
+  __device__ __forceinline__ void operator()(int kk, uint32_t (&a)[4]) const {
+    if constexpr (IN_REGS) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a[i] = f[IN_REGS ? kk : 0][i];
+    } else {
+      ptx::ldmatrix_x4(a, row + 16 * kk);
+    }
+  }
+};
+
+// The two products every attention kernel is made of, for one warp's 16 rows
+// (lane = the lane index; ldmatrix rows as a_rows / b_pair / b_pair_trans):
+//
+// acc (16 × N) += A (16 × K) · Bᵀ, B an [n][k] tile in shared memory (pitch ldb):
+// S = Q Kᵀ, G = dO Vᵀ and their transposes. a_frag(kk, a) gives A's fragment for
+// columns 16·kk..+16 (from registers or by ldmatrix). UNROLL: of the k loop.
+template <int K, int N, int UNROLL = K / 16, class AFrag>
+__device__ __forceinline__ void mma_a_bt(float (&acc)[N / 8][4], AFrag&& a_frag, const bf16* b, int ldb, int lane) {
+#pragma unroll UNROLL
+  for (int kk = 0; kk < K / 16; ++kk) {
+    uint32_t a[4];
+    a_frag(kk, a);
+#pragma unroll
+    for (int jp = 0; jp < N / 16; ++jp) {
+      uint32_t bb[4];
+      ptx::ldmatrix_x4(bb, b + b_pair(lane, 16 * jp, 16 * kk, ldb));
+      const uint32_t b0[2] = {bb[0], bb[1]}, b1[2] = {bb[2], bb[3]};
+      ptx::mma(acc[2 * jp], a, b0);
+      ptx::mma(acc[2 * jp + 1], a, b1);
+    }
+  }
+}
+
+// acc (16 × N) += C (16 × K, a product's C fragments re-packed as the bf16 A
+// operand: P or dS) · B, B a [k][n] tile in shared memory (pitch ldb): O += P V,
+// dQ += dS K, dV += Pᵀ dO, dK += dSᵀ Q.
+template <int K, int N>
+__device__ __forceinline__ void mma_c_b(float (&acc)[N / 8][4], const float (&c)[K / 8][4], const bf16* b, int ldb,
+                                        int lane) {
+#pragma unroll
+  for (int ks = 0; ks < K / 16; ++ks) {
+    uint32_t a[4];
+    a_from_c(a, c[2 * ks], c[2 * ks + 1]);
+#pragma unroll
+    for (int cp = 0; cp < N / 16; ++cp) {
+      uint32_t bb[4];
+      ptx::ldmatrix_x4_trans(bb, b + b_pair_trans(lane, 16 * ks, 16 * cp, ldb));
+      const uint32_t b0[2] = {bb[0], bb[1]}, b1[2] = {bb[2], bb[3]};
+      ptx::mma(acc[2 * cp], a, b0);
+      ptx::mma(acc[2 * cp + 1], a, b1);
+    }
+  }
+}
+
 }  // namespace dt::cuda_ops::flash

@@ -141,24 +141,11 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(Problem p, BackwardIo
 #pragma unroll
       for (int e = 0; e < 4; ++e) sT[j][e] = gT[j][e] = 0.f;
     if (!skip) {
-#pragma unroll 2  // (no register array is indexed by kk; full unrolling spills at d 128)
-      for (int kk = 0; kk < D / 16; ++kk) {
-        uint32_t ka[4], va[4];
-        ptx::ldmatrix_x4(ka, sK + a_rows(lane, m * BKB + kr0, 16 * kk, LDK));
-        ptx::ldmatrix_x4(va, sV + a_rows(lane, kr0, c0 + 16 * kk, LDV));
-#pragma unroll
-        for (int jp = 0; jp < BQ / 16; ++jp) {
-          uint32_t qb[4], ob[4];
-          ptx::ldmatrix_x4(qb, sq + b_pair(lane, m * BQ + 16 * jp, 16 * kk, LDK));
-          const uint32_t q0b[2] = {qb[0], qb[1]}, q1b[2] = {qb[2], qb[3]};
-          ptx::mma(sT[2 * jp], ka, q0b);
-          ptx::mma(sT[2 * jp + 1], ka, q1b);
-          ptx::ldmatrix_x4(ob, so + b_pair(lane, 16 * jp, c0 + 16 * kk, LDV));
-          const uint32_t o0b[2] = {ob[0], ob[1]}, o1b[2] = {ob[2], ob[3]};
-          ptx::mma(gT[2 * jp], va, o0b);
-          ptx::mma(gT[2 * jp + 1], va, o1b);
-        }
-      }
+      // Sᵀ_m = K_m Q_mᵀ and Gᵀ = V dOᵀ (this warp's half of V's columns for differential heads).
+      // (The k loops unrolled by 2: fully unrolled, d 128 spills.)
+      const AFrags<D, false> k_frag(sK + a_rows(lane, m * BKB + kr0, 0, LDK)), v_frag(sV + a_rows(lane, kr0, c0, LDV));
+      mma_a_bt<D, BQ, 2>(sT, k_frag, sq + m * BQ * LDK, LDK, lane);
+      mma_a_bt<D, BQ, 2>(gT, v_frag, so + c0, LDV, lane);
     }
     // This warp's 16×BQ fragment tile x to the exchange and its partner's added in
     // map order (both warps then hold the same sum). Whole block: barriers inside.
@@ -197,25 +184,8 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(Problem p, BackwardIo
         }
     swap_halves(gT);  // Σ_m dscale_m Pᵀ_m
     if (!skip) {
-      // dV[:, c0:c0+D) += Pcᵀ dO[:, c0:c0+D) and dK_m += dSᵀ_m Q_m: dO and Q are [k][n] operands.
-#pragma unroll
-      for (int ks = 0; ks < BQ / 16; ++ks) {
-        uint32_t pa[4], da[4];
-        a_from_c(pa, gT[2 * ks], gT[2 * ks + 1]);
-        a_from_c(da, sT[2 * ks], sT[2 * ks + 1]);
-#pragma unroll
-        for (int cp = 0; cp < D / 16; ++cp) {
-          uint32_t ob[4], qb[4];
-          ptx::ldmatrix_x4_trans(ob, so + b_pair_trans(lane, 16 * ks, c0 + 16 * cp, LDV));
-          const uint32_t o0b[2] = {ob[0], ob[1]}, o1b[2] = {ob[2], ob[3]};
-          ptx::mma(dv[2 * cp], pa, o0b);
-          ptx::mma(dv[2 * cp + 1], pa, o1b);
-          ptx::ldmatrix_x4_trans(qb, sq + b_pair_trans(lane, m * BQ + 16 * ks, 16 * cp, LDK));
-          const uint32_t q0b[2] = {qb[0], qb[1]}, q1b[2] = {qb[2], qb[3]};
-          ptx::mma(dk[2 * cp], da, q0b);
-          ptx::mma(dk[2 * cp + 1], da, q1b);
-        }
-      }
+      mma_c_b<BQ, D>(dv, gT, so + c0, LDV, lane);           // dV[:, c0:c0+D) += Pcᵀ dO[:, c0:c0+D)
+      mma_c_b<BQ, D>(dk, sT, sq + m * BQ * LDK, LDK, lane);  // dK_m += dSᵀ_m Q_m
     }
     ptx::cp_async_wait<0>();
     __syncthreads();  // the next step has landed; every warp is done with this one

@@ -80,13 +80,9 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(Problem p, BackwardIo i
   }
   ptx::cp_async_wait<0>();
   __syncthreads();
-  const bf16* q_frag = sQ + a_rows(lane, m * C::BQ + r0, 0, LDK);
-  const bf16* o_frag = sO + a_rows(lane, r0, 0, LDV);
-  uint32_t qf[C::kQInRegs ? D / 16 : 1][4];
-  if constexpr (C::kQInRegs) {
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) ptx::ldmatrix_x4(qf[kk], q_frag + kk * 16);
-  }
+  // This warp's A fragments of Q_m and dO (rows r0..r0+16).
+  const AFrags<D, C::kQInRegs> q_frag(sQ + a_rows(lane, m * C::BQ + r0, 0, LDK));
+  const AFrags<DV, false> o_frag(sO + a_rows(lane, r0, 0, LDV));
 
   float dq[D / 8][4];
 #pragma unroll
@@ -106,34 +102,8 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(Problem p, BackwardIo i
       for (int j = 0; j < BK / 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) s[j][e] = gs[j][e] = 0.f;
-      // S = Q_m K_mᵀ and G = dO Vᵀ (16 rows × BK keys each).
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        uint32_t qs[4];
-        if constexpr (!C::kQInRegs) ptx::ldmatrix_x4(qs, q_frag + kk * 16);
-        const uint32_t(&qa)[4] = C::kQInRegs ? qf[C::kQInRegs ? kk : 0] : qs;
-#pragma unroll
-        for (int jp = 0; jp < BK / 16; ++jp) {
-          uint32_t kb[4];
-          ptx::ldmatrix_x4(kb, sk + b_pair(lane, 16 * jp, 16 * kk, LDK));
-          const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
-          ptx::mma(s[2 * jp], qa, b0);
-          ptx::mma(s[2 * jp + 1], qa, b1);
-        }
-      }
-#pragma unroll
-      for (int kk = 0; kk < DV / 16; ++kk) {
-        uint32_t oa[4];
-        ptx::ldmatrix_x4(oa, o_frag + kk * 16);
-#pragma unroll
-        for (int jp = 0; jp < BK / 16; ++jp) {
-          uint32_t vb[4];
-          ptx::ldmatrix_x4(vb, sv + b_pair(lane, 16 * jp, 16 * kk, LDV));
-          const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
-          ptx::mma(gs[2 * jp], oa, b0);
-          ptx::mma(gs[2 * jp + 1], oa, b1);
-        }
-      }
+      mma_a_bt<D, BK>(s, q_frag, sk, LDK, lane);    // S = Q_m K_mᵀ
+      mma_a_bt<DV, BK>(gs, o_frag, sv, LDV, lane);  // G = dO Vᵀ
       // dS (in s), exactly 0 where masked.
 #pragma unroll
       for (int j = 0; j < BK / 8; ++j)
@@ -143,20 +113,7 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(Problem p, BackwardIo i
           const bool visible = key < p.nk && (!p.causal || key <= row);
           s[j][e] = p_and_ds(s[j][e], gs[j][e], lse[e / 2], dl[e / 2], dscale, scale, visible).ds;
         }
-      // dQ_m += dS K_m: K_m [key][D] is the [k][n] operand.
-#pragma unroll
-      for (int ks = 0; ks < BK / 16; ++ks) {
-        uint32_t da[4];
-        a_from_c(da, s[2 * ks], s[2 * ks + 1]);
-#pragma unroll
-        for (int cp = 0; cp < D / 16; ++cp) {
-          uint32_t kb[4];
-          ptx::ldmatrix_x4_trans(kb, sk + b_pair_trans(lane, 16 * ks, 16 * cp, LDK));
-          const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
-          ptx::mma(dq[2 * cp], da, b0);
-          ptx::mma(dq[2 * cp + 1], da, b1);
-        }
-      }
+      mma_c_b<BK, D>(dq, s, sk, LDK, lane);  // dQ_m += dS K_m
     }
     ptx::cp_async_wait<0>();
     __syncthreads();  // the next tile has landed; every warp is done with this one

@@ -95,13 +95,8 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, Forward
   load_k(0);
   ptx::cp_async_wait<0>();
   __syncthreads();
-  // This warp's A fragment of Q for head-dim step kk (rows r0..r0+16 of map m).
-  const bf16* q_frag_row = sQ + a_rows(lane, m * C::BQ + r0, 0, LDK);
-  uint32_t qf[C::kQInRegs ? D / 16 : 1][4];
-  if constexpr (C::kQInRegs) {
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) ptx::ldmatrix_x4(qf[kk], q_frag_row + kk * 16);
-  }
+  // This warp's A fragments of Q_m (rows r0..r0+16).
+  const AFrags<D, C::kQInRegs> q_frag(sQ + a_rows(lane, m * C::BQ + r0, 0, LDK));
 
   float o_acc[DV / 8][4];
 #pragma unroll
@@ -123,20 +118,7 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, Forward
       const bf16* sk = sK + m * BK * LDK;
 #pragma unroll
       for (int j = 0; j < BK / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        uint32_t qs[4];
-        if constexpr (!C::kQInRegs) ptx::ldmatrix_x4(qs, q_frag_row + kk * 16);
-        const uint32_t(&qa)[4] = C::kQInRegs ? qf[C::kQInRegs ? kk : 0] : qs;
-#pragma unroll
-        for (int jp = 0; jp < BK / 16; ++jp) {
-          uint32_t kb[4];
-          ptx::ldmatrix_x4(kb, sk + b_pair(lane, 16 * jp, 16 * kk, LDK));
-          const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
-          ptx::mma(s[2 * jp], qa, b0);
-          ptx::mma(s[2 * jp + 1], qa, b1);
-        }
-      }
+      mma_a_bt<D, BK>(s, q_frag, sk, LDK, lane);  // S = Q Kᵀ
       // Masked (invisible) keys are −inf; a tile entirely visible to the warp skips the test.
       const bool full = j0 + BK <= p.nk && (!p.causal || j0 + BK - 1 <= row_lo);
       float tile_max[2] = {-INFINITY, -INFINITY};
@@ -175,20 +157,7 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, Forward
         o_acc[c][0] *= corr[0], o_acc[c][1] *= corr[0];
         o_acc[c][2] *= corr[1], o_acc[c][3] *= corr[1];
       }
-      // O += P·V: P's A fragment for keys 16ks..+16 is S's n-tiles 2ks and 2ks+1.
-#pragma unroll
-      for (int ks = 0; ks < BK / 16; ++ks) {
-        uint32_t pa[4];
-        a_from_c(pa, s[2 * ks], s[2 * ks + 1]);
-#pragma unroll
-        for (int cp = 0; cp < DV / 16; ++cp) {
-          uint32_t vb[4];
-          ptx::ldmatrix_x4_trans(vb, sV + b_pair_trans(lane, 16 * ks, 16 * cp, LDV));
-          const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
-          ptx::mma(o_acc[2 * cp], pa, b0);
-          ptx::mma(o_acc[2 * cp + 1], pa, b1);
-        }
-      }
+      mma_c_b<BK, DV>(o_acc, s, sV, LDV, lane);  // O += P·V
     }
     ptx::cp_async_wait<0>();
     __syncthreads();  // the next K has landed; every warp is done with V
