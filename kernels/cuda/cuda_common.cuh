@@ -162,7 +162,7 @@ struct FBuf {
       }
       return;
     }
-DT_UNROLL
+    DT_UNROLL
     for (int j = 0; j < kVec; ++j) v[j] = j < n ? ld(i + j) : 0.f;
   }
   // v[0, n) into elements [i, i + n); the same conditions as ld8.
@@ -170,14 +170,14 @@ DT_UNROLL
     if (vec && n == kVec) {
       if (bf16) {
         st16(static_cast<__nv_bfloat16*>(p) + i, make_uint4(f32_to_bf16x2(v[0], v[1]), f32_to_bf16x2(v[2], v[3]),
-                                                           f32_to_bf16x2(v[4], v[5]), f32_to_bf16x2(v[6], v[7])));
+                                                            f32_to_bf16x2(v[4], v[5]), f32_to_bf16x2(v[6], v[7])));
       } else {
         st16f(static_cast<float*>(p) + i, make_float4(v[0], v[1], v[2], v[3]));
         st16f(static_cast<float*>(p) + i + 4, make_float4(v[4], v[5], v[6], v[7]));
       }
       return;
     }
-DT_UNROLL
+    DT_UNROLL
     for (int j = 0; j < kVec; ++j)
       if (j < n) st(i + j, v[j]);
   }
@@ -196,8 +196,18 @@ inline bool vec_ok(int64_t row, std::initializer_list<const void*> ptrs) {
   return row % kVec == 0 && all_aligned16(ptrs);
 }
 
-// A flat elementwise launch: thread t owns step t, elements [t·kVec, t·kVec + kVec) ∩ [0, n).
-inline int64_t vec_steps(int64_t n) { return (n + kVec - 1) / kVec; }
+// Steps of kVec elements that cover n elements (the last one may be short). A
+// flat elementwise launch has one thread per step: thread t owns elements
+// [t·kVec, t·kVec + kVec) ∩ [0, n).
+__host__ __device__ __forceinline__ int64_t vec_steps(int64_t n) { return (n + kVec - 1) / kVec; }
+// Elements of the step that starts at element i of a run of n: kVec, or what is left.
+__device__ __forceinline__ int vec_len(int64_t n, int64_t i) { return n - i < kVec ? int(n - i) : kVec; }
+// Threads of a block that walks rows of `steps` steps: enough for one step
+// each, a multiple of 32 (block_sum), at most max_threads.
+inline int row_threads(int64_t steps, int max_threads) {
+  const int64_t t = (steps + 31) / 32 * 32;
+  return int(t < 32 ? 32 : t < max_threads ? t : max_threads);
+}
 
 // Checks the tensor is a float tensor on a CUDA device and wraps it.
 inline FBuf fbuf(const Tensor& t, const char* op) {

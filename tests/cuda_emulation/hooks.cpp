@@ -25,12 +25,12 @@ void __tsan_func_exit(void*) {}
 void __tsan_vptr_update(void*, void*) {}
 void __tsan_vptr_read(void*) {}
 
-#define DT_TSAN_ACCESS(n)                                                             \
-  void __tsan_read##n(void* p) { kernel_access_aligned(p, n, false); }                \
-  void __tsan_write##n(void* p) { kernel_access_aligned(p, n, true); }                \
-  void __tsan_unaligned_read##n(void* p) { kernel_access(p, n, false); }              \
-  void __tsan_unaligned_write##n(void* p) { kernel_access(p, n, true); }              \
-  void __tsan_read##n##_pc(void* p, void*) { kernel_access_aligned(p, n, false); }    \
+#define DT_TSAN_ACCESS(n)                                                          \
+  void __tsan_read##n(void* p) { kernel_access_aligned(p, n, false); }             \
+  void __tsan_write##n(void* p) { kernel_access_aligned(p, n, true); }             \
+  void __tsan_unaligned_read##n(void* p) { kernel_access(p, n, false); }           \
+  void __tsan_unaligned_write##n(void* p) { kernel_access(p, n, true); }           \
+  void __tsan_read##n##_pc(void* p, void*) { kernel_access_aligned(p, n, false); } \
   void __tsan_write##n##_pc(void* p, void*) { kernel_access_aligned(p, n, true); }
 DT_TSAN_ACCESS(1)
 DT_TSAN_ACCESS(2)
