@@ -2,7 +2,10 @@
 // CUDA (kernels/cpu/cross_entropy.cpp, vocab_parallel_cross_entropy.cpp).
 // One block per row; statistics in fp32; the loss sum is reduced on the device
 // in double, in a fixed order, and either copied back (a host result) or added
-// to a device accumulator (the training step: no host wait).
+// to a device accumulator (the training step: no host wait). Rows are walked
+// in steps of kVec = 8 columns per thread (cuda_common.cuh), with 16-byte
+// accesses when V is a multiple of 8 and the logits 16-byte aligned, element by
+// element otherwise (the same order, so the same bits).
 #include <initializer_list>
 
 #include "kernels/cuda/cuda_ops.hpp"
@@ -20,7 +23,7 @@ constexpr int kSumThreads = 1024;
 // A target outside [−1, V) is recorded in bad (first one wins) and its loss is
 // NaN, so a step that accumulates losses on the device cannot miss it.
 __global__ void cross_entropy_kernel(FBuf logits, const int32_t* targets, float* losses, HostResult* bad, int64_t V,
-                                     float grad_scale) {
+                                     float grad_scale, bool vec) {
   const int64_t row = blockIdx.x, base = row * V;
   const int32_t t = targets[row];
   if (t < 0 || t >= V) {  // uniform across the block
@@ -29,18 +32,27 @@ __global__ void cross_entropy_kernel(FBuf logits, const int32_t* targets, float*
       if (t != -1 && atomicCAS(&bad->bad_index, -1, int(row)) == -1) bad->bad_value = t;
     }
     if (grad_scale != 0.f)
-      for (int64_t c = threadIdx.x; c < V; c += blockDim.x) logits.st(base + c, 0.f);
+      for (int64_t c = threadIdx.x * int64_t(kVec); c < V; c += int64_t(blockDim.x) * kVec) {
+        const float zero[kVec] = {};
+        logits.st8(base + c, zero, vec, vec_len(V, c));
+      }
     return;
   }
   const float zt = logits.ld(base + t);  // read by every thread before the barriers below, so before any write
   float m = -INFINITY, s = 0.f;
-  for (int64_t c = threadIdx.x; c < V; c += blockDim.x) {
-    const float z = logits.ld(base + c);
-    if (z > m) {
-      s = s * expf(m - z) + 1.f;
-      m = z;
-    } else {
-      s += expf(z - m);
+  for (int64_t c = threadIdx.x * int64_t(kVec); c < V; c += int64_t(blockDim.x) * kVec) {
+    const int n = vec_len(V, c);
+    float z[kVec];
+    logits.ld8(base + c, z, vec, n);
+    DT_UNROLL
+    for (int j = 0; j < kVec; ++j) {
+      if (j >= n) break;
+      if (z[j] > m) {
+        s = s * expf(m - z[j]) + 1.f;
+        m = z[j];
+      } else {
+        s += expf(z[j] - m);
+      }
     }
   }
   const float mx = block_max(m);
@@ -48,10 +60,16 @@ __global__ void cross_entropy_kernel(FBuf logits, const int32_t* targets, float*
   if (threadIdx.x == 0) losses[row] = mx + logf(sum) - zt;
   if (grad_scale == 0.f) return;
   const float inv = grad_scale / sum;
-  for (int64_t c = threadIdx.x; c < V; c += blockDim.x) {
-    float g = expf(logits.ld(base + c) - mx) * inv;
-    if (c == t) g -= grad_scale;
-    logits.st(base + c, g);
+  for (int64_t c = threadIdx.x * int64_t(kVec); c < V; c += int64_t(blockDim.x) * kVec) {
+    const int n = vec_len(V, c);
+    float z[kVec];
+    logits.ld8(base + c, z, vec, n);
+    DT_UNROLL
+    for (int j = 0; j < kVec; ++j) {
+      z[j] = expf(z[j] - mx) * inv;
+      if (c + j == t) z[j] -= grad_scale;
+    }
+    logits.st8(base + c, z, vec, n);
   }
 }
 
@@ -66,21 +84,35 @@ __global__ void sum_losses_kernel(HostResult* out, double* acc, const float* los
 }
 
 // rowmax (N) = max_j z_ij
-__global__ void vocab_shard_row_max_kernel(FBuf logits, float* rowmax, int64_t V) {
+__global__ void vocab_shard_row_max_kernel(FBuf logits, float* rowmax, int64_t V, bool vec) {
   const int64_t row = blockIdx.x, base = row * V;
   float m = -INFINITY;
-  for (int64_t c = threadIdx.x; c < V; c += blockDim.x) m = fmaxf(m, logits.ld(base + c));
+  for (int64_t c = threadIdx.x * int64_t(kVec); c < V; c += int64_t(blockDim.x) * kVec) {
+    const int n = vec_len(V, c);
+    float z[kVec];
+    logits.ld8(base + c, z, vec, n);
+    DT_UNROLL
+    for (int j = 0; j < kVec; ++j)
+      if (j < n) m = fmaxf(m, z[j]);
+  }
   m = block_max(m);
   if (threadIdx.x == 0) rowmax[row] = m;
 }
 
 // sumexp (N) = Σ_j exp(z_ij − rowmax_i); target_logit (N) = z_i,t−v0 when local, else 0
 __global__ void vocab_shard_sumexp_target_kernel(FBuf logits, const int32_t* targets, int64_t v0, const float* rowmax,
-                                              float* sumexp, float* target_logit, int64_t V) {
+                                              float* sumexp, float* target_logit, int64_t V, bool vec) {
   const int64_t row = blockIdx.x, base = row * V;
   const float m = rowmax[row];
   float s = 0.f;
-  for (int64_t c = threadIdx.x; c < V; c += blockDim.x) s += expf(logits.ld(base + c) - m);
+  for (int64_t c = threadIdx.x * int64_t(kVec); c < V; c += int64_t(blockDim.x) * kVec) {
+    const int n = vec_len(V, c);
+    float z[kVec];
+    logits.ld8(base + c, z, vec, n);
+    DT_UNROLL
+    for (int j = 0; j < kVec; ++j)
+      if (j < n) s += expf(z[j] - m);
+  }
   s = block_sum(s);
   if (threadIdx.x == 0) {
     sumexp[row] = s;
@@ -92,19 +124,28 @@ __global__ void vocab_shard_sumexp_target_kernel(FBuf logits, const int32_t* tar
 
 // logits ← grad_scale·(exp(z − rowmax)/sumexp − onehot(t − v0)); zero rows where t = −1
 __global__ void vocab_shard_grad_kernel(FBuf logits, const int32_t* targets, int64_t v0, const float* rowmax,
-                                     const float* sumexp, float grad_scale, int64_t V) {
+                                     const float* sumexp, float grad_scale, int64_t V, bool vec) {
   const int64_t row = blockIdx.x, base = row * V;
   const int32_t t = targets[row];
   if (t < 0) {
-    for (int64_t c = threadIdx.x; c < V; c += blockDim.x) logits.st(base + c, 0.f);
+    for (int64_t c = threadIdx.x * int64_t(kVec); c < V; c += int64_t(blockDim.x) * kVec) {
+      const float zero[kVec] = {};
+      logits.st8(base + c, zero, vec, vec_len(V, c));
+    }
     return;
   }
   const float m = rowmax[row], inv = grad_scale / sumexp[row];
   const int64_t r = int64_t(t) - v0;  // may be outside [0, V): then no column is the target
-  for (int64_t c = threadIdx.x; c < V; c += blockDim.x) {
-    float g = expf(logits.ld(base + c) - m) * inv;
-    if (c == r) g -= grad_scale;
-    logits.st(base + c, g);
+  for (int64_t c = threadIdx.x * int64_t(kVec); c < V; c += int64_t(blockDim.x) * kVec) {
+    const int n = vec_len(V, c);
+    float z[kVec];
+    logits.ld8(base + c, z, vec, n);
+    DT_UNROLL
+    for (int j = 0; j < kVec; ++j) {
+      z[j] = expf(z[j] - m) * inv;
+      if (c + j == r) z[j] -= grad_scale;
+    }
+    logits.st8(base + c, z, vec, n);
   }
 }
 
@@ -152,7 +193,8 @@ double cross_entropy(Tensor logits, Tensor targets, Tensor losses, float grad_sc
   if (N == 0) return 0.0;
   HostResult* res = host_result_scratch();
   CUDA_CHECK(cudaMemsetAsync(&res->bad_index, 0xff, 2 * sizeof(int), cuda_stream()));  // bad_index = −1
-  DT_LAUNCH(cross_entropy_kernel, N, kRowThreads, 0, z, targets.i32(), losses.f32(), res, V, grad_scale);
+  DT_LAUNCH(cross_entropy_kernel, N, row_threads(vec_steps(V), kRowThreads), 0, z, targets.i32(), losses.f32(), res,
+            V, grad_scale, vec_ok(V, {z.p}));
   DT_LAUNCH(sum_losses_kernel, 1, kSumThreads, 0, res, acc, losses.f32(), N);
   if (acc) return 0.0;
   const HostResult h = fetch_host_result(res);
@@ -169,7 +211,8 @@ void vocab_shard_row_max(Tensor logits, Tensor rowmax) {
   DT_CHECK(rowmax.numel() == N, op, " rowmax ", rowmax.shape_str());
   const FBuf z = fbuf(logits, op);
   if (N == 0) return;
-  DT_LAUNCH(vocab_shard_row_max_kernel, N, kRowThreads, 0, z, rowmax.f32(), V);
+  DT_LAUNCH(vocab_shard_row_max_kernel, N, row_threads(vec_steps(V), kRowThreads), 0, z, rowmax.f32(), V,
+            vec_ok(V, {z.p}));
 }
 
 void vocab_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp,
@@ -179,8 +222,8 @@ void vocab_shard_sumexp_target(Tensor logits, Tensor targets, int64_t v0, Tensor
   check_stats(op, targets, {&rowmax, &sumexp, &target_logit}, N);
   const FBuf z = fbuf(logits, op);
   if (N == 0) return;
-  DT_LAUNCH(vocab_shard_sumexp_target_kernel, N, kRowThreads, 0, z, targets.i32(), v0, rowmax.f32(), sumexp.f32(),
-            target_logit.f32(), V);
+  DT_LAUNCH(vocab_shard_sumexp_target_kernel, N, row_threads(vec_steps(V), kRowThreads), 0, z, targets.i32(), v0,
+            rowmax.f32(), sumexp.f32(), target_logit.f32(), V, vec_ok(V, {z.p}));
 }
 
 void vocab_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, Tensor sumexp, float grad_scale) {
@@ -189,7 +232,8 @@ void vocab_shard_grad(Tensor logits, Tensor targets, int64_t v0, Tensor rowmax, 
   check_stats(op, targets, {&rowmax, &sumexp}, N);
   const FBuf z = fbuf(logits, op);
   if (N == 0) return;
-  DT_LAUNCH(vocab_shard_grad_kernel, N, kRowThreads, 0, z, targets.i32(), v0, rowmax.f32(), sumexp.f32(), grad_scale, V);
+  DT_LAUNCH(vocab_shard_grad_kernel, N, row_threads(vec_steps(V), kRowThreads), 0, z, targets.i32(), v0, rowmax.f32(),
+            sumexp.f32(), grad_scale, V, vec_ok(V, {z.p}));
 }
 
 double vocab_shard_loss(Tensor losses, Tensor targets, Tensor rowmax, Tensor sumexp, Tensor target_logit,

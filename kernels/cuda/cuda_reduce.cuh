@@ -69,6 +69,20 @@ inline int current_device() {
   return dev;
 }
 
+// How many blocks of `kernel` (threads each, smem bytes of dynamic shared
+// memory) the current device holds at once on all its multiprocessors: the
+// grid of a kernel that strides over its rows, to fill the device in one wave.
+template <class Kernel>
+int64_t resident_blocks(Kernel* kernel, int threads, size_t smem) {
+  static int sms[kMaxDevices] = {};
+  const int dev = current_device();
+  if (sms[dev] == 0) CUDA_CHECK(cudaDeviceGetAttribute(&sms[dev], cudaDevAttrMultiProcessorCount, dev));
+  int per_sm = 0;
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, reinterpret_cast<const void*>(kernel), threads,
+                                                           smem));
+  return int64_t(sms[dev]) * (per_sm > 0 ? per_sm : 1);
+}
+
 inline void* op_scratch(ScratchSlot slot, size_t bytes) {
   static void* bufs[kScratchSlots][kMaxDevices] = {};
   static size_t sizes[kScratchSlots][kMaxDevices] = {};

@@ -12,26 +12,43 @@ constexpr int kThreads = 256;
 // One fused pass; param, grad, m, v (n) f32. bc1, bc2 = 1 − β^step.
 // g = grad_scale·clip·grad (clip: the device's clipping factor, or null for 1);
 // m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²; p −= lr·( (m/bc1) / (sqrt(v/bc2) + eps) + wd·p )
-__global__ void adamw_kernel(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float b1,
-                             float b2, float eps, float wd, float bc1, float bc2, float gs, const float* clip) {
-  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+// Thread t updates elements [8t, 8t + 8) (cuda_common.cuh: kVec), with 16-byte
+// accesses when the four buffers are 16-byte aligned (a ZeRO shard or a
+// segment may start anywhere: then element by element, with the same result).
+__global__ void adamw_kernel(FBuf param, FBuf grad, FBuf m, FBuf v, int64_t n, float lr, float b1, float b2,
+                             float eps, float wd, float bc1, float bc2, float gs, const float* clip, bool vec) {
+  const int64_t i = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * kVec;
   if (i >= n) return;
-  const float g = grad[i] * (clip ? gs * *clip : gs);
-  const float mi = b1 * m[i] + (1.f - b1) * g;
-  const float vi = b2 * v[i] + (1.f - b2) * g * g;
-  m[i] = mi;
-  v[i] = vi;
-  const float update = (mi / bc1) / (sqrtf(vi / bc2) + eps);
-  const float p = param[i];
-  param[i] = p - lr * (update + wd * p);
+  const int k = vec_len(n, i);
+  const float scale = clip ? gs * *clip : gs;
+  float pv[kVec], gv[kVec], mv[kVec], vv[kVec];
+  grad.ld8(i, gv, vec, k);
+  m.ld8(i, mv, vec, k);
+  v.ld8(i, vv, vec, k);
+  param.ld8(i, pv, vec, k);
+  DT_UNROLL
+  for (int j = 0; j < kVec; ++j) {
+    const float g = gv[j] * scale;
+    mv[j] = b1 * mv[j] + (1.f - b1) * g;
+    vv[j] = b2 * vv[j] + (1.f - b2) * g * g;
+    const float update = (mv[j] / bc1) / (sqrtf(vv[j] / bc2) + eps);
+    pv[j] = pv[j] - lr * (update + wd * pv[j]);
+  }
+  m.st8(i, mv, vec, k);
+  v.st8(i, vv, vec, k);
+  param.st8(i, pv, vec, k);
 }
 
-// Stage 1 of Σx²: block b sums a grid-strided share of x in double into partial[b].
-__global__ void sum_squares_partial_kernel(double* partial, FBuf x, int64_t n) {
+// Stage 1 of Σx²: block b sums a grid-strided share of x's steps of kVec
+// elements in double into partial[b] (the same order with and without 16-byte accesses).
+__global__ void sum_squares_partial_kernel(double* partial, FBuf x, int64_t n, bool vec) {
   double s = 0.0;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const double v = x.ld(i);
-    s += v * v;
+  const int64_t steps = vec_steps(n);
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < steps; k += int64_t(gridDim.x) * blockDim.x) {
+    float v[kVec];
+    x.ld8(k * kVec, v, vec, vec_len(n, k * kVec));
+    DT_UNROLL
+    for (int j = 0; j < kVec; ++j) s += double(v[j]) * double(v[j]);  // the zeros past n add nothing
   }
   s = block_sum(s);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
@@ -54,9 +71,16 @@ __global__ void clip_factor_kernel(float* factor, const double* norm_sq, double 
   *factor = (max_norm > 0 && norm > max_norm) ? float(max_norm / norm) : 1.f;
 }
 
-__global__ void scale_kernel(FBuf x, int64_t n, float s) {
-  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (i < n) x.st(i, x.ld(i) * s);
+// x (n) ·= s; thread t scales elements [8t, 8t + 8).
+__global__ void scale_kernel(FBuf x, int64_t n, float s, bool vec) {
+  const int64_t i = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * kVec;
+  if (i >= n) return;
+  const int k = vec_len(n, i);
+  float v[kVec];
+  x.ld8(i, v, vec, k);
+  DT_UNROLL
+  for (int j = 0; j < kVec; ++j) v[j] *= s;
+  x.st8(i, v, vec, k);
 }
 
 }  // namespace
@@ -78,8 +102,10 @@ void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, const ops::AdamWParams
     require_dtype(p.clip, DType::F32, op, "clip");
     clip = p.clip.f32();
   }
-  DT_LAUNCH(adamw_kernel, blocks_for(n, kThreads), kThreads, 0, param.f32(), grad.f32(), m.f32(), v.f32(), n, p.lr,
-            p.beta1, p.beta2, p.eps, p.weight_decay, bc1, bc2, p.grad_scale, clip);
+  const FBuf pb{param.ptr, false}, gb{grad.ptr, false}, mb{m.ptr, false}, vb{v.ptr, false};
+  const bool vec = all_aligned16({pb.p, gb.p, mb.p, vb.p});
+  DT_LAUNCH(adamw_kernel, blocks_for(vec_steps(n), kThreads), kThreads, 0, pb, gb, mb, vb, n, p.lr, p.beta1, p.beta2,
+            p.eps, p.weight_decay, bc1, bc2, p.grad_scale, clip, vec);
 }
 
 void clip_factor(Tensor factor, Tensor norm_sq, double max_norm) {
@@ -95,9 +121,9 @@ double sum_squares(Tensor x, Tensor acc) {
   if (n == 0) return 0.0;
   HostResult* res = host_result_scratch();
   double* partial = partials_after(res);
-  const int64_t want = blocks_for(n, kThreads * 4);  // ≥ 4 elements per thread
+  const int64_t want = blocks_for(vec_steps(n), kThreads);  // ≥ one step (kVec elements) per thread
   const int nblocks = int(want < kMaxPartials ? want : kMaxPartials);
-  DT_LAUNCH(sum_squares_partial_kernel, nblocks, kThreads, 0, partial, xb, n);
+  DT_LAUNCH(sum_squares_partial_kernel, nblocks, kThreads, 0, partial, xb, n, all_aligned16({xb.p}));
   double* out = acc.defined() ? acc.f64() : nullptr;
   DT_LAUNCH(sum_partials_kernel, 1, kThreads, 0, res, out, partial, nblocks);
   return out ? 0.0 : fetch_host_result(res).value;
@@ -107,7 +133,7 @@ void scale(Tensor x, float s) {
   const FBuf xb = fbuf(x, "scale");
   const int64_t n = x.numel();
   if (n == 0) return;
-  DT_LAUNCH(scale_kernel, blocks_for(n, kThreads), kThreads, 0, xb, n, s);
+  DT_LAUNCH(scale_kernel, blocks_for(vec_steps(n), kThreads), kThreads, 0, xb, n, s, all_aligned16({xb.p}));
 }
 
 }  // namespace dt::cuda_ops

@@ -34,15 +34,22 @@
 // shared memory against the 48 KB default, the cudaFuncSetAttribute opt-in and
 // the sm_80 maximum); a fault while the kernel runs (deadlock, divergent
 // barrier, a misaligned or out-of-range ldmatrix/cp.async address, an
-// out-of-bounds access) becomes the device's sticky
-// error, which every later runtime call returns, as on a GPU.
+// out-of-bounds access, an n-byte load or store of device, pinned or shared
+// memory at an address that is not a multiple of n) becomes the device's
+// sticky error, which every later runtime call returns, as on a GPU. The
+// alignment check sees the accesses as g++ emits them: a uint4 copy it splits
+// into four 4-byte ones is checked as those, so the kernels' 16-byte accesses
+// go through ld16/st16 (cuda_common.cuh), which check theirs as one
+// (vector_access).
 //
 // What it cannot model: the weak memory model and inter-block concurrency
 // (atomics are trivially atomic); tensor-core and special-function rounding
 // (products and sums are plain fp32; of __expf's approximation only the
-// rounding of x·log2 e is reproduced); misaligned vector loads (x86 allows
-// them); the size of static __shared__ arrays (not counted against the 48
-// KB); host code reading device memory outside a tensor accessor (only
+// rounding of x·log2 e is reproduced); the alignment of static __shared__
+// arrays (the host compiler's, which may exceed what nvcc guarantees) and
+// accesses to kernel locals and parameters (registers or local memory on the
+// GPU, unchecked); the size of static __shared__ arrays (not counted against
+// the 48 KB); host code reading device memory outside a tensor accessor (only
 // Tensor::f32/i32/f64 of a CPU tensor check, core/emulation_hooks.hpp);
 // registers, occupancy, performance.
 #pragma once
@@ -103,6 +110,11 @@ void block_barrier(const std::source_location& site);
 void warp_barrier(const std::source_location& site, uint64_t token, const char* what);
 // Fails the running kernel (the launch reports it through cudaGetLastError).
 [[noreturn]] void fault(const std::string& what, const std::source_location& site);
+
+// A 16-byte access of the kernels' vector helpers (cuda_common.cuh: ld16,
+// st16), which copy with memcpy (not instrumented): checked here for bounds,
+// races and alignment, as the instrumentation checks an aligned access.
+void vector_access(const void* p, size_t bytes, bool write);
 
 template <typename T>
 T* dynamic_smem() {

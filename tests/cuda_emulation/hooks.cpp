@@ -3,13 +3,19 @@
 // compiler's instrumentation calls these functions on every load and store,
 // and the emulation routes them to the race detector and bounds checks of
 // memory.cpp. Nothing else of ThreadSanitizer is used (the kernels' threads
-// are fibers, synchronised by the emulated barriers).
+// are fibers, synchronised by the emulated barriers). The aligned hooks also
+// fault a misaligned address, as the GPU does (memory.hpp: kernel_access_aligned).
 #include <cstddef>
 #include <cstdint>
 
 #include "memory.hpp"
 
 using emu::mem::kernel_access;
+using emu::mem::kernel_access_aligned;
+
+namespace emu {
+void vector_access(const void* p, size_t bytes, bool write) { kernel_access_aligned(p, bytes, write); }
+}  // namespace emu
 
 extern "C" {
 
@@ -19,13 +25,13 @@ void __tsan_func_exit(void*) {}
 void __tsan_vptr_update(void*, void*) {}
 void __tsan_vptr_read(void*) {}
 
-#define DT_TSAN_ACCESS(n)                                                             \
-  void __tsan_read##n(void* p) { kernel_access(p, n, false); }                        \
-  void __tsan_write##n(void* p) { kernel_access(p, n, true); }                        \
-  void __tsan_unaligned_read##n(void* p) { kernel_access(p, n, false); }              \
-  void __tsan_unaligned_write##n(void* p) { kernel_access(p, n, true); }              \
-  void __tsan_read##n##_pc(void* p, void*) { kernel_access(p, n, false); }            \
-  void __tsan_write##n##_pc(void* p, void*) { kernel_access(p, n, true); }
+#define DT_TSAN_ACCESS(n)                                                          \
+  void __tsan_read##n(void* p) { kernel_access_aligned(p, n, false); }             \
+  void __tsan_write##n(void* p) { kernel_access_aligned(p, n, true); }             \
+  void __tsan_unaligned_read##n(void* p) { kernel_access(p, n, false); }           \
+  void __tsan_unaligned_write##n(void* p) { kernel_access(p, n, true); }           \
+  void __tsan_read##n##_pc(void* p, void*) { kernel_access_aligned(p, n, false); } \
+  void __tsan_write##n##_pc(void* p, void*) { kernel_access_aligned(p, n, true); }
 DT_TSAN_ACCESS(1)
 DT_TSAN_ACCESS(2)
 DT_TSAN_ACCESS(4)

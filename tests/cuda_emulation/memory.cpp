@@ -16,6 +16,10 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+// The static __shared__ arrays of the kernels (cuda_emulation.hpp, launch.cpp).
+extern "C" unsigned char __start_dt_emu_shared[] __attribute__((weak));
+extern "C" unsigned char __stop_dt_emu_shared[] __attribute__((weak));
+
 namespace emu::mem {
 namespace {
 
@@ -205,6 +209,17 @@ void shared_fault(const Accessor& a, const unsigned char* q, size_t bytes, bool 
                " bytes of dynamic shared memory the launch asked for");
 }
 
+void misaligned_fault(const Accessor& a, const unsigned char* q, size_t bytes, bool write, const std::string& where) {
+  Region& r = region();
+  if (r.faulted == a.id) return;
+  r.faulted = a.id;
+  char addr[32];
+  std::snprintf(addr, sizeof addr, "%p", static_cast<const void*>(q));
+  report_fault(std::string(a.name) + " " + (write ? "writes " : "reads ") + std::to_string(bytes) + " bytes at " +
+               where + ": misaligned address " + addr + " (not a multiple of " + std::to_string(bytes) +
+               ", as an access of that size must be on a GPU)");
+}
+
 void remember(const Accessor& a) {
   region().history[a.id % kHistory] = {a.id, a.clock, a.agent, a.name, a.stream};
 }
@@ -339,6 +354,17 @@ void shared_fault(const Accessor& a, const unsigned char* q, size_t bytes, bool 
 }
 void check_range(const Accessor& a, const unsigned char* q, size_t bytes, bool write) {
   mem::check_range(a, q, bytes, write);
+}
+void misaligned(const void* p, size_t bytes, bool write) {
+  const Accessor* a = running;
+  if (!a) return;
+  const auto* q = static_cast<const unsigned char*>(p);
+  if (q >= lo && q < hi) {
+    if (kind_of(q) == Kind::kNone) return;  // the bounds check reports it
+    mem::misaligned_fault(*a, q, bytes, write, describe(q, bytes));
+  } else if (__start_dt_emu_shared && q >= __start_dt_emu_shared && q < __stop_dt_emu_shared) {
+    mem::misaligned_fault(*a, q, bytes, write, "static shared memory");
+  }
 }
 }  // namespace fast
 

@@ -86,6 +86,11 @@ extern const unsigned char *shared, *shared_end;  // dynamic shared memory: the 
 constexpr size_t kSharedBytes = size_t(256) << 10;
 void shared_fault(const Accessor& a, const unsigned char* q, size_t bytes, bool write);
 void check_range(const Accessor& a, const unsigned char* q, size_t bytes, bool write);
+// An access whose address is not a multiple of its size: a fault of the
+// running op when it is in device, pinned or shared memory (dynamic or static
+// __shared__); elsewhere (kernel locals, parameters) the GPU would hold it in
+// registers or local memory, which the emulation does not model.
+void misaligned(const void* p, size_t bytes, bool write);
 }  // namespace fast
 inline void kernel_access(const void* p, size_t bytes, bool write) {
   const auto* q = static_cast<const unsigned char*>(p);
@@ -101,6 +106,16 @@ inline void kernel_access(const void* p, size_t bytes, bool write) {
     if (stamp == a->id * 2 + 1 || (!write && stamp == a->id * 2)) return;
   }
   fast::check_range(*a, q, bytes, write);
+}
+// A load or store the compiler emitted as naturally aligned (ThreadSanitizer's
+// __tsan_readN/__tsan_writeN, n = 2, 4, 8, 16): the GPU faults when the
+// address is not a multiple of n, x86 does not, so the check is here. The
+// __tsan_unaligned_* hooks are accesses the code itself declares less aligned
+// (a packed or 8-aligned 16-byte struct), which nvcc splits into aligned ones.
+inline void kernel_access_aligned(const void* p, size_t bytes, bool write) {
+  if (reinterpret_cast<uintptr_t>(p) & (bytes - 1)) [[unlikely]]
+    fast::misaligned(p, bytes, write);
+  kernel_access(p, bytes, write);
 }
 
 }  // namespace mem

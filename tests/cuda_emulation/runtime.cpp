@@ -15,11 +15,13 @@
 // memory come from memory.cpp (bounds and race checks); copies and memsets
 // declare their accesses there. A failed op or a race sets a sticky error
 // that every later call returns, as a device fault does.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "device.hpp"
@@ -172,6 +174,29 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   prop->warpSize = 32;
   prop->maxThreadsPerBlock = 1024;
   prop->totalGlobalMem = size_t(16) << 30;
+  return cudaSuccess;
+}
+// Two attributes the kernels size grids by; one multiprocessor, as the properties say.
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  if (device != 0) return fail(cudaErrorInvalidDevice, "cudaDeviceGetAttribute: the emulation has one device");
+  if (attr == cudaDevAttrMultiProcessorCount) {
+    *value = 1;
+  } else if (attr == cudaDevAttrMaxThreadsPerMultiProcessor) {
+    *value = 2048;
+  } else {
+    return fail(cudaErrorInvalidValue,
+                "cudaDeviceGetAttribute: attribute " + std::to_string(int(attr)) + " is not emulated");
+  }
+  return cudaSuccess;
+}
+// Blocks per multiprocessor from threads (2048 per SM) and shared memory (the
+// sm_80 opt-in maximum per SM) only: registers are not modelled.
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, const void*, int block_size, size_t smem) {
+  if (block_size <= 0 || block_size > 1024)
+    return fail(cudaErrorInvalidValue, "cudaOccupancyMaxActiveBlocksPerMultiprocessor: block size " +
+                                           std::to_string(block_size));
+  const size_t by_smem = smem ? (emu::kMaxOptInSmem + 1024) / (smem + 1024) : 32;  // 1 KB reserved per block
+  *blocks = int(std::min<size_t>({size_t(2048 / block_size), by_smem, 32}));
   return cudaSuccess;
 }
 cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {

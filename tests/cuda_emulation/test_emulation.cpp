@@ -15,6 +15,10 @@
 #include "core/error.hpp"
 #include "kernels/ops.hpp"
 
+namespace emu_probe {
+void copy16(const void* src, void* dst);  // probe_kernels.cpp: one 16-byte load and store
+}
+
 namespace {
 
 using namespace dt;
@@ -152,6 +156,23 @@ TEST(CudaEmulation, AKernelWritingPastItsAllocationFails) {
   DeviceBuffer a(100);
   const std::string what = failure([&] { ops::fill(Tensor(a.p, DType::F32, {120}, Device::cuda(0)), 1.f); });
   EXPECT_NE(what.find("outside every live allocation"), std::string::npos) << what;
+}
+
+// A GPU faults on a 16-byte load whose address is not a multiple of 16; x86
+// does not, so the emulation checks the address itself. Offsets 8 (one f32
+// pair, two bf16 pairs past a boundary) and 0, in device memory.
+TEST(CudaEmulation, AMisalignedVectorLoadFaultsAndAnAlignedOnePasses) {
+  DeviceBuffer a(64), b(64);
+  ASSERT_EQ(cudaMemset(a.p, 0, 64 * sizeof(float)), cudaSuccess);
+  const auto* src = static_cast<const unsigned char*>(a.p);
+  const std::string what = failure([&] { emu_probe::copy16(src + 8, b.p); });
+  EXPECT_NE(what.find("reads 16 bytes at allocation"), std::string::npos) << what;
+  EXPECT_NE(what.find("bytes [8, 24)"), std::string::npos) << what;
+  EXPECT_NE(what.find("misaligned address"), std::string::npos) << what;
+  EXPECT_EQ(failure([&] { emu_probe::copy16(src + 16, b.p); }), "");
+  const std::string store = failure([&] { emu_probe::copy16(src, static_cast<unsigned char*>(b.p) + 4); });
+  EXPECT_NE(store.find("writes 16 bytes"), std::string::npos) << store;
+  EXPECT_NE(store.find("misaligned address"), std::string::npos) << store;
 }
 
 // A view of device memory tagged as a CPU tensor would make a GPU fault in the
