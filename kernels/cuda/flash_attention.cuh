@@ -109,10 +109,17 @@ void store_lambda(const ops::DiffLambda& lam, DeviceScalars* s, const char* op);
 // cudaFuncSetAttribute applies to the current device only, so each kernel
 // instance opts into its dynamic shared memory above 48 KB once per device;
 // `done` is that instance's table.
+// A device with less (sm_86, sm_89, sm_120: 99–101 KB) gets a one-line error
+// naming both sizes instead of the runtime's "invalid argument".
 template <class Kernel>
 void opt_in_smem(Kernel* kernel, size_t bytes, bool (&done)[kMaxDevices]) {
   const int dev = current_device();
   if (done[dev]) return;
+  int limit = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  if (bytes > size_t(limit))
+    fail("flash attention: a kernel needs ", bytes, " bytes of shared memory per block, device ", dev,
+         " allows ", limit, " (the kernels are tiled for sm_80/sm_90: A100, H100, H200)");
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
   done[dev] = true;
 }

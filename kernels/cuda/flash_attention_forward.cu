@@ -46,6 +46,11 @@ struct Fwd {
   static_assert(kBytes <= kMaxSmem, "forward tiles exceed sm_80 shared memory");
 };
 
+// x as it reads back from the buffer b (rounded to bf16 when b holds bf16).
+__device__ __forceinline__ float as_stored(const FBuf& b, float x) {
+  return b.bf16 ? __bfloat162float(__float2bfloat16(x)) : x;
+}
+
 // λ of the combine, computed by one warp (double sums, as lambda_kernel).
 __device__ float warp_lambda(const LambdaVecs& l) {
   double a = 0.0, b = 0.0;
@@ -188,6 +193,8 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, Forward
   }
   if constexpr (COMBINE) {
     // Map 2's normalised rows to shared memory (f32, pitch LDX); map 1's warps combine.
+    // y = o1 − λ·o2 is formed from o1, o2 as stored for the backward (rounded to
+    // the cache's dtype), so the backward differentiates the function computed here.
     float* sx = reinterpret_cast<float*>(smem);
     if (m == 1) {
 #pragma unroll
@@ -195,8 +202,8 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, Forward
 #pragma unroll
         for (int c = 0; c < DV / 8; ++c) {
           float* x = sx + (r0 + g + 8 * hh) * C::LDX + c * 8 + 2 * t;
-          x[0] = o_acc[c][2 * hh] * inv[hh];
-          x[1] = o_acc[c][2 * hh + 1] * inv[hh];
+          x[0] = as_stored(o.out[1], o_acc[c][2 * hh] * inv[hh]);
+          x[1] = as_stored(o.out[1], o_acc[c][2 * hh + 1] * inv[hh]);
         }
     }
     __syncthreads();
@@ -210,7 +217,7 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(Problem p, Forward
           const float* x = sx + (r0 + g + 8 * hh) * C::LDX + c * 8 + 2 * t;
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const float y = o_acc[c][2 * hh + e] * inv[hh] - lambda * x[e];
+            const float y = as_stored(o.out[0], o_acc[c][2 * hh + e] * inv[hh]) - lambda * x[e];
             o_acc[c][2 * hh + e] = y;  // o_acc now holds y = o1 − λ·o2
             ss[hh] += y * y;
           }

@@ -10,8 +10,11 @@
 //   ldmatrix.sync.aligned.m8n8.x{2,4}[.trans].shared.b16: lanes 8i..8i+7 give the
 //     row addresses of matrix i (16-byte aligned); r[i] = row g, columns 2t..2t+1
 //     (.trans: column g, rows 2t..2t+1). So ldmatrix.x4 of a row-major 16×16 tile
-//     (matrices: rows 0-7 / 8-15 × columns 0-7 / 8-15, row-block fastest) is an A
-//     fragment, of a [n][k] tile a pair of B fragments, and .trans of a [k][n] tile too.
+//     is an A fragment when its matrices are taken row block fastest (rows 0-7 /
+//     8-15, then columns 0-7 / 8-15), and a pair of B fragments of an [n][k] tile
+//     when taken column block fastest ({r0, r1}: n rows 0-7, {r2, r3}: n rows 8-15);
+//     .trans of a [k][n] tile, row block fastest, is a pair of B fragments too
+//     (flash_attention.cuh: a_rows, b_pair, b_pair_trans).
 //   cp.async.cg.shared.global 16 bytes (src-size 0: zero fill), commit_group, wait_group N.
 //
 // Under DIFFTRON_CUDA_EMULATION these are tests/cuda_emulation/ptx.cpp, which

@@ -111,26 +111,36 @@ void mma_m16n8k16_bf16(float (&acc)[4], const uint32_t (&a)[4], const uint32_t (
 
 void ldmatrix(uint32_t* r, int num, bool trans, const void* row, const std::source_location& site) {
   if (num != 1 && num != 2 && num != 4) fault("ldmatrix: .num must be x1, x2 or x4", site);
-  const uint64_t mine[kXchgWords] = {reinterpret_cast<uintptr_t>(row), 0, 0, 0};
-  const uint64_t* warp = exchange(mine, site, "ldmatrix");
-  // Row q of matrix i is addressed by lane 8i + q (the other lanes' addresses are unused).
-  auto row_of = [&](int i, unsigned q) {
-    const void* p = reinterpret_cast<const void*>(warp[size_t(8 * i + q) * kXchgWords]);
-    check_shared_16(p, "ldmatrix", site);
-    return static_cast<const uint16_t*>(p);
-  };
-  const unsigned lane = cur->lane;
-  for (int i = 0; i < num; ++i) {
-    uint32_t lo, hi;
-    if (!trans) {  // row lane/4, elements 2·(lane%4) and +1
-      const uint16_t* p = row_of(i, lane / 4);
-      lo = p[2 * (lane % 4)], hi = p[2 * (lane % 4) + 1];
-    } else {  // the transpose: column lane/4 of rows 2·(lane%4) and +1
-      lo = row_of(i, 2 * (lane % 4))[lane / 4];
-      hi = row_of(i, 2 * (lane % 4) + 1)[lane / 4];
-    }
-    r[i] = lo | hi << 16;
+  const uint64_t generation = cur->xchg_count + 1;
+  const uint64_t mine[kXchgWords] = {reinterpret_cast<uintptr_t>(row), 0, 0, 0, 0, 0};
+  uint64_t* warp = exchange(mine, site, "ldmatrix");
+  // The first lane to resume reads shared memory for the whole warp, so every
+  // lane sees it as it was at the meeting (as the hardware reads before any
+  // later store of the warp); results go to words 1-2 of each lane's slot.
+  if (warp[5] != generation) {
+    // Row q of matrix i is addressed by lane 8i + q (the other lanes' addresses are unused).
+    auto row_of = [&](int i, unsigned q) {
+      const void* p = reinterpret_cast<const void*>(warp[size_t(8 * i + q) * kXchgWords]);
+      check_shared_16(p, "ldmatrix", site);
+      return static_cast<const uint16_t*>(p);
+    };
+    uint32_t res[32][4] = {};
+    for (unsigned lane = 0; lane < 32; ++lane)
+      for (int i = 0; i < num; ++i) {
+        uint32_t lo, hi;
+        if (!trans) {  // row lane/4, elements 2·(lane%4) and +1
+          const uint16_t* p = row_of(i, lane / 4);
+          lo = p[2 * (lane % 4)], hi = p[2 * (lane % 4) + 1];
+        } else {  // the transpose: column lane/4 of rows 2·(lane%4) and +1
+          lo = row_of(i, 2 * (lane % 4))[lane / 4];
+          hi = row_of(i, 2 * (lane % 4) + 1)[lane / 4];
+        }
+        res[lane][i] = lo | hi << 16;
+      }
+    for (unsigned lane = 0; lane < 32; ++lane) std::memcpy(warp + size_t(lane) * kXchgWords + 1, res[lane], 16);
+    warp[5] = generation;
   }
+  std::memcpy(r, warp + size_t(cur->lane) * kXchgWords + 1, sizeof(uint32_t) * size_t(num));
 }
 
 void cp_async_16(void* dst, const void* src, bool valid, const std::source_location& site) {

@@ -5,9 +5,10 @@
 // ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16 are warp-collective:
 // every lane publishes its registers (or its row address) in the exchange
 // buffer, the warp meets at the call's source line (all 32 lanes, as .aligned
-// requires), and each lane computes what the ISA's fragment tables give it
-// from the others' registers. So a kernel that indexes a fragment the way the
-// ISA does not document gets wrong numbers here, as on the GPU.
+// requires), and the first lane to resume computes, for every lane, what the
+// ISA's fragment tables give it from the others' registers (ldmatrix: from
+// shared memory as it is at the meeting). So a kernel that indexes a fragment
+// the way the ISA does not document gets wrong numbers here, as on the GPU.
 //
 // cp.async.cg.shared.global (16 bytes, src-size 16 or 0), commit_group and
 // wait_group N follow the asynchronous semantics: the destination is undefined

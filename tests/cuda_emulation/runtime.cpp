@@ -183,6 +183,8 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
     *value = 1;
   } else if (attr == cudaDevAttrMaxThreadsPerMultiProcessor) {
     *value = 2048;
+  } else if (attr == cudaDevAttrMaxSharedMemoryPerBlockOptin) {
+    *value = int(emu::kMaxOptInSmem);
   } else {
     return fail(cudaErrorInvalidValue,
                 "cudaDeviceGetAttribute: attribute " + std::to_string(int(attr)) + " is not emulated");
