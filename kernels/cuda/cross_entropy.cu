@@ -17,6 +17,31 @@ namespace {
 constexpr int kRowThreads = 512;
 constexpr int kSumThreads = 1024;
 
+// Row base of logits (V columns) overwritten with zeros (an ignored target).
+__device__ void zero_row(const FBuf& logits, int64_t base, int64_t V, bool vec) {
+  for (int64_t c = threadIdx.x * int64_t(kVec); c < V; c += int64_t(blockDim.x) * kVec) {
+    const float zero[kVec] = {};
+    logits.st8(base + c, zero, vec, vec_len(V, c));
+  }
+}
+
+// Row base of logits ← exp(z − mx)·inv − grad_scale·onehot(target) (inv = grad_scale / Σexp;
+// target: the row's target column, or outside [0, V) for none).
+__device__ void softmax_grad_row(const FBuf& logits, int64_t base, int64_t V, bool vec, float mx, float inv,
+                                 int64_t target, float grad_scale) {
+  for (int64_t c = threadIdx.x * int64_t(kVec); c < V; c += int64_t(blockDim.x) * kVec) {
+    const int n = vec_len(V, c);
+    float z[kVec];
+    logits.ld8(base + c, z, vec, n);
+    DT_UNROLL
+    for (int j = 0; j < kVec; ++j) {
+      z[j] = expf(z[j] - mx) * inv;
+      if (c + j == target) z[j] -= grad_scale;
+    }
+    logits.st8(base + c, z, vec, n);
+  }
+}
+
 // logits (N,V) in place; targets (N) i32 (−1 ignored); losses (N) f32.
 // Pass 1 keeps an online (max, Σexp) per thread, merged across the block;
 // pass 2 overwrites the row with grad_scale·(softmax − onehot) when grad_scale ≠ 0.
@@ -31,11 +56,7 @@ __global__ void cross_entropy_kernel(FBuf logits, const int32_t* targets, float*
       losses[row] = t == -1 ? 0.f : NAN;
       if (t != -1 && atomicCAS(&bad->bad_index, -1, int(row)) == -1) bad->bad_value = t;
     }
-    if (grad_scale != 0.f)
-      for (int64_t c = threadIdx.x * int64_t(kVec); c < V; c += int64_t(blockDim.x) * kVec) {
-        const float zero[kVec] = {};
-        logits.st8(base + c, zero, vec, vec_len(V, c));
-      }
+    if (grad_scale != 0.f) zero_row(logits, base, V, vec);
     return;
   }
   const float zt = logits.ld(base + t);  // read by every thread before the barriers below, so before any write
@@ -59,18 +80,7 @@ __global__ void cross_entropy_kernel(FBuf logits, const int32_t* targets, float*
   const float sum = block_sum(m == -INFINITY ? 0.f : s * expf(m - mx));
   if (threadIdx.x == 0) losses[row] = mx + logf(sum) - zt;
   if (grad_scale == 0.f) return;
-  const float inv = grad_scale / sum;
-  for (int64_t c = threadIdx.x * int64_t(kVec); c < V; c += int64_t(blockDim.x) * kVec) {
-    const int n = vec_len(V, c);
-    float z[kVec];
-    logits.ld8(base + c, z, vec, n);
-    DT_UNROLL
-    for (int j = 0; j < kVec; ++j) {
-      z[j] = expf(z[j] - mx) * inv;
-      if (c + j == t) z[j] -= grad_scale;
-    }
-    logits.st8(base + c, z, vec, n);
-  }
+  softmax_grad_row(logits, base, V, vec, mx, grad_scale / sum, t, grad_scale);
 }
 
 // One block: Σ losses (N) in double, into out->value or added to *acc.
@@ -127,26 +137,9 @@ __global__ void vocab_shard_grad_kernel(FBuf logits, const int32_t* targets, int
                                      const float* sumexp, float grad_scale, int64_t V, bool vec) {
   const int64_t row = blockIdx.x, base = row * V;
   const int32_t t = targets[row];
-  if (t < 0) {
-    for (int64_t c = threadIdx.x * int64_t(kVec); c < V; c += int64_t(blockDim.x) * kVec) {
-      const float zero[kVec] = {};
-      logits.st8(base + c, zero, vec, vec_len(V, c));
-    }
-    return;
-  }
-  const float m = rowmax[row], inv = grad_scale / sumexp[row];
-  const int64_t r = int64_t(t) - v0;  // may be outside [0, V): then no column is the target
-  for (int64_t c = threadIdx.x * int64_t(kVec); c < V; c += int64_t(blockDim.x) * kVec) {
-    const int n = vec_len(V, c);
-    float z[kVec];
-    logits.ld8(base + c, z, vec, n);
-    DT_UNROLL
-    for (int j = 0; j < kVec; ++j) {
-      z[j] = expf(z[j] - m) * inv;
-      if (c + j == r) z[j] -= grad_scale;
-    }
-    logits.st8(base + c, z, vec, n);
-  }
+  if (t < 0) return zero_row(logits, base, V, vec);
+  // t − v0 may be outside [0, V): then no column of this shard is the target.
+  softmax_grad_row(logits, base, V, vec, rowmax[row], grad_scale / sumexp[row], int64_t(t) - v0, grad_scale);
 }
 
 // One block: losses (N) = rowmax + log(sumexp) − target_logit (0 where t = −1); Σ in double into

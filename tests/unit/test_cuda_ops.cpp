@@ -26,11 +26,6 @@ using namespace dt_test;
 using reftest::randn;
 constexpr DType F32 = DType::F32, BF16 = DType::BF16, I32 = DType::I32;
 
-// An elementwise op or a short fp32 reduction, stored in dtype t. bf16: one rounding
-// to nearest even, relative error <= 2^-8 ≈ 3.9e-3; rtol 2e-2 allows a few ulps,
-// and atol 1e-3 of the scale covers results that cancel to near zero. f32: a few
-// fp32 roundoffs (6e-8 each) and a different summation order: 1e-5.
-Tol elementwise(DType t) { return t == BF16 ? Tol{1e-3, 2e-2} : Tol{1e-5, 1e-5}; }
 
 std::string tag(const std::string& what, DType t) { return what + " (" + dtype_name(t) + ")"; }
 

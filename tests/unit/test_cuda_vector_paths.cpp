@@ -25,9 +25,6 @@ using namespace dt_test;
 using reftest::randn;
 constexpr DType F32 = DType::F32, BF16 = DType::BF16, I32 = DType::I32;
 
-// bf16: one rounding (2^-8) and a few ulps, atol 1e-3 of the scale for
-// cancellation; f32: a few roundoffs in another order.
-Tol elementwise(DType t) { return t == BF16 ? Tol{1e-3, 2e-2} : Tol{1e-5, 1e-5}; }
 
 // A device tensor whose data starts `offset` elements into a fresh (256-byte
 // aligned) allocation: offset 1 puts it 2 (bf16) or 4 (f32) bytes past a

@@ -216,6 +216,11 @@ inline ::testing::AssertionResult near_all(const std::vector<float>& got, const 
 struct Tol {
   double atol, rtol;
 };
+// An elementwise op or a short fp32 reduction, stored in dtype t. bf16: one rounding
+// to nearest even, relative error <= 2^-8 ≈ 3.9e-3; rtol 2e-2 allows a few ulps,
+// and atol 1e-3 of the scale covers results that cancel to near zero. f32: a few
+// fp32 roundoffs (6e-8 each) and a different summation order: 1e-5.
+inline Tol elementwise(dt::DType t) { return t == dt::DType::BF16 ? Tol{1e-3, 2e-2} : Tol{1e-5, 1e-5}; }
 inline ::testing::AssertionResult close_to(const std::vector<float>& got, const std::vector<float>& want, Tol tol,
                                            const std::string& what) {
   return near_all(got, want, tol.atol * max_abs(want), tol.rtol, what);
