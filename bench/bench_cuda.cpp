@@ -43,7 +43,7 @@
 //                      <128,2> 134 KB.
 // ptxas -v (CUDA 13, sm_90; sm_80 within ±8), registers per thread, no spills anywhere:
 //   forward <64,1> 158, <128,1> 222, <64,2> 222, <128,2> 255 (with the combine: the same);
-//   dK/dV   <64,1> 239, <128,1> 248, <64,2> 247, <128,2> 237;
+//   dK/dV   <64,1> 239, <128,1> 248, <64,2> 244, <128,2> 236;
 //   dQ      <64,1> 196, <128,1> 244, <64,2> 217, <128,2> 213;  delta 40.
 // Occupancy: above 128 registers a 256-thread block takes more than half of an SM's
 // 64K registers, so every attention kernel runs one block (8 warps, 12.5% of the

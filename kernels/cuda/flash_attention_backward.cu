@@ -149,11 +149,12 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(Problem p, BackwardIo
     }
     // This warp's 16×BQ fragment tile x to the exchange and its partner's added in
     // map order (both warps then hold the same sum). Whole block: barriers inside.
-    auto swap_halves = [&](float (&x)[BQ / 8][4]) {
+    // first: the step's barrier already ended every read of the exchange.
+    auto swap_halves = [&](float (&x)[BQ / 8][4], bool first) {
       if constexpr (MAPS == 2) {
         float* mine = sX + warp * 16 * C::LDX;
         const float* other = sX + (warp ^ C::kGroups) * 16 * C::LDX;
-        __syncthreads();  // the exchange's previous readers are done
+        if (!first) __syncthreads();  // the exchange's previous readers are done
         if (!skip)
 #pragma unroll
           for (int j = 0; j < BQ / 8; ++j)
@@ -170,7 +171,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(Problem p, BackwardIo
             }
       }
     };
-    swap_halves(gT);  // Gᵀ = V[:, :d] dO[:, :d]ᵀ + V[:, d:] dO[:, d:]ᵀ
+    swap_halves(gT, true);  // Gᵀ = V[:, :d] dO[:, :d]ᵀ + V[:, d:] dO[:, d:]ᵀ
     if (!skip)
 #pragma unroll
       for (int j = 0; j < BQ / 8; ++j)
@@ -182,7 +183,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(Problem p, BackwardIo
           sT[j][e] = x.ds;
           gT[j][e] = dscale * x.p;
         }
-    swap_halves(gT);  // Σ_m dscale_m Pᵀ_m
+    swap_halves(gT, false);  // Σ_m dscale_m Pᵀ_m
     if (!skip) {
       mma_c_b<BQ, D>(dv, gT, so + c0, LDV, lane);           // dV[:, c0:c0+D) += Pcᵀ dO[:, c0:c0+D)
       mma_c_b<BQ, D>(dk, sT, sq + m * BQ * LDK, LDK, lane);  // dK_m += dSᵀ_m Q_m
